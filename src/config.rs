@@ -1,0 +1,860 @@
+//! The YAML configuration: parsed with serde, then checked by one `validate()` that reports
+//! every problem at once with its field path. Secrets and key files are read here, so that a
+//! config that loads is a config that can probe.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9523";
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The port a Callbridge uses when the Server Address names none.
+pub const CMS_COMPONENT_PORT: u16 = 5223;
+const DNS_PORT: u16 = 53;
+/// Secrets and PEM files are small; a bigger file is a mistake, not something to read whole.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+const MAX_SECRET_BYTES: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {source}")]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("config file {path} has {} problem(s):\n{}", problems.len(), Problems(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+struct Problems<'a>(&'a [String]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_address: SocketAddr,
+    pub dns: DnsConfig,
+    pub targets: Vec<Arc<Target>>,
+    /// Things that work but should be changed (e.g. an inline secret); logged at startup.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// Empty: use the system resolver configuration.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    /// The XMPP domain, lowercase without a trailing dot.
+    pub domain: String,
+    pub servers: ServerSource,
+    pub component: String,
+    /// `None` when `handshake: false`: no credentials are sent.
+    pub secret: Option<Secret>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub tls: TlsSettings,
+}
+
+impl Target {
+    pub fn handshake(&self) -> bool {
+        self.secret.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSource {
+    /// Discover servers with an SRV lookup of `_xmpp-component._tcp.<domain>`.
+    Srv,
+    /// One fixed server (`server_address`).
+    Static { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte, as a Callbridge does on port 5223.
+    #[default]
+    Direct,
+    /// Plaintext XEP-0114, as Prosody's `component_ports`.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    /// Trust anchors from `ca_file`; `None` means the system roots.
+    pub ca_certs: Option<Vec<CertificateDer<'static>>>,
+    /// SNI and verification name; `None` means the server's host.
+    pub server_name: Option<String>,
+    pub client_auth: Option<ClientIdentity>,
+}
+
+/// A client certificate chain and its key for mutual TLS.
+pub struct ClientIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ClientIdentity {
+    fn clone(&self) -> Self {
+        ClientIdentity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ClientIdentity({} certificate(s), key redacted)",
+            self.chain.len()
+        )
+    }
+}
+
+/// The component's shared secret. It has no `Display`, and `Debug` prints no part of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The only way to the value: for computing the handshake digest.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
+}
+
+// ---- the file as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen_address: Option<String>,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    dns: RawDns,
+    #[serde(default)]
+    targets: Vec<RawTarget>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    #[serde(default)]
+    nameservers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    domain: String,
+    #[serde(default)]
+    server_address: String,
+    #[serde(default)]
+    component: String,
+    #[serde(default)]
+    secret_file: Option<String>,
+    #[serde(default)]
+    secret_env: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default = "default_true")]
+    handshake: bool,
+    #[serde(default)]
+    interval: Option<String>,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    tls: RawTls,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default)]
+    mode: TlsMode,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    server_name: Option<String>,
+    #[serde(default)]
+    client_cert_file: Option<String>,
+    #[serde(default)]
+    client_key_file: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates YAML text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|source| ConfigError::Syntax {
+            path: path.to_owned(),
+            source,
+        })?;
+        raw.validate().map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+}
+
+/// Collects problems with their field paths while the raw config is checked.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl Checker {
+    fn problem(&mut self, field: &str, message: impl fmt::Display) {
+        self.problems.push(format!("{field}: {message}"));
+    }
+
+    fn duration(&mut self, field: &str, value: Option<&str>, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        match humantime::parse_duration(value.trim()) {
+            Ok(d) if d.is_zero() => {
+                self.problem(field, "must be longer than zero");
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(
+                    field,
+                    format!("{value:?} is not a duration like \"30s\" or \"1m30s\" ({e})"),
+                );
+                default
+            }
+        }
+    }
+
+    fn read_file(&mut self, field: &str, path: &str) -> Option<Vec<u8>> {
+        match read_bounded(Path::new(path)) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.problem(field, format!("cannot read {path}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, Vec<String>> {
+        let mut check = Checker::default();
+
+        let listen = self
+            .listen_address
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN_ADDRESS);
+        let listen_address = listen.parse().unwrap_or_else(|_| {
+            check.problem(
+                "listen_address",
+                format!("{listen:?} is not an address like \"0.0.0.0:9523\""),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        });
+        let interval = check.duration("interval", self.interval.as_deref(), DEFAULT_INTERVAL);
+        let timeout = check.duration("timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT);
+
+        let nameservers = self
+            .dns
+            .nameservers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, ns)| {
+                let parsed = parse_nameserver(ns);
+                if parsed.is_none() {
+                    check.problem(
+                        &format!("dns.nameservers[{i}]"),
+                        format!("{ns:?} is not an IP address with an optional port, like \"10.0.0.2:53\""),
+                    );
+                }
+                parsed
+            })
+            .collect();
+
+        if self.targets.is_empty() {
+            check.problem("targets", "at least one target is required");
+        }
+        let mut names = HashSet::new();
+        let targets = self
+            .targets
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, raw)| {
+                let field = format!("targets[{i}]");
+                if !raw.name.is_empty() && !names.insert(raw.name.clone()) {
+                    check.problem(
+                        &format!("{field}.name"),
+                        format!(
+                            "{:?} is used by another target; names must be unique",
+                            raw.name
+                        ),
+                    );
+                }
+                raw.validate(&field, interval, timeout, &mut check)
+                    .map(Arc::new)
+            })
+            .collect();
+
+        if check.problems.is_empty() {
+            Ok(Config {
+                listen_address,
+                dns: DnsConfig { nameservers },
+                targets,
+                warnings: check.warnings,
+            })
+        } else {
+            Err(check.problems)
+        }
+    }
+}
+
+impl RawTarget {
+    fn validate(
+        self,
+        field: &str,
+        default_interval: Duration,
+        default_timeout: Duration,
+        check: &mut Checker,
+    ) -> Option<Target> {
+        let problems_before = check.problems.len();
+        if self.name.trim().is_empty() {
+            check.problem(
+                &format!("{field}.name"),
+                "is required (it becomes the `target` label)",
+            );
+        }
+        let domain = normalise_host(&self.domain);
+        if domain.is_empty() {
+            check.problem(&format!("{field}.domain"), "is required (the XMPP domain)");
+        } else if !is_dns_name(&domain) {
+            check.problem(
+                &format!("{field}.domain"),
+                format!("{:?} is not a DNS name", self.domain),
+            );
+        }
+        let servers = parse_server_address(&self.server_address).unwrap_or_else(|message| {
+            check.problem(&format!("{field}.server_address"), message);
+            ServerSource::Srv
+        });
+        if self.component.trim().is_empty() {
+            check.problem(
+                &format!("{field}.component"),
+                "is required (the component name sent in the stream header)",
+            );
+        }
+        let secret = self.secret(field, check);
+        let interval = check.duration(
+            &format!("{field}.interval"),
+            self.interval.as_deref(),
+            default_interval,
+        );
+        let timeout = check.duration(
+            &format!("{field}.timeout"),
+            self.timeout.as_deref(),
+            default_timeout,
+        );
+        if timeout > interval {
+            check.problem(
+                &format!("{field}.timeout"),
+                format!(
+                    "{} is longer than the interval {}; probes of one target must not overlap",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            );
+        }
+        let tls = self.tls.validate(&format!("{field}.tls"), check);
+
+        if check.problems.len() > problems_before {
+            return None;
+        }
+        Some(Target {
+            name: self.name,
+            domain,
+            servers,
+            component: self.component.trim().to_owned(),
+            secret,
+            interval,
+            timeout,
+            tls: tls?,
+        })
+    }
+
+    /// Exactly one source when the handshake is on; the value itself never enters a message.
+    fn secret(&self, field: &str, check: &mut Checker) -> Option<Secret> {
+        let sources = [
+            self.secret_file.is_some(),
+            self.secret_env.is_some(),
+            self.secret.is_some(),
+        ];
+        let count = sources.iter().filter(|s| **s).count();
+        if !self.handshake {
+            if count > 0 {
+                check.warnings.push(format!(
+                    "{field}: handshake is false, so the configured secret is not used"
+                ));
+            }
+            return None;
+        }
+        if count != 1 {
+            check.problem(
+                field,
+                "set exactly one of secret_file, secret_env or secret (or handshake: false)",
+            );
+            return None;
+        }
+        let (value, origin) = if let Some(path) = &self.secret_file {
+            let bytes = check.read_file(&format!("{field}.secret_file"), path)?;
+            match String::from_utf8(bytes) {
+                Ok(text) => (text, format!("{field}.secret_file")),
+                Err(_) => {
+                    check.problem(
+                        &format!("{field}.secret_file"),
+                        format!("{path} is not UTF-8 text"),
+                    );
+                    return None;
+                }
+            }
+        } else if let Some(var) = &self.secret_env {
+            match std::env::var(var) {
+                Ok(value) => (value, format!("{field}.secret_env")),
+                Err(_) => {
+                    check.problem(
+                        &format!("{field}.secret_env"),
+                        format!("environment variable {var} is not set or not UTF-8"),
+                    );
+                    return None;
+                }
+            }
+        } else {
+            check.warnings.push(format!(
+                "{field}.secret: the secret is inline in the config file; prefer secret_file or secret_env"
+            ));
+            (
+                self.secret.clone().unwrap_or_default(),
+                format!("{field}.secret"),
+            )
+        };
+        // Files usually end with a newline that is not part of the secret.
+        let value = value.trim_end_matches(['\r', '\n']);
+        if value.is_empty() {
+            check.problem(&origin, "the secret is empty");
+            return None;
+        }
+        if value.len() > MAX_SECRET_BYTES {
+            check.problem(
+                &origin,
+                format!("the secret is longer than {MAX_SECRET_BYTES} bytes"),
+            );
+            return None;
+        }
+        Some(Secret::new(value))
+    }
+}
+
+impl RawTls {
+    fn validate(self, field: &str, check: &mut Checker) -> Option<TlsSettings> {
+        let before = check.problems.len();
+        let ca_certs = non_empty(&self.ca_file).and_then(|path| {
+            let field = format!("{field}.ca_file");
+            let pem = check.read_file(&field, path)?;
+            let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+            match certs {
+                Ok(certs) if !certs.is_empty() => Some(certs),
+                Ok(_) => {
+                    check.problem(&field, format!("{path} holds no PEM certificate"));
+                    None
+                }
+                Err(e) => {
+                    check.problem(&field, format!("{path} is not valid PEM: {e}"));
+                    None
+                }
+            }
+        });
+        let server_name = non_empty(&self.server_name).map(normalise_host);
+        if let Some(name) = &server_name {
+            if ServerName::try_from(name.as_str()).is_err() {
+                check.problem(
+                    &format!("{field}.server_name"),
+                    format!("{name:?} is not a DNS name or IP address"),
+                );
+            }
+        }
+        let client_auth = match (
+            non_empty(&self.client_cert_file),
+            non_empty(&self.client_key_file),
+        ) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => client_identity(field, cert, key, check),
+            _ => {
+                check.problem(
+                    field,
+                    "client_cert_file and client_key_file go together: set both or neither",
+                );
+                None
+            }
+        };
+        if self.mode == TlsMode::None
+            && (ca_certs.is_some() || server_name.is_some() || client_auth.is_some())
+        {
+            check.warnings.push(format!(
+                "{field}: mode is none (plaintext), so the other tls settings are not used"
+            ));
+        }
+        (check.problems.len() == before).then_some(TlsSettings {
+            mode: self.mode,
+            ca_certs,
+            server_name,
+            client_auth,
+        })
+    }
+}
+
+fn client_identity(
+    field: &str,
+    cert: &str,
+    key: &str,
+    check: &mut Checker,
+) -> Option<ClientIdentity> {
+    let cert_field = format!("{field}.client_cert_file");
+    let key_field = format!("{field}.client_key_file");
+    let cert_pem = check.read_file(&cert_field, cert);
+    let key_pem = check.read_file(&key_field, key);
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem?)
+        .filter_map(Result::ok)
+        .collect();
+    if chain.is_empty() {
+        check.problem(&cert_field, format!("{cert} holds no PEM certificate"));
+    }
+    // The key's parse error could quote key material, so only the path is reported.
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem?).ok();
+    if private_key.is_none() {
+        check.problem(&key_field, format!("{key} holds no PEM private key"));
+    }
+    Some(ClientIdentity {
+        chain,
+        key: private_key?,
+    })
+    .filter(|c| !c.chain.is_empty())
+}
+
+/// Lowercase, trimmed, without the trailing dot that names from DNS carry.
+pub fn normalise_host(host: &str) -> String {
+    host.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn is_dns_name(name: &str) -> bool {
+    name.parse::<IpAddr>().is_err() && ServerName::try_from(name).is_ok()
+}
+
+fn parse_nameserver(text: &str) -> Option<SocketAddr> {
+    let text = text.trim();
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        text.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, DNS_PORT))
+    })
+}
+
+/// `""` → SRV; `host`, `host:port`, `ip`, `[v6]:port`; without a port, 5223 as on CMS.
+fn parse_server_address(text: &str) -> Result<ServerSource, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(ServerSource::Srv);
+    }
+    let bad = || {
+        format!("{text:?} is not \"host\", \"host:port\", \"ip\" or \"[ipv6]:port\" (empty means SRV lookup)")
+    };
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(ServerSource::Static {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        });
+    }
+    if let Ok(ip) = text
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(ServerSource::Static {
+            host: ip.to_string(),
+            port: CMS_COMPONENT_PORT,
+        });
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(bad)?,
+        ),
+        None => (text, CMS_COMPONENT_PORT),
+    };
+    let host = normalise_host(host);
+    if !is_dns_name(&host) {
+        return Err(bad());
+    }
+    Ok(ServerSource::Static { host, port })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.yaml"))
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected validation problems, got {other:?}"),
+        }
+    }
+
+    const MINIMAL: &str = "
+targets:
+  - name: a
+    domain: Example.COM.
+    component: probe.example.com
+    secret: s3cret-value
+";
+
+    #[test]
+    fn defaults_apply_and_names_are_normalised() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.listen_address, "0.0.0.0:9523".parse().unwrap());
+        let target = &config.targets[0];
+        assert_eq!(target.domain, "example.com");
+        assert_eq!(target.servers, ServerSource::Srv);
+        assert_eq!(target.interval, DEFAULT_INTERVAL);
+        assert_eq!(target.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(target.tls.mode, TlsMode::Direct);
+        assert!(config
+            .warnings
+            .iter()
+            .any(|w| w.contains("targets[0].secret")));
+    }
+
+    #[test]
+    fn server_address_forms() {
+        let cases = [
+            ("", ServerSource::Srv),
+            (
+                "xmpp.example.com",
+                ServerSource::Static {
+                    host: "xmpp.example.com".into(),
+                    port: 5223,
+                },
+            ),
+            (
+                "XMPP.example.com.:5275",
+                ServerSource::Static {
+                    host: "xmpp.example.com".into(),
+                    port: 5275,
+                },
+            ),
+            (
+                "10.1.2.3",
+                ServerSource::Static {
+                    host: "10.1.2.3".into(),
+                    port: 5223,
+                },
+            ),
+            (
+                "[::1]:5347",
+                ServerSource::Static {
+                    host: "::1".into(),
+                    port: 5347,
+                },
+            ),
+            (
+                "::1",
+                ServerSource::Static {
+                    host: "::1".into(),
+                    port: 5223,
+                },
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_server_address(text), Ok(expected), "{text}");
+        }
+        for bad in ["host:0", "host:99999", "ho st", "a..b:1"] {
+            assert!(parse_server_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_field() {
+        let found = problems(
+            "
+listen_address: nowhere
+interval: soon
+dns:
+  nameservers: [\"not-an-ip\"]
+targets:
+  - name: a
+    domain: ''
+    component: ''
+    secret_file: /nonexistent/secret
+    timeout: 1m
+  - name: a
+    domain: example.com
+    server_address: 'bad host'
+    component: c
+    secret: x
+    secret_env: Y
+    tls:
+      client_cert_file: /tmp/only-cert.pem
+",
+        );
+        let expect = [
+            "listen_address:",
+            "interval:",
+            "dns.nameservers[0]:",
+            "targets[0].domain:",
+            "targets[0].component:",
+            "targets[0].secret_file: cannot read /nonexistent/secret",
+            "targets[1].name:",
+            "targets[1].server_address:",
+            "targets[1]: set exactly one of",
+            "targets[1].tls: client_cert_file and client_key_file go together",
+        ];
+        for e in expect {
+            assert!(
+                found.iter().any(|p| p.starts_with(e)),
+                "missing {e:?} in {found:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn timeout_longer_than_interval_is_rejected() {
+        let found = problems(&format!("{MINIMAL}    interval: 5s\n    timeout: 10s\n"));
+        assert!(
+            found.iter().any(|p| p.starts_with("targets[0].timeout:")),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse(&format!("{MINIMAL}    colour: blue\n")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown field `colour`"), "{text}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors_or_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_path = dir.path().join("secret");
+        std::fs::write(&secret_path, "top-secret-value\n").unwrap();
+        let text = format!(
+            "targets:\n  - name: a\n    domain: example.com\n    component: c\n    secret_file: {}\n    interval: nonsense\n",
+            secret_path.display()
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(!err.contains("top-secret-value"), "{err}");
+        let ok = parse(&text.replace("nonsense", "30s")).unwrap();
+        assert_eq!(
+            ok.targets[0].secret.as_ref().unwrap().expose(),
+            "top-secret-value"
+        );
+        let debug = format!("{ok:?}");
+        assert!(!debug.contains("top-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn handshake_false_needs_no_secret() {
+        let config = parse(
+            "targets:\n  - name: a\n    domain: example.com\n    component: c\n    handshake: false\n",
+        )
+        .unwrap();
+        assert!(!config.targets[0].handshake());
+    }
+}

@@ -1,0 +1,295 @@
+//! Step `cert`: what a Callbridge demands of the XMPP server's certificate, without network:
+//! a trusted chain, inside its validity, and SANs covering both the XMPP domain and the
+//! server's FQDN (RFC 6125 matching).
+
+use std::net::IpAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::CertificateError;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::X509Certificate;
+
+use super::{CertFacts, Failure, NameCoverage, NameRole, Reason};
+
+/// What the step needs: the chain as sent, webpki's verdict from the handshake, and the
+/// names the Callbridge requires.
+pub struct CertInput<'a> {
+    pub chain: &'a [CertificateDer<'static>],
+    pub verdict: &'a Result<(), rustls::Error>,
+    pub verifier: &'a WebPkiServerVerifier,
+    pub domain: &'a str,
+    pub fqdn: &'a str,
+}
+
+/// A subject alternative name as it matters for matching.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum San {
+    Dns(String),
+    Ip(IpAddr),
+}
+
+/// The facts (when the leaf parses) and the step's verdict.
+pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>) {
+    let Some(leaf_der) = input.chain.first() else {
+        return (
+            None,
+            Err(Failure::new(
+                Reason::CertUntrusted,
+                "the server sent no certificate",
+            )),
+        );
+    };
+    let leaf = match x509_parser::parse_x509_certificate(leaf_der) {
+        Ok((_, leaf)) => leaf,
+        Err(e) => {
+            return (
+                None,
+                Err(Failure::new(
+                    Reason::CertUntrusted,
+                    format!("the certificate does not parse: {e}"),
+                )),
+            )
+        }
+    };
+    let sans = subject_alt_names(&leaf);
+    let coverage = vec![
+        NameCoverage {
+            role: NameRole::Domain,
+            name: input.domain.to_owned(),
+            covered: covers(&sans, input.domain),
+        },
+        NameCoverage {
+            role: NameRole::Fqdn,
+            name: input.fqdn.to_owned(),
+            covered: covers(&sans, input.fqdn),
+        },
+    ];
+    let facts = CertFacts {
+        subject: leaf.subject().to_string(),
+        issuer: leaf.issuer().to_string(),
+        serial: leaf.raw_serial_as_string(),
+        sha256: hex(ring::digest::digest(&ring::digest::SHA256, leaf_der).as_ref()),
+        sans: sans.iter().map(San::to_string).collect(),
+        not_before: leaf.validity().not_before.timestamp(),
+        not_after: leaf.validity().not_after.timestamp(),
+        trusted: chain_trusted(input, &leaf),
+        coverage,
+    };
+    let verdict = judge(input.verdict, &facts);
+    (Some(facts), verdict)
+}
+
+fn judge(verdict: &Result<(), rustls::Error>, facts: &CertFacts) -> Result<(), Failure> {
+    let missing: Vec<String> = facts
+        .coverage
+        .iter()
+        .filter(|c| !c.covered)
+        .map(|c| format!("{} {}", c.role.as_str(), c.name))
+        .collect();
+    let mismatch = || {
+        Failure::new(
+            Reason::CertNameMismatch,
+            format!(
+                "the certificate's SANs [{}] do not cover the {}",
+                facts.sans.join(", "),
+                missing.join(" and the ")
+            ),
+        )
+    };
+    match verdict {
+        Err(rustls::Error::InvalidCertificate(error)) => Err(match error {
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Failure::new(
+                Reason::CertExpired,
+                format!("the certificate expired at {}", rfc3339(facts.not_after)),
+            ),
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                Failure::new(
+                    Reason::CertNotYetValid,
+                    format!(
+                        "the certificate is valid only from {}",
+                        rfc3339(facts.not_before)
+                    ),
+                )
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                mismatch()
+            }
+            other => Failure::new(
+                Reason::CertUntrusted,
+                format!(
+                    "the certificate (issuer {}) is not trusted: {other:?}",
+                    facts.issuer
+                ),
+            ),
+        }),
+        Err(other) => Err(Failure::new(Reason::CertUntrusted, other.to_string())),
+        Ok(()) if !missing.is_empty() => Err(mismatch()),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// Trust judged apart from time and names: verify as if it were the middle of the leaf's
+/// validity; a name error means the chain itself was accepted.
+fn chain_trusted(input: &CertInput<'_>, leaf: &X509Certificate<'_>) -> bool {
+    let (from, until) = (
+        leaf.validity().not_before.timestamp(),
+        leaf.validity().not_after.timestamp(),
+    );
+    let middle = from.saturating_add(until.saturating_sub(from) / 2).max(0) as u64;
+    let Ok(name) = ServerName::try_from(input.fqdn.to_owned()) else {
+        return false;
+    };
+    let result = input.verifier.verify_server_cert(
+        &input.chain[0],
+        &input.chain[1..],
+        &name,
+        &[],
+        UnixTime::since_unix_epoch(Duration::from_secs(middle)),
+    );
+    matches!(
+        result,
+        Ok(_)
+            | Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            ))
+    )
+}
+
+fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<San> {
+    let Ok(Some(extension)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    extension
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(San::Dns(dns.to_ascii_lowercase())),
+            GeneralName::IPAddress(bytes) => ip_from_bytes(bytes).map(San::Ip),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Dns(name) => f.write_str(name),
+            San::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// RFC 6125: names compare case-insensitively; `*` only as the whole left-most label, matching
+/// exactly one label and never the apex nor a public suffix-like single label; IP SANs match
+/// only IP addresses.
+pub fn covers(sans: &[San], name: &str) -> bool {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return sans.contains(&San::Ip(ip));
+    }
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    sans.iter().any(|san| match san {
+        San::Dns(pattern) => dns_matches(pattern.trim_end_matches('.'), &name),
+        San::Ip(_) => false,
+    })
+}
+
+fn dns_matches(pattern: &str, name: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    match pattern.strip_prefix("*.") {
+        Some(base) => {
+            !base.contains('*')
+                && base.contains('.')
+                && name
+                    .split_once('.')
+                    .is_some_and(|(first, rest)| !first.is_empty() && rest == base)
+        }
+        None => !pattern.contains('*') && pattern == name,
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+fn rfc3339(timestamp: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(timestamp.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dns(names: &[&str]) -> Vec<San> {
+        names.iter().map(|n| San::Dns(n.to_string())).collect()
+    }
+
+    #[test]
+    fn exact_names_match_case_insensitively() {
+        let sans = dns(&["xmpp.Example.com"]);
+        assert!(covers(&sans, "XMPP.example.COM"));
+        assert!(covers(&sans, "xmpp.example.com."));
+        assert!(!covers(&sans, "example.com"));
+    }
+
+    #[test]
+    fn wildcard_covers_one_label_only_never_the_apex() {
+        let sans = dns(&["*.example.com"]);
+        assert!(covers(&sans, "xmpp.example.com"));
+        assert!(covers(&sans, "XMPP.EXAMPLE.COM"));
+        assert!(!covers(&sans, "example.com"));
+        assert!(!covers(&sans, "a.b.example.com"));
+        assert!(!covers(&sans, "xmppexample.com"));
+    }
+
+    #[test]
+    fn partial_and_inner_wildcards_match_nothing() {
+        for pattern in [
+            "x*.example.com",
+            "xmpp.*.com",
+            "*",
+            "*.com",
+            "**.example.com",
+        ] {
+            assert!(!covers(&dns(&[pattern]), "xmpp.example.com"), "{pattern}");
+        }
+        assert!(!covers(&dns(&["*.com"]), "example.com"));
+    }
+
+    #[test]
+    fn ip_sans_match_only_ips() {
+        let sans = vec![
+            San::Ip("127.0.0.1".parse().unwrap()),
+            San::Dns("127.0.0.2".into()),
+        ];
+        assert!(covers(&sans, "127.0.0.1"));
+        assert!(
+            !covers(&sans, "127.0.0.2"),
+            "a DNS SAN must not match an IP"
+        );
+        assert!(!covers(&dns(&["localhost"]), "127.0.0.1"));
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(hex(&[0x00, 0xAB, 0xff]), "00abff");
+    }
+}

@@ -1,0 +1,266 @@
+//! Runs the steps in order for one target: SRV (or the configured server), then every server
+//! concurrently through resolve → connect → tls → cert → stream → handshake, each step bounded
+//! by what is left of the target's deadline and timed.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hickory_resolver::TokioResolver;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
+use tokio::time::{timeout_at, Instant};
+
+use super::cert::{self, CertInput};
+use super::tls::{TlsClient, TlsSetupError};
+use super::xmpp::XmppConn;
+use super::{
+    connect, handshake, resolve, srv, stream, Failure, Origin, Reason, Server, ServerReport, Step,
+    StepRecord, TargetReport,
+};
+use crate::config::{ServerSource, Target, TlsMode};
+
+/// The polite close is not a step; it only needs long enough for the server to answer.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// A target with what probing it needs, built once per config load.
+pub struct TargetProbe {
+    pub target: Arc<Target>,
+    resolver: TokioResolver,
+    tls: Option<TlsClient>,
+}
+
+impl TargetProbe {
+    pub fn new(target: Arc<Target>, resolver: TokioResolver) -> Result<TargetProbe, TlsSetupError> {
+        let tls = match target.tls.mode {
+            TlsMode::Direct => Some(TlsClient::new(&target.tls)?),
+            TlsMode::None => None,
+        };
+        Ok(TargetProbe {
+            target,
+            resolver,
+            tls,
+        })
+    }
+
+    /// The per-server steps this target runs: TLS mode and `handshake` decide.
+    pub fn expected_steps(&self) -> Vec<Step> {
+        let tls = self.tls.is_some();
+        let handshake = self.target.handshake();
+        Step::ALL
+            .into_iter()
+            .filter(|step| match step {
+                Step::Srv => false,
+                Step::Tls | Step::Cert => tls,
+                Step::Handshake => handshake,
+                _ => true,
+            })
+            .collect()
+    }
+}
+
+/// One probe cycle of one target.
+pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let deadline = clock + probe.target.timeout;
+    let (srv, servers) = match &probe.target.servers {
+        ServerSource::Static { host, port } => (
+            None,
+            vec![Server {
+                host: host.clone(),
+                port: *port,
+                origin: Origin::Static,
+            }],
+        ),
+        ServerSource::Srv => {
+            let (record, servers) = timed(
+                Step::Srv,
+                deadline,
+                srv::lookup(&probe.resolver, &probe.target.domain),
+            )
+            .await;
+            (Some(record), servers.unwrap_or_default())
+        }
+    };
+
+    // Servers are probed concurrently: a dead one never delays another.
+    let mut tasks = JoinSet::new();
+    for (index, server) in servers.into_iter().enumerate() {
+        let probe = probe.clone();
+        tasks.spawn(async move { (index, probe_server(&probe, server, deadline).await) });
+    }
+    let mut reports = Vec::with_capacity(tasks.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                tracing::error!(target = %probe.target.name, %error, "a server probe task failed")
+            }
+        }
+    }
+    reports.sort_by_key(|(index, _)| *index);
+
+    TargetReport {
+        target: probe.target.name.clone(),
+        started,
+        duration: clock.elapsed(),
+        srv,
+        servers: reports.into_iter().map(|(_, report)| report).collect(),
+        expected_steps: probe.expected_steps(),
+    }
+}
+
+async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) -> ServerReport {
+    let mut report = ServerReport::new(server.clone());
+    let Some(addresses) = report
+        .run(
+            Step::Resolve,
+            deadline,
+            resolve::lookup(&probe.resolver, &server.host),
+        )
+        .await
+    else {
+        return report;
+    };
+    let Some((tcp, address)) = report
+        .run(
+            Step::Connect,
+            deadline,
+            connect::connect(&addresses, server.port, deadline),
+        )
+        .await
+    else {
+        return report;
+    };
+    report.address = Some(address);
+
+    let Some(tls) = &probe.tls else {
+        converse(probe, &mut report, tcp, deadline).await;
+        return report;
+    };
+    let name = probe
+        .target
+        .tls
+        .server_name
+        .clone()
+        .unwrap_or_else(|| server.host.clone());
+    let handshake = async {
+        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
+            Failure::new(
+                Reason::TlsHandshake,
+                format!("{name:?} cannot be a TLS server name: {e}"),
+            )
+        })?;
+        tls.handshake(tcp, server_name).await
+    };
+    let Some(outcome) = report.run(Step::Tls, deadline, handshake).await else {
+        return report;
+    };
+    report.tls = outcome.facts.clone();
+
+    let inspected = Instant::now();
+    let (facts, verdict) = cert::inspect(&CertInput {
+        chain: &outcome.chain,
+        verdict: &outcome.verdict,
+        verifier: tls.verifier(),
+        domain: &probe.target.domain,
+        fqdn: &name,
+    });
+    report.cert = facts;
+    let accepted = verdict.is_ok();
+    report.steps.push(StepRecord {
+        step: Step::Cert,
+        duration: inspected.elapsed(),
+        result: verdict,
+    });
+    if let (true, Some(stream)) = (accepted, outcome.stream) {
+        converse(probe, &mut report, stream, deadline).await;
+    }
+    report
+}
+
+/// The XMPP part: stream header, handshake, then a polite close.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    probe: &TargetProbe,
+    report: &mut ServerReport,
+    io: S,
+    deadline: Instant,
+) {
+    let mut conn = XmppConn::new(io);
+    let Some(id) = report
+        .run(
+            Step::Stream,
+            deadline,
+            stream::open(&mut conn, &probe.target.component),
+        )
+        .await
+    else {
+        return;
+    };
+    report.stream_id = Some(id.clone());
+    if let Some(secret) = &probe.target.secret {
+        let authenticated = report
+            .run(
+                Step::Handshake,
+                deadline,
+                handshake::authenticate(&mut conn, &id, secret),
+            )
+            .await;
+        if authenticated.is_none() {
+            return;
+        }
+    }
+    conn.close(CLOSE_WAIT).await;
+}
+
+impl ServerReport {
+    /// Runs one step inside the deadline and records it.
+    async fn run<T>(
+        &mut self,
+        step: Step,
+        deadline: Instant,
+        work: impl Future<Output = Result<T, Failure>>,
+    ) -> Option<T> {
+        let (record, value) = timed(step, deadline, work).await;
+        self.steps.push(record);
+        value
+    }
+}
+
+async fn timed<T>(
+    step: Step,
+    deadline: Instant,
+    work: impl Future<Output = Result<T, Failure>>,
+) -> (StepRecord, Option<T>) {
+    let started = Instant::now();
+    let result = timeout_at(deadline, work).await.unwrap_or_else(|_| {
+        Err(Failure::new(
+            step.timeout_reason(),
+            format!(
+                "no result before the probe's deadline ({} ms into this step)",
+                started.elapsed().as_millis()
+            ),
+        ))
+    });
+    let duration = started.elapsed();
+    match result {
+        Ok(value) => (
+            StepRecord {
+                step,
+                duration,
+                result: Ok(()),
+            },
+            Some(value),
+        ),
+        Err(failure) => (
+            StepRecord {
+                step,
+                duration,
+                result: Err(failure),
+            },
+            None,
+        ),
+    }
+}

@@ -1,0 +1,27 @@
+//! Step `resolve`: the server's FQDN to addresses (AAAA and A).
+
+use std::net::IpAddr;
+
+use hickory_resolver::TokioResolver;
+
+use super::{dns, Failure, Reason};
+
+/// An IP literal needs no lookup; a name is looked up absolutely, AAAA first.
+pub async fn lookup(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAddr>, Failure> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let name = dns::absolute(host);
+    let answer = resolver
+        .lookup_ip(name.as_str())
+        .await
+        .map_err(|e| dns::failure(&e, &format!("A/AAAA {name}")))?;
+    let addresses: Vec<IpAddr> = answer.iter().collect();
+    if addresses.is_empty() {
+        return Err(Failure::new(
+            Reason::NoRecords,
+            format!("A/AAAA {name}: no addresses"),
+        ));
+    }
+    Ok(addresses)
+}

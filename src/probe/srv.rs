@@ -1,0 +1,63 @@
+//! Step `srv`: `_xmpp-component._tcp.<domain>`, as a Callbridge with an empty Server Address.
+
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::TokioResolver;
+
+use super::{dns, Failure, Origin, Reason, Server};
+use crate::config::normalise_host;
+
+pub fn service_name(domain: &str) -> String {
+    dns::absolute(&format!("_xmpp-component._tcp.{domain}"))
+}
+
+/// The servers in the SRV answer in RFC 2782 order (priority, then heavier weight first); the
+/// lowest-priority group is marked preferred. A lone "." target means "decidedly not offered".
+pub async fn lookup(resolver: &TokioResolver, domain: &str) -> Result<Vec<Server>, Failure> {
+    let name = service_name(domain);
+    let answer = resolver
+        .lookup(name.as_str(), RecordType::SRV)
+        .await
+        .map_err(|e| dns::failure(&e, &format!("SRV {name}")))?;
+    let mut records: Vec<_> = answer
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(srv) => Some(srv.clone()),
+            _ => None,
+        })
+        .collect();
+    if records.is_empty() {
+        return Err(Failure::new(
+            Reason::NoRecords,
+            format!("SRV {name}: no SRV records"),
+        ));
+    }
+    if records.iter().any(|r| r.target.is_root()) {
+        return Err(Failure::new(
+            Reason::SrvUnavailable,
+            format!("SRV {name}: target \".\", the service is decidedly not available"),
+        ));
+    }
+    records.sort_by_key(|r| (r.priority, std::cmp::Reverse(r.weight)));
+    let first_priority = records[0].priority;
+    let mut servers: Vec<Server> = Vec::with_capacity(records.len());
+    for record in records {
+        let server = Server {
+            host: normalise_host(&record.target.to_ascii()),
+            port: record.port,
+            origin: Origin::Srv {
+                priority: record.priority,
+                weight: record.weight,
+                preferred: record.priority == first_priority,
+            },
+        };
+        // One label per host:port: a duplicated record would otherwise collide in metrics.
+        if !servers
+            .iter()
+            .any(|s| s.host == server.host && s.port == server.port)
+        {
+            servers.push(server);
+        }
+    }
+    Ok(servers)
+}

@@ -1,0 +1,256 @@
+//! Step `tls`: a TLS handshake as a Callbridge does it (TLS 1.2 or newer, direct TLS).
+//!
+//! The verifier records the peer's chain and webpki's verdict before returning it, so the
+//! `cert` step can export facts about certificates that are rejected.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    AlertDescription, ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore,
+};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::{Failure, Reason, TlsFacts};
+use crate::config::TlsSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("no trust anchors: the system has no CA certificates; set tls.ca_file")]
+    NoRoots,
+    #[error("tls.ca_file or the system roots hold no usable CA certificate")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    #[error("cannot use the client certificate and key")]
+    ClientAuth(#[source] rustls::Error),
+    #[error("cannot set up TLS")]
+    Rustls(#[source] rustls::Error),
+}
+
+/// Per-target TLS client, built once per config load.
+#[derive(Clone, Debug)]
+pub struct TlsClient {
+    base: Arc<ClientConfig>,
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+/// What the handshake yielded. `stream` is `None` when the probe rejected the certificate:
+/// the server did its part, the `cert` step says what is wrong.
+pub struct TlsOutcome {
+    pub stream: Option<TlsStream<TcpStream>>,
+    pub chain: Vec<CertificateDer<'static>>,
+    pub verdict: Result<(), rustls::Error>,
+    pub facts: Option<TlsFacts>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// The system's CA certificates, read once.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                tracing::warn!(%error, "could not read some system CA certificates");
+            }
+            let mut roots = RootCertStore::empty();
+            let (added, ignored) = roots.add_parsable_certificates(found.certs);
+            tracing::debug!(added, ignored, "loaded system CA certificates");
+            Arc::new(roots)
+        })
+        .clone()
+}
+
+impl TlsClient {
+    pub fn new(settings: &TlsSettings) -> Result<TlsClient, TlsSetupError> {
+        let roots = match &settings.ca_certs {
+            Some(certs) => {
+                let mut roots = RootCertStore::empty();
+                roots.add_parsable_certificates(certs.iter().cloned());
+                Arc::new(roots)
+            }
+            None => system_roots(),
+        };
+        if roots.is_empty() {
+            return Err(TlsSetupError::NoRoots);
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(TlsSetupError::Verifier)?;
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(TlsSetupError::Rustls)?
+            .dangerous()
+            .with_custom_certificate_verifier(webpki.clone());
+        let mut config = match &settings.client_auth {
+            Some(identity) => builder
+                .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+                .map_err(TlsSetupError::ClientAuth)?,
+            None => builder.with_no_client_auth(),
+        };
+        // Every probe is a first contact, as a Callbridge's reconnect would be.
+        config.resumption = Resumption::disabled();
+        Ok(TlsClient {
+            base: Arc::new(config),
+            webpki,
+        })
+    }
+
+    pub fn verifier(&self) -> &WebPkiServerVerifier {
+        &self.webpki
+    }
+
+    pub async fn handshake(
+        &self,
+        tcp: TcpStream,
+        name: ServerName<'static>,
+    ) -> Result<TlsOutcome, Failure> {
+        let recorder = Arc::new(RecordingVerifier {
+            inner: self.webpki.clone(),
+            seen: Mutex::new(None),
+        });
+        let mut config = (*self.base).clone();
+        config
+            .dangerous()
+            .set_certificate_verifier(recorder.clone());
+        let result = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await;
+        let seen = recorder.seen.lock().expect("verifier lock").take();
+        match (result, seen) {
+            (Ok(stream), Some(seen)) => {
+                let (_, connection) = stream.get_ref();
+                let facts = TlsFacts {
+                    version: version_name(connection.protocol_version()),
+                    cipher: connection
+                        .negotiated_cipher_suite()
+                        .map(|s| format!("{:?}", s.suite()))
+                        .unwrap_or_default(),
+                };
+                Ok(TlsOutcome {
+                    stream: Some(stream),
+                    chain: seen.chain,
+                    verdict: seen.verdict,
+                    facts: Some(facts),
+                })
+            }
+            // Our own verifier aborted the handshake: the certificate is the problem.
+            (Err(_), Some(seen)) if seen.verdict.is_err() => Ok(TlsOutcome {
+                stream: None,
+                chain: seen.chain,
+                verdict: seen.verdict,
+                facts: None,
+            }),
+            (Err(error), _) => Err(failure(&error)),
+            (Ok(_), None) => Err(Failure::new(
+                Reason::TlsHandshake,
+                "handshake finished without a server certificate",
+            )),
+        }
+    }
+}
+
+fn version_name(version: Option<ProtocolVersion>) -> String {
+    match version {
+        Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
+        Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn failure(error: &std::io::Error) -> Failure {
+    let tls_error = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    match tls_error {
+        Some(rustls::Error::AlertReceived(AlertDescription::ProtocolVersion))
+        | Some(rustls::Error::PeerIncompatible(_)) => Failure::new(
+            Reason::TlsVersion,
+            format!("no common TLS version or cipher (TLS 1.2 or newer required): {error}"),
+        ),
+        Some(e) => Failure::new(Reason::TlsHandshake, e.to_string()),
+        None if error.kind() == std::io::ErrorKind::UnexpectedEof => Failure::new(
+            Reason::TlsHandshake,
+            "the server closed the connection during the TLS handshake (is this port TLS?)",
+        ),
+        None => Failure::new(Reason::TlsHandshake, error.to_string()),
+    }
+}
+
+struct Seen {
+    chain: Vec<CertificateDer<'static>>,
+    verdict: Result<(), rustls::Error>,
+}
+
+/// Delegates every decision to webpki and remembers the chain and the verdict.
+struct RecordingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+    seen: Mutex<Option<Seen>>,
+}
+
+impl std::fmt::Debug for RecordingVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordingVerifier")
+    }
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        let chain = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
+        *self.seen.lock().expect("verifier lock") = Some(Seen {
+            chain,
+            verdict: verdict.as_ref().map(|_| ()).map_err(Clone::clone),
+        });
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
