@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_max_level(cli.log_level)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal; log pipelines get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let mut config = match Config::load(&cli.config) {

@@ -76,7 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
                 .reader
                 .read_event_into_async(&mut buf)
                 .await
-                .map_err(|e| self.read_failure(e.to_string()))?;
+                .map_err(|e| self.read_failure(Some(&e)))?;
             match event {
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
                 Event::Text(text) if text.iter().all(u8::is_ascii_whitespace) => {}
@@ -90,9 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
                         "the server answered with something other than an XML stream"
                     }))
                 }
-                Event::Eof => {
-                    return Err(self.read_failure("the server closed the connection".into()))
-                }
+                Event::Eof => return Err(self.read_failure(None)),
                 Event::End(_) => return Ok(Incoming::End),
                 Event::Start(start) if !self.opened => {
                     if start.local_name().as_ref() != b"stream" {
@@ -130,7 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
             .read_to_end_into_async(element.name(), &mut buf)
             .await
             .map(|_| ())
-            .map_err(|e| self.read_failure(e.to_string()))
+            .map_err(|e| self.read_failure(Some(&e)))
     }
 
     /// The inside of `<stream:error>`: the first child names the condition; `<text>` explains.
@@ -144,7 +142,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
                 .reader
                 .read_event_into_async(&mut buf)
                 .await
-                .map_err(|e| self.read_failure(e.to_string()))?;
+                .map_err(|e| self.read_failure(Some(&e)))?;
             match event {
                 Event::Start(ref e) | Event::Empty(ref e) if depth == 0 => {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
@@ -175,18 +173,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         }
     }
 
-    fn read_failure(&self, detail: String) -> Failure {
+    /// Why reading stopped; `None` is a clean end of the byte stream.
+    fn read_failure(&self, error: Option<&quick_xml::Error>) -> Failure {
         if self.limit_reached() {
-            Failure::new(
+            return Failure::new(
                 Reason::Oversized,
                 format!(
                     "the server sent more than {READ_LIMIT} bytes without completing negotiation"
                 ),
-            )
-        } else if detail.contains("closed") || detail.starts_with("I/O error") {
-            Failure::new(Reason::Closed, detail)
-        } else {
-            protocol(format!("malformed XML from the server: {detail}"))
+            );
+        }
+        match error {
+            None => Failure::new(Reason::Closed, "the server closed the connection"),
+            Some(quick_xml::Error::Io(io)) => {
+                match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+                    // TLS 1.3 servers judge a client certificate after the client's handshake is done.
+                    Some(tls) => Failure::new(
+                        Reason::TlsHandshake,
+                        format!(
+                            "TLS failed after the handshake (a client certificate problem?): {tls}"
+                        ),
+                    ),
+                    None => Failure::new(Reason::Closed, format!("the connection failed: {io}")),
+                }
+            }
+            Some(other) => protocol(format!("malformed XML from the server: {other}")),
         }
     }
 

@@ -1,0 +1,1192 @@
+//! The exporter end to end against in-process peers that speak the real protocols: an
+//! authoritative DNS server (real DNS messages), XEP-0114 component servers (real TLS, real
+//! XML) and a test CA. Each test starts `run()` on port 0 and reads `/metrics` over HTTP.
+
+mod support;
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cms_xmpp_exporter::config::Config;
+use cms_xmpp_exporter::{run, Running};
+use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
+use support::dns::{DnsServer, Zone};
+use support::pki::{Leaf, Pki, Validity};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DOMAIN: &str = "example.test";
+const SRV_NAME: &str = "_xmpp-component._tcp.example.test";
+const XMPP1: &str = "xmpp1.example.test";
+const XMPP2: &str = "xmpp2.example.test";
+const COMPONENT: &str = "probe.example.test";
+const SECRET: &str = "probe-secret-do-not-leak-7f3a";
+/// How long a test waits for the exporter to show what it expects.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+// ---------- the lab: CA, secret file, DNS ----------
+
+struct Lab {
+    dir: TempDir,
+    pki: Pki,
+    dns: DnsServer,
+}
+
+impl Lab {
+    async fn new(zone: Zone) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), format!("{SECRET}\n")).unwrap();
+        let pki = Pki::new("cms-xmpp-exporter test CA");
+        pki.write_ca(dir.path());
+        Lab {
+            dir,
+            pki,
+            dns: DnsServer::start(zone).await,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A certificate as a CMS deployment should have it: domain and both FQDNs.
+    fn good_leaf(&self) -> Leaf {
+        self.pki.leaf(&[DOMAIN, XMPP1, XMPP2], Validity::Good)
+    }
+
+    async fn tls_server(&self, leaf: &Leaf, behaviour: Behaviour) -> ComponentServer {
+        component_server(Some(leaf.server_config()), behaviour).await
+    }
+
+    /// A target in YAML probed every second with a one-second deadline; `tls` adds lines
+    /// to its `tls:` block (indented by six spaces).
+    fn target(&self, name: &str, server_address: &str, tls: &str) -> String {
+        self.timed_target(name, server_address, "1s", "1s", tls)
+    }
+
+    fn timed_target(
+        &self,
+        name: &str,
+        server_address: &str,
+        interval: &str,
+        timeout: &str,
+        tls: &str,
+    ) -> String {
+        format!(
+            "  - name: {name}\n    domain: {DOMAIN}\n    server_address: \"{server_address}\"\n    component: {COMPONENT}\n    secret_file: {secret}\n    interval: {interval}\n    timeout: {timeout}\n    tls:\n      ca_file: {ca}\n{tls}",
+            secret = self.path("secret").display(),
+            ca = self.path("ca.pem").display(),
+        )
+    }
+
+    async fn exporter(&self, targets: &[String]) -> Exporter {
+        let yaml = format!(
+            "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\ntargets:\n{}",
+            self.dns.addr(),
+            targets.concat()
+        );
+        Exporter::start(&yaml).await
+    }
+}
+
+async fn component_server(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    behaviour: Behaviour,
+) -> ComponentServer {
+    ComponentServer::start(ComponentServerConfig {
+        tls,
+        components: vec![(COMPONENT.to_owned(), SECRET.to_owned())],
+        behaviour,
+        tls_delay: None,
+    })
+    .await
+}
+
+/// A zone where both XMPP servers resolve to 127.0.0.1.
+fn base_zone() -> Zone {
+    Zone::new()
+        .a(XMPP1, Ipv4Addr::LOCALHOST)
+        .a(XMPP2, Ipv4Addr::LOCALHOST)
+}
+
+/// A loopback port where nothing listens.
+async fn closed_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn server(host: &str, port: u16) -> String {
+    format!("{host}:{port}")
+}
+
+// ---------- the exporter and its /metrics ----------
+
+struct Exporter {
+    running: Option<Running>,
+    addr: SocketAddr,
+}
+
+impl Exporter {
+    async fn start(yaml: &str) -> Exporter {
+        let config = Config::parse(yaml, std::path::Path::new("test.yaml"))
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
+        let running = run(config).await.expect("exporter starts");
+        let addr = running.local_addr();
+        Exporter {
+            running: Some(running),
+            addr,
+        }
+    }
+
+    async fn scrape(&self) -> Scrape {
+        let body = http_get(self.addr, "/metrics").await;
+        Scrape::parse(&body)
+    }
+
+    /// Polls /metrics until `condition` holds; panics with `what` and the last scrape.
+    async fn wait(&self, what: &str, condition: impl Fn(&Scrape) -> bool) -> Scrape {
+        let give_up = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let scrape = self.scrape().await;
+            if condition(&scrape) {
+                return scrape;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                panic!(
+                    "timed out waiting for {what}; last /metrics:\n{}",
+                    scrape.relevant()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the target has completed `cycles` probe cycles.
+    async fn cycles(&self, target: &str, cycles: f64) -> Scrape {
+        self.wait(&format!("{cycles} probe cycles of {target}"), |s| {
+            s.value("cms_xmpp_probes_total", &[("target", target)]) >= Some(cycles)
+        })
+        .await
+    }
+
+    async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to exporter");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    body.to_owned()
+}
+
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: Vec<(String, String)>,
+    value: f64,
+}
+
+/// A parsed text exposition.
+struct Scrape {
+    text: String,
+    samples: Vec<Sample>,
+}
+
+impl Scrape {
+    fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(parse_sample)
+            .collect();
+        Scrape {
+            text: text.to_owned(),
+            samples,
+        }
+    }
+
+    /// Samples named `name` whose labels include every pair in `labels`.
+    fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+            })
+            .collect()
+    }
+
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        match self.find(name, labels).as_slice() {
+            [] => None,
+            [one] => Some(one.value),
+            many => panic!("{name} {labels:?} is ambiguous: {many:?}"),
+        }
+    }
+
+    fn label(&self, name: &str, labels: &[(&str, &str)], key: &str) -> Option<String> {
+        let found = self.find(name, labels);
+        let sample = found.first()?;
+        sample
+            .labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn relevant(&self) -> String {
+        self.text
+            .lines()
+            .filter(|l| l.starts_with("cms_xmpp_") && !l.contains("_bucket"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let (series, value) = line.rsplit_once(' ').expect("sample line");
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+    };
+    let Some((name, rest)) = series.split_once('{') else {
+        return Sample {
+            name: series.to_owned(),
+            labels: Vec::new(),
+            value,
+        };
+    };
+    let mut labels = Vec::new();
+    let mut chars = rest.trim_end_matches('}').chars().peekable();
+    while chars.peek().is_some() {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        assert_eq!(chars.next(), Some('"'), "label value quote in {line}");
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.push((key.trim_start_matches(',').to_owned(), value));
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    }
+}
+
+/// The step that failed in the last probe of a server, and why.
+fn failing(scrape: &Scrape, target: &str, server: &str) -> Option<(String, String)> {
+    let ids = [("target", target), ("server", server)];
+    let step = scrape.label("cms_xmpp_failing_step_info", &ids, "step")?;
+    let reason = scrape.label("cms_xmpp_failing_step_info", &ids, "reason")?;
+    Some((step, reason))
+}
+
+/// Runs one target against a lab and waits until its server fails at `step` with `reason`.
+async fn expect_failure(
+    lab: &Lab,
+    target: String,
+    server: &str,
+    step: &str,
+    reason: &str,
+) -> Scrape {
+    let exporter = lab.exporter(&[target]).await;
+    let scrape = exporter
+        .wait(&format!("{server} failing at {step} with {reason}"), |s| {
+            failing(s, "t", server) == Some((step.to_owned(), reason.to_owned()))
+        })
+        .await;
+    assert_eq!(
+        scrape.value("cms_xmpp_probe_success", &[("target", "t")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape
+            .value(
+                "cms_xmpp_probe_failures_total",
+                &[("target", "t"), ("step", step), ("reason", reason)]
+            )
+            .map(|v| v >= 1.0),
+        Some(true),
+        "failure counter for {step}/{reason}"
+    );
+    exporter.stop().await;
+    scrape
+}
+
+// ---------- success ----------
+
+#[tokio::test]
+async fn srv_with_two_servers_succeeds_and_exports_every_fact() {
+    let lab_zone = base_zone();
+    let lab = Lab::new(lab_zone).await;
+    let leaf = lab.good_leaf();
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let two = lab.tls_server(&leaf, Behaviour::Normal).await;
+    lab.dns.set_zone(
+        base_zone()
+            .srv(SRV_NAME, 10, 60, one.addr().port(), XMPP1)
+            .srv(SRV_NAME, 20, 40, two.addr().port(), XMPP2),
+    );
+    let (s1, s2) = (
+        server(XMPP1, one.addr().port()),
+        server(XMPP2, two.addr().port()),
+    );
+    let exporter = lab.exporter(&[lab.target("t", "", "")]).await;
+    let scrape = exporter
+        .wait("both servers up", |s| {
+            s.value("cms_xmpp_server_up", &[("server", &s1)]) == Some(1.0)
+                && s.value("cms_xmpp_server_up", &[("server", &s2)]) == Some(1.0)
+        })
+        .await;
+
+    assert_eq!(
+        scrape.value("cms_xmpp_probe_success", &[("target", "t")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value("cms_xmpp_srv_records", &[("target", "t")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        scrape.value("cms_xmpp_step_success", &[("step", "srv")]),
+        Some(1.0)
+    );
+    for s in [&s1, &s2] {
+        for step in ["resolve", "connect", "tls", "cert", "stream", "handshake"] {
+            let ids = [("server", s.as_str()), ("step", step)];
+            assert_eq!(
+                scrape.value("cms_xmpp_step_success", &ids),
+                Some(1.0),
+                "{s} {step}"
+            );
+            let seconds = scrape
+                .value("cms_xmpp_step_last_duration_seconds", &ids)
+                .unwrap();
+            assert!(seconds > 0.0 && seconds < 1.0, "{s} {step} took {seconds}s");
+            assert!(scrape.value("cms_xmpp_step_duration_seconds_count", &ids) >= Some(1.0));
+        }
+        assert_eq!(failing(&scrape, "t", s), None);
+        let ids = [("server", s.as_str())];
+        assert_eq!(scrape.value("cms_xmpp_cert_trusted", &ids), Some(1.0));
+        for (role, name) in [("domain", DOMAIN), ("fqdn", s.split(':').next().unwrap())] {
+            let covered = [("server", s.as_str()), ("role", role), ("name", name)];
+            assert_eq!(
+                scrape.value("cms_xmpp_cert_san_covered", &covered),
+                Some(1.0),
+                "{s} {role}"
+            );
+        }
+        let version = scrape.label("cms_xmpp_tls_info", &ids, "version").unwrap();
+        assert!(version == "TLSv1.3" || version == "TLSv1.2", "{version}");
+        let sans = scrape.label("cms_xmpp_cert_info", &ids, "sans").unwrap();
+        assert_eq!(sans, format!("{DOMAIN},{XMPP1},{XMPP2}"));
+        let not_after = scrape
+            .value("cms_xmpp_cert_not_after_timestamp_seconds", &ids)
+            .unwrap();
+        let days_left = (not_after - now()) / 86400.0;
+        assert!((80.0..=91.0).contains(&days_left), "{days_left} days left");
+        assert!(
+            scrape
+                .value("cms_xmpp_last_success_timestamp_seconds", &ids)
+                .unwrap()
+                > now() - 60.0
+        );
+        assert_eq!(
+            scrape.label("cms_xmpp_server_address_info", &ids, "address"),
+            Some(format!("127.0.0.1:{}", s.rsplit(':').next().unwrap()))
+        );
+    }
+    let info = |s: &str, key: &str| {
+        scrape
+            .label("cms_xmpp_server_info", &[("server", s)], key)
+            .unwrap()
+    };
+    assert_eq!(
+        (
+            info(&s1, "priority"),
+            info(&s1, "weight"),
+            info(&s1, "preferred")
+        ),
+        ("10".into(), "60".into(), "true".into())
+    );
+    assert_eq!(
+        (
+            info(&s2, "priority"),
+            info(&s2, "weight"),
+            info(&s2, "preferred")
+        ),
+        ("20".into(), "40".into(), "false".into())
+    );
+    assert_eq!(info(&s1, "source"), "srv");
+
+    // The probe closes its stream politely and sends a lowercase digest.
+    support::wait_for("a clean close", PATIENCE, || one.stats().clean_closes >= 1).await;
+    let stats = one.stats();
+    assert!(stats.handshakes_ok >= 1);
+    assert!(
+        stats
+            .digests
+            .iter()
+            .all(|d| d.len() == 40 && *d == d.to_lowercase()),
+        "{:?}",
+        stats.digests
+    );
+    assert_eq!(stats.sni.first().cloned().flatten().as_deref(), Some(XMPP1));
+    exporter.stop().await;
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test]
+async fn consecutive_probes_never_conflict_and_dns_is_asked_every_time() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    lab.dns
+        .set_zone(base_zone().srv(SRV_NAME, 0, 0, one.addr().port(), XMPP1));
+    let exporter = lab
+        .exporter(&[lab.timed_target("t", "", "200ms", "200ms", "")])
+        .await;
+    let scrape = exporter.cycles("t", 8.0).await;
+    assert_eq!(
+        scrape.value("cms_xmpp_probe_success", &[("target", "t")]),
+        Some(1.0)
+    );
+    assert!(
+        scrape
+            .find("cms_xmpp_probe_failures_total", &[("target", "t")])
+            .is_empty(),
+        "{}",
+        scrape.relevant()
+    );
+    let stats = one.stats();
+    assert_eq!(stats.conflicts, 0);
+    assert!(stats.handshakes_ok >= 8, "{stats:?}");
+    assert!(
+        lab.dns.queries(SRV_NAME, "SRV") >= 8,
+        "the SRV answer must not be cached"
+    );
+    assert!(
+        lab.dns.queries(XMPP1, "A") >= 8,
+        "the A answer must not be cached"
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn one_server_down_keeps_the_target_up() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let dead = closed_port().await;
+    lab.dns.set_zone(
+        base_zone()
+            .srv(SRV_NAME, 10, 50, one.addr().port(), XMPP1)
+            .srv(SRV_NAME, 10, 50, dead, XMPP2),
+    );
+    let exporter = lab.exporter(&[lab.target("t", "", "")]).await;
+    let down = server(XMPP2, dead);
+    let scrape = exporter
+        .wait("the dead server reported", |s| {
+            failing(s, "t", &down).is_some()
+        })
+        .await;
+    assert_eq!(
+        scrape.value("cms_xmpp_probe_success", &[("target", "t")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value(
+            "cms_xmpp_server_up",
+            &[("server", &server(XMPP1, one.addr().port()))]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value("cms_xmpp_server_up", &[("server", &down)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        failing(&scrape, "t", &down),
+        Some(("connect".into(), "refused".into()))
+    );
+    // Steps after the failure were not reached: present, and 0.
+    for step in ["tls", "cert", "stream", "handshake"] {
+        let ids = [("server", down.as_str()), ("step", step)];
+        assert_eq!(
+            scrape.value("cms_xmpp_step_success", &ids),
+            Some(0.0),
+            "{step}"
+        );
+        assert_eq!(
+            scrape.value("cms_xmpp_step_last_duration_seconds", &ids),
+            Some(0.0),
+            "{step}"
+        );
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_leaves_the_srv_answer_leaves_metrics() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.good_leaf();
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let two = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let (s1, s2) = (
+        server(XMPP1, one.addr().port()),
+        server(XMPP2, two.addr().port()),
+    );
+    lab.dns.set_zone(
+        base_zone()
+            .srv(SRV_NAME, 10, 50, one.addr().port(), XMPP1)
+            .srv(SRV_NAME, 10, 50, two.addr().port(), XMPP2),
+    );
+    let exporter = lab.exporter(&[lab.target("t", "", "")]).await;
+    exporter
+        .wait("both servers up", |s| {
+            s.value("cms_xmpp_server_up", &[("server", &s2)]) == Some(1.0)
+        })
+        .await;
+    lab.dns
+        .set_zone(base_zone().srv(SRV_NAME, 10, 50, one.addr().port(), XMPP1));
+    let scrape = exporter
+        .wait("xmpp2 gone from /metrics", |s| {
+            s.samples
+                .iter()
+                .all(|x| !x.labels.iter().any(|(_, v)| *v == s2))
+        })
+        .await;
+    assert_eq!(
+        scrape.value("cms_xmpp_srv_records", &[("target", "t")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value("cms_xmpp_server_up", &[("server", &s1)]),
+        Some(1.0)
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_aaaa_does_not_fail_a_server_whose_a_works() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    // ::1 at the same port: nothing listens there, so AAAA (tried first) is refused.
+    lab.dns
+        .set_zone(base_zone().aaaa(XMPP1, Ipv6Addr::LOCALHOST));
+    let target = lab.target("t", &server(XMPP1, one.addr().port()), "");
+    let exporter = lab.exporter(&[target]).await;
+    let s1 = server(XMPP1, one.addr().port());
+    let scrape = exporter
+        .wait("server up over A", |s| {
+            s.value("cms_xmpp_server_up", &[("server", &s1)]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        scrape.label(
+            "cms_xmpp_server_address_info",
+            &[("server", &s1)],
+            "address"
+        ),
+        Some(format!("127.0.0.1:{}", one.addr().port()))
+    );
+    assert_eq!(
+        scrape
+            .label("cms_xmpp_server_info", &[("server", &s1)], "source")
+            .as_deref(),
+        Some("static")
+    );
+    assert!(lab.dns.queries(XMPP1, "AAAA") >= 1);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn plaintext_openfire_dialect_and_no_handshake_modes() {
+    let lab = Lab::new(base_zone()).await;
+    let plain = component_server(None, Behaviour::SuccessAsOpenfire).await;
+    let silent_on_secret = component_server(None, Behaviour::Normal).await;
+    let targets = [
+        lab.target("openfire", &server(XMPP1, plain.addr().port()), "      mode: none\n"),
+        format!(
+            "  - name: header-only\n    domain: {DOMAIN}\n    server_address: \"{}\"\n    component: {COMPONENT}\n    handshake: false\n    tls:\n      mode: none\n",
+            server(XMPP2, silent_on_secret.addr().port())
+        ),
+    ];
+    let exporter = lab.exporter(&targets).await;
+    let scrape = exporter
+        .wait("both targets up", |s| {
+            s.value("cms_xmpp_probe_success", &[("target", "openfire")]) == Some(1.0)
+                && s.value("cms_xmpp_probe_success", &[("target", "header-only")]) == Some(1.0)
+        })
+        .await;
+    // Plaintext: no TLS or certificate steps at all.
+    assert!(scrape
+        .find(
+            "cms_xmpp_step_success",
+            &[("target", "openfire"), ("step", "tls")]
+        )
+        .is_empty());
+    assert!(scrape
+        .find("cms_xmpp_cert_trusted", &[("target", "openfire")])
+        .is_empty());
+    // No handshake: nothing was sent but the header.
+    assert!(scrape
+        .find(
+            "cms_xmpp_step_success",
+            &[("target", "header-only"), ("step", "handshake")]
+        )
+        .is_empty());
+    assert_eq!(silent_on_secret.stats().digests.len(), 0);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn wildcard_and_uppercase_sans_are_matched_like_rfc_6125() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab
+        .pki
+        .leaf(&["EXAMPLE.test", "*.Example.Test"], Validity::Good);
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let exporter = lab
+        .exporter(&[lab.target("t", &server(XMPP1, one.addr().port()), "")])
+        .await;
+    let s1 = server(XMPP1, one.addr().port());
+    let scrape = exporter
+        .wait("server up", |s| {
+            s.value("cms_xmpp_server_up", &[("server", &s1)]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(
+        scrape.value("cms_xmpp_cert_san_covered", &[("role", "domain")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        scrape.value("cms_xmpp_cert_san_covered", &[("role", "fqdn")]),
+        Some(1.0)
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_presents_the_configured_client_certificate() {
+    let lab = Lab::new(base_zone()).await;
+    let client_ca = Pki::new("client CA");
+    let client = client_ca.client_leaf("cms-xmpp-exporter");
+    std::fs::write(lab.path("client.pem"), &client.cert_pem).unwrap();
+    std::fs::write(lab.path("client.key"), &client.key_pem).unwrap();
+    let demanding = component_server(
+        Some(
+            lab.good_leaf()
+                .server_config_requiring_client_cert(&client_ca),
+        ),
+        Behaviour::Normal,
+    )
+    .await;
+    let address = server(XMPP1, demanding.addr().port());
+    let with_cert = format!(
+        "      client_cert_file: {}\n      client_key_file: {}\n",
+        lab.path("client.pem").display(),
+        lab.path("client.key").display()
+    );
+    let exporter = lab
+        .exporter(&[
+            lab.target("mtls", &address, &with_cert),
+            lab.target("t", &address, ""),
+        ])
+        .await;
+    let scrape = exporter
+        .wait("mtls up and the other refused", |s| {
+            s.value("cms_xmpp_probe_success", &[("target", "mtls")]) == Some(1.0)
+                && failing(s, "t", &address).is_some()
+        })
+        .await;
+    // TLS 1.3: the server judges the client certificate after the client's handshake is done,
+    // so the refusal arrives with the first read.
+    assert_eq!(
+        failing(&scrape, "t", &address),
+        Some(("stream".into(), "tls_handshake".into()))
+    );
+    assert!(demanding.stats().client_cert_seen >= 1);
+    exporter.stop().await;
+}
+
+// ---------- DNS failures ----------
+
+#[tokio::test]
+async fn srv_nxdomain() {
+    let lab = Lab::new(base_zone()).await;
+    expect_failure(&lab, lab.target("t", "", ""), "", "srv", "nxdomain").await;
+}
+
+#[tokio::test]
+async fn srv_missing_record() {
+    // The name exists (it has an A record) but no SRV.
+    let lab = Lab::new(base_zone().a(SRV_NAME, Ipv4Addr::LOCALHOST)).await;
+    let scrape = expect_failure(&lab, lab.target("t", "", ""), "", "srv", "no_records").await;
+    assert_eq!(
+        scrape.value("cms_xmpp_srv_records", &[("target", "t")]),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn srv_servfail() {
+    let lab = Lab::new(base_zone().servfail(SRV_NAME)).await;
+    expect_failure(&lab, lab.target("t", "", ""), "", "srv", "servfail").await;
+}
+
+#[tokio::test]
+async fn srv_service_decidedly_unavailable() {
+    let lab = Lab::new(base_zone().srv(SRV_NAME, 0, 0, 0, ".")).await;
+    expect_failure(&lab, lab.target("t", "", ""), "", "srv", "srv_unavailable").await;
+}
+
+#[tokio::test]
+async fn srv_timeout_within_the_deadline() {
+    let lab = Lab::new(base_zone().silent(SRV_NAME)).await;
+    let scrape = expect_failure(&lab, lab.target("t", "", ""), "", "srv", "dns_timeout").await;
+    let took = scrape
+        .value("cms_xmpp_step_last_duration_seconds", &[("step", "srv")])
+        .unwrap();
+    assert!(
+        (0.9..1.5).contains(&took),
+        "the srv step took {took}s with a 1s timeout"
+    );
+}
+
+#[tokio::test]
+async fn srv_target_without_an_address() {
+    let lab = Lab::new(Zone::new()).await;
+    let port = closed_port().await;
+    lab.dns
+        .set_zone(Zone::new().srv(SRV_NAME, 0, 0, port, "ghost.example.test"));
+    expect_failure(
+        &lab,
+        lab.target("t", "", ""),
+        &server("ghost.example.test", port),
+        "resolve",
+        "nxdomain",
+    )
+    .await;
+}
+
+// ---------- network and TLS failures ----------
+
+/// Probes the one server at xmpp1:`port` and waits for it to fail at `step` with `reason`.
+async fn expect_static_failure(
+    lab: &Lab,
+    port: u16,
+    tls: &str,
+    step: &str,
+    reason: &str,
+) -> Scrape {
+    let address = server(XMPP1, port);
+    expect_failure(lab, lab.target("t", &address, tls), &address, step, reason).await
+}
+
+fn last_duration(scrape: &Scrape, step: &str) -> f64 {
+    scrape
+        .value("cms_xmpp_step_last_duration_seconds", &[("step", step)])
+        .unwrap()
+}
+
+#[tokio::test]
+async fn closed_port_is_refused() {
+    let lab = Lab::new(base_zone()).await;
+    expect_static_failure(&lab, closed_port().await, "", "connect", "refused").await;
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_at_the_right_step() {
+    let lab = Lab::new(base_zone()).await;
+    let silent = component_server(None, Behaviour::Silent).await;
+    let port = silent.addr().port();
+    // Direct TLS to a server that never speaks: the TLS handshake waits and times out.
+    let scrape = expect_static_failure(&lab, port, "", "tls", "timeout").await;
+    let took = last_duration(&scrape, "tls");
+    assert!(
+        (0.8..1.5).contains(&took),
+        "tls took {took}s with a 1s timeout"
+    );
+    // Plaintext: the stream header is never answered.
+    let scrape = expect_static_failure(&lab, port, "      mode: none\n", "stream", "timeout").await;
+    let took = last_duration(&scrape, "stream");
+    assert!(
+        (0.8..1.5).contains(&took),
+        "stream took {took}s with a 1s timeout"
+    );
+}
+
+#[tokio::test]
+async fn tls_to_a_plaintext_port_fails_the_tls_step() {
+    let lab = Lab::new(base_zone()).await;
+    let plain = component_server(None, Behaviour::Normal).await;
+    expect_static_failure(&lab, plain.addr().port(), "", "tls", "tls_handshake").await;
+}
+
+// ---------- certificate failures: the facts are still exported ----------
+
+async fn expect_cert_failure(leaf: Leaf, lab: &Lab, reason: &str) -> Scrape {
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let scrape = expect_static_failure(lab, one.addr().port(), "", "cert", reason).await;
+    let not_after = scrape.value("cms_xmpp_cert_not_after_timestamp_seconds", &[]);
+    assert!(not_after.is_some(), "not_after exported");
+    let sha256 = scrape.label("cms_xmpp_cert_info", &[], "sha256");
+    assert!(sha256.is_some_and(|h| h.len() == 64));
+    let digests = one.stats().digests;
+    assert!(
+        digests.is_empty(),
+        "no credentials after a rejected certificate"
+    );
+    scrape
+}
+
+#[tokio::test]
+async fn expired_certificate() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.pki.leaf(&[DOMAIN, XMPP1], Validity::Expired);
+    let scrape = expect_cert_failure(leaf, &lab, "cert_expired").await;
+    let not_after = scrape.value("cms_xmpp_cert_not_after_timestamp_seconds", &[]);
+    assert!(not_after.unwrap() < now());
+    let trusted = scrape.value("cms_xmpp_cert_trusted", &[]);
+    assert_eq!(trusted, Some(1.0), "trust is judged apart from expiry");
+}
+
+#[tokio::test]
+async fn not_yet_valid_certificate() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.pki.leaf(&[DOMAIN, XMPP1], Validity::NotYetValid);
+    expect_cert_failure(leaf, &lab, "cert_not_yet_valid").await;
+}
+
+#[tokio::test]
+async fn untrusted_certificate() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = Pki::new("someone else's CA").leaf(&[DOMAIN, XMPP1], Validity::Good);
+    let scrape = expect_cert_failure(leaf, &lab, "cert_untrusted").await;
+    assert_eq!(scrape.value("cms_xmpp_cert_trusted", &[]), Some(0.0));
+    let issuer = scrape.label("cms_xmpp_cert_info", &[], "issuer").unwrap();
+    assert!(issuer.contains("someone else"), "{issuer}");
+}
+
+/// The SAN coverage the exporter reports for (domain, fqdn).
+fn coverage(scrape: &Scrape) -> (Option<f64>, Option<f64>) {
+    (
+        scrape.value("cms_xmpp_cert_san_covered", &[("role", "domain")]),
+        scrape.value("cms_xmpp_cert_san_covered", &[("role", "fqdn")]),
+    )
+}
+
+#[tokio::test]
+async fn certificate_without_the_server_fqdn() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab
+        .pki
+        .leaf(&[DOMAIN, "other.example.test"], Validity::Good);
+    let scrape = expect_cert_failure(leaf, &lab, "cert_name_mismatch").await;
+    assert_eq!(coverage(&scrape), (Some(1.0), Some(0.0)));
+    assert_eq!(scrape.value("cms_xmpp_cert_trusted", &[]), Some(1.0));
+}
+
+#[tokio::test]
+async fn certificate_without_the_xmpp_domain() {
+    // TLS itself accepts it (the FQDN matches), but a Callbridge needs the domain too.
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.pki.leaf(&[XMPP1], Validity::Good);
+    let scrape = expect_cert_failure(leaf, &lab, "cert_name_mismatch").await;
+    assert_eq!(coverage(&scrape), (Some(0.0), Some(1.0)));
+    let version = scrape.label("cms_xmpp_tls_info", &[], "version");
+    assert!(version.is_some(), "the handshake completed");
+}
+
+#[tokio::test]
+async fn soon_expiring_certificate_still_succeeds_and_says_when() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.pki.leaf(&[DOMAIN, XMPP1], Validity::ExpiresInDays(3));
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    let exporter = lab.exporter(&[lab.target("t", &address, "")]).await;
+    let scrape = exporter
+        .wait("server up", |s| {
+            s.value("cms_xmpp_server_up", &[("server", &address)]) == Some(1.0)
+        })
+        .await;
+    let not_after = scrape.value("cms_xmpp_cert_not_after_timestamp_seconds", &[]);
+    let days = (not_after.unwrap() - now()) / 86400.0;
+    assert!((2.0..=3.1).contains(&days), "{days} days left");
+    exporter.stop().await;
+}
+
+// ---------- XEP-0114 failures ----------
+
+/// A component server that knows the component under another secret.
+async fn wrong_secret_server(lab: &Lab) -> ComponentServer {
+    ComponentServer::start(ComponentServerConfig {
+        tls: Some(lab.good_leaf().server_config()),
+        components: vec![(COMPONENT.to_owned(), "another-secret".to_owned())],
+        behaviour: Behaviour::Normal,
+        tls_delay: None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn wrong_secret_is_not_authorized() {
+    let lab = Lab::new(base_zone()).await;
+    let wrong = wrong_secret_server(&lab).await;
+    let port = wrong.addr().port();
+    expect_static_failure(&lab, port, "", "handshake", "not_authorized").await;
+}
+
+#[tokio::test]
+async fn unknown_component_is_host_unknown_at_the_stream() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    let target = lab.target("t", &address, "").replace(
+        &format!("component: {COMPONENT}"),
+        "component: nobody.example.test",
+    );
+    expect_failure(&lab, target, &address, "stream", "host_unknown").await;
+}
+
+#[tokio::test]
+async fn a_name_already_connected_is_a_conflict() {
+    let lab = Lab::new(base_zone()).await;
+    let prosody_like = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    prosody_like.hold_connected(COMPONENT);
+    let port = prosody_like.addr().port();
+    expect_static_failure(&lab, port, "", "handshake", "conflict").await;
+    // Openfire refuses at the header; the error is read when the handshake answer is.
+    let openfire_like = lab
+        .tls_server(&lab.good_leaf(), Behaviour::ConflictAtHeader)
+        .await;
+    let port = openfire_like.addr().port();
+    expect_static_failure(&lab, port, "", "handshake", "conflict").await;
+}
+
+#[tokio::test]
+async fn a_server_that_hangs_up_is_closed() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab
+        .tls_server(&lab.good_leaf(), Behaviour::CloseAfterClientHeader)
+        .await;
+    expect_static_failure(&lab, one.addr().port(), "", "stream", "closed").await;
+}
+
+#[tokio::test]
+async fn garbage_is_a_protocol_failure() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Garbage).await;
+    expect_static_failure(&lab, one.addr().port(), "", "stream", "protocol").await;
+}
+
+#[tokio::test]
+async fn an_endless_header_is_cut_off_with_bounded_memory() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab
+        .tls_server(&lab.good_leaf(), Behaviour::HugeHeader)
+        .await;
+    let address = server(XMPP1, one.addr().port());
+    // Several cycles: memory stays flat because every read is capped at 64 KiB.
+    let before = resident_kib();
+    let exporter = lab
+        .exporter(&[lab.timed_target("t", &address, "100ms", "100ms", "")])
+        .await;
+    let scrape = exporter.cycles("t", 20.0).await;
+    assert_eq!(
+        failing(&scrape, "t", &address),
+        Some(("stream".into(), "oversized".into()))
+    );
+    let grown = resident_kib().saturating_sub(before);
+    // Twenty cycles of an unbounded reader would have buffered megabytes.
+    assert!(grown < 16 * 1024, "resident memory grew by {grown} KiB");
+    exporter.stop().await;
+}
+
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+// ---------- startup and the binary ----------
+
+#[tokio::test]
+async fn every_step_is_present_before_the_first_probe_finishes() {
+    let lab = Lab::new(base_zone().silent(SRV_NAME)).await;
+    let silent = component_server(None, Behaviour::Silent).await;
+    let exporter = lab
+        .exporter(&[
+            lab.timed_target("srv", "", "10s", "5s", ""),
+            lab.timed_target(
+                "static",
+                &server(XMPP1, silent.addr().port()),
+                "10s",
+                "5s",
+                "",
+            ),
+        ])
+        .await;
+    let scrape = exporter.scrape().await;
+    assert_eq!(
+        scrape.value(
+            "cms_xmpp_step_success",
+            &[("target", "srv"), ("step", "srv")]
+        ),
+        Some(0.0)
+    );
+    for step in ["resolve", "connect", "tls", "cert", "stream", "handshake"] {
+        assert_eq!(
+            scrape.value(
+                "cms_xmpp_step_success",
+                &[("target", "static"), ("step", step)]
+            ),
+            Some(0.0),
+            "{step}"
+        );
+    }
+    assert_eq!(
+        scrape.value("cms_xmpp_probe_success", &[("target", "static")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value("cms_xmpp_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert!(scrape.find("cms_xmpp_build_info", &[]).len() == 1);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn the_secret_appears_in_no_log_line_and_no_metric() {
+    let lab = Lab::new(base_zone()).await;
+    let good = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let wrong = wrong_secret_server(&lab).await;
+    let config = format!(
+        "dns:\n  nameservers: [\"{}\"]\ntargets:\n{}{}",
+        lab.dns.addr(),
+        lab.target("good", &server(XMPP1, good.addr().port()), ""),
+        lab.target("wrong", &server(XMPP1, wrong.addr().port()), "")
+    );
+    std::fs::write(lab.path("config.yaml"), config).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cms-xmpp-exporter"))
+        .args(["--config", lab.path("config.yaml").to_str().unwrap()])
+        .args(["--listen-address", "127.0.0.1:0", "--log-level", "trace"])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    // The listening address is in the log; read until it appears.
+    let find_address = async {
+        use tokio::io::AsyncBufReadExt;
+        loop {
+            let mut line = String::new();
+            assert!(
+                stderr.read_line(&mut line).await.unwrap() > 0,
+                "exporter exited early:\n{log}"
+            );
+            log.push_str(&line);
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<SocketAddr>()
+                    .unwrap();
+            }
+        }
+    };
+    let addr = tokio::time::timeout(PATIENCE, find_address)
+        .await
+        .expect("the exporter logs its address");
+    let exporter = Exporter {
+        running: None,
+        addr,
+    };
+    let scrape = exporter
+        .wait("both targets probed", |s| {
+            s.value("cms_xmpp_probe_success", &[("target", "good")]) == Some(1.0)
+                && s.value(
+                    "cms_xmpp_probe_failures_total",
+                    &[("target", "wrong"), ("reason", "not_authorized")],
+                )
+                .is_some()
+        })
+        .await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    stderr.read_to_string(&mut log).await.unwrap();
+    assert!(
+        log.contains("server is down"),
+        "the failure is logged:\n{log}"
+    );
+    assert!(!log.contains(SECRET), "the secret leaked into the log");
+    assert!(
+        !scrape.text.contains(SECRET),
+        "the secret leaked into /metrics"
+    );
+    let digest_of_secret = wrong.stats().digests;
+    assert!(
+        digest_of_secret.iter().all(|d| !log.contains(d.as_str())),
+        "the digest leaked into the log"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_config_exits_2_naming_every_problem_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "interval: often\ntargets:\n  - name: a\n    domain: example.test\n    component: ''\n    secret: {SECRET}\n    timeout: 1h\n"
+        ),
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cms-xmpp-exporter"))
+        .args(["--config", path.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for field in ["interval:", "targets[0].component:", "targets[0].timeout:"] {
+        assert!(stderr.contains(field), "{field} missing from:\n{stderr}");
+    }
+    assert!(!stderr.contains(SECRET), "{stderr}");
+}
