@@ -30,6 +30,7 @@ struct Families {
     probes_total: IntCounterVec,
     probe_duration: GaugeVec,
     last_probe: GaugeVec,
+    interval: GaugeVec,
     srv_records: IntGaugeVec,
     server_up: IntGaugeVec,
     step_success: IntGaugeVec,
@@ -95,6 +96,11 @@ impl Metrics {
             probes_total: reg.int_counter("probes_total", "Probe cycles run for the target.", &["target"])?,
             probe_duration: reg.gauge("probe_duration_seconds", "How long the last probe cycle of the target took, all servers included.", &["target"])?,
             last_probe: reg.gauge("last_probe_timestamp_seconds", "When the last probe cycle of the target finished (Unix time).", &["target"])?,
+            interval: reg.gauge(
+                "probe_interval_seconds",
+                "The target's configured probe interval; staleness alerts compare last_probe_timestamp_seconds with it.",
+                &["target"],
+            )?,
             srv_records: reg.int_gauge("srv_records", "Servers in the last SRV answer for _xmpp-component._tcp.<domain> (0 when the lookup failed).", &["target"])?,
             server_up: reg.int_gauge("server_up", "1 when the server completed every step of the last probe.", &["target", "server"])?,
             step_success: reg.int_gauge("step_success", "1 when the step succeeded in the last probe; 0 when it failed or was not reached.", &["target", "server", "step"])?,
@@ -162,6 +168,9 @@ impl Metrics {
         let name = target.name.as_str();
         f.probe_success.with_label_values(&[name]).set(0);
         f.probes_total.with_label_values(&[name]).inc_by(0);
+        f.interval
+            .with_label_values(&[name])
+            .set(target.interval.as_secs_f64());
         let mut targets = self.targets.lock().expect("metrics lock");
         let series = targets.entry(target.name.clone()).or_default();
         match &target.servers {
@@ -204,6 +213,7 @@ impl Metrics {
         let _ = f.probes_total.remove_label_values(&[target]);
         let _ = f.probe_duration.remove_label_values(&[target]);
         let _ = f.last_probe.remove_label_values(&[target]);
+        let _ = f.interval.remove_label_values(&[target]);
     }
 
     pub fn record(&self, report: &TargetReport) {
