@@ -1087,6 +1087,8 @@ async fn every_step_is_present_before_the_first_probe_finishes() {
         Some(1.0)
     );
     assert!(scrape.find("cms_xmpp_build_info", &[]).len() == 1);
+    let interval = scrape.value("cms_xmpp_probe_interval_seconds", &[("target", "srv")]);
+    assert_eq!(interval, Some(10.0));
     exporter.stop().await;
 }
 
