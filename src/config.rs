@@ -66,6 +66,8 @@ pub struct Config {
     pub targets: Vec<Arc<Target>>,
     /// Things that work but should be changed (e.g. an inline secret); logged at startup.
     pub warnings: Vec<String>,
+    /// The file it was loaded from, re-read on reload; `None` when built in memory.
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -245,7 +247,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, path)
+        let mut config = Config::parse(&text, path)?;
+        config.source = Some(path.to_owned());
+        Ok(config)
     }
 
     /// Parses and validates YAML text; `path` names the file in errors.
@@ -258,6 +262,73 @@ impl Config {
             path: path.to_owned(),
             problems,
         })
+    }
+}
+
+/// A single target described on the command line (`probe --domain ...`), checked by the
+/// same validation as a file.
+#[derive(Debug, Default, Clone)]
+pub struct AdHocTarget {
+    pub domain: String,
+    pub server_address: Option<String>,
+    pub component: String,
+    pub secret_file: Option<PathBuf>,
+    pub handshake: bool,
+    pub timeout: Option<String>,
+    pub tls_mode: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+    pub nameservers: Vec<String>,
+}
+
+impl AdHocTarget {
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        use serde_yaml::{Mapping, Value};
+        let mut target = Mapping::new();
+        let put = |map: &mut Mapping, key: &str, value: Value| {
+            map.insert(Value::from(key), value);
+        };
+        put(&mut target, "name", Value::from(self.domain.clone()));
+        put(&mut target, "domain", Value::from(self.domain));
+        put(&mut target, "component", Value::from(self.component));
+        put(&mut target, "handshake", Value::from(self.handshake));
+        if let Some(address) = self.server_address {
+            put(&mut target, "server_address", Value::from(address));
+        }
+        if let Some(path) = self.secret_file {
+            put(
+                &mut target,
+                "secret_file",
+                Value::from(path.display().to_string()),
+            );
+        }
+        if let Some(timeout) = self.timeout {
+            put(&mut target, "timeout", Value::from(timeout.clone()));
+            put(&mut target, "interval", Value::from(timeout));
+        }
+        let mut tls = Mapping::new();
+        if let Some(mode) = self.tls_mode {
+            put(&mut tls, "mode", Value::from(mode));
+        }
+        if let Some(path) = self.ca_file {
+            put(&mut tls, "ca_file", Value::from(path.display().to_string()));
+        }
+        if let Some(name) = self.server_name {
+            put(&mut tls, "server_name", Value::from(name));
+        }
+        put(&mut target, "tls", Value::Mapping(tls));
+        let mut root = Mapping::new();
+        let nameservers = self.nameservers.into_iter().map(Value::from).collect();
+        let mut dns = Mapping::new();
+        put(&mut dns, "nameservers", Value::Sequence(nameservers));
+        put(&mut root, "dns", Value::Mapping(dns));
+        put(
+            &mut root,
+            "targets",
+            Value::Sequence(vec![Value::Mapping(target)]),
+        );
+        let text = serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default();
+        Config::parse(&text, Path::new("command line"))
     }
 }
 
@@ -385,6 +456,7 @@ impl RawConfig {
                 dns: DnsConfig { nameservers },
                 targets,
                 warnings: check.warnings,
+                source: None,
             })
         } else {
             Err(check.problems)

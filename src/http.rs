@@ -1,11 +1,12 @@
-//! The HTTP endpoint Prometheus scrapes.
+//! The HTTP endpoints: `/metrics` for Prometheus, `/` for people, `/probe` for a debug run,
+//! `/-/healthy`, `/-/ready` and `POST /-/reload` for orchestration.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -14,16 +15,20 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::diagnosis::{render_text, Style};
 use crate::metrics::Metrics;
+use crate::supervisor::Supervisor;
 
 /// A scraper or two and a person; more than this is a misbehaving client.
 const MAX_CONNECTIONS: usize = 64;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
 
 pub async fn serve(
     listener: TcpListener,
-    metrics: Arc<Metrics>,
+    supervisor: Arc<Supervisor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -44,11 +49,11 @@ pub async fn serve(
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             continue;
         };
-        let metrics = metrics.clone();
+        let supervisor = supervisor.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let response = respond(&request, &metrics);
-                async move { Ok::<_, Infallible>(response) }
+                let supervisor = supervisor.clone();
+                async move { Ok::<_, Infallible>(respond(request, &supervisor).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -62,37 +67,171 @@ pub async fn serve(
     }
 }
 
-fn respond<B>(request: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD are served\n",
-        );
-    }
-    match request.uri().path() {
-        "/metrics" => {
-            let mut response = Response::new(Full::new(Bytes::from(metrics.render())));
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(EXPOSITION_CONTENT_TYPE),
-            );
-            response
-        }
-        "/-/healthy" => text(StatusCode::OK, "OK\n"),
-        "/" => text(
-            StatusCode::OK,
-            "cms-xmpp-exporter: metrics at /metrics, health at /-/healthy\n",
+async fn respond(request: Request<Incoming>, supervisor: &Supervisor) -> Response<Full<Bytes>> {
+    let method = request.method().clone();
+    let read = method == Method::GET || method == Method::HEAD;
+    match (request.uri().path(), read) {
+        ("/metrics", true) => body(StatusCode::OK, EXPOSITION, supervisor.metrics.render()),
+        ("/-/healthy", true) => body(StatusCode::OK, TEXT, "OK\n"),
+        ("/-/ready", true) if supervisor.status.ready() => body(StatusCode::OK, TEXT, "ready\n"),
+        ("/-/ready", true) => body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "not ready: waiting for the first probe of every target\n",
         ),
-        _ => text(StatusCode::NOT_FOUND, "not found; try /metrics\n"),
+        ("/-/reload", _) if method == Method::POST || method == Method::PUT => {
+            match supervisor.reload().await {
+                Ok(()) => body(StatusCode::OK, TEXT, "reloaded\n"),
+                Err(error) => body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    TEXT,
+                    format!(
+                        "reload failed, the previous configuration keeps running: {}\n",
+                        crate::error_chain(&error)
+                    ),
+                ),
+            }
+        }
+        ("/probe", true) => probe(request.uri().query().unwrap_or(""), supervisor).await,
+        ("/", true) => {
+            let probes = supervisor.targets().await;
+            let targets: Vec<_> = probes.iter().map(|p| &*p.target).collect();
+            body(
+                StatusCode::OK,
+                HTML,
+                crate::page::render(&supervisor.status.snapshot(), &targets),
+            )
+        }
+        ("/metrics" | "/-/healthy" | "/-/ready" | "/probe" | "/", false) | ("/-/reload", true) => {
+            body(
+                StatusCode::METHOD_NOT_ALLOWED,
+                TEXT,
+                format!("{method} is not allowed here\n"),
+            )
+        }
+        _ => body(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found; see / for the status page and /metrics\n",
+        ),
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+/// `/probe?target=NAME`: runs the target now and answers with the metrics of that run alone
+/// (like blackbox_exporter); with `debug=true`, the step-by-step report first.
+async fn probe(query: &str, supervisor: &Supervisor) -> Response<Full<Bytes>> {
+    let Some(name) = query_param(query, "target") else {
+        return body(
+            StatusCode::BAD_REQUEST,
+            TEXT,
+            "the target parameter is required: /probe?target=NAME\n",
+        );
+    };
+    let debug = query_param(query, "debug").is_some_and(|v| v == "true" || v == "1");
+    let Some((probe, report)) = supervisor.probe_now(&name).await else {
+        let known: Vec<String> = supervisor
+            .targets()
+            .await
+            .iter()
+            .map(|p| p.target.name.clone())
+            .collect();
+        return body(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            format!(
+                "unknown target {name:?}; configured: {}\n",
+                known.join(", ")
+            ),
+        );
+    };
+    let metrics = match Metrics::new() {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            return body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!("{error}\n"),
+            )
+        }
+    };
+    metrics.register_target(&probe.target, &probe.expected_steps());
+    metrics.record(&report);
+    let exposition = metrics.render();
+    if !debug {
+        return body(StatusCode::OK, EXPOSITION, exposition);
+    }
+    let mut text = render_text(&report, &probe.target, Style::new(false));
+    text.push_str("\nMetrics of this run:\n\n");
+    text.push_str(&String::from_utf8_lossy(&exposition));
+    body(StatusCode::OK, TEXT, text)
+}
+
+/// A query parameter, percent-decoded.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], escaped) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (other, _) => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn body(
+    status: StatusCode,
+    content_type: &'static str,
+    content: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(content.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
     response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        assert_eq!(
+            query_param("target=cms%20london&debug=true", "target").as_deref(),
+            Some("cms london")
+        );
+        assert_eq!(
+            query_param("debug&target=a+b", "target").as_deref(),
+            Some("a b")
+        );
+        assert_eq!(query_param("debug", "debug").as_deref(), Some(""));
+        assert_eq!(query_param("target=50%", "target").as_deref(), Some("50%"));
+        assert_eq!(query_param("target=%zz", "target").as_deref(), Some("%zz"));
+        assert_eq!(query_param("x=1", "target"), None);
+    }
 }

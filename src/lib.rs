@@ -4,10 +4,14 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod diagnosis;
 mod http;
 pub mod metrics;
+mod page;
 pub mod probe;
 mod scheduler;
+pub mod status;
+pub mod supervisor;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -15,16 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::metrics::{Metrics, MetricsError};
 use crate::probe::dns::ResolverSetupError;
 use crate::probe::tls::TlsSetupError;
-use crate::probe::TargetProbe;
+use crate::supervisor::Supervisor;
 
-/// How long shutdown waits for tasks to stop before abandoning them.
+/// How long shutdown waits for in-flight HTTP work before abandoning it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -59,42 +64,16 @@ impl RunError {
 /// The running exporter: probes on their intervals and the HTTP endpoint.
 pub struct Running {
     local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    tasks: JoinSet<()>,
+    supervisor: Arc<Supervisor>,
+    stop_http: watch::Sender<bool>,
+    http: JoinHandle<()>,
 }
 
 /// Prepares every target, binds the listener, and starts probing. Everything that can be
 /// wrong with the configuration fails here, before the port is bound.
 pub async fn run(config: Config) -> Result<Running, RunError> {
     let metrics = Arc::new(Metrics::new()?);
-    // A single DNS request may take the shortest target deadline; each step is cut at its
-    // own target's deadline anyway.
-    let request_timeout = config
-        .targets
-        .iter()
-        .map(|t| t.timeout)
-        .min()
-        .unwrap_or(config::DEFAULT_TIMEOUT);
-    let resolver = probe::dns::resolver(&config.dns, request_timeout)?;
-    let probes = config
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(index, target)| {
-            TargetProbe::new(target.clone(), resolver.clone())
-                .map(Arc::new)
-                .map_err(|source| RunError::Tls {
-                    index,
-                    target: target.name.clone(),
-                    source,
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    for probe in &probes {
-        metrics.register_target(&probe.target, &probe.expected_steps());
-    }
-    metrics.config_loaded(true);
-
+    let probes = supervisor::prepare(&config)?;
     let listener = TcpListener::bind(config.listen_address)
         .await
         .map_err(|source| RunError::Bind {
@@ -105,21 +84,15 @@ pub async fn run(config: Config) -> Result<Running, RunError> {
         address: config.listen_address,
         source,
     })?;
-    let (shutdown, stopped) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    tasks.spawn(http::serve(listener, metrics.clone(), stopped.clone()));
-    for probe in probes {
-        tasks.spawn(scheduler::run_target(
-            probe,
-            metrics.clone(),
-            stopped.clone(),
-        ));
-    }
+    let supervisor = Arc::new(Supervisor::start(&config, probes, metrics));
+    let (stop_http, http_stopped) = watch::channel(false);
+    let http = tokio::spawn(http::serve(listener, supervisor.clone(), http_stopped));
     tracing::info!(address = %local_addr, targets = config.targets.len(), "serving /metrics");
     Ok(Running {
         local_addr,
-        shutdown,
-        tasks,
+        supervisor,
+        stop_http,
+        http,
     })
 }
 
@@ -128,32 +101,97 @@ impl Running {
         self.local_addr
     }
 
-    /// Stops probing and serving, waiting a bounded time for tasks to finish.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!("tasks did not stop in time; abandoning them");
-            self.tasks.abort_all();
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
+    }
+
+    /// Stops probing and serving, within a bounded time.
+    pub async fn shutdown(self) {
+        let _ = self.stop_http.send(true);
+        self.supervisor.shutdown().await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.http)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the HTTP server did not stop in time");
         }
     }
 
-    /// Runs until SIGTERM or SIGINT, then shuts down.
+    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down.
     pub async fn until_signal(self) -> std::io::Result<()> {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
-            result = tokio::signal::ctrl_c() => {
-                result?;
-                tracing::info!("SIGINT received, shutting down");
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => break tracing::info!("SIGTERM received, shutting down"),
+                _ = interrupt.recv() => break tracing::info!("SIGINT received, shutting down"),
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP received, reloading the configuration");
+                    // A failed reload is logged and keeps the old configuration.
+                    let _ = self.supervisor.reload().await;
+                }
             }
         }
         self.shutdown().await;
         Ok(())
+    }
+}
+
+/// Probes the configured targets (or only `only`) once, concurrently, for the `probe`
+/// command. `None` when `only` names no configured target.
+pub async fn probe_once(
+    config: &Config,
+    only: Option<&str>,
+) -> Result<Option<Vec<(Arc<probe::TargetProbe>, probe::TargetReport)>>, RunError> {
+    let probes: Vec<_> = supervisor::prepare(config)?
+        .into_iter()
+        .filter(|p| only.is_none_or(|name| p.target.name == name))
+        .collect();
+    if probes.is_empty() {
+        return Ok(None);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, probe) in probes.into_iter().enumerate() {
+        tasks.spawn(async move { (index, probe.run_exclusive().await, probe) });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, report, probe)) = joined {
+            results.push((index, probe, report));
+        }
+    }
+    results.sort_by_key(|(index, _, _)| *index);
+    Ok(Some(results.into_iter().map(|(_, p, r)| (p, r)).collect()))
+}
+
+/// GETs `url` (plain `http://host:port/path`) and succeeds on status 200: the container
+/// health check, which needs no shell or curl.
+pub async fn healthcheck(url: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = vec![0; 64];
+        let read = stream.read(&mut head).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..read]).into_owned())
+    };
+    let head = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .map_err(|_| format!("{url}: no answer within 5s"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(format!("{url}: {status}"))
     }
 }
 

@@ -5,12 +5,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use cms_xmpp_exporter::config::Config;
-use cms_xmpp_exporter::{error_chain, run};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cms_xmpp_exporter::config::{AdHocTarget, Config, ConfigError};
+use cms_xmpp_exporter::diagnosis::{render_json, render_text, Style};
+use cms_xmpp_exporter::{error_chain, healthcheck, probe_once, run};
 
 /// Probes XMPP servers the way a Cisco Meeting Server Callbridge registers with them
 /// (XEP-0114) and exports every step for Prometheus.
+///
+/// Exit codes: 0 success; 1 failure (a probe failed, the port is taken, a health check
+/// failed); 2 the configuration or the command line is wrong.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -18,6 +22,8 @@ struct Cli {
     #[arg(
         long,
         short = 'c',
+        global = true,
+        env = "CMS_XMPP_EXPORTER_CONFIG",
         default_value = "/etc/cms-xmpp-exporter/config.yaml"
     )]
     config: PathBuf,
@@ -25,35 +31,78 @@ struct Cli {
     #[arg(long)]
     listen_address: Option<SocketAddr>,
     /// trace, debug, info, warn or error.
-    #[arg(long, default_value = "info")]
+    #[arg(long, global = true, default_value = "info")]
     log_level: tracing::Level,
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-/// Exit codes: 0 after a clean shutdown, 1 when the environment fails us (port taken), 2 when
-/// the configuration is wrong.
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration (and the files it names) and exit: 0 valid, 2 not.
+    CheckConfig,
+    /// Probe once and print every step: 0 when registration succeeded for every target
+    /// probed, 1 when it failed, 2 for a bad configuration.
+    Probe(ProbeArgs),
+    /// GET a health endpoint of a running exporter: 0 when it answers 200, else 1.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9523/-/healthy")]
+        url: String,
+    },
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// Probe only this target of the configuration file.
+    #[arg(long)]
+    target: Option<String>,
+    /// Describe the target here instead of using the configuration file: the XMPP domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// "host", "host:port" or empty for the SRV lookup (with --domain).
+    #[arg(long)]
+    server: Option<String>,
+    /// The component name sent in the stream header (with --domain).
+    #[arg(long, default_value = "")]
+    component: String,
+    #[arg(long)]
+    secret_file: Option<PathBuf>,
+    /// Stop after the server's stream header; send no credentials.
+    #[arg(long)]
+    no_handshake: bool,
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    #[arg(long)]
+    server_name: Option<String>,
+    /// direct (TLS from the first byte) or none (plaintext).
+    #[arg(long)]
+    tls_mode: Option<String>,
+    #[arg(long)]
+    timeout: Option<String>,
+    /// DNS server(s) to ask instead of the system's, as IP[:port].
+    #[arg(long = "dns-server")]
+    dns_servers: Vec<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_max_level(cli.log_level)
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal; log pipelines get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-
-    let mut config = match Config::load(&cli.config) {
-        Ok(config) => config,
-        Err(error) => {
-            tracing::error!("{}", error_chain(&error));
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(address) = cli.listen_address {
-        config.listen_address = address;
-    }
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
-
+    init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -65,19 +114,139 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async {
-        match run(config).await {
-            Ok(running) => match running.until_signal().await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    tracing::error!("cannot wait for signals: {error}");
-                    ExitCode::from(1)
-                }
-            },
+    match cli.command {
+        None => runtime.block_on(serve(&cli)),
+        Some(Command::CheckConfig) => match load(&cli.config) {
+            Ok(config) => {
+                println!(
+                    "{}: valid, {} target(s)",
+                    cli.config.display(),
+                    config.targets.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Some(Command::Probe(ref args)) => runtime.block_on(probe(&cli, args)),
+        Some(Command::Healthcheck { ref url }) => match runtime.block_on(healthcheck(url)) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                tracing::error!("{}", error_chain(&error));
-                ExitCode::from(if error.is_config_problem() { 2 } else { 1 })
+                eprintln!("unhealthy: {error}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(cli.log_level)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        // Colour only for a person at a terminal.
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    report_config(Config::load(path))
+}
+
+fn report_config(loaded: Result<Config, ConfigError>) -> Result<Config, ExitCode> {
+    match loaded {
+        Ok(config) => {
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(config)
+        }
+        Err(error) => {
+            tracing::error!("{}", error_chain(&error));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+async fn serve(cli: &Cli) -> ExitCode {
+    let mut config = match load(&cli.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if let Some(address) = cli.listen_address {
+        config.listen_address = address;
+    }
+    match run(config).await {
+        Ok(running) => match running.until_signal().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("cannot wait for signals: {error}");
+                ExitCode::from(1)
+            }
+        },
+        Err(error) => {
+            tracing::error!("{}", error_chain(&error));
+            ExitCode::from(if error.is_config_problem() { 2 } else { 1 })
+        }
+    }
+}
+
+async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
+    let loaded = match &args.domain {
+        Some(domain) => report_config(
+            AdHocTarget {
+                domain: domain.clone(),
+                server_address: args.server.clone(),
+                component: args.component.clone(),
+                secret_file: args.secret_file.clone(),
+                handshake: !args.no_handshake,
+                timeout: args.timeout.clone(),
+                tls_mode: args.tls_mode.clone(),
+                ca_file: args.ca_file.clone(),
+                server_name: args.server_name.clone(),
+                nameservers: args.dns_servers.clone(),
+            }
+            .into_config(),
+        ),
+        None => load(&cli.config),
+    };
+    let config = match loaded {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let results = match probe_once(&config, args.target.as_deref()).await {
+        Ok(Some(results)) => results,
+        Ok(None) => {
+            eprintln!(
+                "no target named {:?} in {}",
+                args.target.as_deref().unwrap_or(""),
+                cli.config.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(error) => {
+            tracing::error!("{}", error_chain(&error));
+            return ExitCode::from(2);
+        }
+    };
+    let style = Style::new(std::io::stdout().is_terminal());
+    match args.output {
+        Output::Text => {
+            for (probe, report) in &results {
+                println!("{}", render_text(report, &probe.target, style));
             }
         }
-    })
+        Output::Json => {
+            let reports: Vec<_> = results
+                .iter()
+                .map(|(p, r)| render_json(r, &p.target))
+                .collect();
+            println!("{}", serde_json::Value::Array(reports));
+        }
+    }
+    if results.iter().all(|(_, report)| report.success()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

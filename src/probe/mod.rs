@@ -16,7 +16,7 @@ pub mod tls;
 pub mod xmpp;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 pub use pipeline::{probe_target, TargetProbe};
@@ -274,6 +274,9 @@ pub struct ServerReport {
     pub server: Server,
     /// The steps that ran, in order; the last one failed if any did.
     pub steps: Vec<StepRecord>,
+    /// What `resolve` found, in the order `connect` tried them.
+    pub addresses: Vec<IpAddr>,
+    /// The address that accepted the TCP connection.
     pub address: Option<SocketAddr>,
     pub tls: Option<TlsFacts>,
     pub cert: Option<CertFacts>,
@@ -285,6 +288,7 @@ impl ServerReport {
         ServerReport {
             server,
             steps: Vec::new(),
+            addresses: Vec::new(),
             address: None,
             tls: None,
             cert: None,

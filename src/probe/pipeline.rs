@@ -29,6 +29,8 @@ pub struct TargetProbe {
     pub target: Arc<Target>,
     resolver: TokioResolver,
     tls: Option<TlsClient>,
+    /// Held while a probe runs: the server must never see the component name twice at once.
+    exclusive: tokio::sync::Mutex<()>,
 }
 
 impl TargetProbe {
@@ -41,7 +43,14 @@ impl TargetProbe {
             target,
             resolver,
             tls,
+            exclusive: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// One probe cycle, waiting for any other run of this target to finish first.
+    pub async fn run_exclusive(self: &Arc<Self>) -> TargetReport {
+        let _running = self.exclusive.lock().await;
+        probe_target(self.clone()).await
     }
 
     /// The per-server steps this target runs: TLS mode and `handshake` decide.
@@ -124,6 +133,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
     else {
         return report;
     };
+    report.addresses = addresses.clone();
     let Some((tcp, address)) = report
         .run(
             Step::Connect,

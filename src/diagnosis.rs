@@ -1,0 +1,480 @@
+//! A probe report for people: plain words for each reason, a concrete hint for what to check
+//! or run, and the report as text (the `probe` command, the debug page) or JSON (scripts).
+
+use std::fmt::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::config::Target;
+use crate::probe::{Origin, Reason, ServerReport, Step, StepRecord, TargetReport};
+
+/// What a reason means, in words an on-call engineer who has never seen CMS understands.
+pub fn describe(reason: Reason) -> &'static str {
+    match reason {
+        Reason::Nxdomain => "the DNS name does not exist",
+        Reason::NoRecords => "the DNS name exists but has no such records",
+        Reason::Servfail => "the DNS server failed to answer (SERVFAIL)",
+        Reason::DnsError => "the DNS lookup failed",
+        Reason::DnsTimeout => "the DNS server did not answer in time",
+        Reason::SrvUnavailable => "the SRV record says the service is not offered",
+        Reason::Refused => "nothing accepts connections on that port",
+        Reason::Unreachable => "the server cannot be reached over the network",
+        Reason::Timeout => "the server did not answer in time",
+        Reason::TlsHandshake => "the TLS handshake failed",
+        Reason::TlsVersion => "the server offers no TLS version or cipher a Callbridge accepts",
+        Reason::CertUntrusted => "the server certificate is not trusted",
+        Reason::CertExpired => "the server certificate has expired",
+        Reason::CertNotYetValid => "the server certificate is not valid yet",
+        Reason::CertNameMismatch => {
+            "the server certificate does not name the XMPP domain and the server"
+        }
+        Reason::NotAuthorized => "the XMPP server rejected the shared secret",
+        Reason::HostUnknown => "the XMPP server does not know this component name",
+        Reason::Conflict => "another connection already holds this component name",
+        Reason::ImproperAddressing => {
+            "the XMPP server found no usable component name in the request"
+        }
+        Reason::InvalidNamespace => "the server does not speak the component protocol on this port",
+        Reason::StreamError => "the XMPP server ended the stream with an error",
+        Reason::Closed => "the server closed the connection",
+        Reason::Protocol => "the server's answer is not valid XMPP component protocol",
+        Reason::Oversized => "the server sent far more data than a component handshake needs",
+    }
+}
+
+/// What to check or run next, naming the record, name or command involved.
+pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&str>) -> String {
+    let domain = &target.domain;
+    let component = &target.component;
+    let srv_name = format!("_xmpp-component._tcp.{domain}");
+    let host = server
+        .and_then(|s| s.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])))
+        .unwrap_or(domain);
+    let port = server
+        .and_then(|s| s.rsplit_once(':').map(|(_, p)| p))
+        .unwrap_or("5223");
+    match (step, reason) {
+        (Step::Srv, Reason::Nxdomain | Reason::NoRecords) => format!(
+            "Create the SRV record {srv_name} pointing at each XMPP server on port 5223, or set the \
+             Callbridge's Server Address (Configuration > General). Check: dig +short SRV {srv_name}"
+        ),
+        (Step::Srv, Reason::SrvUnavailable) => format!(
+            "{srv_name} has the target \".\": publish the real XMPP servers in it. Check: dig +short SRV {srv_name}"
+        ),
+        (Step::Srv | Step::Resolve, Reason::Servfail | Reason::DnsError | Reason::DnsTimeout) => {
+            "The DNS server is failing: check the probe's dns.nameservers (the Callbridge's DNS \
+             servers) and that they answer: dig @<dns-server> SRV "
+                .to_owned()
+                + &srv_name
+        }
+        (Step::Resolve, _) => format!(
+            "Add an A (or AAAA) record for {host}, the name in the SRV answer or Server Address. Check: dig +short A {host}"
+        ),
+        (Step::Connect, Reason::Refused) => format!(
+            "Nothing listens on {host}:{port}. Is the XMPP server running (MMP: xmpp status) and on that port? \
+             Check: nc -vz {host} {port}"
+        ),
+        (Step::Connect, _) => format!(
+            "{host}:{port} is not reachable: check firewalls and routes between the Callbridge and the XMPP server. \
+             Check: nc -vz -w 5 {host} {port}"
+        ),
+        (Step::Tls, Reason::TlsVersion) => {
+            "CMS 2.3 and later require TLS 1.2 or newer: enable it on the XMPP server.".to_owned()
+        }
+        (Step::Tls, _) | (Step::Stream | Step::Handshake, Reason::TlsHandshake) => format!(
+            "Is {host}:{port} a TLS port? CMS uses TLS from the first byte on 5223; Prosody's component \
+             port (5347) is plaintext (tls.mode: none). With mutual TLS, check the client certificate. \
+             Check: openssl s_client -connect {host}:{port} -servername {host}"
+        ),
+        (Step::Cert, Reason::CertNameMismatch) => format!(
+            "The certificate must hold BOTH the XMPP domain ({domain}) and the server FQDN ({host}) as \
+             Subject Alternative Names; reissue it. Check: openssl s_client -connect {host}:{port} \
+             -servername {host} </dev/null | openssl x509 -noout -ext subjectAltName"
+        ),
+        (Step::Cert, Reason::CertExpired | Reason::CertNotYetValid) => format!(
+            "Renew the XMPP server certificate (and check the server's clock). Check: openssl s_client \
+             -connect {host}:{port} -servername {host} </dev/null | openssl x509 -noout -dates"
+        ),
+        (Step::Cert, _) => format!(
+            "The chain does not lead to the CA the probe trusts (tls.ca_file): install the full chain on \
+             the XMPP server, or trust its CA. Check: openssl s_client -connect {host}:{port} -servername {host} -showcerts"
+        ),
+        (_, Reason::NotAuthorized) => format!(
+            "The shared secret of component {component} differs from the XMPP server's: on every XMPP node \
+             run the MMP command `xmpp callbridge add-secret {component}` and put the same secret in the \
+             probe's secret file."
+        ),
+        (_, Reason::HostUnknown) => format!(
+            "Component {component} is not configured on the XMPP server: on CMS run `xmpp callbridge add \
+             {component}` then `xmpp callbridge add-secret {component}` on every XMPP node; check with \
+             `xmpp callbridge list`."
+        ),
+        (_, Reason::Conflict) => format!(
+            "Another connection holds {component}. The probe must use its own component name, never a \
+             production Callbridge's. Check: MMP `xmpp callbridge list`."
+        ),
+        (_, Reason::InvalidNamespace | Reason::ImproperAddressing) => format!(
+            "{host}:{port} is not an XMPP component port (is it the client port?). CMS uses 5223."
+        ),
+        (_, Reason::Timeout) => format!(
+            "{host}:{port} accepted the connection but did not answer in time: is the XMPP service \
+             healthy (MMP: xmpp status)? Is something else listening on that port?"
+        ),
+        _ => format!(
+            "Look at the XMPP server's log for the connection from the probe at this time; check the \
+             service with the MMP command `xmpp status`."
+        ),
+    }
+}
+
+/// Styling for a terminal, or none when piped.
+#[derive(Clone, Copy)]
+pub struct Style {
+    colour: bool,
+}
+
+impl Style {
+    pub fn new(colour: bool) -> Self {
+        Style { colour }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn good(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    fn bad(&self, text: &str) -> String {
+        self.paint("1;31", text)
+    }
+
+    fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:>8.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn step_line(
+    out: &mut String,
+    style: Style,
+    record: Option<&StepRecord>,
+    step: Step,
+    summary: &str,
+) {
+    let _ = match record {
+        None => writeln!(
+            out,
+            "  {:<10} {:>11}  {}",
+            step.as_str(),
+            "",
+            style.dim("not reached")
+        ),
+        Some(StepRecord {
+            result: Ok(()),
+            duration,
+            ..
+        }) => writeln!(
+            out,
+            "  {:<10} {}  {}  {summary}",
+            step.as_str(),
+            millis(*duration),
+            style.good("ok  ")
+        ),
+        Some(StepRecord {
+            result: Err(f),
+            duration,
+            ..
+        }) => writeln!(
+            out,
+            "  {:<10} {}  {}  {}: {}",
+            step.as_str(),
+            millis(*duration),
+            style.bad("FAIL"),
+            f.reason,
+            f.detail
+        ),
+    };
+}
+
+fn detail_line(out: &mut String, text: &str) {
+    let _ = writeln!(out, "  {:<10} {:>11}        {text}", "", "");
+}
+
+/// The report as a person reads it: each step in order, with its result and what it found.
+pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "target {} (domain {}, component {})",
+        report.target, target.domain, target.component
+    );
+    if let Some(srv) = &report.srv {
+        let summary = format!(
+            "_xmpp-component._tcp.{}: {} server(s)",
+            target.domain,
+            report.servers.len()
+        );
+        step_line(&mut out, style, Some(srv), Step::Srv, &summary);
+        for server in &report.servers {
+            if let Origin::Srv {
+                priority,
+                weight,
+                preferred,
+            } = server.server.origin
+            {
+                let first = if preferred { " (tried first)" } else { "" };
+                detail_line(
+                    &mut out,
+                    &format!(
+                        "{}  priority {priority} weight {weight}{first}",
+                        server.server.label()
+                    ),
+                );
+            }
+        }
+    }
+    for server in &report.servers {
+        render_server(&mut out, server, &report.expected_steps, style);
+    }
+    let up = report
+        .servers
+        .iter()
+        .filter(|s| s.up(&report.expected_steps))
+        .count();
+    let _ = writeln!(out);
+    if report.success() {
+        let _ = writeln!(
+            out,
+            "{} a Callbridge could register ({up} of {} server(s) completed every step) in {} ms",
+            style.good("RESULT: OK"),
+            report.servers.len(),
+            report.duration.as_millis()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{} no server completed every step",
+            style.bad("RESULT: FAILED")
+        );
+    }
+    for f in findings(report) {
+        let place = f
+            .server
+            .as_ref()
+            .map(|s| format!(" on {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}{place}: {} ({}: {})",
+            f.step,
+            describe(f.reason),
+            f.reason,
+            f.detail
+        );
+        let _ = writeln!(
+            out,
+            "    hint: {}",
+            hint(f.step, f.reason, target, f.server.as_deref())
+        );
+    }
+    out
+}
+
+fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], style: Style) {
+    let state = if server.up(expected) {
+        style.good("up")
+    } else {
+        style.bad("down")
+    };
+    let _ = writeln!(out, "server {} {state}", server.server.label());
+    for step in expected {
+        let record = server.steps.iter().find(|r| r.step == *step);
+        let summary = match step {
+            Step::Resolve => join(server.addresses.iter()),
+            Step::Connect => server.address.map(|a| a.to_string()).unwrap_or_default(),
+            Step::Tls => server
+                .tls
+                .as_ref()
+                .map(|t| format!("{} {}", t.version, t.cipher))
+                .unwrap_or_default(),
+            Step::Stream => server
+                .stream_id
+                .as_ref()
+                .map(|id| format!("stream id {id}"))
+                .unwrap_or_default(),
+            Step::Handshake => "accepted".to_owned(),
+            Step::Cert | Step::Srv => String::new(),
+        };
+        step_line(out, style, record, *step, &summary);
+        if *step == Step::Cert {
+            render_cert(out, server, style);
+        }
+    }
+}
+
+fn render_cert(out: &mut String, server: &ServerReport, style: Style) {
+    let Some(cert) = &server.cert else { return };
+    detail_line(out, &format!("subject {}", cert.subject));
+    detail_line(
+        out,
+        &format!(
+            "issuer  {} ({})",
+            cert.issuer,
+            if cert.trusted {
+                "trusted"
+            } else {
+                "NOT trusted"
+            }
+        ),
+    );
+    detail_line(
+        out,
+        &format!(
+            "valid to {} ({})",
+            timestamp(cert.not_after),
+            days_left(cert.not_after)
+        ),
+    );
+    detail_line(out, &format!("SANs    {}", cert.sans.join(", ")));
+    for coverage in &cert.coverage {
+        let mark = if coverage.covered {
+            style.good("covered")
+        } else {
+            style.bad("MISSING")
+        };
+        detail_line(
+            out,
+            &format!("{:<7} {} {mark}", coverage.role.as_str(), coverage.name),
+        );
+    }
+}
+
+/// A failed step somewhere in a report.
+pub struct Finding {
+    /// `None` for the SRV step, which comes before any server.
+    pub server: Option<String>,
+    pub step: Step,
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// Every failure in the report: the SRV step's and each server's.
+pub fn findings(report: &TargetReport) -> Vec<Finding> {
+    let srv = report.srv.iter().filter_map(|s| {
+        s.result.as_ref().err().map(|f| Finding {
+            server: None,
+            step: s.step,
+            reason: f.reason,
+            detail: f.detail.clone(),
+        })
+    });
+    let servers = report.servers.iter().filter_map(|s| {
+        s.failure().map(|(step, f)| Finding {
+            server: Some(s.server.label()),
+            step,
+            reason: f.reason,
+            detail: f.detail.clone(),
+        })
+    });
+    srv.chain(servers).collect()
+}
+
+fn join<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn timestamp(unix: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// "expires in N days" or "EXPIRED N days ago".
+pub fn days_left(not_after: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = (not_after - now) / 86_400;
+    if not_after < now {
+        format!("EXPIRED {} days ago", -days)
+    } else {
+        format!("expires in {days} days")
+    }
+}
+
+/// The report for scripts (`--output json`).
+pub fn render_json(report: &TargetReport, target: &Target) -> Value {
+    let step_json = |record: &StepRecord, server: Option<&str>| {
+        let mut value = json!({
+            "step": record.step.as_str(),
+            "ok": record.result.is_ok(),
+            "duration_seconds": record.duration.as_secs_f64(),
+        });
+        if let Err(f) = &record.result {
+            value["reason"] = json!(f.reason.as_str());
+            value["description"] = json!(describe(f.reason));
+            value["detail"] = json!(f.detail);
+            value["hint"] = json!(hint(record.step, f.reason, target, server));
+        }
+        value
+    };
+    let servers: Vec<Value> = report
+        .servers
+        .iter()
+        .map(|s| {
+            let label = s.server.label();
+            let mut value = json!({
+                "server": label,
+                "up": s.up(&report.expected_steps),
+                "addresses": s.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                "address": s.address.map(|a| a.to_string()),
+                "steps": s.steps.iter().map(|r| step_json(r, Some(&label))).collect::<Vec<_>>(),
+                "stream_id": s.stream_id,
+            });
+            value["origin"] = match s.server.origin {
+                Origin::Srv { priority, weight, preferred } => {
+                    json!({"source": "srv", "priority": priority, "weight": weight, "preferred": preferred})
+                }
+                Origin::Static => json!({"source": "static"}),
+            };
+            if let Some(tls) = &s.tls {
+                value["tls"] = json!({"version": tls.version, "cipher": tls.cipher});
+            }
+            if let Some(cert) = &s.cert {
+                value["certificate"] = json!({
+                    "subject": cert.subject,
+                    "issuer": cert.issuer,
+                    "serial": cert.serial,
+                    "sha256": cert.sha256,
+                    "sans": cert.sans,
+                    "not_before": cert.not_before,
+                    "not_after": cert.not_after,
+                    "trusted": cert.trusted,
+                    "coverage": cert.coverage.iter().map(|c| json!({
+                        "role": c.role.as_str(), "name": c.name, "covered": c.covered,
+                    })).collect::<Vec<_>>(),
+                });
+            }
+            value
+        })
+        .collect();
+    json!({
+        "target": report.target,
+        "domain": target.domain,
+        "component": target.component,
+        "success": report.success(),
+        "duration_seconds": report.duration.as_secs_f64(),
+        "srv": report.srv.as_ref().map(|s| step_json(s, None)),
+        "servers": servers,
+    })
+}

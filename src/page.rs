@@ -1,0 +1,257 @@
+//! The live status page: the signal flow of every target as a row of steps coloured by the
+//! last result. Server-rendered, no scripts, no external assets; it refreshes itself.
+
+use std::fmt::Write;
+use std::time::SystemTime;
+
+use crate::config::Target;
+use crate::diagnosis::{days_left, describe, findings, hint};
+use crate::probe::{ServerReport, Step, StepRecord, TargetReport};
+use crate::status::{Outcome, TargetStatus};
+
+const REFRESH_SECONDS: u32 = 10;
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;padding:1rem;background:#f6f7f9;color:#1d2330}
+header{display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;align-items:baseline;margin-bottom:1rem}
+h1{font-size:1.3rem;margin:0} h2{font-size:1.1rem;margin:0 0 .3rem}
+a{color:#1658b8}
+.target{background:#fff;border-radius:8px;box-shadow:0 1px 3px #0002;padding:1rem;margin-bottom:1rem}
+.meta{color:#5a6275;font-size:.9rem;margin-bottom:.6rem}
+.badge{display:inline-block;padding:.1rem .5rem;border-radius:4px;font-weight:600;color:#fff;font-size:.85rem}
+.ok{background:#1e8e3e} .fail{background:#c5221f} .pending{background:#8a8f99}
+.server{margin:.6rem 0;padding-top:.5rem;border-top:1px solid #e3e6eb}
+.flow{display:flex;flex-wrap:wrap;gap:.35rem;align-items:center;margin:.35rem 0}
+.step{border-radius:6px;padding:.3rem .5rem;font-size:.85rem;min-width:5.5rem;color:#fff}
+.step small{display:block;opacity:.9}
+.step.skipped{background:#d5d8de;color:#4a5060}
+.arrow{color:#8a8f99}
+.problem{background:#fdecea;border-left:4px solid #c5221f;padding:.5rem .7rem;margin:.4rem 0;font-size:.9rem}
+.problem code{white-space:pre-wrap;word-break:break-word}
+.history{display:flex;gap:3px;margin:.4rem 0}
+.history span{width:14px;height:14px;border-radius:3px;display:inline-block}
+";
+
+/// Text safe to put in HTML, also inside attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Query-string safe form of a target name for links.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+fn step_title(step: Step) -> &'static str {
+    match step {
+        Step::Srv => "SRV",
+        Step::Resolve => "addresses",
+        Step::Connect => "TCP",
+        Step::Tls => "TLS",
+        Step::Cert => "certificate",
+        Step::Stream => "stream",
+        Step::Handshake => "handshake",
+    }
+}
+
+pub fn render(statuses: &[TargetStatus], targets: &[&Target]) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
+         <title>cms-xmpp-exporter</title><style>{STYLE}</style></head><body>\
+         <header><h1>cms-xmpp-exporter</h1><span>Callbridge → XMPP registration, as probed</span>\
+         <a href=\"/metrics\">/metrics</a><span class=\"meta\">version {} · refreshes every {REFRESH_SECONDS}s</span></header>",
+        env!("CARGO_PKG_VERSION")
+    );
+    if statuses.is_empty() {
+        out.push_str("<p>No targets are configured.</p>");
+    }
+    for status in statuses {
+        if let Some(target) = targets.iter().find(|t| t.name == status.name) {
+            render_target(&mut out, status, target);
+        }
+    }
+    out.push_str("</body></html>");
+    out
+}
+
+fn render_target(out: &mut String, status: &TargetStatus, target: &Target) {
+    let name = escape(&status.name);
+    let (class, word) = match &status.latest {
+        None => ("pending", "waiting for the first probe"),
+        Some(r) if r.success() => ("ok", "registration OK"),
+        Some(_) => ("fail", "registration FAILING"),
+    };
+    let _ = write!(
+        out,
+        "<section class=\"target\" data-target=\"{name}\"><h2>{name} <span class=\"badge {class}\">{word}</span></h2>\
+         <div class=\"meta\">domain {} · component {} · every {}",
+        escape(&target.domain),
+        escape(&target.component),
+        humantime::format_duration(target.interval)
+    );
+    if let Some(report) = &status.latest {
+        let _ = write!(
+            out,
+            " · last probe {} ago, took {} ms",
+            ago(report.started),
+            report.duration.as_millis()
+        );
+    }
+    let _ = write!(
+        out,
+        " · <a href=\"/probe?target={}&amp;debug=true\">run now (debug)</a></div>",
+        url_encode(&status.name)
+    );
+    render_history(out, &status.history);
+    if let Some(report) = &status.latest {
+        render_flows(out, report);
+        render_problems(out, report, target);
+    }
+    out.push_str("</section>");
+}
+
+fn render_history(out: &mut String, history: &[Outcome]) {
+    if history.is_empty() {
+        return;
+    }
+    out.push_str("<div class=\"history\" title=\"last probes, newest first\">");
+    for outcome in history {
+        let (class, what) = match (outcome.success, outcome.failure) {
+            (true, _) => ("ok", "success".to_owned()),
+            (false, Some((step, reason))) => ("fail", format!("failed at {step}: {reason}")),
+            (false, None) => ("fail", "failed".to_owned()),
+        };
+        let _ = write!(
+            out,
+            "<span class=\"{class}\" title=\"{} ago: {}\"></span>",
+            ago(outcome.at),
+            escape(&what)
+        );
+    }
+    out.push_str("</div>");
+}
+
+fn render_flows(out: &mut String, report: &TargetReport) {
+    if let Some(srv) = &report.srv {
+        out.push_str("<div class=\"flow\" data-server=\"\">");
+        chip(out, Step::Srv, Some(srv));
+        let _ = write!(
+            out,
+            "<span class=\"meta\">{} server(s) in the SRV answer</span></div>",
+            report.servers.len()
+        );
+    }
+    for server in &report.servers {
+        render_server(out, server, &report.expected_steps);
+    }
+}
+
+fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
+    let label = escape(&server.server.label());
+    let (class, word) = if server.up(expected) {
+        ("ok", "up")
+    } else {
+        ("fail", "down")
+    };
+    let _ = write!(out, "<div class=\"server\"><strong>{label}</strong> <span class=\"badge {class}\">{word}</span>");
+    if let Some(cert) = &server.cert {
+        let _ = write!(
+            out,
+            " <span class=\"meta\">certificate {}</span>",
+            days_left(cert.not_after)
+        );
+    }
+    let _ = write!(out, "<div class=\"flow\" data-server=\"{label}\">");
+    for (i, step) in expected.iter().enumerate() {
+        if i > 0 {
+            out.push_str("<span class=\"arrow\">→</span>");
+        }
+        chip(out, *step, server.steps.iter().find(|r| r.step == *step));
+    }
+    out.push_str("</div></div>");
+}
+
+/// One step: green with its duration, red with its reason, grey when not reached.
+fn chip(out: &mut String, step: Step, record: Option<&StepRecord>) {
+    let (state, class, note) = match record {
+        None => ("skipped", "skipped", "not reached".to_owned()),
+        Some(r) => match &r.result {
+            Ok(()) => (
+                "ok",
+                "ok",
+                format!("{:.1} ms", r.duration.as_secs_f64() * 1000.0),
+            ),
+            Err(f) => ("fail", "fail", f.reason.as_str().to_owned()),
+        },
+    };
+    let _ = write!(
+        out,
+        "<span class=\"step {class}\" data-step=\"{}\" data-state=\"{state}\">{} {state}<small>{}</small></span>",
+        step.as_str(),
+        step_title(step),
+        escape(&note)
+    );
+}
+
+fn render_problems(out: &mut String, report: &TargetReport, target: &Target) {
+    for finding in findings(report) {
+        let place = finding
+            .server
+            .as_ref()
+            .map(|s| format!(" on {}", escape(s)))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<div class=\"problem\"><strong>{}{place}: {}</strong> ({}: {})<br>hint: <code>{}</code></div>",
+            step_title(finding.step),
+            escape(describe(finding.reason)),
+            finding.reason,
+            escape(&finding.detail),
+            escape(&hint(finding.step, finding.reason, target, finding.server.as_deref()))
+        );
+    }
+}
+
+fn ago(time: SystemTime) -> String {
+    let seconds = SystemTime::now()
+        .duration_since(time)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+        assert_eq!(url_encode("cms london/1"), "cms%20london%2F1");
+    }
+}
