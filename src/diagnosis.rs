@@ -121,10 +121,9 @@ pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&str>) -
             "{host}:{port} accepted the connection but did not answer in time: is the XMPP service \
              healthy (MMP: xmpp status)? Is something else listening on that port?"
         ),
-        _ => format!(
-            "Look at the XMPP server's log for the connection from the probe at this time; check the \
-             service with the MMP command `xmpp status`."
-        ),
+        _ => "Look at the XMPP server's log for the connection from the probe at this time; check \
+              the service with the MMP command `xmpp status`."
+            .to_owned(),
     }
 }
 
