@@ -51,7 +51,7 @@ enum Command {
     CheckConfig,
     /// Probe once and print every step: 0 when registration succeeded for every target
     /// probed, 1 when it failed, 2 for a bad configuration.
-    Probe(ProbeArgs),
+    Probe(Box<ProbeArgs>),
     /// GET a health endpoint of a running exporter: 0 when it answers 200, else 1.
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:9523/-/healthy")]
