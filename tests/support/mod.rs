@@ -5,6 +5,7 @@
 
 pub mod component;
 pub mod dns;
+pub mod exporter;
 pub mod pki;
 
 use std::time::Duration;

@@ -1,0 +1,422 @@
+//! What an operator touches: reloads, health and readiness, the status page, the debug probe,
+//! and the binary's commands (`probe`, `check-config`, `healthcheck`), signals and logs.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
+use support::exporter::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
+
+/// A server that knows the component under `secret`.
+async fn server_with_secret(lab: &Lab, secret: &str) -> ComponentServer {
+    ComponentServer::start(ComponentServerConfig {
+        tls: Some(lab.good_leaf().server_config()),
+        components: vec![(COMPONENT.to_owned(), secret.to_owned())],
+        behaviour: Behaviour::Normal,
+        tls_delay: None,
+    })
+    .await
+}
+
+fn success(scrape: &Scrape, target: &str) -> Option<f64> {
+    scrape.value("cms_xmpp_probe_success", &[("target", target)])
+}
+
+// ---------- reload ----------
+
+#[tokio::test]
+async fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    let config = lab.path("config.yaml");
+    std::fs::write(&config, lab.config(&[lab.target("a", &address, "")])).unwrap();
+    let exporter = Exporter::start_file(&config).await;
+    exporter
+        .wait("a up", |s| success(s, "a") == Some(1.0))
+        .await;
+
+    std::fs::write(
+        &config,
+        lab.config(&[lab.target("b", &address, ""), lab.target("c", &address, "")]),
+    )
+    .unwrap();
+    let (status, body) = http_request(exporter.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    let scrape = exporter
+        .wait("b and c probed", |s| {
+            success(s, "b") == Some(1.0) && success(s, "c") == Some(1.0)
+        })
+        .await;
+    assert!(
+        scrape
+            .find("cms_xmpp_probes_total", &[("target", "a")])
+            .is_empty(),
+        "a removed"
+    );
+    assert_eq!(
+        scrape.value("cms_xmpp_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+
+    std::fs::write(&config, "targets:\n  - name: b\n    colour: blue\n").unwrap();
+    let (status, body) = http_request(exporter.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("unknown field `colour`"), "{body}");
+    let before = exporter.scrape().await;
+    assert_eq!(
+        before.value("cms_xmpp_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    let probes = before
+        .value("cms_xmpp_probes_total", &[("target", "b")])
+        .unwrap();
+    exporter.cycles("b", probes + 2.0).await;
+    assert_eq!(http_request(exporter.addr, "GET", "/-/reload").await.0, 405);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_picked_up_by_a_reload() {
+    let lab = Lab::new(base_zone()).await;
+    let rotated = server_with_secret(&lab, "the-new-secret").await;
+    let address = server(XMPP1, rotated.addr().port());
+    let config = lab.path("config.yaml");
+    std::fs::write(&config, lab.config(&[lab.target("t", &address, "")])).unwrap();
+    let exporter = Exporter::start_file(&config).await;
+    exporter
+        .wait("the old secret refused", |s| {
+            failing(s, "t", &address) == Some(("handshake".into(), "not_authorized".into()))
+        })
+        .await;
+    std::fs::write(lab.path("secret"), "the-new-secret\n").unwrap();
+    assert_eq!(
+        http_request(exporter.addr, "POST", "/-/reload").await.0,
+        200
+    );
+    exporter
+        .wait("the new secret accepted", |s| success(s, "t") == Some(1.0))
+        .await;
+    exporter.stop().await;
+}
+
+// ---------- health, readiness, the page and the debug probe ----------
+
+#[tokio::test]
+async fn healthy_at_once_ready_after_the_first_probe() {
+    let lab = Lab::new(base_zone()).await;
+    let silent = component_server(None, Behaviour::Silent).await;
+    let address = server(XMPP1, silent.addr().port());
+    let exporter = lab
+        .exporter(&[lab.timed_target("t", &address, "10s", "2s", "")])
+        .await;
+    assert_eq!(
+        http_request(exporter.addr, "GET", "/-/healthy").await.0,
+        200
+    );
+    let (status, body) = http_request(exporter.addr, "GET", "/-/ready").await;
+    assert_eq!(status, 503, "{body}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while http_request(exporter.addr, "GET", "/-/ready").await.0 != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn the_status_page_draws_every_step_and_explains_failures() {
+    let lab = Lab::new(base_zone()).await;
+    let good = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let wrong = server_with_secret(&lab, "another-secret").await;
+    let exporter = lab
+        .exporter(&[
+            lab.target("good", &server(XMPP1, good.addr().port()), ""),
+            lab.target("<wrong>", &server(XMPP1, wrong.addr().port()), ""),
+        ])
+        .await;
+    exporter
+        .wait("both probed", |s| {
+            success(s, "good") == Some(1.0)
+                && failing(s, "<wrong>", &server(XMPP1, wrong.addr().port())).is_some()
+        })
+        .await;
+    let page = http_get(exporter.addr, "/").await;
+    for step in ["resolve", "connect", "tls", "cert", "stream", "handshake"] {
+        assert!(
+            page.contains(&format!("data-step=\"{step}\" data-state=\"ok\"")),
+            "{step} ok missing"
+        );
+    }
+    assert!(page.contains("data-step=\"handshake\" data-state=\"fail\""));
+    assert!(
+        page.contains("xmpp callbridge add-secret"),
+        "the hint is shown"
+    );
+    assert!(
+        page.contains("&lt;wrong&gt;") && !page.contains("<wrong>"),
+        "names are escaped"
+    );
+    assert!(page.contains("http-equiv=\"refresh\"") && page.contains("name=\"viewport\""));
+    assert!(!page.contains(SECRET));
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn the_debug_probe_runs_now_and_never_overlaps_the_schedule() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    let exporter = lab
+        .exporter(&[lab.timed_target("t", &address, "200ms", "200ms", "")])
+        .await;
+    for _ in 0..5 {
+        let report = http_get(exporter.addr, "/probe?target=t&debug=true").await;
+        assert!(report.contains("RESULT: OK"), "{report}");
+        assert!(
+            report.contains("handshake") && report.contains("accepted"),
+            "{report}"
+        );
+        assert!(
+            report.contains("cms_xmpp_probe_success{target=\"t\"} 1"),
+            "{report}"
+        );
+        assert!(!report.contains(SECRET));
+    }
+    let metrics_only = http_get(exporter.addr, "/probe?target=t").await;
+    assert!(metrics_only.starts_with("# HELP"), "{metrics_only}");
+    let (status, body) = http_request(exporter.addr, "GET", "/probe?target=nope").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("configured: t"), "{body}");
+    assert_eq!(
+        one.stats().conflicts,
+        0,
+        "a debug probe overlapped a scheduled one"
+    );
+    exporter.stop().await;
+}
+
+// ---------- the binary ----------
+
+async fn output(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BINARY).args(args).output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `probe` arguments describing one server of the lab on the command line.
+fn probe_args(lab: &Lab, port: u16) -> Vec<String> {
+    [
+        "probe",
+        "--domain",
+        DOMAIN,
+        "--server",
+        &server(XMPP1, port),
+        "--component",
+        COMPONENT,
+        "--secret-file",
+        lab.path("secret").to_str().unwrap(),
+        "--ca-file",
+        lab.path("ca.pem").to_str().unwrap(),
+        "--dns-server",
+        &lab.dns.addr().to_string(),
+        "--timeout",
+        "2s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test]
+async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
+    let lab = Lab::new(base_zone()).await;
+    let good = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let args = probe_args(&lab, good.addr().port());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, _) = output(&args).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    for expected in [
+        "resolve",
+        "127.0.0.1",
+        "TLSv1.",
+        "covered",
+        "stream id",
+        "accepted",
+        "RESULT: OK",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("\x1b["), "no colour when piped");
+
+    let wrong = server_with_secret(&lab, "another-secret").await;
+    let args = probe_args(&lab, wrong.addr().port());
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, _) = output(&args).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("not_authorized") && stdout.contains("hint:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("xmpp callbridge add-secret probe.example.test"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SECRET));
+
+    args.extend(["--output", "json"]);
+    let (code, stdout, _) = output(&args).await;
+    assert_eq!(code, Some(1));
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON output");
+    let last_step = json[0]["servers"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last_step["step"], "handshake");
+    assert_eq!(last_step["reason"], "not_authorized");
+    assert_eq!(json[0]["success"], false);
+}
+
+#[tokio::test]
+async fn check_config_and_healthcheck_exit_codes() {
+    let lab = Lab::new(base_zone()).await;
+    let config = lab.path("config.yaml");
+    std::fs::write(
+        &config,
+        lab.config(&[lab.target("t", &server(XMPP1, 1), "")]),
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        output(&["check-config", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    std::fs::write(&config, "targets: []\n").unwrap();
+    let (code, _, stderr) = output(&["check-config", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("targets: at least one target is required"),
+        "{stderr}"
+    );
+
+    let exporter = lab
+        .exporter(&[lab.target("t", &server(XMPP1, 1), "")])
+        .await;
+    let url = format!("http://{}/-/healthy", exporter.addr);
+    assert_eq!(output(&["healthcheck", "--url", &url]).await.0, Some(0));
+    let closed = format!("http://127.0.0.1:{}/-/healthy", closed_port().await);
+    assert_eq!(output(&["healthcheck", "--url", &closed]).await.0, Some(1));
+    exporter.stop().await;
+}
+
+/// Starts the binary; returns it with its address (from its log) and the log so far.
+async fn spawn_exporter(
+    config: &std::path::Path,
+    extra: &[&str],
+) -> (
+    Child,
+    std::net::SocketAddr,
+    BufReader<tokio::process::ChildStderr>,
+) {
+    let mut child = Command::new(BINARY)
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--listen-address",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let find = async {
+        loop {
+            let mut line = String::new();
+            assert!(
+                log.read_line(&mut line).await.unwrap() > 0,
+                "exporter exited early"
+            );
+            let address = line
+                .split("address")
+                .nth(1)
+                .map(|rest| rest.trim_start_matches(['=', '"', ':']))
+                .and_then(|rest| rest.split(['"', ' ', ',']).next())
+                .and_then(|a| a.parse().ok());
+            if let Some(address) = address {
+                return address;
+            }
+        }
+    };
+    let address = tokio::time::timeout(PATIENCE, find)
+        .await
+        .expect("address logged");
+    (child, address, log)
+}
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-s", name, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_sigterm_stops_promptly_with_json_logs() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    let config = lab.path("config.yaml");
+    std::fs::write(&config, lab.config(&[lab.target("a", &address, "")])).unwrap();
+    let (mut child, addr, mut log) = spawn_exporter(&config, &["--log-format", "json"]).await;
+    let exporter = Exporter {
+        running: None,
+        addr,
+    };
+    exporter
+        .wait("a up", |s| success(s, "a") == Some(1.0))
+        .await;
+
+    std::fs::write(&config, lab.config(&[lab.target("b", &address, "")])).unwrap();
+    signal(&child, "HUP");
+    exporter
+        .wait("b after SIGHUP", |s| success(s, "b") == Some(1.0))
+        .await;
+
+    signal(&child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stops within 10s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut rest = String::new();
+    log.read_to_string(&mut rest).await.unwrap();
+    let lines: Vec<serde_json::Value> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let probe_line = lines
+        .iter()
+        .find(|l| l["fields"]["target"] == "b" && l["fields"]["server"] == address.as_str())
+        .expect("a log line per probe with target and server");
+    assert!(probe_line["fields"]["durations"]
+        .as_str()
+        .unwrap()
+        .contains("handshake="));
+    assert!(lines
+        .iter()
+        .any(|l| l["fields"]["message"] == "SIGTERM received, shutting down"));
+    assert!(!rest.contains(SECRET));
+}

@@ -1,0 +1,365 @@
+//! The exporter under test and its surroundings: a lab (test CA, secret file, DNS server),
+//! `run()` on port 0, and a parsed `/metrics`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cms_xmpp_exporter::config::Config;
+use cms_xmpp_exporter::{run, Running};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::component::{Behaviour, ComponentServer, ComponentServerConfig};
+use super::dns::{DnsServer, Zone};
+use super::pki::{Leaf, Pki, Validity};
+
+pub const DOMAIN: &str = "example.test";
+pub const SRV_NAME: &str = "_xmpp-component._tcp.example.test";
+pub const XMPP1: &str = "xmpp1.example.test";
+pub const XMPP2: &str = "xmpp2.example.test";
+pub const COMPONENT: &str = "probe.example.test";
+pub const SECRET: &str = "probe-secret-do-not-leak-7f3a";
+/// How long a test waits for the exporter to show what it expects.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+// ---------- the lab: CA, secret file, DNS ----------
+
+pub struct Lab {
+    pub dir: TempDir,
+    pub pki: Pki,
+    pub dns: DnsServer,
+}
+
+impl Lab {
+    pub async fn new(zone: Zone) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), format!("{SECRET}\n")).unwrap();
+        let pki = Pki::new("cms-xmpp-exporter test CA");
+        pki.write_ca(dir.path());
+        Lab {
+            dir,
+            pki,
+            dns: DnsServer::start(zone).await,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A certificate as a CMS deployment should have it: domain and both FQDNs.
+    pub fn good_leaf(&self) -> Leaf {
+        self.pki.leaf(&[DOMAIN, XMPP1, XMPP2], Validity::Good)
+    }
+
+    pub async fn tls_server(&self, leaf: &Leaf, behaviour: Behaviour) -> ComponentServer {
+        component_server(Some(leaf.server_config()), behaviour).await
+    }
+
+    /// A target in YAML probed every second with a one-second deadline; `tls` adds lines
+    /// to its `tls:` block (indented by six spaces).
+    pub fn target(&self, name: &str, server_address: &str, tls: &str) -> String {
+        self.timed_target(name, server_address, "1s", "1s", tls)
+    }
+
+    pub fn timed_target(
+        &self,
+        name: &str,
+        server_address: &str,
+        interval: &str,
+        timeout: &str,
+        tls: &str,
+    ) -> String {
+        format!(
+            "  - name: {name}\n    domain: {DOMAIN}\n    server_address: \"{server_address}\"\n    component: {COMPONENT}\n    secret_file: {secret}\n    interval: {interval}\n    timeout: {timeout}\n    tls:\n      ca_file: {ca}\n{tls}",
+            secret = self.path("secret").display(),
+            ca = self.path("ca.pem").display(),
+        )
+    }
+
+    pub async fn exporter(&self, targets: &[String]) -> Exporter {
+        Exporter::start(&self.config(targets)).await
+    }
+
+    /// A whole configuration around `targets`, asking the lab's DNS server.
+    pub fn config(&self, targets: &[String]) -> String {
+        format!(
+            "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\ntargets:\n{}",
+            self.dns.addr(),
+            targets.concat()
+        )
+    }
+}
+
+pub async fn component_server(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    behaviour: Behaviour,
+) -> ComponentServer {
+    ComponentServer::start(ComponentServerConfig {
+        tls,
+        components: vec![(COMPONENT.to_owned(), SECRET.to_owned())],
+        behaviour,
+        tls_delay: None,
+    })
+    .await
+}
+
+/// A zone where both XMPP servers resolve to 127.0.0.1.
+pub fn base_zone() -> Zone {
+    Zone::new()
+        .a(XMPP1, Ipv4Addr::LOCALHOST)
+        .a(XMPP2, Ipv4Addr::LOCALHOST)
+}
+
+/// A loopback port where nothing listens.
+pub async fn closed_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+pub fn server(host: &str, port: u16) -> String {
+    format!("{host}:{port}")
+}
+
+// ---------- the exporter and its /metrics ----------
+
+pub struct Exporter {
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+}
+
+impl Exporter {
+    pub async fn start(yaml: &str) -> Exporter {
+        let config = Config::parse(yaml, std::path::Path::new("test.yaml"))
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
+        let running = run(config).await.expect("exporter starts");
+        let addr = running.local_addr();
+        Exporter {
+            running: Some(running),
+            addr,
+        }
+    }
+
+    /// Loads the configuration from a file, so that reloads re-read it.
+    pub async fn start_file(path: &std::path::Path) -> Exporter {
+        let config = Config::load(path).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        let running = run(config).await.expect("exporter starts");
+        let addr = running.local_addr();
+        Exporter {
+            running: Some(running),
+            addr,
+        }
+    }
+
+    pub async fn scrape(&self) -> Scrape {
+        let body = http_get(self.addr, "/metrics").await;
+        Scrape::parse(&body)
+    }
+
+    /// Polls /metrics until `condition` holds; panics with `what` and the last scrape.
+    pub async fn wait(&self, what: &str, condition: impl Fn(&Scrape) -> bool) -> Scrape {
+        let give_up = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let scrape = self.scrape().await;
+            if condition(&scrape) {
+                return scrape;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                panic!(
+                    "timed out waiting for {what}; last /metrics:\n{}",
+                    scrape.relevant()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the target has completed `cycles` probe cycles.
+    pub async fn cycles(&self, target: &str, cycles: f64) -> Scrape {
+        self.wait(&format!("{cycles} probe cycles of {target}"), |s| {
+            s.value("cms_xmpp_probes_total", &[("target", target)]) >= Some(cycles)
+        })
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}
+
+/// One HTTP/1.1 request; returns the status code and the body.
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to exporter");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, body.to_owned())
+}
+
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let (status, body) = http_request(addr, "GET", path).await;
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+#[derive(Debug)]
+pub struct Sample {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// A parsed text exposition.
+pub struct Scrape {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(parse_sample)
+            .collect();
+        Scrape {
+            text: text.to_owned(),
+            samples,
+        }
+    }
+
+    /// Samples named `name` whose labels include every pair in `labels`.
+    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+            })
+            .collect()
+    }
+
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        match self.find(name, labels).as_slice() {
+            [] => None,
+            [one] => Some(one.value),
+            many => panic!("{name} {labels:?} is ambiguous: {many:?}"),
+        }
+    }
+
+    pub fn label(&self, name: &str, labels: &[(&str, &str)], key: &str) -> Option<String> {
+        let found = self.find(name, labels);
+        let sample = found.first()?;
+        sample
+            .labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub fn relevant(&self) -> String {
+        self.text
+            .lines()
+            .filter(|l| l.starts_with("cms_xmpp_") && !l.contains("_bucket"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+pub fn parse_sample(line: &str) -> Sample {
+    let (series, value) = line.rsplit_once(' ').expect("sample line");
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+    };
+    let Some((name, rest)) = series.split_once('{') else {
+        return Sample {
+            name: series.to_owned(),
+            labels: Vec::new(),
+            value,
+        };
+    };
+    let mut labels = Vec::new();
+    let mut chars = rest.trim_end_matches('}').chars().peekable();
+    while chars.peek().is_some() {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        assert_eq!(chars.next(), Some('"'), "label value quote in {line}");
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.push((key.trim_start_matches(',').to_owned(), value));
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    Sample {
+        name: name.to_owned(),
+        labels,
+        value,
+    }
+}
+
+/// The step that failed in the last probe of a server, and why.
+pub fn failing(scrape: &Scrape, target: &str, server: &str) -> Option<(String, String)> {
+    let ids = [("target", target), ("server", server)];
+    let step = scrape.label("cms_xmpp_failing_step_info", &ids, "step")?;
+    let reason = scrape.label("cms_xmpp_failing_step_info", &ids, "reason")?;
+    Some((step, reason))
+}
+
+/// Runs one target against a lab and waits until its server fails at `step` with `reason`.
+pub async fn expect_failure(
+    lab: &Lab,
+    target: String,
+    server: &str,
+    step: &str,
+    reason: &str,
+) -> Scrape {
+    let exporter = lab.exporter(&[target]).await;
+    let scrape = exporter
+        .wait(&format!("{server} failing at {step} with {reason}"), |s| {
+            failing(s, "t", server) == Some((step.to_owned(), reason.to_owned()))
+        })
+        .await;
+    assert_eq!(
+        scrape.value("cms_xmpp_probe_success", &[("target", "t")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape
+            .value(
+                "cms_xmpp_probe_failures_total",
+                &[("target", "t"), ("step", step), ("reason", reason)]
+            )
+            .map(|v| v >= 1.0),
+        Some(true),
+        "failure counter for {step}/{reason}"
+    );
+    exporter.stop().await;
+    scrape
+}
