@@ -1,0 +1,972 @@
+#!/usr/bin/env bash
+# End-to-end suite: the release binary against real, unmodified servers from Debian's packages
+# (dnsmasq, two Prosody 0.12 instances, stunnel4, Prometheus), all on loopback, started and
+# stopped by this script. See tests/e2e/README.md.
+#
+#   tests/e2e/run.sh            (after: sudo tests/e2e/install-deps.sh)
+#
+# Prints PASS/FAIL per check and, at the end, exactly one line "N passed, M failed"; exits
+# non-zero when anything failed. Leaves no process and no file behind (everything lives in a
+# mktemp -d directory that the EXIT trap removes, after stopping exactly the PIDs it started).
+#
+# Environment:
+#   E2E_EXPORTER_BIN=PATH   use this exporter binary instead of building target/release
+#   E2E_KEEP_TMP=1          keep the temp dir (configs, certificates, logs) for debugging
+
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+HELPERS="$HERE/helpers"
+PY="${PYTHON:-python3}"
+
+DOMAIN="e2e.test"
+XMPP1="xmpp1.$DOMAIN" # Prosody 1 on 127.0.0.1 (stopped and restarted by the failover check)
+XMPP2="xmpp2.$DOMAIN" # Prosody 2 on 127.0.0.2 (stays up; the single-server scenarios use it)
+IP1="127.0.0.1"
+IP2="127.0.0.2"
+SRV_PRIO1=10 SRV_WEIGHT1=60 SRV_PRIO2=20 SRV_WEIGHT2=40
+WAIT=20 # default deadline in seconds for a metric to reach its expected value
+
+PASSED=0
+FAILED=0
+T0=$SECONDS # reset after the build: scenario times count from the start of the peers
+WORK=""
+declare -a PIDS=()          # every process this script started, in start order
+declare -A PID_NAME=()      # pid -> name, for messages
+
+log() { printf '%s\n' "$*"; }
+die_setup() {
+    FAILED=$((FAILED + 1))
+    log "FAIL  setup: $*"
+    show_all_logs
+    summary_and_exit
+}
+
+summary_and_exit() {
+    log ""
+    log "$PASSED passed, $FAILED failed"
+    if [ "$FAILED" -gt 0 ]; then exit 1; fi
+    exit 0
+}
+
+# ---------------------------------------------------------------- processes and cleanup
+
+# start NAME LOGFILE COMMAND...: runs COMMAND in the background, output to LOGFILE.
+start() {
+    local name="$1" logfile="$2"
+    shift 2
+    "$@" >>"$logfile" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    PID_NAME[$pid]="$name"
+}
+
+# stop_pid PID: TERM, up to 5 s, then KILL; reaps it and forgets it.
+stop_pid() {
+    local pid="$1" i
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "  (${PID_NAME[$pid]:-?} pid $pid ignored SIGTERM; killing it)"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+    fi
+    wait "$pid" 2>/dev/null
+    local kept=() p
+    for p in "${PIDS[@]}"; do [ "$p" != "$pid" ] && kept+=("$p"); done
+    PIDS=("${kept[@]+"${kept[@]}"}")
+}
+
+cleanup() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${PIDS[$i]}"
+    done
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        if [ "${E2E_KEEP_TMP:-}" = 1 ]; then
+            log "kept $WORK"
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+pid_of() { # pid_of NAME: the pid of a started process by name
+    local p
+    for p in "${PIDS[@]}"; do
+        [ "${PID_NAME[$p]:-}" = "$1" ] && { echo "$p"; return 0; }
+    done
+    return 1
+}
+
+# wait_until DEADLINE_SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.2
+    done
+}
+
+alive() { kill -0 "$1" 2>/dev/null; }
+tcp_open() { "$PY" -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' "$1" "$2"; }
+http_ok() { curl -sf --max-time 2 -o /dev/null "$1"; }
+
+# ---------------------------------------------------------------- output on failure
+
+CTX_TARGET=""
+CTX_SHOWN=0              # the logs were shown for this scenario already
+declare -a CTX_LOGS=()   # entries "FILE|PATTERN" (PATTERN: grep -E, empty = last lines)
+
+scenario() { # scenario TITLE TARGET [FILE|PATTERN]...
+    log ""
+    log "== $1 (at $((SECONDS - T0))s)"
+    CTX_TARGET="$2"
+    CTX_SHOWN=0
+    shift 2
+    CTX_LOGS=("$@")
+}
+
+show_log() { # show_log FILE [PATTERN]
+    local file="$1" pattern="${2:-}"
+    [ -f "$file" ] || return 0
+    log "      --- ${file#"$WORK"/}${pattern:+ (lines matching /$pattern/)}, last lines:"
+    if [ -n "$pattern" ]; then
+        grep -E -- "$pattern" "$file" | tail -n 12 | sed 's/^/      | /'
+    else
+        tail -n 12 "$file" | sed 's/^/      | /'
+    fi
+}
+
+show_all_logs() {
+    [ -n "$WORK" ] && [ -d "$WORK/logs" ] || return 0
+    local f
+    for f in "$WORK"/logs/*.log "$WORK"/logs/*.stderr; do show_log "$f"; done
+}
+
+# explain EXPR: after a failed check, what the exporter shows: the check's own series, then
+# why the target fails (failing_step_info, up), then, once per scenario, the exporter's state
+# changes for the target (with the failure detail) and the peers' log lines.
+explain() {
+    local expr="$1" name selector got
+    name="${expr%%[{ ]*}"
+    selector="$name"
+    [[ "$expr" == *"{"* ]] && selector="${expr%%\}*}}"
+    log "      expected: $expr"
+    got="$("$PY" "$HELPERS/metrics.py" lines "$WORK/scrape.prom" "$selector" 2>/dev/null | head -n 12)"
+    [ -n "$got" ] || got="$("$PY" "$HELPERS/metrics.py" lines "$WORK/scrape.prom" \
+        "$name${CTX_TARGET:+{target=\"$CTX_TARGET\"\}}" 2>/dev/null | grep -v '_bucket{' | head -n 12)"
+    log "      got:      ${got:-(no $name series${CTX_TARGET:+ for target $CTX_TARGET})}" | sed '2,$s/^/                /'
+    [ -n "$CTX_TARGET" ] || return 0
+    log "      --- exporter /metrics: state of target=\"$CTX_TARGET\""
+    grep -F "target=\"$CTX_TARGET\"" "$WORK/scrape.prom" |
+        grep -E '^cms_xmpp_(probe_success|server_up|failing_step_info|srv_records)\{' |
+        head -n 12 | sed 's/^/      | /'
+    [ "$CTX_SHOWN" = 1 ] && return 0
+    CTX_SHOWN=1
+    show_log "$WORK/logs/exporter.log" "(INFO|WARN|ERROR).*target=\"$CTX_TARGET\""
+    local entry
+    for entry in "${CTX_LOGS[@]+"${CTX_LOGS[@]}"}"; do
+        show_log "${entry%%|*}" "${entry#*|}"
+    done
+}
+
+pass() { PASSED=$((PASSED + 1)); log "PASS  $1"; }
+fail() { FAILED=$((FAILED + 1)); log "FAIL  $1"; }
+
+# ---------------------------------------------------------------- metric checks
+
+LAST_SCRAPE=0 # microseconds
+scrape() {
+    curl -sf --max-time 3 "http://$EXPORTER_ADDR/metrics" -o "$WORK/scrape.prom.new" &&
+        mv "$WORK/scrape.prom.new" "$WORK/scrape.prom" && LAST_SCRAPE=${EPOCHREALTIME/./}
+}
+# recent_scrape: a scrape at most half a second old (one-shot checks in a row share it).
+recent_scrape() { [ $((${EPOCHREALTIME/./} - LAST_SCRAPE)) -lt 500000 ] || scrape; }
+
+metric_holds() { # metric_holds EXPR: on the last scrape (see metrics.py for the syntax)
+    "$PY" "$HELPERS/metrics.py" check "$WORK/scrape.prom" "$1" >/dev/null 2>&1
+}
+metric_absent() { "$PY" "$HELPERS/metrics.py" absent "$WORK/scrape.prom" "$1" >/dev/null 2>&1; }
+
+# wait_for_metric DESCRIPTION EXPR [DEADLINE]: polls /metrics until EXPR holds.
+wait_for_metric() {
+    local desc="$1" expr="$2" deadline=$((SECONDS + ${3:-$WAIT}))
+    while true; do
+        if scrape && metric_holds "$expr"; then
+            pass "$desc"
+            return 0
+        fi
+        [ "$SECONDS" -ge "$deadline" ] && break
+        sleep 0.5
+    done
+    fail "$desc (not within ${3:-$WAIT}s)"
+    explain "$expr"
+    return 1
+}
+
+# expect_metric DESCRIPTION EXPR: checks EXPR on a recent scrape (at most 0.5 s old).
+expect_metric() {
+    if recent_scrape && metric_holds "$2"; then
+        pass "$1"
+    else
+        fail "$1"
+        explain "$2"
+        return 1
+    fi
+}
+
+# wait_for_absent DESCRIPTION SELECTOR [DEADLINE]: polls /metrics until no series matches.
+wait_for_absent() {
+    local desc="$1" sel="$2" deadline=$((SECONDS + ${3:-$WAIT}))
+    while true; do
+        if scrape && metric_absent "$sel"; then
+            pass "$desc"
+            return 0
+        fi
+        [ "$SECONDS" -ge "$deadline" ] && break
+        sleep 0.5
+    done
+    fail "$desc (still present after ${3:-$WAIT}s)"
+    explain "$sel (absent)"
+    return 1
+}
+
+# expect_count DESCRIPTION SELECTOR N: exactly N series match, on a recent scrape.
+expect_count() {
+    if recent_scrape && "$PY" "$HELPERS/metrics.py" count "$WORK/scrape.prom" "$2" == "$3" >/dev/null 2>&1; then
+        pass "$1"
+    else
+        fail "$1"
+        explain "$2 (exactly $3 series)"
+        return 1
+    fi
+}
+
+# expect_failure TARGET SERVER STEP REASON: failing_step_info names that step and reason (and
+# no other), probe_success is 0 and the failure counter went up.
+expect_failure() {
+    local target="$1" server="$2" step="$3" reason="$4"
+    local sel="target=\"$target\",server=\"$server\",step=\"$step\",reason=\"$reason\""
+    wait_for_metric "$target: fails at step $step with reason $reason" \
+        "cms_xmpp_failing_step_info{$sel} == 1" || return 1
+    expect_metric "$target: cms_xmpp_probe_success is 0" "cms_xmpp_probe_success{target=\"$target\"} == 0"
+    expect_metric "$target: cms_xmpp_probe_failures_total counts $step/$reason" \
+        "cms_xmpp_probe_failures_total{$sel} >= 1"
+    expect_count "$target: no other failing step" "cms_xmpp_failing_step_info{target=\"$target\"}" 1
+}
+
+# ---------------------------------------------------------------- Prometheus queries
+
+PROM_FILE=""
+prom_query() { # prom_query PROMQL: answer as exposition lines in $PROM_FILE
+    PROM_FILE="$WORK/prom-answer.prom"
+    curl -sf --max-time 3 -G "http://$PROM_ADDR/api/v1/query" --data-urlencode "query=$1" -o "$WORK/prom-answer.json" &&
+        "$PY" "$HELPERS/metrics.py" from-api "$WORK/prom-answer.json" >"$PROM_FILE"
+}
+
+# wait_for_query DESCRIPTION PROMQL CHECK [DEADLINE]: CHECK is a metrics.py selector on the
+# query's result series (the result of a function has the name "result").
+wait_for_query() {
+    local desc="$1" query="$2" check="$3" deadline=$((SECONDS + ${4:-$WAIT}))
+    while true; do
+        if prom_query "$query" && "$PY" "$HELPERS/metrics.py" check "$PROM_FILE" "$check" >/dev/null 2>&1; then
+            pass "$desc"
+            return 0
+        fi
+        [ "$SECONDS" -ge "$deadline" ] && break
+        sleep 0.5
+    done
+    fail "$desc (not within ${4:-$WAIT}s)"
+    log "      query:    $query"
+    log "      expected: $check"
+    log "      got:"
+    sed 's/^/      | /' "$PROM_FILE" 2>/dev/null | head -n 30
+    show_log "$WORK/logs/prometheus.log"
+    return 1
+}
+
+# ---------------------------------------------------------------- setup: build, PKI, configs
+
+build() {
+    if [ -n "${E2E_EXPORTER_BIN:-}" ]; then
+        BIN="$E2E_EXPORTER_BIN"
+        log "using exporter binary $BIN"
+    else
+        log "building the release binary (cargo build --release --locked)"
+        (cd "$ROOT" && cargo build --release --locked) || die_setup "cargo build --release failed"
+        local target_dir="${CARGO_TARGET_DIR:-target}"
+        [[ "$target_dir" = /* ]] || target_dir="$ROOT/$target_dir"
+        BIN="$target_dir/release/cms-xmpp-exporter"
+    fi
+    [ -x "$BIN" ] || die_setup "no exporter binary at $BIN"
+    local tool
+    for tool in dnsmasq prosody stunnel4 prometheus promtool openssl curl "$PY"; do
+        command -v "$tool" >/dev/null || die_setup "$tool is not installed: run sudo tests/e2e/install-deps.sh"
+    done
+}
+
+allocate_ports() {
+    local ports line
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 12 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    read -r -a ports <<<"$line"
+    DNS_PORT=${ports[0]}
+    XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
+    XMPP_PLAIN_PORT=${ports[2]}   # Prosody component_ports (plaintext XEP-0114)
+    CLOSED_PORT=${ports[3]}       # nothing listens here
+    SILENT_PORT=${ports[4]}       # accepts, never speaks
+    EXPIRED_PORT=${ports[5]}      # stunnel with the bad certificates, in front of Prosody 2
+    UNTRUSTED_PORT=${ports[6]}
+    WRONGNAME_PORT=${ports[7]}
+    SOON_PORT=${ports[8]}
+    EXPORTER_ADDR="$IP1:${ports[9]}"
+    PROM_ADDR="$IP1:${ports[10]}"
+    WIRE_PORT=${ports[11]}        # recording proxy in front of Prosody 2's plaintext port
+}
+
+# The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
+# and the bad ones. `openssl ca` sets any validity window, also one in the past.
+make_pki() {
+    local pki="$WORK/pki"
+    mkdir -p "$pki"
+    export CA_DIR="$pki/ca" # read by openssl.cnf; `issue` names the CA per call
+    cat >"$pki/openssl.cnf" <<EOF
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+CN = placeholder
+[ v3_ca ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ ca ]
+default_ca = this_ca
+[ this_ca ]
+dir = \$ENV::CA_DIR
+database = \$dir/index.txt
+new_certs_dir = \$dir
+serial = \$dir/serial
+default_md = sha256
+policy = any
+unique_subject = no
+copy_extensions = none
+[ any ]
+commonName = supplied
+EOF
+    local ca
+    for ca in ca other-ca; do
+        mkdir -p "$pki/$ca"
+        : >"$pki/$ca/index.txt"
+        openssl rand -hex 8 >"$pki/$ca/serial"
+        openssl req -config "$pki/openssl.cnf" -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$pki/$ca.key" -out "$pki/$ca.crt" -days 30 -subj "/CN=cms-xmpp-exporter e2e $ca" \
+            -extensions v3_ca 2>>"$WORK/logs/openssl.log" || die_setup "openssl: cannot make $ca"
+    done
+    local sans="DNS:$DOMAIN,DNS:$XMPP1,DNS:$XMPP2"
+    issue good ca "$sans" "$(utc '-1 day')" "$(utc '+30 days')"
+    issue expired ca "$sans" "$(utc '-30 days')" "$(utc '-1 day')"
+    issue untrusted other-ca "$sans" "$(utc '-1 day')" "$(utc '+30 days')"
+    issue wrongname ca "DNS:wrong.example.org" "$(utc '-1 day')" "$(utc '+30 days')"
+    issue soon ca "$sans" "$(utc '-1 day')" "$(utc '+3 days')"
+    GOOD_SHA256="$(openssl x509 -in "$pki/good.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')"
+    SOON_NOT_AFTER="$(date -u -d "$(openssl x509 -in "$pki/soon.crt" -noout -enddate | sed 's/notAfter=//')" +%s)"
+    EXPIRED_NOT_AFTER="$(date -u -d "$(openssl x509 -in "$pki/expired.crt" -noout -enddate | sed 's/notAfter=//')" +%s)"
+}
+
+utc() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
+
+issue() { # issue NAME CA SANS NOT_BEFORE NOT_AFTER
+    local pki="$WORK/pki" name="$1" ca="$2" sans="$3"
+    printf 'subjectAltName = %s\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n' \
+        "$sans" >"$pki/$name.ext"
+    openssl req -config "$pki/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$pki/$name.key" -out "$pki/$name.csr" -subj "/CN=$name.$DOMAIN" 2>>"$WORK/logs/openssl.log" &&
+        CA_DIR="$pki/$ca" openssl ca -config "$pki/openssl.cnf" -batch -notext \
+            -cert "$pki/$ca.crt" -keyfile "$pki/$ca.key" -in "$pki/$name.csr" -out "$pki/$name.crt" \
+            -startdate "$4" -enddate "$5" -extfile "$pki/$name.ext" >>"$WORK/logs/openssl.log" 2>&1 ||
+        die_setup "openssl: cannot issue the $name certificate"
+}
+
+make_secrets() {
+    SECRET="e2e-secret-$(openssl rand -hex 12)"
+    WRONG_SECRET="e2e-wrong-$(openssl rand -hex 12)"
+    printf '%s\n' "$SECRET" >"$WORK/secret"
+    printf '%s\n' "$WRONG_SECRET" >"$WORK/wrong-secret"
+    chmod 600 "$WORK/secret" "$WORK/wrong-secret"
+}
+
+# ---------------------------------------------------------------- peers
+
+start_dnsmasq() {
+    local s="_xmpp-component._tcp"
+    start dnsmasq "$WORK/logs/dnsmasq.stderr" dnsmasq --keep-in-foreground --conf-file=/dev/null \
+        --no-resolv --no-hosts --bind-interfaces --listen-address="$IP1" --port="$DNS_PORT" \
+        --user=root --local-ttl=5 --local="/$DOMAIN/" --log-queries --log-facility="$WORK/logs/dnsmasq.log" \
+        --srv-host="$s.$DOMAIN,$XMPP1,$XMPP_TLS_PORT,$SRV_PRIO1,$SRV_WEIGHT1" \
+        --srv-host="$s.$DOMAIN,$XMPP2,$XMPP_TLS_PORT,$SRV_PRIO2,$SRV_WEIGHT2" \
+        --host-record="$XMPP1,$IP1" \
+        --host-record="$XMPP2,$IP2" \
+        --host-record="silent.$DOMAIN,$IP1" \
+        --txt-record="$s.nosrv.$DOMAIN,this name exists but has no SRV record" \
+        --srv-host="$s.noaddr.$DOMAIN,ghost.$DOMAIN,$XMPP_TLS_PORT,0,0" \
+        --srv-host="$s.closed.$DOMAIN,$XMPP2,$CLOSED_PORT,0,0"
+    wait_until 10 "$PY" "$HELPERS/dnsq.py" "$IP1" "$DNS_PORT" "$s.$DOMAIN" SRV ||
+        die_setup "dnsmasq did not answer on $IP1:$DNS_PORT"
+    log "dnsmasq answers on $IP1:$DNS_PORT"
+}
+
+write_prosody_config() { # write_prosody_config N IP
+    local n="$1" ip="$2" dir="$WORK/prosody$1"
+    mkdir -p "$dir/data" "$dir/certs"
+    cat >"$dir/prosody.cfg.lua" <<EOF
+-- Prosody $n for the e2e suite: only the component listeners, on $ip.
+run_as_root = true
+daemonize = false
+pidfile = "$dir/prosody.pid"
+data_path = "$dir/data"
+certificates = "$dir/certs"
+log = { debug = "$WORK/logs/prosody$n.log" }
+storage = "memory"
+interfaces = { "$ip" }
+c2s_ports = {}
+c2s_direct_tls_ports = {}
+s2s_ports = {}
+s2s_direct_tls_ports = {}
+legacy_ssl_ports = {}
+-- Direct TLS from the first byte, as a Callbridge on 5223: net_multiplex routes
+-- jabber:component:accept streams to mod_component.
+modules_enabled = { "net_multiplex" }
+ssl_ports = { $XMPP_TLS_PORT }
+ssl_interfaces = { "$ip" }
+ssl = { certificate = "$WORK/pki/good.crt", key = "$WORK/pki/good.key" }
+-- Plaintext XEP-0114.
+-- (Prosody keeps Nagle on by default, network_settings.nagle: over TLS its stream header
+-- waits for an ACK of the client's delayed-ACK timer, so the stream step takes ~40 ms there.)
+component_ports = { $XMPP_PLAIN_PORT }
+component_interfaces = { "$ip" }
+
+-- Every name a client sends as TLS SNI must be a host, or Prosody answers unrecognized_name.
+VirtualHost "$DOMAIN"
+VirtualHost "$XMPP1"
+VirtualHost "$XMPP2"
+
+EOF
+    local c
+    for c in ready probe plain rapid wrongsecret held soon wire; do
+        printf 'Component "%s.%s"\n    component_secret = "%s"\n' "$c" "$DOMAIN" "$SECRET" >>"$dir/prosody.cfg.lua"
+    done
+}
+
+start_prosody() { # start_prosody N IP FQDN
+    local n="$1" ip="$2" fqdn="$3"
+    start "prosody$n" "$WORK/logs/prosody$n.stderr" prosody -F --config "$WORK/prosody$n/prosody.cfg.lua"
+    # Ready means a real XEP-0114 handshake, over direct TLS (with SNI) and over plaintext.
+    if ! wait_until 20 "$PY" "$HELPERS/component.py" "$ip" "$XMPP_TLS_PORT" "ready.$DOMAIN" "$WORK/secret" \
+        --tls "$WORK/pki/ca.crt" "$fqdn"; then
+        log "      prosody$n: no component handshake over TLS on $ip:$XMPP_TLS_PORT"
+        return 1
+    fi
+    if ! wait_until 10 "$PY" "$HELPERS/component.py" "$ip" "$XMPP_PLAIN_PORT" "ready.$DOMAIN" "$WORK/secret"; then
+        log "      prosody$n: no component handshake on $ip:$XMPP_PLAIN_PORT"
+        return 1
+    fi
+    log "prosody$n accepts component handshakes on $ip:$XMPP_TLS_PORT (TLS) and $ip:$XMPP_PLAIN_PORT"
+}
+
+start_stunnel() {
+    local conf="$WORK/stunnel.conf" name
+    cat >"$conf" <<EOF
+foreground = yes
+pid =
+debug = info
+EOF
+    for name in expired untrusted wrongname soon; do
+        local var="${name^^}_PORT"
+        cat >>"$conf" <<EOF
+
+[$name]
+accept = $IP2:${!var}
+connect = $IP2:$XMPP_PLAIN_PORT
+cert = $WORK/pki/$name.crt
+key = $WORK/pki/$name.key
+EOF
+    done
+    start stunnel "$WORK/logs/stunnel.log" stunnel4 "$conf"
+    for name in expired untrusted wrongname; do
+        local var="${name^^}_PORT"
+        wait_until 10 tcp_open "$IP2" "${!var}" || die_setup "stunnel does not listen on $IP2:${!var} ($name)"
+    done
+    wait_until 10 "$PY" "$HELPERS/component.py" "$IP2" "$SOON_PORT" "ready.$DOMAIN" "$WORK/secret" \
+        --tls "$WORK/pki/ca.crt" "$XMPP2" || die_setup "stunnel (soon) → prosody2: no component handshake"
+    log "stunnel serves the bad certificates on $IP2:$EXPIRED_PORT,$UNTRUSTED_PORT,$WRONGNAME_PORT,$SOON_PORT"
+}
+
+start_silent() {
+    start silent "$WORK/logs/silent.log" "$PY" "$HELPERS/silent.py" "$IP1" "$SILENT_PORT"
+    wait_until 10 tcp_open "$IP1" "$SILENT_PORT" || die_setup "the silent listener did not start"
+}
+
+start_wiretap() { # records what the probe puts on the wire, on its way to Prosody 2
+    start wiretap "$WORK/logs/wiretap.log" "$PY" "$HELPERS/wiretap.py" proxy "$IP1" "$WIRE_PORT" \
+        "$IP2" "$XMPP_PLAIN_PORT" "$WORK/wire.jsonl"
+    wait_until 10 tcp_open "$IP1" "$WIRE_PORT" || die_setup "the wiretap did not start"
+}
+
+start_holder() { # holds held.e2e.test on Prosody 2 so that the probe meets a real conflict
+    start holder "$WORK/logs/holder.log" "$PY" "$HELPERS/component.py" "$IP2" "$XMPP_PLAIN_PORT" \
+        "held.$DOMAIN" "$WORK/secret" --hold
+    wait_until 10 grep -qx ready "$WORK/logs/holder.log" || die_setup "the holder did not register held.$DOMAIN"
+    log "held.$DOMAIN is registered by a held connection (pid $(pid_of holder))"
+}
+
+# ---------------------------------------------------------------- the exporter and Prometheus
+
+write_exporter_config() {
+    local cfg="$WORK/exporter.yaml"
+    cat >"$cfg" <<EOF
+listen_address: "$EXPORTER_ADDR"
+interval: 1s
+timeout: 1s
+dns:
+  nameservers: ["$IP1:$DNS_PORT"]
+targets:
+EOF
+    #      name              domain          server_address                 component              tls     secret        interval timeout
+    target happy             "$DOMAIN"       ""                             "probe.$DOMAIN"        direct  secret
+    target plain             "$DOMAIN"       "$XMPP2:$XMPP_PLAIN_PORT"      "plain.$DOMAIN"        none    secret
+    target rapid             "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "rapid.$DOMAIN"        direct  secret        500ms 500ms
+    target wrong-secret      "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "wrongsecret.$DOMAIN"  direct  wrong-secret
+    target unknown-component "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "nobody.$DOMAIN"       direct  secret
+    target conflict          "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "held.$DOMAIN"         direct  secret
+    target nxdomain          "nx.$DOMAIN"    ""                             "probe.$DOMAIN"        direct  secret
+    target no-srv            "nosrv.$DOMAIN" ""                             "probe.$DOMAIN"        direct  secret
+    target no-address        "noaddr.$DOMAIN" ""                            "probe.$DOMAIN"        direct  secret
+    target closed-port       "closed.$DOMAIN" ""                            "probe.$DOMAIN"        direct  secret
+    target silent-tls        "$DOMAIN"       "silent.$DOMAIN:$SILENT_PORT"  "probe.$DOMAIN"        direct  secret        3s 2s
+    target silent-plain      "$DOMAIN"       "silent.$DOMAIN:$SILENT_PORT"  "probe.$DOMAIN"        none    secret        3s 2s
+    target tls-to-plain      "$DOMAIN"       "$XMPP2:$XMPP_PLAIN_PORT"      "probe.$DOMAIN"        direct  secret
+    target cert-expired      "$DOMAIN"       "$XMPP2:$EXPIRED_PORT"         "probe.$DOMAIN"        direct  secret
+    target cert-untrusted    "$DOMAIN"       "$XMPP2:$UNTRUSTED_PORT"       "probe.$DOMAIN"        direct  secret
+    target cert-wrong-name   "$DOMAIN"       "$XMPP2:$WRONGNAME_PORT"       "probe.$DOMAIN"        direct  secret
+    target cert-soon         "$DOMAIN"       "$XMPP2:$SOON_PORT"            "soon.$DOMAIN"         direct  secret
+    target wire              "$DOMAIN"       "$IP1:$WIRE_PORT"              "wire.$DOMAIN"         none    secret
+}
+
+target() { # see the table in write_exporter_config
+    local name="$1" domain="$2" address="$3" component="$4" mode="$5" secret="$6"
+    {
+        printf '  - name: %s\n    domain: %s\n' "$name" "$domain"
+        [ -n "$address" ] && printf '    server_address: "%s"\n' "$address"
+        printf '    component: %s\n    secret_file: %s\n' "$component" "$WORK/$secret"
+        [ -n "${7:-}" ] && printf '    interval: %s\n    timeout: %s\n' "$7" "$8"
+        if [ "$mode" = none ]; then
+            printf '    tls:\n      mode: none\n'
+        else
+            printf '    tls:\n      mode: direct\n      ca_file: %s\n' "$WORK/pki/ca.crt"
+        fi
+    } >>"$WORK/exporter.yaml"
+}
+
+start_exporter() {
+    write_exporter_config
+    # NO_COLOR: plain log lines for the greps below, whatever the build decides about colour.
+    start exporter "$WORK/logs/exporter.log" env NO_COLOR=1 "$BIN" --config "$WORK/exporter.yaml" --log-level debug
+    wait_until 15 http_ok "http://$EXPORTER_ADDR/metrics" || die_setup "the exporter does not serve http://$EXPORTER_ADDR/metrics"
+    log "the exporter serves http://$EXPORTER_ADDR/metrics (pid $(pid_of exporter))"
+}
+
+start_prometheus() {
+    mkdir -p "$WORK/prometheus-data"
+    cat >"$WORK/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: cms-xmpp-exporter
+    static_configs:
+      - targets: ["$EXPORTER_ADDR"]
+EOF
+    start prometheus "$WORK/logs/prometheus.log" prometheus --config.file="$WORK/prometheus.yml" \
+        --storage.tsdb.path="$WORK/prometheus-data" --web.listen-address="$PROM_ADDR" \
+        --log.level=info
+    wait_until 30 http_ok "http://$PROM_ADDR/-/ready" || die_setup "Prometheus is not ready on $PROM_ADDR"
+    log "Prometheus is ready on http://$PROM_ADDR"
+}
+
+# ---------------------------------------------------------------- scenarios
+
+happy_path() {
+    scenario "Happy path: SRV with two servers over direct TLS" happy \
+        "$WORK/logs/prosody1.log|probe\\.$DOMAIN|[[:space:]](warn|error)[[:space:]]" \
+        "$WORK/logs/prosody2.log|probe\\.$DOMAIN|[[:space:]](warn|error)[[:space:]]" \
+        "$WORK/logs/dnsmasq.log|_xmpp-component._tcp.$DOMAIN"
+    local t='target="happy"' s1="$XMPP1:$XMPP_TLS_PORT" s2="$XMPP2:$XMPP_TLS_PORT" s step
+    wait_for_metric "happy: cms_xmpp_probe_success is 1" "cms_xmpp_probe_success{$t} == 1"
+    wait_for_metric "happy: both servers up" "cms_xmpp_server_up{$t} == 1"
+    expect_count "happy: exactly two servers (from SRV)" "cms_xmpp_server_up{$t}" 2
+    expect_metric "happy: cms_xmpp_srv_records is 2" "cms_xmpp_srv_records{$t} == 2"
+    expect_metric "happy: step srv succeeded (server=\"\")" "cms_xmpp_step_success{$t,server=\"\",step=\"srv\"} == 1"
+    expect_metric "happy: step srv duration plausible (0 < d < 1s)" \
+        "cms_xmpp_step_last_duration_seconds{$t,server=\"\",step=\"srv\"} > 0 < 1"
+    for s in "$s1" "$s2"; do
+        for step in resolve connect tls cert stream handshake; do
+            expect_metric "happy: $s step $step succeeded" \
+                "cms_xmpp_step_success{$t,server=\"$s\",step=\"$step\"} == 1"
+            expect_metric "happy: $s step $step duration plausible (0 < d < 1s timeout)" \
+                "cms_xmpp_step_last_duration_seconds{$t,server=\"$s\",step=\"$step\"} > 0 < 1"
+        done
+        expect_metric "happy: $s step histogram has observations" \
+            "cms_xmpp_step_duration_seconds_count{$t,server=\"$s\",step=\"handshake\"} >= 1"
+        expect_metric "happy: $s certificate trusted" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 1"
+        expect_metric "happy: $s SANs cover the domain" \
+            "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"domain\",name=\"$DOMAIN\"} == 1"
+        expect_metric "happy: $s SANs cover the FQDN" \
+            "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"fqdn\",name=\"${s%%:*}\"} == 1"
+        expect_metric "happy: $s TLS 1.2 or 1.3" "cms_xmpp_tls_info{$t,server=\"$s\",version=~\"TLSv1\\.[23]\"} == 1"
+        expect_metric "happy: $s cert_info has the leaf's SHA-256 and SANs" \
+            "cms_xmpp_cert_info{$t,server=\"$s\",sha256=\"$GOOD_SHA256\",sans=\"$DOMAIN,$XMPP1,$XMPP2\"} == 1"
+        expect_metric "happy: $s last success timestamp is recent" \
+            "cms_xmpp_last_success_timestamp_seconds{$t,server=\"$s\"} > $(($(date +%s) - 30))"
+    done
+    expect_metric "happy: $s1 address 127.0.0.1" "cms_xmpp_server_address_info{$t,server=\"$s1\",address=\"$IP1:$XMPP_TLS_PORT\"} == 1"
+    expect_metric "happy: $s2 address 127.0.0.2" "cms_xmpp_server_address_info{$t,server=\"$s2\",address=\"$IP2:$XMPP_TLS_PORT\"} == 1"
+    expect_metric "happy: server_info of $s1 (srv, priority $SRV_PRIO1, weight $SRV_WEIGHT1, preferred)" \
+        "cms_xmpp_server_info{$t,server=\"$s1\",source=\"srv\",priority=\"$SRV_PRIO1\",weight=\"$SRV_WEIGHT1\",preferred=\"true\"} == 1"
+    expect_metric "happy: server_info of $s2 (srv, priority $SRV_PRIO2, weight $SRV_WEIGHT2, not preferred)" \
+        "cms_xmpp_server_info{$t,server=\"$s2\",source=\"srv\",priority=\"$SRV_PRIO2\",weight=\"$SRV_WEIGHT2\",preferred=\"false\"} == 1"
+    expect_count "happy: no cms_xmpp_failing_step_info" "cms_xmpp_failing_step_info{$t}" 0
+    expect_metric "happy: cms_xmpp_probe_duration_seconds plausible (0 < d < 1s)" \
+        "cms_xmpp_probe_duration_seconds{$t} > 0 < 1"
+    expect_metric "happy: cms_xmpp_last_probe_timestamp_seconds is recent" \
+        "cms_xmpp_last_probe_timestamp_seconds{$t} > $(($(date +%s) - 10))"
+    expect_metric "happy: cms_xmpp_probes_total counts cycles" "cms_xmpp_probes_total{$t} >= 1"
+    expect_metric "exporter: cms_xmpp_config_last_reload_successful is 1" "cms_xmpp_config_last_reload_successful == 1"
+    expect_metric "exporter: cms_xmpp_build_info present" "cms_xmpp_build_info == 1"
+}
+
+plaintext() {
+    scenario "Plaintext mode (tls.mode: none) against Prosody's component port" plain \
+        "$WORK/logs/prosody2.log|component|stream:error"
+    local t='target="plain"' s="$XMPP2:$XMPP_PLAIN_PORT" step
+    wait_for_metric "plain: cms_xmpp_probe_success is 1" "cms_xmpp_probe_success{$t} == 1"
+    expect_metric "plain: server up" "cms_xmpp_server_up{$t,server=\"$s\"} == 1"
+    for step in resolve connect stream handshake; do
+        expect_metric "plain: step $step succeeded" "cms_xmpp_step_success{$t,server=\"$s\",step=\"$step\"} == 1"
+    done
+    expect_metric "plain: server_info source static, preferred" \
+        "cms_xmpp_server_info{$t,server=\"$s\",source=\"static\",priority=\"\",weight=\"\",preferred=\"true\"} == 1"
+    if metric_absent "cms_xmpp_step_success{$t,step=~\"tls|cert|srv\"}" && metric_absent "cms_xmpp_tls_info{$t}"; then
+        pass "plain: no srv, tls or cert step series, no TLS facts"
+    else
+        fail "plain: no srv, tls or cert step series, no TLS facts"
+        explain "cms_xmpp_step_success{$t,step=~\"tls|cert|srv\"} (absent)"
+    fi
+}
+
+xmpp_failures() {
+    local s="$XMPP2:$XMPP_TLS_PORT"
+    scenario "Wrong secret" wrong-secret "$WORK/logs/prosody2.log|not-authorized|Invalid component handshake"
+    expect_failure wrong-secret "$s" handshake not_authorized
+    expect_metric "wrong-secret: the stream step itself succeeded" \
+        "cms_xmpp_step_success{target=\"wrong-secret\",server=\"$s\",step=\"stream\"} == 1"
+
+    scenario "Unknown component name" unknown-component "$WORK/logs/prosody2.log|host-unknown"
+    expect_failure unknown-component "$s" stream host_unknown
+
+    scenario "Duplicate name (held by another connection)" conflict "$WORK/logs/prosody2.log|conflict" \
+        "$WORK/logs/holder.log|"
+    expect_failure conflict "$s" handshake conflict
+    if alive "$(pid_of holder)"; then
+        pass "conflict: the holder's connection survives (kick_new: the probe is refused, not the holder)"
+    else
+        fail "conflict: the holder's connection survives"
+        show_log "$WORK/logs/holder.log"
+    fi
+}
+
+dns_failures() {
+    scenario "NXDOMAIN" nxdomain "$WORK/logs/dnsmasq.log|nx\\.$DOMAIN"
+    expect_failure nxdomain "" srv nxdomain
+    expect_metric "nxdomain: cms_xmpp_srv_records is 0" 'cms_xmpp_srv_records{target="nxdomain"} == 0'
+    expect_count "nxdomain: no per-server series" 'cms_xmpp_step_success{target="nxdomain",server!=""}' 0
+
+    scenario "A domain without SRV record" no-srv "$WORK/logs/dnsmasq.log|nosrv\\.$DOMAIN"
+    expect_failure no-srv "" srv no_records
+
+    scenario "SRV target without an address" no-address "$WORK/logs/dnsmasq.log|noaddr|ghost"
+    expect_failure no-address "ghost.$DOMAIN:$XMPP_TLS_PORT" resolve nxdomain
+    expect_metric "no-address: the srv step succeeded" \
+        'cms_xmpp_step_success{target="no-address",server="",step="srv"} == 1'
+}
+
+network_failures() {
+    scenario "Closed port" closed-port "$WORK/logs/dnsmasq.log|closed"
+    expect_failure closed-port "$XMPP2:$CLOSED_PORT" connect refused
+    expect_metric "closed-port: the steps after connect are present, not reached (0)" \
+        "cms_xmpp_step_success{target=\"closed-port\",step=~\"tls|cert|stream|handshake\"} == 0"
+    expect_count "closed-port: ... all four of them" \
+        "cms_xmpp_step_success{target=\"closed-port\",step=~\"tls|cert|stream|handshake\"}" 4
+    expect_metric "closed-port: their last durations are 0" \
+        "cms_xmpp_step_last_duration_seconds{target=\"closed-port\",step=~\"tls|cert|stream|handshake\"} == 0"
+
+    scenario "Silent port (accepts, never speaks): direct TLS" silent-tls "$WORK/logs/silent.log|"
+    local s="silent.$DOMAIN:$SILENT_PORT"
+    expect_failure silent-tls "$s" tls timeout
+    expect_metric "silent-tls: the tls step lasted about the 2s timeout (1.8 < d < 2.5)" \
+        "cms_xmpp_step_last_duration_seconds{target=\"silent-tls\",server=\"$s\",step=\"tls\"} > 1.8 < 2.5"
+
+    scenario "Silent port (accepts, never speaks): plaintext" silent-plain "$WORK/logs/silent.log|"
+    expect_failure silent-plain "$s" stream timeout
+    expect_metric "silent-plain: the stream step lasted about the 2s timeout (1.8 < d < 2.5)" \
+        "cms_xmpp_step_last_duration_seconds{target=\"silent-plain\",server=\"$s\",step=\"stream\"} > 1.8 < 2.5"
+
+    scenario "TLS to a plaintext port" tls-to-plain "$WORK/logs/prosody2.log|not-well-formed|invalid XML"
+    expect_failure tls-to-plain "$XMPP2:$XMPP_PLAIN_PORT" tls tls_handshake
+}
+
+cert_failures() {
+    local now
+    now=$(date +%s)
+    scenario "Expired certificate" cert-expired "$WORK/logs/stunnel.log|expired|SSL"
+    local t='target="cert-expired"' s="$XMPP2:$EXPIRED_PORT"
+    expect_failure cert-expired "$s" cert cert_expired
+    expect_metric "cert-expired: the tls step itself succeeded" "cms_xmpp_step_success{$t,server=\"$s\",step=\"tls\"} == 1"
+    expect_metric "cert-expired: not_after is exported and in the past" \
+        "cms_xmpp_cert_not_after_timestamp_seconds{$t,server=\"$s\"} == $EXPIRED_NOT_AFTER"
+    expect_metric "cert-expired: not_before is exported" "cms_xmpp_cert_not_before_timestamp_seconds{$t,server=\"$s\"} < $EXPIRED_NOT_AFTER"
+    expect_metric "cert-expired: still trusted apart from expiry" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 1"
+
+    scenario "Untrusted certificate (another CA)" cert-untrusted "$WORK/logs/stunnel.log|untrusted|SSL"
+    t='target="cert-untrusted"' s="$XMPP2:$UNTRUSTED_PORT"
+    expect_failure cert-untrusted "$s" cert cert_untrusted
+    expect_metric "cert-untrusted: cms_xmpp_cert_trusted is 0" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 0"
+    expect_metric "cert-untrusted: cert_info names the other CA" \
+        "cms_xmpp_cert_info{$t,server=\"$s\",issuer=~\".*other-ca.*\"} == 1"
+    expect_metric "cert-untrusted: SANs still judged (domain covered)" \
+        "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"domain\"} == 1"
+
+    scenario "Certificate for another name" cert-wrong-name "$WORK/logs/stunnel.log|wrongname|SSL"
+    t='target="cert-wrong-name"' s="$XMPP2:$WRONGNAME_PORT"
+    expect_failure cert-wrong-name "$s" cert cert_name_mismatch
+    expect_metric "cert-wrong-name: domain not covered" \
+        "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"domain\",name=\"$DOMAIN\"} == 0"
+    expect_metric "cert-wrong-name: FQDN not covered" \
+        "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"fqdn\",name=\"$XMPP2\"} == 0"
+    expect_metric "cert-wrong-name: trusted chain" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 1"
+    expect_metric "cert-wrong-name: not_after exported" "cms_xmpp_cert_not_after_timestamp_seconds{$t,server=\"$s\"} > $now"
+
+    scenario "Certificate expiring within days" cert-soon "$WORK/logs/stunnel.log|soon|SSL" \
+        "$WORK/logs/prosody2.log|component|stream:error"
+    t='target="cert-soon"' s="$XMPP2:$SOON_PORT"
+    wait_for_metric "cert-soon: cms_xmpp_probe_success is 1" "cms_xmpp_probe_success{$t} == 1"
+    expect_metric "cert-soon: not_after is the certificate's, within 4 days" \
+        "cms_xmpp_cert_not_after_timestamp_seconds{$t,server=\"$s\"} == $SOON_NOT_AFTER < $((now + 4 * 86400))"
+}
+
+wire_format() {
+    scenario "On the wire: lowercase digest, clean close (recorded between the probe and Prosody)" wire \
+        "$WORK/logs/prosody2.log|wire\\.$DOMAIN"
+    local t='target="wire"' s="$IP1:$WIRE_PORT" out deadline=$((SECONDS + WAIT))
+    wait_for_metric "wire: cms_xmpp_probe_success is 1 (IP literal server, plaintext)" "cms_xmpp_probe_success{$t} == 1"
+    expect_metric "wire: the resolve step of an IP literal succeeds" \
+        "cms_xmpp_step_success{$t,server=\"$s\",step=\"resolve\"} == 1"
+    local ok=1
+    until out="$("$PY" "$HELPERS/wiretap.py" check "$WORK/wire.jsonl" "$WORK/secret" "wire.$DOMAIN" 5 2>&1)"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then ok=0; break; fi
+        sleep 0.5
+    done
+    if [ "$ok" = 1 ]; then
+        pass "wire: $out"
+    else
+        fail "wire: what the probe sent is not what XEP-0114 asks for"
+        sed 's/^/      /' <<<"$out"
+        show_log "$WORK/logs/prosody2.log" "wire\\.$DOMAIN"
+    fi
+}
+
+many_cycles() {
+    scenario "Many consecutive cycles never meet our own name (clean close)" rapid \
+        "$WORK/logs/prosody2.log|conflict"
+    wait_for_metric "rapid: at least 25 cycles at a 500ms interval" 'cms_xmpp_probes_total{target="rapid"} >= 25' 40
+    expect_metric "rapid: last probe succeeded" 'cms_xmpp_probe_success{target="rapid"} == 1'
+    if metric_absent 'cms_xmpp_probe_failures_total{target="rapid"}'; then
+        pass "rapid: no failed cycle at all"
+    else
+        fail "rapid: no failed cycle at all"
+        explain 'cms_xmpp_probe_failures_total{target="rapid"} (absent)'
+    fi
+    if metric_absent 'cms_xmpp_probe_failures_total{target!="conflict",reason="conflict"}'; then
+        pass "no target but 'conflict' ever saw reason=\"conflict\" (the probe closes its stream cleanly)"
+    else
+        fail "no target but 'conflict' ever saw reason=\"conflict\""
+        CTX_TARGET="" explain 'cms_xmpp_probe_failures_total{reason="conflict"} (absent)'
+    fi
+}
+
+failover() {
+    scenario "Failover: stop Prosody 1, the target stays up; restart it, it recovers" happy \
+        "$WORK/logs/prosody1.log|" "$WORK/logs/prosody1.stderr|"
+    local t='target="happy"' s1="$XMPP1:$XMPP_TLS_PORT" s2="$XMPP2:$XMPP_TLS_PORT"
+    wait_for_metric "failover: both servers up before" "cms_xmpp_server_up{$t} == 1" || return
+    local pid
+    FAILOVER_STARTED=$(date +%s)
+    pid="$(pid_of prosody1)"
+    stop_pid "$pid"
+    log "      stopped prosody1 (pid $pid)"
+    local deadline=$((SECONDS + WAIT)) zero_seen=0 ok=0
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if scrape; then
+            metric_holds "cms_xmpp_probe_success{$t} == 1" || zero_seen=1
+            if metric_holds "cms_xmpp_failing_step_info{$t,server=\"$s1\",step=\"connect\",reason=\"refused\"} == 1"; then
+                ok=1
+                break
+            fi
+        fi
+        sleep 0.3
+    done
+    if [ "$ok" = 1 ]; then pass "failover: $s1 fails at step connect with reason refused"; else
+        fail "failover: $s1 fails at step connect with reason refused"
+        explain "cms_xmpp_failing_step_info{$t,server=\"$s1\",step=\"connect\",reason=\"refused\"} == 1"
+    fi
+    expect_metric "failover: $s1 is down" "cms_xmpp_server_up{$t,server=\"$s1\"} == 0"
+    expect_metric "failover: $s2 is still up" "cms_xmpp_server_up{$t,server=\"$s2\"} == 1"
+    expect_metric "failover: the target stays successful" "cms_xmpp_probe_success{$t} == 1"
+    expect_metric "failover: $s1 keeps its last certificate facts" "cms_xmpp_cert_trusted{$t,server=\"$s1\"} == 1"
+    expect_metric "failover: the refused connects are counted" \
+        "cms_xmpp_probe_failures_total{$t,server=\"$s1\",step=\"connect\",reason=\"refused\"} >= 1"
+
+    if start_prosody 1 "$IP1" "$XMPP1"; then
+        pass "failover: prosody1 restarted and accepts handshakes again"
+    else
+        fail "failover: prosody1 restarted and accepts handshakes again"
+        show_log "$WORK/logs/prosody1.stderr"
+        show_log "$WORK/logs/prosody1.log"
+    fi
+    wait_for_metric "failover: $s1 recovers after the restart" "cms_xmpp_server_up{$t,server=\"$s1\"} == 1" &&
+        wait_for_absent "failover: no failing step left" "cms_xmpp_failing_step_info{$t}"
+    if [ "$zero_seen" = 0 ] && metric_holds "cms_xmpp_probe_success{$t} == 1"; then
+        pass "failover: cms_xmpp_probe_success stayed 1 in every scrape while $s1 went down"
+    else
+        fail "failover: cms_xmpp_probe_success stayed 1 in every scrape while $s1 went down"
+    fi
+}
+
+promtool_check() {
+    scenario "promtool check metrics" ""
+    scrape
+    local out rc
+    out="$(promtool check metrics <"$WORK/scrape.prom" 2>&1)"
+    rc=$?
+    if [ "$rc" = 0 ] && [ -z "$out" ]; then
+        pass "promtool check metrics finds no problem ($(grep -vc '^#' "$WORK/scrape.prom") series)"
+    else
+        fail "promtool check metrics (exit $rc)"
+        printf '%s\n' "$out" | head -n 30 | sed 's/^/      | /'
+    fi
+}
+
+prometheus_checks() {
+    scenario "Prometheus scrapes the exporter" "" "$WORK/logs/prometheus.log|level=(warn|error)"
+    wait_for_query "prometheus: up{job=\"cms-xmpp-exporter\"} == 1" 'up{job="cms-xmpp-exporter"}' 'up == 1'
+    local target
+    for target in happy plain rapid cert-soon wire; do
+        wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 1" \
+            "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 1'
+    done
+    for target in wrong-secret unknown-component conflict nxdomain no-srv no-address closed-port \
+        silent-tls silent-plain tls-to-plain cert-expired cert-untrusted cert-wrong-name; do
+        wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
+            "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
+    done
+    wait_for_query "prometheus: 18 targets, 5 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
+        'result == 518'
+    if [ -n "${FAILOVER_STARTED:-}" ]; then
+        # The window reaches back to just before prosody1 was stopped.
+        local window=$(($(date +%s) - FAILOVER_STARTED + 2))
+        wait_for_query "prometheus: cms_xmpp_probe_success{target=\"happy\"} stayed 1 through the failover (min_over_time ${window}s)" \
+            "min_over_time(cms_xmpp_probe_success{target=\"happy\"}[${window}s])" 'result == 1'
+        wait_for_query "prometheus: cms_xmpp_server_up of $XMPP1 was 0 during the failover (min_over_time ${window}s)" \
+            "min_over_time(cms_xmpp_server_up{target=\"happy\",server=\"$XMPP1:$XMPP_TLS_PORT\"}[${window}s])" 'result == 0'
+    fi
+}
+
+secrets_check() {
+    scenario "Secrets appear nowhere" ""
+    scrape
+    local where
+    for where in "$WORK/scrape.prom" "$WORK/logs/exporter.log"; do
+        if grep -qF -e "$SECRET" -e "$WRONG_SECRET" "$where"; then
+            fail "no secret in ${where#"$WORK"/}"
+            grep -nF -e "$SECRET" -e "$WRONG_SECRET" "$where" | head -n 5 | sed 's/^/      | /'
+        else
+            pass "no secret in ${where#"$WORK"/} ($(wc -l <"$where") lines)"
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- main
+
+main() {
+    build
+    T0=$SECONDS
+    WORK="$(mktemp -d "${TMPDIR:-/tmp}/cms-xmpp-e2e.XXXXXX")" || die_setup "mktemp failed"
+    mkdir -p "$WORK/logs"
+    log "temp dir $WORK"
+    allocate_ports
+    make_pki
+    make_secrets
+    start_dnsmasq
+    write_prosody_config 1 "$IP1"
+    write_prosody_config 2 "$IP2"
+    start_prosody 1 "$IP1" "$XMPP1" || die_setup "prosody1 is not ready"
+    start_prosody 2 "$IP2" "$XMPP2" || die_setup "prosody2 is not ready"
+    start_stunnel
+    start_silent
+    start_wiretap
+    start_holder
+    start_exporter
+    start_prometheus
+    log "peers up after $((SECONDS - T0))s"
+
+    happy_path
+    plaintext
+    xmpp_failures
+    dns_failures
+    network_failures
+    cert_failures
+    wire_format
+    many_cycles
+    failover
+    promtool_check
+    prometheus_checks
+    secrets_check
+
+    local pid dead=()
+    for pid in "${PIDS[@]}"; do
+        alive "$pid" || dead+=("${PID_NAME[$pid]} (pid $pid)")
+    done
+    if [ ${#dead[@]} = 0 ]; then
+        pass "every peer and the exporter ran to the end (${#PIDS[@]} processes)"
+    else
+        fail "processes died during the run: ${dead[*]}"
+        show_all_logs
+    fi
+    log ""
+    log "suite took $((SECONDS - T0))s"
+    summary_and_exit
+}
+
+main "$@"
