@@ -15,6 +15,7 @@ PACKAGES=(
     curl              # reads /metrics and the Prometheus API
     python3           # small helpers: metrics parsing, silent listener, name holder
     ca-certificates
+    chromium          # renders the status page (tests/browser/check-status-page.sh)
 )
 
 missing=()
