@@ -14,7 +14,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::config::{ServerSource, Target};
+use crate::config::{ServerSource, Target, TlsMode};
 use crate::probe::{Origin, Reason, Server, ServerReport, Step, StepRecord, TargetReport};
 
 pub const PREFIX: &str = "cms_xmpp";
@@ -31,6 +31,8 @@ struct Families {
     probe_duration: GaugeVec,
     last_probe: GaugeVec,
     interval: GaugeVec,
+    timeout: GaugeVec,
+    target_info: IntGaugeVec,
     srv_records: IntGaugeVec,
     server_up: IntGaugeVec,
     step_success: IntGaugeVec,
@@ -69,6 +71,7 @@ struct ServerSeries {
 
 #[derive(Default)]
 struct TargetSeries {
+    info: Vec<String>,
     srv: Option<ServerSeries>,
     servers: HashMap<String, ServerSeries>,
 }
@@ -100,6 +103,16 @@ impl Metrics {
                 "probe_interval_seconds",
                 "The target's configured probe interval; staleness alerts compare last_probe_timestamp_seconds with it.",
                 &["target"],
+            )?,
+            timeout: reg.gauge(
+                "probe_timeout_seconds",
+                "The target's configured whole-probe deadline.",
+                &["target"],
+            )?,
+            target_info: reg.int_gauge(
+                "target_info",
+                "A configured target: its XMPP domain, component name, server address (empty for SRV) and TLS mode.",
+                &["target", "domain", "component", "server_address", "tls_mode"],
             )?,
             srv_records: reg.int_gauge("srv_records", "Servers in the last SRV answer for _xmpp-component._tcp.<domain> (0 when the lookup failed).", &["target"])?,
             server_up: reg.int_gauge("server_up", "1 when the server completed every step of the last probe.", &["target", "server"])?,
@@ -171,8 +184,15 @@ impl Metrics {
         f.interval
             .with_label_values(&[name])
             .set(target.interval.as_secs_f64());
+        f.timeout
+            .with_label_values(&[name])
+            .set(target.timeout.as_secs_f64());
         let mut targets = self.targets.lock().expect("metrics lock");
         let series = targets.entry(target.name.clone()).or_default();
+        series.info = target_info(target);
+        f.target_info
+            .with_label_values(&with_ids(&[], &series.info))
+            .set(1);
         match &target.servers {
             ServerSource::Srv => {
                 f.srv_records.with_label_values(&[name]).set(0);
@@ -205,6 +225,9 @@ impl Metrics {
         for (label, server) in &series.servers {
             self.remove_server(target, label, server);
         }
+        let _ = f
+            .target_info
+            .remove_label_values(&with_ids(&[], &series.info));
         if let Some(srv) = &series.srv {
             self.remove_server(target, NO_SERVER, srv);
             let _ = f.srv_records.remove_label_values(&[target]);
@@ -214,6 +237,7 @@ impl Metrics {
         let _ = f.probe_duration.remove_label_values(&[target]);
         let _ = f.last_probe.remove_label_values(&[target]);
         let _ = f.interval.remove_label_values(&[target]);
+        let _ = f.timeout.remove_label_values(&[target]);
     }
 
     pub fn record(&self, report: &TargetReport) {
@@ -462,6 +486,30 @@ impl Metrics {
             let _ = f.cert_trusted.remove_label_values(&ids);
         }
     }
+}
+
+/// The labels of `target_info`, in order.
+fn target_info(target: &Target) -> Vec<String> {
+    let server_address = match &target.servers {
+        ServerSource::Srv => String::new(),
+        ServerSource::Static { host, port } => Server {
+            host: host.clone(),
+            port: *port,
+            origin: Origin::Static,
+        }
+        .label(),
+    };
+    let tls_mode = match target.tls.mode {
+        TlsMode::Direct => "direct",
+        TlsMode::None => "none",
+    };
+    vec![
+        target.name.clone(),
+        target.domain.clone(),
+        target.component.clone(),
+        server_address,
+        tls_mode.to_owned(),
+    ]
 }
 
 /// Sets a value-1 series whose labels may change, removing the series it replaces.

@@ -1,6 +1,7 @@
 //! Owns the probing side of the exporter: builds a probe per target, runs their loops, and
 //! swaps them on reload. A bad new configuration is rejected and the old one keeps running.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,12 +53,17 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
         .min()
         .unwrap_or(crate::config::DEFAULT_TIMEOUT);
     let resolver = dns::resolver(&config.dns, request_timeout)?;
+    let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
     config
         .targets
         .iter()
         .enumerate()
         .map(|(index, target)| {
-            TargetProbe::new(target.clone(), resolver.clone())
+            let lock = locks
+                .entry(target.component.to_ascii_lowercase())
+                .or_default()
+                .clone();
+            TargetProbe::new(target.clone(), resolver.clone(), lock)
                 .map(Arc::new)
                 .map_err(|source| RunError::Tls {
                     index,

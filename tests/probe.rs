@@ -763,6 +763,21 @@ async fn every_step_is_present_before_the_first_probe_finishes() {
     assert!(scrape.find("cms_xmpp_build_info", &[]).len() == 1);
     let interval = scrape.value("cms_xmpp_probe_interval_seconds", &[("target", "srv")]);
     assert_eq!(interval, Some(10.0));
+    let timeout = scrape.value("cms_xmpp_probe_timeout_seconds", &[("target", "srv")]);
+    assert_eq!(timeout, Some(5.0));
+    let info = [
+        ("target", "srv"),
+        ("domain", DOMAIN),
+        ("component", COMPONENT),
+    ];
+    let srv_info = scrape.label("cms_xmpp_target_info", &info, "server_address");
+    assert_eq!(srv_info.as_deref(), Some(""));
+    let static_address = scrape.label(
+        "cms_xmpp_target_info",
+        &[("target", "static")],
+        "server_address",
+    );
+    assert_eq!(static_address, Some(server(XMPP1, silent.addr().port())));
     exporter.stop().await;
 }
 
@@ -865,4 +880,25 @@ async fn a_bad_config_exits_2_naming_every_problem_without_the_secret() {
         assert!(stderr.contains(field), "{field} missing from:\n{stderr}");
     }
     assert!(!stderr.contains(SECRET), "{stderr}");
+}
+
+#[tokio::test]
+async fn targets_sharing_a_component_name_take_turns() {
+    // Two targets registering the same name with one server: probed at once, the server
+    // would refuse one of them with `conflict` every cycle.
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    let exporter = lab
+        .exporter(&[
+            lab.timed_target("a", &address, "200ms", "200ms", ""),
+            lab.timed_target("b", &address, "200ms", "200ms", ""),
+        ])
+        .await;
+    exporter.cycles("a", 10.0).await;
+    let scrape = exporter.cycles("b", 10.0).await;
+    let failures = scrape.find("cms_xmpp_probe_failures_total", &[]);
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(one.stats().conflicts, 0);
+    exporter.stop().await;
 }

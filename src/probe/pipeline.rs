@@ -29,12 +29,17 @@ pub struct TargetProbe {
     pub target: Arc<Target>,
     resolver: TokioResolver,
     tls: Option<TlsClient>,
-    /// Held while a probe runs: the server must never see the component name twice at once.
-    exclusive: tokio::sync::Mutex<()>,
+    /// Held while a probe runs. Shared by every target with the same component name: an XMPP
+    /// server must never see the name twice at once, or it answers `conflict`.
+    exclusive: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TargetProbe {
-    pub fn new(target: Arc<Target>, resolver: TokioResolver) -> Result<TargetProbe, TlsSetupError> {
+    pub fn new(
+        target: Arc<Target>,
+        resolver: TokioResolver,
+        exclusive: Arc<tokio::sync::Mutex<()>>,
+    ) -> Result<TargetProbe, TlsSetupError> {
         let tls = match target.tls.mode {
             TlsMode::Direct => Some(TlsClient::new(&target.tls)?),
             TlsMode::None => None,
@@ -43,11 +48,12 @@ impl TargetProbe {
             target,
             resolver,
             tls,
-            exclusive: tokio::sync::Mutex::new(()),
+            exclusive,
         })
     }
 
-    /// One probe cycle, waiting for any other run of this target to finish first.
+    /// One probe cycle, waiting for any other run under this component name to finish first;
+    /// the deadline starts once it runs.
     pub async fn run_exclusive(self: &Arc<Self>) -> TargetReport {
         let _running = self.exclusive.lock().await;
         probe_target(self.clone()).await

@@ -594,6 +594,7 @@ global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+rule_files: ["$ROOT/alerts/cms-xmpp.rules.yml"]
 scrape_configs:
   - job_name: cms-xmpp-exporter
     static_configs:
@@ -893,6 +894,26 @@ prometheus_checks() {
     done
     wait_for_query "prometheus: 18 targets, 5 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
         'result == 518'
+    # The shipped alert rules load and evaluate on the real Prometheus; the dashboards'
+    # expressions return data against real peers.
+    if curl -fsS "http://$PROM_ADDR/api/v1/rules" | "$PY" -c '
+import json, sys
+rules = [r for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"]]
+bad = [r["name"] + ": " + r.get("lastError", "") for r in rules if r.get("health") != "ok"]
+print(len(rules), "rules;", "; ".join(bad) or "all healthy")
+sys.exit(1 if bad or not rules else 0)' >"$WORK/rules-health.log" 2>&1; then
+        pass "prometheus: the alert rules load and evaluate ($(cat "$WORK/rules-health.log"))"
+    else
+        fail "prometheus: the alert rules load and evaluate"
+        sed 's/^/      | /' "$WORK/rules-health.log"
+    fi
+    if "$PY" "$ROOT/tests/dashboards/check.py" --prometheus "http://$PROM_ADDR" --require-data \
+        >"$WORK/dashboards-check.log" 2>&1; then
+        pass "prometheus: every dashboard and alert expression evaluates, dashboards return data ($(tail -n 1 "$WORK/dashboards-check.log"))"
+    else
+        fail "prometheus: every dashboard and alert expression evaluates, dashboards return data"
+        grep -E '^FAIL' "$WORK/dashboards-check.log" | head -n 20 | sed 's/^/      | /'
+    fi
     if [ -n "${FAILOVER_STARTED:-}" ]; then
         # The window reaches back to just before prosody1 was stopped.
         local window=$(($(date +%s) - FAILOVER_STARTED + 2))
