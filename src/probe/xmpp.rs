@@ -71,13 +71,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
     pub async fn next(&mut self) -> Result<Incoming, Failure> {
         let mut buf = Vec::new();
         loop {
-            buf.clear();
-            let event = self
-                .reader
-                .read_event_into_async(&mut buf)
-                .await
-                .map_err(|e| self.read_failure(Some(&e)))?;
-            match event {
+            match self.read_event(&mut buf).await? {
                 Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
                 Event::Text(text) if text.iter().all(u8::is_ascii_whitespace) => {}
                 Event::DocType(_) => {
@@ -122,6 +116,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         }
     }
 
+    async fn read_event<'b>(&mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, Failure> {
+        buf.clear();
+        let event = self.reader.read_event_into_async(buf).await;
+        event.map_err(|e| self.read_failure(Some(&e)))
+    }
+
     async fn skip(&mut self, element: &BytesStart<'static>) -> Result<(), Failure> {
         let mut buf = Vec::new();
         self.reader
@@ -137,12 +137,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         let (mut condition, mut text) = (String::new(), String::new());
         let (mut depth, mut in_text) = (0usize, false);
         loop {
-            buf.clear();
-            let event = self
-                .reader
-                .read_event_into_async(&mut buf)
-                .await
-                .map_err(|e| self.read_failure(Some(&e)))?;
+            let event = self.read_event(&mut buf).await?;
             match event {
                 Event::Start(ref e) | Event::Empty(ref e) if depth == 0 => {
                     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();

@@ -200,19 +200,26 @@ metric_holds() { # metric_holds EXPR: on the last scrape (see metrics.py for the
 }
 metric_absent() { "$PY" "$HELPERS/metrics.py" absent "$WORK/scrape.prom" "$1" >/dev/null 2>&1; }
 
-# wait_for_metric DESCRIPTION EXPR [DEADLINE]: polls /metrics until EXPR holds.
-wait_for_metric() {
-    local desc="$1" expr="$2" deadline=$((SECONDS + ${3:-$WAIT}))
+# poll_scrape SECONDS CHECK ARG: scrapes /metrics until `CHECK ARG` holds, or SECONDS pass.
+poll_scrape() {
+    local deadline=$((SECONDS + $1))
     while true; do
-        if scrape && metric_holds "$expr"; then
-            pass "$desc"
+        if scrape && "$2" "$3"; then
             return 0
         fi
-        [ "$SECONDS" -ge "$deadline" ] && break
+        [ "$SECONDS" -ge "$deadline" ] && return 1
         sleep 0.5
     done
-    fail "$desc (not within ${3:-$WAIT}s)"
-    explain "$expr"
+}
+
+# wait_for_metric DESCRIPTION EXPR [DEADLINE]: polls /metrics until EXPR holds.
+wait_for_metric() {
+    if poll_scrape "${3:-$WAIT}" metric_holds "$2"; then
+        pass "$1"
+        return 0
+    fi
+    fail "$1 (not within ${3:-$WAIT}s)"
+    explain "$2"
     return 1
 }
 
@@ -229,17 +236,12 @@ expect_metric() {
 
 # wait_for_absent DESCRIPTION SELECTOR [DEADLINE]: polls /metrics until no series matches.
 wait_for_absent() {
-    local desc="$1" sel="$2" deadline=$((SECONDS + ${3:-$WAIT}))
-    while true; do
-        if scrape && metric_absent "$sel"; then
-            pass "$desc"
-            return 0
-        fi
-        [ "$SECONDS" -ge "$deadline" ] && break
-        sleep 0.5
-    done
-    fail "$desc (still present after ${3:-$WAIT}s)"
-    explain "$sel (absent)"
+    if poll_scrape "${3:-$WAIT}" metric_absent "$2"; then
+        pass "$1"
+        return 0
+    fi
+    fail "$1 (still present after ${3:-$WAIT}s)"
+    explain "$2 (absent)"
     return 1
 }
 
