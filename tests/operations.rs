@@ -289,7 +289,7 @@ async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
 }
 
 #[tokio::test]
-async fn check_config_and_healthcheck_exit_codes() {
+async fn check_config_version_and_healthcheck() {
     let lab = Lab::new(base_zone()).await;
     let config = lab.path("config.yaml");
     std::fs::write(
@@ -307,6 +307,10 @@ async fn check_config_and_healthcheck_exit_codes() {
         stderr.contains("targets: at least one target is required"),
         "{stderr}"
     );
+
+    let (code, stdout, _) = output(&["--version"]).await;
+    let expected = concat!("cms-xmpp-exporter ", env!("CARGO_PKG_VERSION"));
+    assert_eq!((code, stdout.trim()), (Some(0), expected));
 
     let exporter = lab
         .exporter(&[lab.target("t", &server(XMPP1, 1), "")])
