@@ -12,7 +12,10 @@ use super::{Failure, Reason};
 use crate::config::DnsConfig;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot set up the DNS resolver")]
+#[error(
+    "cannot set up the DNS resolver from the system configuration (/etc/resolv.conf); \
+     set dns.nameservers in the config"
+)]
 pub struct ResolverSetupError(#[source] NetError);
 
 /// A resolver that asks the network on every call: no cache, no hosts file, one request at a
