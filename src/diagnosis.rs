@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::config::Target;
+use crate::probe::cert::rfc3339;
 use crate::probe::{Origin, Reason, ServerReport, Step, StepRecord, TargetReport};
 
 /// What a reason means, in words an on-call engineer who has never seen CMS understands.
@@ -340,7 +341,7 @@ fn render_cert(out: &mut String, server: &ServerReport, style: Style) {
         out,
         &format!(
             "valid to {} ({})",
-            timestamp(cert.not_after),
+            rfc3339(cert.not_after),
             days_left(cert.not_after)
         ),
     );
@@ -390,11 +391,6 @@ pub fn findings(report: &TargetReport) -> Vec<Finding> {
 
 fn join<T: ToString>(items: impl Iterator<Item = T>) -> String {
     items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
-}
-
-fn timestamp(unix: i64) -> String {
-    let time = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// "expires in N days" or "EXPIRED N days ago".

@@ -58,15 +58,11 @@ struct Families {
 #[derive(Default)]
 struct ServerSeries {
     failing: Option<Vec<String>>,
-    failure_counters: BTreeSet<(Step, Reason)>,
-    steps: Vec<Step>,
     info: Option<Vec<String>>,
     address: Option<Vec<String>>,
     cert_info: Option<Vec<String>>,
     tls_info: Option<Vec<String>>,
     san: Vec<Vec<String>>,
-    has_cert: bool,
-    has_success: bool,
 }
 
 #[derive(Default)]
@@ -307,7 +303,6 @@ impl Metrics {
             f.last_success
                 .with_label_values(&ids)
                 .set(unix_seconds(SystemTime::now()));
-            series.has_success = true;
         }
         self.record_steps(target, label, series, expected, &report.steps);
         self.set_server_info(target, label, series, &report.server);
@@ -333,7 +328,6 @@ impl Metrics {
             f.cert_trusted
                 .with_label_values(&ids)
                 .set(i64::from(cert.trusted));
-            series.has_cert = true;
             let labels = vec![
                 cert.subject.clone(),
                 cert.issuer.clone(),
@@ -385,7 +379,6 @@ impl Metrics {
                 f.step_duration.with_label_values(&ids).observe(seconds);
             }
         }
-        series.steps = expected.to_vec();
         let failure = records
             .iter()
             .find_map(|r| r.result.as_ref().err().map(|e| (r.step, e.reason)));
@@ -393,7 +386,6 @@ impl Metrics {
             f.failures_total
                 .with_label_values(&[target, label, step.as_str(), reason.as_str()])
                 .inc();
-            series.failure_counters.insert((step, reason));
         }
         let failing = failure
             .map(|(step, reason)| vec![step.as_str().to_owned(), reason.as_str().to_owned()]);
@@ -445,13 +437,14 @@ impl Metrics {
     fn remove_server(&self, target: &str, label: &str, series: &ServerSeries) {
         let f = &self.families;
         let ids = [target, label];
-        for step in &series.steps {
+        // Removing a series that was never set is a no-op, so every possible one is named.
+        for step in Step::ALL {
             let step_ids = [target, label, step.as_str()];
             let _ = f.step_success.remove_label_values(&step_ids);
             let _ = f.step_duration.remove_label_values(&step_ids);
             let _ = f.step_last_duration.remove_label_values(&step_ids);
         }
-        for (step, reason) in &series.failure_counters {
+        for (step, reason) in Step::ALL.iter().flat_map(|s| Reason::ALL.map(|r| (s, r))) {
             let _ = f.failures_total.remove_label_values(&[
                 target,
                 label,
@@ -477,14 +470,10 @@ impl Metrics {
                 .remove_label_values(&with_ids(&ids, labels));
         }
         let _ = f.server_up.remove_label_values(&ids);
-        if series.has_success {
-            let _ = f.last_success.remove_label_values(&ids);
-        }
-        if series.has_cert {
-            let _ = f.cert_not_after.remove_label_values(&ids);
-            let _ = f.cert_not_before.remove_label_values(&ids);
-            let _ = f.cert_trusted.remove_label_values(&ids);
-        }
+        let _ = f.last_success.remove_label_values(&ids);
+        let _ = f.cert_not_after.remove_label_values(&ids);
+        let _ = f.cert_not_before.remove_label_values(&ids);
+        let _ = f.cert_trusted.remove_label_values(&ids);
     }
 }
 

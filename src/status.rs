@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::RwLock;
 use std::time::SystemTime;
 
+use crate::diagnosis::findings;
 use crate::probe::{Reason, Step, TargetReport};
 
 /// How many past outcomes the status page shows per target.
@@ -54,16 +55,7 @@ impl Status {
         if !inner.names.contains(&report.target) {
             return;
         }
-        let failure = report
-            .srv
-            .iter()
-            .find_map(|s| s.result.as_ref().err().map(|f| (s.step, f.reason)))
-            .or_else(|| {
-                report
-                    .servers
-                    .iter()
-                    .find_map(|s| s.failure().map(|(step, f)| (step, f.reason)))
-            });
+        let failure = findings(report).first().map(|f| (f.step, f.reason));
         let history = inner.history.entry(report.target.clone()).or_default();
         history.push_front(Outcome {
             at: report.started,

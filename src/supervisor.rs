@@ -118,7 +118,7 @@ impl Supervisor {
             tracing::warn!("{warning}");
         }
         let mut active = self.active.lock().await;
-        let old = std::mem::replace(&mut *active, spawn_later());
+        let old = std::mem::replace(&mut *active, idle());
         stop(old.stop, old.tasks).await;
         // Counters restart with the new configuration; Prometheus' rate() handles resets.
         for probe in &old.probes {
@@ -153,13 +153,13 @@ impl Supervisor {
 
     pub async fn shutdown(&self) {
         let mut active = self.active.lock().await;
-        let old = std::mem::replace(&mut *active, spawn_later());
+        let old = std::mem::replace(&mut *active, idle());
         stop(old.stop, old.tasks).await;
     }
 }
 
-/// A placeholder while loops are being replaced.
-fn spawn_later() -> Active {
+/// No loops: what stands in while loops are replaced, and after shutdown.
+fn idle() -> Active {
     Active {
         probes: Vec::new(),
         stop: watch::channel(false).0,

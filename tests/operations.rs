@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use support::exporter::*;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
@@ -322,52 +320,6 @@ async fn check_config_version_and_healthcheck() {
     exporter.stop().await;
 }
 
-/// Starts the binary; returns it with its address (from its log) and the log so far.
-async fn spawn_exporter(
-    config: &std::path::Path,
-    extra: &[&str],
-) -> (
-    Child,
-    std::net::SocketAddr,
-    BufReader<tokio::process::ChildStderr>,
-) {
-    let mut child = Command::new(BINARY)
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "--listen-address",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut log = BufReader::new(child.stderr.take().unwrap());
-    let find = async {
-        loop {
-            let mut line = String::new();
-            assert!(
-                log.read_line(&mut line).await.unwrap() > 0,
-                "exporter exited early"
-            );
-            let address = line
-                .split("address")
-                .nth(1)
-                .map(|rest| rest.trim_start_matches(['=', '"', ':']))
-                .and_then(|rest| rest.split(['"', ' ', ',']).next())
-                .and_then(|a| a.parse().ok());
-            if let Some(address) = address {
-                return address;
-            }
-        }
-    };
-    let address = tokio::time::timeout(PATIENCE, find)
-        .await
-        .expect("address logged");
-    (child, address, log)
-}
-
 fn signal(child: &Child, name: &str) {
     let pid = child.id().unwrap().to_string();
     let status = std::process::Command::new("kill")
@@ -384,30 +336,26 @@ async fn sighup_reloads_and_sigterm_stops_promptly_with_json_logs() {
     let address = server(XMPP1, one.addr().port());
     let config = lab.path("config.yaml");
     std::fs::write(&config, lab.config(&[lab.target("a", &address, "")])).unwrap();
-    let (mut child, addr, mut log) = spawn_exporter(&config, &["--log-format", "json"]).await;
-    let exporter = Exporter {
-        running: None,
-        addr,
-    };
+    let mut binary = Binary::spawn(BINARY, &config, &["--log-format", "json"]).await;
+    let exporter = &binary.exporter;
     exporter
         .wait("a up", |s| success(s, "a") == Some(1.0))
         .await;
 
     std::fs::write(&config, lab.config(&[lab.target("b", &address, "")])).unwrap();
-    signal(&child, "HUP");
+    signal(&binary.child, "HUP");
     exporter
         .wait("b after SIGHUP", |s| success(s, "b") == Some(1.0))
         .await;
 
-    signal(&child, "TERM");
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    signal(&binary.child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(10), binary.child.wait())
         .await
         .expect("stops within 10s of SIGTERM")
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    let mut rest = String::new();
-    log.read_to_string(&mut rest).await.unwrap();
-    let lines: Vec<serde_json::Value> = rest
+    let log = binary.log().await;
+    let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
@@ -422,5 +370,5 @@ async fn sighup_reloads_and_sigterm_stops_promptly_with_json_logs() {
     assert!(lines
         .iter()
         .any(|l| l["fields"]["message"] == "SIGTERM received, shutting down"));
-    assert!(!rest.contains(SECRET));
+    assert!(!log.contains(SECRET));
 }

@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use support::dns::Zone;
 use support::exporter::*;
 use support::pki::{Leaf, Pki, Validity};
-use tokio::io::AsyncReadExt;
 
 // ---------- success ----------
 
@@ -359,14 +358,7 @@ async fn wildcard_and_uppercase_sans_are_matched_like_rfc_6125() {
             s.value("cms_xmpp_server_up", &[("server", &s1)]) == Some(1.0)
         })
         .await;
-    assert_eq!(
-        scrape.value("cms_xmpp_cert_san_covered", &[("role", "domain")]),
-        Some(1.0)
-    );
-    assert_eq!(
-        scrape.value("cms_xmpp_cert_san_covered", &[("role", "fqdn")]),
-        Some(1.0)
-    );
+    assert_eq!(coverage(&scrape), (Some(1.0), Some(1.0)));
     exporter.stop().await;
 }
 
@@ -793,42 +785,13 @@ async fn the_secret_appears_in_no_log_line_and_no_metric() {
         lab.target("wrong", &server(XMPP1, wrong.addr().port()), "")
     );
     std::fs::write(lab.path("config.yaml"), config).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cms-xmpp-exporter"))
-        .args(["--config", lab.path("config.yaml").to_str().unwrap()])
-        .args(["--listen-address", "127.0.0.1:0", "--log-level", "trace"])
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap());
-    let mut log = String::new();
-    // The listening address is in the log; read until it appears.
-    let find_address = async {
-        use tokio::io::AsyncBufReadExt;
-        loop {
-            let mut line = String::new();
-            assert!(
-                stderr.read_line(&mut line).await.unwrap() > 0,
-                "exporter exited early:\n{log}"
-            );
-            log.push_str(&line);
-            if let Some(rest) = line.split("address=").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .parse::<SocketAddr>()
-                    .unwrap();
-            }
-        }
-    };
-    let addr = tokio::time::timeout(PATIENCE, find_address)
-        .await
-        .expect("the exporter logs its address");
-    let exporter = Exporter {
-        running: None,
-        addr,
-    };
+    let mut binary = Binary::spawn(
+        env!("CARGO_BIN_EXE_cms-xmpp-exporter"),
+        &lab.path("config.yaml"),
+        &["--log-level", "trace"],
+    )
+    .await;
+    let exporter = &binary.exporter;
     let scrape = exporter
         .wait("both targets probed", |s| {
             s.value("cms_xmpp_probe_success", &[("target", "good")]) == Some(1.0)
@@ -839,9 +802,9 @@ async fn the_secret_appears_in_no_log_line_and_no_metric() {
                 .is_some()
         })
         .await;
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
-    stderr.read_to_string(&mut log).await.unwrap();
+    binary.child.start_kill().unwrap();
+    let _ = binary.child.wait().await;
+    let log = binary.log().await;
     assert!(
         log.contains("server is down"),
         "the failure is logged:\n{log}"

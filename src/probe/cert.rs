@@ -229,7 +229,8 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-fn rfc3339(timestamp: i64) -> String {
+/// A Unix timestamp as RFC 3339, to the second.
+pub fn rfc3339(timestamp: i64) -> String {
     let time = UNIX_EPOCH + Duration::from_secs(timestamp.max(0) as u64);
     humantime::format_rfc3339_seconds(time).to_string()
 }

@@ -18,8 +18,8 @@ use crate::config::DnsConfig;
 )]
 pub struct ResolverSetupError(#[source] NetError);
 
-/// A resolver that asks the network on every call: no cache, no hosts file, one request at a
-/// time per query, so each probe measures a real lookup.
+/// A resolver that asks the network on every call (no cache, no hosts file), so each probe
+/// measures a real lookup.
 pub fn resolver(
     config: &DnsConfig,
     request_timeout: Duration,

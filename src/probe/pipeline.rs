@@ -261,22 +261,14 @@ async fn timed<T>(
         ))
     });
     let duration = started.elapsed();
-    match result {
-        Ok(value) => (
-            StepRecord {
-                step,
-                duration,
-                result: Ok(()),
-            },
-            Some(value),
-        ),
-        Err(failure) => (
-            StepRecord {
-                step,
-                duration,
-                result: Err(failure),
-            },
-            None,
-        ),
-    }
+    let (result, value) = match result {
+        Ok(value) => (Ok(()), Some(value)),
+        Err(failure) => (Err(failure), None),
+    };
+    let record = StepRecord {
+        step,
+        duration,
+        result,
+    };
+    (record, value)
 }

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use cms_xmpp_exporter::config::Config;
 use cms_xmpp_exporter::{run, Running};
+use std::process::Stdio;
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::process::{Child, ChildStderr, Command};
 
 use super::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use super::dns::{DnsServer, Zone};
@@ -135,17 +138,16 @@ impl Exporter {
     pub async fn start(yaml: &str) -> Exporter {
         let config = Config::parse(yaml, std::path::Path::new("test.yaml"))
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
-        let running = run(config).await.expect("exporter starts");
-        let addr = running.local_addr();
-        Exporter {
-            running: Some(running),
-            addr,
-        }
+        Exporter::run(config).await
     }
 
     /// Loads the configuration from a file, so that reloads re-read it.
     pub async fn start_file(path: &std::path::Path) -> Exporter {
         let config = Config::load(path).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        Exporter::run(config).await
+    }
+
+    async fn run(config: Config) -> Exporter {
         let running = run(config).await.expect("exporter starts");
         let addr = running.local_addr();
         Exporter {
@@ -208,6 +210,73 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, S
         .and_then(|s| s.parse().ok())
         .expect("status code");
     (status, body.to_owned())
+}
+
+/// The real binary on a free loopback port, its stderr log read up to the line that names its
+/// address.
+pub struct Binary {
+    pub child: Child,
+    pub exporter: Exporter,
+    stderr: BufReader<ChildStderr>,
+    log: String,
+}
+
+impl Binary {
+    /// `binary` is `env!("CARGO_BIN_EXE_cms-xmpp-exporter")`, which only tests can name.
+    pub async fn spawn(binary: &str, config: &std::path::Path, extra: &[&str]) -> Binary {
+        let mut child = Command::new(binary)
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--listen-address",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut log = String::new();
+        let find = async {
+            loop {
+                let mut line = String::new();
+                assert!(
+                    stderr.read_line(&mut line).await.unwrap() > 0,
+                    "exporter exited early:\n{log}"
+                );
+                log.push_str(&line);
+                // Text (`address=ADDR`) or JSON (`"address":"ADDR"`) logs.
+                let address = line
+                    .split("address")
+                    .nth(1)
+                    .map(|rest| rest.trim_start_matches(['=', '"', ':']))
+                    .and_then(|rest| rest.split(['"', ' ', ',']).next())
+                    .and_then(|a| a.parse().ok());
+                if let Some(address) = address {
+                    return address;
+                }
+            }
+        };
+        let addr = tokio::time::timeout(PATIENCE, find)
+            .await
+            .expect("the exporter logs its address");
+        Binary {
+            child,
+            exporter: Exporter {
+                running: None,
+                addr,
+            },
+            stderr,
+            log,
+        }
+    }
+
+    /// The whole log, once the process has exited (signal or kill it first).
+    pub async fn log(mut self) -> String {
+        self.stderr.read_to_string(&mut self.log).await.unwrap();
+        self.log
+    }
 }
 
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
