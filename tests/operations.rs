@@ -81,6 +81,23 @@ async fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
 }
 
 #[tokio::test]
+async fn a_config_not_from_a_file_cannot_be_reloaded() {
+    let lab = Lab::new(base_zone()).await;
+    let exporter = lab
+        .exporter(&[lab.target("t", &server(XMPP1, 1), "")])
+        .await;
+    let (status, body) = http_request(exporter.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("not loaded from a file"), "{body}");
+    let scrape = exporter.scrape().await;
+    assert_eq!(
+        scrape.value("cms_xmpp_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
 async fn a_rotated_secret_is_picked_up_by_a_reload() {
     let lab = Lab::new(base_zone()).await;
     let rotated = server_with_secret(&lab, "the-new-secret").await;

@@ -84,6 +84,49 @@ pub fn unexpected(item: Incoming) -> Failure {
 mod tests {
     use super::*;
 
+    /// Runs `open` against a server that answers `reply` to any header.
+    async fn open_against(reply: &'static [u8]) -> Result<String, Failure> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, mut server) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let mut header = [0u8; 512];
+            let _ = server.read(&mut header).await;
+            let _ = server.write_all(reply).await;
+            let _ = server.shutdown().await;
+        });
+        open(&mut XmppConn::new(client), "probe.example.test").await
+    }
+
+    #[tokio::test]
+    async fn the_client_port_is_told_apart_from_the_component_port() {
+        let failure = open_against(b"<stream:stream xmlns='jabber:client' id='1'>")
+            .await
+            .unwrap_err();
+        assert_eq!(failure.reason, Reason::InvalidNamespace);
+        assert!(
+            failure.detail.contains("jabber:client"),
+            "{}",
+            failure.detail
+        );
+    }
+
+    #[tokio::test]
+    async fn a_header_without_id_reports_the_error_that_follows() {
+        let refusal = b"<stream:stream xmlns='jabber:component:accept'><stream:error>\
+            <host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
+        assert_eq!(
+            open_against(refusal).await.unwrap_err().reason,
+            Reason::HostUnknown
+        );
+        let bare = b"<stream:stream xmlns='jabber:component:accept'>";
+        assert_eq!(
+            open_against(bare).await.unwrap_err().reason,
+            Reason::Protocol
+        );
+        let ok = b"<stream:stream xmlns='jabber:component:accept' id='abc'>";
+        assert_eq!(open_against(ok).await, Ok("abc".to_owned()));
+    }
+
     #[test]
     fn header_escapes_the_component_name() {
         let h = header("a'b&c");
