@@ -6,6 +6,8 @@
 //!
 //! Then open http://127.0.0.1:9523/ (status page) and http://127.0.0.1:9523/metrics.
 
+// The lab uses a part of the test peers; the tests use all of it.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

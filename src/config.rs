@@ -13,9 +13,14 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
 
+use crate::probe::{Origin, Server};
+
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9523";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Enough for a fleet of healthy targets at once, few enough file descriptors (two or three
+/// per running probe) for the default limit of 1024.
+pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 128;
 /// The port a Callbridge uses when the Server Address names none.
 pub const CMS_COMPONENT_PORT: u16 = 5223;
 const DNS_PORT: u16 = 53;
@@ -63,11 +68,23 @@ impl fmt::Display for Problems<'_> {
 pub struct Config {
     pub listen_address: SocketAddr,
     pub dns: DnsConfig,
+    /// How many target probes may run at once; the others wait their turn.
+    pub max_concurrent_probes: usize,
+    pub metrics: MetricsConfig,
     pub targets: Vec<Arc<Target>>,
     /// Things that work but should be changed (e.g. an inline secret); logged at startup.
     pub warnings: Vec<String>,
     /// The file it was loaded from, re-read on reload; `None` when built in memory.
     pub source: Option<PathBuf>,
+}
+
+/// What `/metrics` carries beyond the default set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Per-step duration histograms: 16 series per step and server.
+    #[serde(default)]
+    pub step_histograms: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,10 +118,10 @@ pub enum ServerSource {
     /// Discover servers with an SRV lookup of `_xmpp-component._tcp.<domain>`.
     Srv,
     /// One fixed server (`server_address`).
-    Static { host: String, port: u16 },
+    Static(Server),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     /// TLS from the first byte, as a Callbridge does on port 5223.
@@ -112,6 +129,15 @@ pub enum TlsMode {
     Direct,
     /// Plaintext XEP-0114, as Prosody's `component_ports`.
     None,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Direct => "direct",
+            TlsMode::None => "none",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +148,19 @@ pub struct TlsSettings {
     /// SNI and verification name; `None` means the server's host.
     pub server_name: Option<String>,
     pub client_auth: Option<ClientIdentity>,
+}
+
+impl TlsSettings {
+    /// Whether a TLS client built for `self` would do for `other` too: the same trust anchors
+    /// and client identity (SNI and verification names are per handshake).
+    pub fn same_trust(&self, other: &TlsSettings) -> bool {
+        let same_identity = match (&self.client_auth, &other.client_auth) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.chain == b.chain && a.key.secret_der() == b.key.secret_der(),
+            _ => false,
+        };
+        self.ca_certs == other.ca_certs && same_identity
+    }
 }
 
 /// A client certificate chain and its key for mutual TLS.
@@ -183,6 +222,10 @@ struct RawConfig {
     timeout: Option<String>,
     #[serde(default)]
     dns: RawDns,
+    #[serde(default)]
+    max_concurrent_probes: Option<usize>,
+    #[serde(default)]
+    metrics: MetricsConfig,
     #[serde(default)]
     targets: Vec<RawTarget>,
 }
@@ -267,69 +310,109 @@ impl Config {
 
 /// A single target described on the command line (`probe --domain ...`), checked by the
 /// same validation as a file.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct AdHocTarget {
-    pub domain: String,
-    pub server_address: Option<String>,
+    /// Describe the target here instead of using the configuration file: the XMPP domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// "host", "host:port" or empty for the SRV lookup (with --domain).
+    #[arg(long, default_value = "")]
+    pub server: String,
+    /// The component name sent in the stream header (with --domain).
+    #[arg(long, default_value = "")]
     pub component: String,
-    pub secret_file: Option<PathBuf>,
-    pub handshake: bool,
-    pub timeout: Option<String>,
-    pub tls_mode: Option<String>,
-    pub ca_file: Option<PathBuf>,
+    #[arg(long)]
+    pub secret_file: Option<String>,
+    /// Stop after the server's stream header; send no credentials.
+    #[arg(long)]
+    pub no_handshake: bool,
+    #[arg(long)]
+    pub ca_file: Option<String>,
+    #[arg(long)]
     pub server_name: Option<String>,
-    pub nameservers: Vec<String>,
+    #[arg(long, value_enum, default_value = "direct")]
+    pub tls_mode: TlsMode,
+    /// The whole-probe deadline, e.g. "10s".
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// DNS server(s) to ask instead of the system's, as IP[:port].
+    #[arg(long = "dns-server")]
+    pub dns_servers: Vec<String>,
 }
 
+/// Where each checked field comes from on the command line, for error messages.
+const AD_HOC_FLAGS: [(&str, &str); 10] = [
+    ("targets[0].tls.server_name", "--server-name"),
+    ("targets[0].tls.ca_file", "--ca-file"),
+    ("targets[0].tls", "--ca-file/--tls-mode"),
+    ("targets[0].server_address", "--server"),
+    ("targets[0].secret_file", "--secret-file"),
+    ("targets[0].component", "--component"),
+    ("targets[0].interval", "--timeout"),
+    ("targets[0].timeout", "--timeout"),
+    ("targets[0].domain", "--domain"),
+    ("dns.nameservers", "--dns-server"),
+];
+
 impl AdHocTarget {
-    pub fn into_config(self) -> Result<Config, ConfigError> {
-        use serde_yaml::{Mapping, Value};
-        let mut target = Mapping::new();
-        let put = |map: &mut Mapping, key: &str, value: Value| {
-            map.insert(Value::from(key), value);
+    /// The one-target configuration these flags describe; `None` without `--domain`.
+    pub fn into_config(self) -> Option<Result<Config, ConfigError>> {
+        let domain = self.domain?;
+        let target = RawTarget {
+            name: domain.clone(),
+            domain,
+            server_address: self.server,
+            component: self.component,
+            secret_file: self.secret_file,
+            secret_env: None,
+            secret: None,
+            handshake: !self.no_handshake,
+            // One probe: the interval only has to admit the timeout.
+            interval: self.timeout.clone(),
+            timeout: self.timeout,
+            tls: RawTls {
+                mode: self.tls_mode,
+                ca_file: self.ca_file,
+                server_name: self.server_name,
+                client_cert_file: None,
+                client_key_file: None,
+            },
         };
-        put(&mut target, "name", Value::from(self.domain.clone()));
-        put(&mut target, "domain", Value::from(self.domain));
-        put(&mut target, "component", Value::from(self.component));
-        put(&mut target, "handshake", Value::from(self.handshake));
-        if let Some(address) = self.server_address {
-            put(&mut target, "server_address", Value::from(address));
-        }
-        if let Some(path) = self.secret_file {
-            put(
-                &mut target,
-                "secret_file",
-                Value::from(path.display().to_string()),
-            );
-        }
-        if let Some(timeout) = self.timeout {
-            put(&mut target, "timeout", Value::from(timeout.clone()));
-            put(&mut target, "interval", Value::from(timeout));
-        }
-        let mut tls = Mapping::new();
-        if let Some(mode) = self.tls_mode {
-            put(&mut tls, "mode", Value::from(mode));
-        }
-        if let Some(path) = self.ca_file {
-            put(&mut tls, "ca_file", Value::from(path.display().to_string()));
-        }
-        if let Some(name) = self.server_name {
-            put(&mut tls, "server_name", Value::from(name));
-        }
-        put(&mut target, "tls", Value::Mapping(tls));
-        let mut root = Mapping::new();
-        let nameservers = self.nameservers.into_iter().map(Value::from).collect();
-        let mut dns = Mapping::new();
-        put(&mut dns, "nameservers", Value::Sequence(nameservers));
-        put(&mut root, "dns", Value::Mapping(dns));
-        put(
-            &mut root,
-            "targets",
-            Value::Sequence(vec![Value::Mapping(target)]),
-        );
-        let text = serde_yaml::to_string(&Value::Mapping(root)).unwrap_or_default();
-        Config::parse(&text, Path::new("command line"))
+        let raw = RawConfig {
+            listen_address: None,
+            interval: None,
+            timeout: None,
+            dns: RawDns {
+                nameservers: self.dns_servers,
+            },
+            max_concurrent_probes: None,
+            metrics: MetricsConfig::default(),
+            targets: vec![target],
+        };
+        Some(raw.validate().map_err(|problems| {
+            let mut problems: Vec<String> = problems.into_iter().map(name_flag).collect();
+            // --timeout is both interval and timeout: one message is enough.
+            problems.dedup();
+            ConfigError::Invalid {
+                path: PathBuf::from("the command line"),
+                problems,
+            }
+        }))
     }
+}
+
+/// A problem found in an ad-hoc target, naming the flag instead of the config field.
+fn name_flag(problem: String) -> String {
+    AD_HOC_FLAGS
+        .iter()
+        .find_map(|(field, flag)| {
+            let rest = problem.strip_prefix(field)?;
+            let rest = rest
+                .strip_prefix('[')
+                .map_or(rest, |r| r.split_once(']').map_or(r, |(_, after)| after));
+            Some(format!("{flag}{rest}"))
+        })
+        .unwrap_or(problem)
 }
 
 /// Collects problems with their field paths while the raw config is checked.
@@ -408,6 +491,12 @@ impl RawConfig {
         });
         let interval = check.duration("interval", self.interval.as_deref(), DEFAULT_INTERVAL);
         let timeout = check.duration("timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT);
+        let max_concurrent_probes = self
+            .max_concurrent_probes
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_PROBES);
+        if max_concurrent_probes == 0 {
+            check.problem("max_concurrent_probes", "must be at least 1");
+        }
 
         let nameservers = self
             .dns
@@ -454,6 +543,8 @@ impl RawConfig {
             Ok(Config {
                 listen_address,
                 dns: DnsConfig { nameservers },
+                max_concurrent_probes,
+                metrics: self.metrics,
                 targets,
                 warnings: check.warnings,
                 source: None,
@@ -721,21 +812,17 @@ fn parse_server_address(text: &str) -> Result<ServerSource, String> {
     let bad = || {
         format!("{text:?} is not \"host\", \"host:port\", \"ip\" or \"[ipv6]:port\" (empty means SRV lookup)")
     };
+    let fixed =
+        |host: String, port: u16| ServerSource::Static(Server::new(host, port, Origin::Static));
     if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(ServerSource::Static {
-            host: addr.ip().to_string(),
-            port: addr.port(),
-        });
+        return Ok(fixed(addr.ip().to_string(), addr.port()));
     }
     if let Ok(ip) = text
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<IpAddr>()
     {
-        return Ok(ServerSource::Static {
-            host: ip.to_string(),
-            port: CMS_COMPONENT_PORT,
-        });
+        return Ok(fixed(ip.to_string(), CMS_COMPONENT_PORT));
     }
     let (host, port) = match text.rsplit_once(':') {
         Some((host, port)) => (
@@ -751,7 +838,7 @@ fn parse_server_address(text: &str) -> Result<ServerSource, String> {
     if !is_dns_name(&host) {
         return Err(bad());
     }
-    Ok(ServerSource::Static { host, port })
+    Ok(fixed(host, port))
 }
 
 #[cfg(test)]
@@ -795,43 +882,15 @@ targets:
 
     #[test]
     fn server_address_forms() {
+        let fixed =
+            |host: &str, port| ServerSource::Static(Server::new(host, port, Origin::Static));
         let cases = [
             ("", ServerSource::Srv),
-            (
-                "xmpp.example.com",
-                ServerSource::Static {
-                    host: "xmpp.example.com".into(),
-                    port: 5223,
-                },
-            ),
-            (
-                "XMPP.example.com.:5275",
-                ServerSource::Static {
-                    host: "xmpp.example.com".into(),
-                    port: 5275,
-                },
-            ),
-            (
-                "10.1.2.3",
-                ServerSource::Static {
-                    host: "10.1.2.3".into(),
-                    port: 5223,
-                },
-            ),
-            (
-                "[::1]:5347",
-                ServerSource::Static {
-                    host: "::1".into(),
-                    port: 5347,
-                },
-            ),
-            (
-                "::1",
-                ServerSource::Static {
-                    host: "::1".into(),
-                    port: 5223,
-                },
-            ),
+            ("xmpp.example.com", fixed("xmpp.example.com", 5223)),
+            ("XMPP.example.com.:5275", fixed("xmpp.example.com", 5275)),
+            ("10.1.2.3", fixed("10.1.2.3", 5223)),
+            ("[::1]:5347", fixed("::1", 5347)),
+            ("::1", fixed("::1", 5223)),
         ];
         for (text, expected) in cases {
             assert_eq!(parse_server_address(text), Ok(expected), "{text}");
@@ -919,6 +978,75 @@ targets:
         );
         let debug = format!("{ok:?}");
         assert!(!debug.contains("top-secret-value"), "{debug}");
+    }
+
+    #[test]
+    fn an_ad_hoc_target_is_validated_like_a_file_and_names_its_flags() {
+        let flags = |args: &[&str]| {
+            use clap::Parser;
+            #[derive(Parser)]
+            struct Cli {
+                #[command(flatten)]
+                target: AdHocTarget,
+            }
+            Cli::parse_from(std::iter::once("probe").chain(args.iter().copied())).target
+        };
+        assert!(flags(&[]).into_config().is_none(), "no --domain, no target");
+        let config = flags(&[
+            "--domain",
+            "Example.COM",
+            "--server",
+            "xmpp.example.com:5275",
+            "--component",
+            "probe.example.com",
+            "--no-handshake",
+            "--tls-mode",
+            "none",
+        ])
+        .into_config()
+        .unwrap()
+        .unwrap();
+        let target = &config.targets[0];
+        assert_eq!(
+            (target.name.as_str(), target.domain.as_str()),
+            ("Example.COM", "example.com")
+        );
+        assert_eq!(target.tls.mode, TlsMode::None);
+        assert!(!target.handshake());
+        let Err(ConfigError::Invalid { problems, .. }) = flags(&[
+            "--domain",
+            "example.com",
+            "--server",
+            "bad host",
+            "--timeout",
+            "soon",
+            "--dns-server",
+            "nowhere",
+        ])
+        .into_config()
+        .unwrap() else {
+            panic!("expected problems");
+        };
+        for flag in [
+            "--server:",
+            "--timeout:",
+            "--dns-server:",
+            "--component:",
+            "targets[0]: set exactly one",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(flag)),
+                "{flag} missing in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_example_config_uses_only_known_keys() {
+        // Its files and secrets do not exist here: only the shape is checked.
+        let example: Result<RawConfig, _> =
+            serde_yaml::from_str(include_str!("../config.example.yaml"));
+        assert!(example.is_ok(), "{:?}", example.err());
     }
 
     #[test]

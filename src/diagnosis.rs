@@ -4,11 +4,13 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
-use crate::config::Target;
+use crate::config::{Target, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
-use crate::probe::{Origin, Reason, ServerReport, Step, StepRecord, TargetReport};
+use crate::probe::{
+    Endpoint, Origin, Reason, Server, ServerReport, Step, StepRecord, TargetReport,
+};
 
 /// What a reason means, in words an on-call engineer who has never seen CMS understands.
 pub fn describe(reason: Reason) -> &'static str {
@@ -45,16 +47,12 @@ pub fn describe(reason: Reason) -> &'static str {
 }
 
 /// What to check or run next, naming the record, name or command involved.
-pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&str>) -> String {
+pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&Server>) -> String {
     let domain = &target.domain;
     let component = &target.component;
     let srv_name = format!("_xmpp-component._tcp.{domain}");
-    let host = server
-        .and_then(|s| s.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])))
-        .unwrap_or(domain);
-    let port = server
-        .and_then(|s| s.rsplit_once(':').map(|(_, p)| p))
-        .unwrap_or("5223");
+    let host = server.map_or(domain.as_str(), Server::host);
+    let port = server.map_or(CMS_COMPONENT_PORT, Server::port);
     match (step, reason) {
         (Step::Srv, Reason::Nxdomain | Reason::NoRecords) => format!(
             "Create the SRV record {srv_name} pointing at each XMPP server on port 5223, or set the \
@@ -237,7 +235,7 @@ pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> Stri
                     &mut out,
                     &format!(
                         "{}  priority {priority} weight {weight}{first}",
-                        server.server.label()
+                        server.server
                     ),
                 );
             }
@@ -267,24 +265,19 @@ pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> Stri
             style.bad("RESULT: FAILED")
         );
     }
-    for f in findings(report) {
-        let place = f
-            .server
-            .as_ref()
-            .map(|s| format!(" on {s}"))
-            .unwrap_or_default();
+    for (server, step, failure) in report.failures() {
+        let place = server.map(|s| format!(" on {s}")).unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {}{place}: {} ({}: {})",
-            f.step,
-            describe(f.reason),
-            f.reason,
-            f.detail
+            "  {step}{place}: {} ({}: {})",
+            describe(failure.reason),
+            failure.reason,
+            failure.detail
         );
         let _ = writeln!(
             out,
             "    hint: {}",
-            hint(f.step, f.reason, target, f.server.as_deref())
+            hint(step, failure.reason, target, server)
         );
     }
     out
@@ -296,16 +289,14 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
     } else {
         style.bad("down")
     };
-    let _ = writeln!(out, "server {} {state}", server.server.label());
+    let _ = writeln!(out, "server {} {state}", server.server);
     for step in expected {
-        let record = server.steps.iter().find(|r| r.step == *step);
         let summary = match step {
             Step::Resolve => join(server.addresses.iter()),
             Step::Connect => server.address.map(|a| a.to_string()).unwrap_or_default(),
             Step::Tls => server
                 .tls
-                .as_ref()
-                .map(|t| format!("{} {}", t.version, t.cipher))
+                .map(|t| format!("{} {}", t.version_name(), t.cipher_name()))
                 .unwrap_or_default(),
             Step::Stream => server
                 .stream_id
@@ -315,7 +306,7 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
             Step::Handshake => "accepted".to_owned(),
             Step::Cert | Step::Srv => String::new(),
         };
-        step_line(out, style, record, *step, &summary);
+        step_line(out, style, server.record(*step), *step, &summary);
         if *step == Step::Cert {
             render_cert(out, server, style);
         }
@@ -345,6 +336,8 @@ fn render_cert(out: &mut String, server: &ServerReport, style: Style) {
             days_left(cert.not_after)
         ),
     );
+    detail_line(out, &format!("serial  {}", cert.serial));
+    detail_line(out, &format!("sha256  {}", cert.sha256));
     detail_line(out, &format!("SANs    {}", cert.sans.join(", ")));
     for coverage in &cert.coverage {
         let mark = if coverage.covered {
@@ -357,36 +350,6 @@ fn render_cert(out: &mut String, server: &ServerReport, style: Style) {
             &format!("{:<7} {} {mark}", coverage.role.as_str(), coverage.name),
         );
     }
-}
-
-/// A failed step somewhere in a report.
-pub struct Finding {
-    /// `None` for the SRV step, which comes before any server.
-    pub server: Option<String>,
-    pub step: Step,
-    pub reason: Reason,
-    pub detail: String,
-}
-
-/// Every failure in the report: the SRV step's and each server's.
-pub fn findings(report: &TargetReport) -> Vec<Finding> {
-    let srv = report.srv.iter().filter_map(|s| {
-        s.result.as_ref().err().map(|f| Finding {
-            server: None,
-            step: s.step,
-            reason: f.reason,
-            detail: f.detail.clone(),
-        })
-    });
-    let servers = report.servers.iter().filter_map(|s| {
-        s.failure().map(|(step, f)| Finding {
-            server: Some(s.server.label()),
-            step,
-            reason: f.reason,
-            detail: f.detail.clone(),
-        })
-    });
-    srv.chain(servers).collect()
 }
 
 fn join<T: ToString>(items: impl Iterator<Item = T>) -> String {
@@ -407,69 +370,45 @@ pub fn days_left(not_after: i64) -> String {
     }
 }
 
-/// The report for scripts (`--output json`).
-pub fn render_json(report: &TargetReport, target: &Target) -> Value {
-    let step_json = |record: &StepRecord, server: Option<&str>| {
-        let mut value = json!({
-            "step": record.step.as_str(),
-            "ok": record.result.is_ok(),
-            "duration_seconds": record.duration.as_secs_f64(),
-        });
-        if let Err(f) = &record.result {
-            value["reason"] = json!(f.reason.as_str());
-            value["description"] = json!(describe(f.reason));
-            value["detail"] = json!(f.detail);
-            value["hint"] = json!(hint(record.step, f.reason, target, server));
+/// The report for scripts (`--output json`): the record itself, with the target's settings and
+/// each failure explained.
+#[derive(Serialize)]
+pub struct Diagnosis<'a> {
+    domain: &'a str,
+    component: &'a str,
+    #[serde(flatten)]
+    report: &'a TargetReport,
+    findings: Vec<FindingJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    server: Option<&'a Endpoint>,
+    step: Step,
+    reason: Reason,
+    description: &'static str,
+    detail: &'a str,
+    hint: String,
+}
+
+impl<'a> Diagnosis<'a> {
+    pub fn new(report: &'a TargetReport, target: &'a Target) -> Diagnosis<'a> {
+        let findings = report
+            .failures()
+            .map(|(server, step, failure)| FindingJson {
+                server: server.map(|s| &s.endpoint),
+                step,
+                reason: failure.reason,
+                description: describe(failure.reason),
+                detail: &failure.detail,
+                hint: hint(step, failure.reason, target, server),
+            })
+            .collect();
+        Diagnosis {
+            domain: &target.domain,
+            component: &target.component,
+            report,
+            findings,
         }
-        value
-    };
-    let servers: Vec<Value> = report
-        .servers
-        .iter()
-        .map(|s| {
-            let label = s.server.label();
-            let mut value = json!({
-                "server": label,
-                "up": s.up(&report.expected_steps),
-                "addresses": s.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                "address": s.address.map(|a| a.to_string()),
-                "steps": s.steps.iter().map(|r| step_json(r, Some(&label))).collect::<Vec<_>>(),
-                "stream_id": s.stream_id,
-            });
-            value["origin"] = match s.server.origin {
-                Origin::Srv { priority, weight, preferred } => {
-                    json!({"source": "srv", "priority": priority, "weight": weight, "preferred": preferred})
-                }
-                Origin::Static => json!({"source": "static"}),
-            };
-            if let Some(tls) = &s.tls {
-                value["tls"] = json!({"version": tls.version, "cipher": tls.cipher});
-            }
-            if let Some(cert) = &s.cert {
-                value["certificate"] = json!({
-                    "subject": cert.subject,
-                    "issuer": cert.issuer,
-                    "serial": cert.serial,
-                    "sha256": cert.sha256,
-                    "sans": cert.sans,
-                    "not_before": cert.not_before,
-                    "not_after": cert.not_after,
-                    "trusted": cert.trusted,
-                    "coverage": cert.coverage.iter().map(|c| json!({
-                        "role": c.role.as_str(), "name": c.name, "covered": c.covered,
-                    })).collect::<Vec<_>>(),
-                });
-            }
-            value
-        })
-        .collect();
-    json!({
-        "target": report.target,
-        "domain": target.domain,
-        "component": target.component,
-        "success": report.success(),
-        "duration_seconds": report.duration.as_secs_f64(),
-        "srv": report.srv.as_ref().map(|s| step_json(s, None)),
-        "servers": servers,
-    })
+    }
 }

@@ -2,21 +2,28 @@
 //! `/-/healthy`, `/-/ready` and `POST /-/reload` for orchestration.
 
 use std::convert::Infallible;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Mutex, Semaphore};
+use tokio::time::Instant;
 
 use crate::diagnosis::{render_text, Style};
-use crate::metrics::Metrics;
+use crate::metrics::Exposition;
+use crate::store::{ConfigStatus, Store};
 use crate::supervisor::Supervisor;
 
 /// A scraper or two and a person; more than this is a misbehaving client.
@@ -25,6 +32,90 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
+/// Scrapes within this moment share one rendering: Prometheus pairs, a person with curl.
+const RENDER_FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// `/metrics` rendered at most once per moment, on a blocking thread so that a large
+/// exposition never holds up a probe, and one rendering at a time however many scrapes wait.
+pub struct Renderer {
+    store: Arc<Store>,
+    last: Mutex<Option<Rendered>>,
+}
+
+struct Rendered {
+    at: Instant,
+    /// A reload shows at once, whatever the age of the rendering.
+    config: ConfigStatus,
+    plain: Bytes,
+    /// Compressed on the first scrape that asks for it.
+    gzip: Option<Bytes>,
+}
+
+impl Renderer {
+    pub fn new(store: Arc<Store>) -> Renderer {
+        Renderer {
+            store,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The exposition, gzip-compressed when `gzip`.
+    pub async fn render(&self, gzip: bool) -> Result<Bytes, tokio::task::JoinError> {
+        let mut last = self.last.lock().await;
+        let config = self.store.config();
+        let fresh = last
+            .as_ref()
+            .is_some_and(|r| r.at.elapsed() < RENDER_FRESH_FOR && r.config == config);
+        if !fresh {
+            let snapshot = self.store.snapshot();
+            let plain = tokio::task::spawn_blocking(move || {
+                Bytes::from(Exposition::new(snapshot).encode())
+            })
+            .await?;
+            *last = Some(Rendered {
+                at: Instant::now(),
+                config,
+                plain,
+                gzip: None,
+            });
+        }
+        let rendered = last.as_mut().expect("rendered above");
+        if !gzip {
+            return Ok(rendered.plain.clone());
+        }
+        if rendered.gzip.is_none() {
+            let plain = rendered.plain.clone();
+            rendered.gzip = Some(tokio::task::spawn_blocking(move || compress(&plain)).await?);
+        }
+        Ok(rendered.gzip.clone().expect("compressed above"))
+    }
+}
+
+fn compress(plain: &[u8]) -> Bytes {
+    // The fastest level: exposition text shrinks about tenfold even so.
+    let mut encoder = GzEncoder::new(Vec::with_capacity(plain.len() / 8), Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(plain);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not `gzip;q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let quality = parts
+                .find_map(|p| p.strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            name.eq_ignore_ascii_case("gzip") && quality > 0.0
+        })
+}
 
 pub async fn serve(
     listener: TcpListener,
@@ -32,6 +123,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let renderer = Arc::new(Renderer::new(supervisor.store.clone()));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -50,10 +142,12 @@ pub async fn serve(
             continue;
         };
         let supervisor = supervisor.clone();
+        let renderer = renderer.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let supervisor = supervisor.clone();
-                async move { Ok::<_, Infallible>(respond(request, &supervisor).await) }
+                let renderer = renderer.clone();
+                async move { Ok::<_, Infallible>(respond(request, &supervisor, &renderer).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -67,13 +161,17 @@ pub async fn serve(
     }
 }
 
-async fn respond(request: Request<Incoming>, supervisor: &Supervisor) -> Response<Full<Bytes>> {
+async fn respond(
+    request: Request<Incoming>,
+    supervisor: &Supervisor,
+    renderer: &Renderer,
+) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let read = method == Method::GET || method == Method::HEAD;
     match (request.uri().path(), read) {
-        ("/metrics", true) => body(StatusCode::OK, EXPOSITION, supervisor.metrics.render()),
+        ("/metrics", true) => metrics(request.headers(), renderer).await,
         ("/-/healthy", true) => body(StatusCode::OK, TEXT, "OK\n"),
-        ("/-/ready", true) if supervisor.status.ready() => body(StatusCode::OK, TEXT, "ready\n"),
+        ("/-/ready", true) if supervisor.store.ready() => body(StatusCode::OK, TEXT, "ready\n"),
         ("/-/ready", true) => body(
             StatusCode::SERVICE_UNAVAILABLE,
             TEXT,
@@ -93,15 +191,11 @@ async fn respond(request: Request<Incoming>, supervisor: &Supervisor) -> Respons
             }
         }
         ("/probe", true) => probe(request.uri().query().unwrap_or(""), supervisor).await,
-        ("/", true) => {
-            let probes = supervisor.targets().await;
-            let targets: Vec<_> = probes.iter().map(|p| &*p.target).collect();
-            body(
-                StatusCode::OK,
-                HTML,
-                crate::page::render(&supervisor.status.snapshot(), &targets),
-            )
-        }
+        ("/", true) => body(
+            StatusCode::OK,
+            HTML,
+            crate::page::render(&supervisor.store.snapshot()),
+        ),
         ("/metrics" | "/-/healthy" | "/-/ready" | "/probe" | "/", false) | ("/-/reload", true) => {
             body(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -131,7 +225,6 @@ async fn probe(query: &str, supervisor: &Supervisor) -> Response<Full<Bytes>> {
     let Some((probe, report)) = supervisor.probe_now(&name).await else {
         let known: Vec<String> = supervisor
             .targets()
-            .await
             .iter()
             .map(|p| p.target.name.clone())
             .collect();
@@ -144,26 +237,35 @@ async fn probe(query: &str, supervisor: &Supervisor) -> Response<Full<Bytes>> {
             ),
         );
     };
-    let metrics = match Metrics::new() {
-        Ok(metrics) => metrics,
-        Err(error) => {
-            return body(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                TEXT,
-                format!("{error}\n"),
-            )
-        }
-    };
-    metrics.register_target(&probe.target, &probe.expected_steps());
-    metrics.record(&report);
-    let exposition = metrics.render();
-    if !debug {
+    let text = debug.then(|| render_text(&report, &probe.target, Style::new(false)));
+    let exposition = Exposition::single_report(probe.target.clone(), report);
+    let Some(mut text) = text else {
         return body(StatusCode::OK, EXPOSITION, exposition);
-    }
-    let mut text = render_text(&report, &probe.target, Style::new(false));
+    };
     text.push_str("\nMetrics of this run:\n\n");
     text.push_str(&String::from_utf8_lossy(&exposition));
     body(StatusCode::OK, TEXT, text)
+}
+
+async fn metrics(headers: &HeaderMap, renderer: &Renderer) -> Response<Full<Bytes>> {
+    let gzip = accepts_gzip(headers);
+    let mut response = match renderer.render(gzip).await {
+        Ok(exposition) => body(StatusCode::OK, EXPOSITION, exposition),
+        Err(error) => {
+            tracing::error!(%error, "rendering /metrics failed");
+            return body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                "rendering the metrics failed; see the exporter's log\n",
+            );
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 /// A query parameter, percent-decoded.
@@ -233,5 +335,20 @@ mod tests {
         assert_eq!(query_param("target=50%", "target").as_deref(), Some("50%"));
         assert_eq!(query_param("target=%zz", "target").as_deref(), Some("%zz"));
         assert_eq!(query_param("x=1", "target"), None);
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let accepts = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+            accepts_gzip(&headers)
+        };
+        assert!(accepts("gzip"));
+        assert!(accepts("identity, GZIP;q=0.5"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("gzip; q=0.000"));
+        assert!(!accepts("deflate, br"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 }

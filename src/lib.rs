@@ -10,7 +10,7 @@ pub mod metrics;
 mod page;
 pub mod probe;
 mod scheduler;
-pub mod status;
+pub mod store;
 pub mod supervisor;
 
 use std::error::Error;
@@ -24,7 +24,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::metrics::{Metrics, MetricsError};
 use crate::probe::dns::ResolverSetupError;
 use crate::probe::tls::TlsSetupError;
 use crate::supervisor::Supervisor;
@@ -43,8 +42,6 @@ pub enum RunError {
         #[source]
         source: TlsSetupError,
     },
-    #[error(transparent)]
-    Metrics(#[from] MetricsError),
     #[error("cannot listen on {address}")]
     Bind {
         address: SocketAddr,
@@ -72,7 +69,6 @@ pub struct Running {
 /// Prepares every target, binds the listener, and starts probing. Everything that can be
 /// wrong with the configuration fails here, before the port is bound.
 pub async fn run(config: Config) -> Result<Running, RunError> {
-    let metrics = Arc::new(Metrics::new()?);
     let probes = supervisor::prepare(&config)?;
     let listener = TcpListener::bind(config.listen_address)
         .await
@@ -84,7 +80,7 @@ pub async fn run(config: Config) -> Result<Running, RunError> {
         address: config.listen_address,
         source,
     })?;
-    let supervisor = Arc::new(Supervisor::start(&config, probes, metrics));
+    let supervisor = Arc::new(Supervisor::start(&config, probes));
     let (stop_http, http_stopped) = watch::channel(false);
     let http = tokio::spawn(http::serve(listener, supervisor.clone(), http_stopped));
     tracing::info!(address = %local_addr, targets = config.targets.len(), "serving /metrics");
@@ -99,10 +95,6 @@ pub async fn run(config: Config) -> Result<Running, RunError> {
 impl Running {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    pub fn supervisor(&self) -> &Arc<Supervisor> {
-        &self.supervisor
     }
 
     /// Stops probing and serving, within a bounded time.

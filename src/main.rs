@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cms_xmpp_exporter::config::{AdHocTarget, Config, ConfigError};
-use cms_xmpp_exporter::diagnosis::{render_json, render_text, Style};
+use cms_xmpp_exporter::diagnosis::{render_text, Diagnosis, Style};
+use cms_xmpp_exporter::supervisor::prepare;
 use cms_xmpp_exporter::{error_chain, healthcheck, probe_once, run};
 
 /// Probes XMPP servers the way a Cisco Meeting Server Callbridge registers with them
@@ -47,7 +48,9 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the configuration (and the files it names) and exit: 0 valid, 2 not.
+    /// Validate the configuration, and prepare everything the exporter would before it binds
+    /// its port (secrets, TLS roots, client certificates, the resolver), then exit: 0 valid,
+    /// 2 not.
     CheckConfig,
     /// Probe once and print every step: 0 when registration succeeded for every target
     /// probed, 1 when it failed, 2 for a bad configuration.
@@ -64,32 +67,8 @@ struct ProbeArgs {
     /// Probe only this target of the configuration file.
     #[arg(long)]
     target: Option<String>,
-    /// Describe the target here instead of using the configuration file: the XMPP domain.
-    #[arg(long)]
-    domain: Option<String>,
-    /// "host", "host:port" or empty for the SRV lookup (with --domain).
-    #[arg(long)]
-    server: Option<String>,
-    /// The component name sent in the stream header (with --domain).
-    #[arg(long, default_value = "")]
-    component: String,
-    #[arg(long)]
-    secret_file: Option<PathBuf>,
-    /// Stop after the server's stream header; send no credentials.
-    #[arg(long)]
-    no_handshake: bool,
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    #[arg(long)]
-    server_name: Option<String>,
-    /// direct (TLS from the first byte) or none (plaintext).
-    #[arg(long)]
-    tls_mode: Option<String>,
-    #[arg(long)]
-    timeout: Option<String>,
-    /// DNS server(s) to ask instead of the system's, as IP[:port].
-    #[arg(long = "dns-server")]
-    dns_servers: Vec<String>,
+    #[command(flatten)]
+    ad_hoc: AdHocTarget,
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
 }
@@ -117,14 +96,20 @@ fn main() -> ExitCode {
     match cli.command {
         None => runtime.block_on(serve(&cli)),
         Some(Command::CheckConfig) => match load(&cli.config) {
-            Ok(config) => {
-                println!(
-                    "{}: valid, {} target(s)",
-                    cli.config.display(),
-                    config.targets.len()
-                );
-                ExitCode::SUCCESS
-            }
+            Ok(config) => match prepare(&config) {
+                Ok(_) => {
+                    println!(
+                        "{}: valid, {} target(s)",
+                        cli.config.display(),
+                        config.targets.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    tracing::error!("{}", error_chain(&error));
+                    ExitCode::from(if error.is_config_problem() { 2 } else { 1 })
+                }
+            },
             Err(code) => code,
         },
         Some(Command::Probe(ref args)) => runtime.block_on(probe(&cli, args)),
@@ -192,22 +177,8 @@ async fn serve(cli: &Cli) -> ExitCode {
 }
 
 async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
-    let loaded = match &args.domain {
-        Some(domain) => report_config(
-            AdHocTarget {
-                domain: domain.clone(),
-                server_address: args.server.clone(),
-                component: args.component.clone(),
-                secret_file: args.secret_file.clone(),
-                handshake: !args.no_handshake,
-                timeout: args.timeout.clone(),
-                tls_mode: args.tls_mode.clone(),
-                ca_file: args.ca_file.clone(),
-                server_name: args.server_name.clone(),
-                nameservers: args.dns_servers.clone(),
-            }
-            .into_config(),
-        ),
+    let loaded = match args.ad_hoc.clone().into_config() {
+        Some(ad_hoc) => report_config(ad_hoc),
         None => load(&cli.config),
     };
     let config = match loaded {
@@ -239,9 +210,15 @@ async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
         Output::Json => {
             let reports: Vec<_> = results
                 .iter()
-                .map(|(p, r)| render_json(r, &p.target))
+                .map(|(p, r)| Diagnosis::new(r, &p.target))
                 .collect();
-            println!("{}", serde_json::Value::Array(reports));
+            match serde_json::to_string(&reports) {
+                Ok(json) => println!("{json}"),
+                Err(error) => {
+                    eprintln!("cannot write the report as JSON: {error}");
+                    return ExitCode::from(1);
+                }
+            }
         }
     }
     if results.iter().all(|(_, report)| report.success()) {

@@ -1,574 +1,1000 @@
-//! Turns probe reports into Prometheus series. Owns every metric name; `docs/metrics.md` is
-//! the contract for them.
-//!
-//! Series that carry changing label values (the failing step, `_info` series) are replaced,
-//! not accumulated, and every series of a server that leaves the SRV answer is removed: the
-//! bookkeeping below remembers what was set so that it can be taken away.
+//! `/metrics` from the record: a `prometheus` collector that turns a snapshot of the store into
+//! series when scraped. A server that leaves the SRV answer, or a target that is removed,
+//! simply stops appearing. Owns every metric name; `docs/metrics.md` is the contract.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, Histogram, TextEncoder};
 
-use crate::config::{ServerSource, Target, TlsMode};
-use crate::probe::{Origin, Reason, Server, ServerReport, Step, StepRecord, TargetReport};
+use crate::config::{ServerSource, Target};
+use crate::probe::{unix_seconds, Endpoint, Origin, ServerReport, TargetReport};
+use crate::store::{Seen, Snapshot, TargetState};
 
-pub const PREFIX: &str = "cms_xmpp";
-/// 1 ms to 10 s: DNS on a LAN answers in about a millisecond, a timed-out step takes seconds.
-const STEP_BUCKETS: [f64; 13] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// A metric of the contract: its name, help, type, labels and where its series come from.
+pub struct MetricDef {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricType,
+    pub labels: &'static [&'static str],
+    /// Exporter-level series are left out of `/probe`, which answers for one run.
+    exporter_level: bool,
+    series: fn(&mut Family, &Snapshot),
+}
+
+macro_rules! metric {
+    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $series:ident, $help:literal) => {
+        metric!(@ $id, $name, $kind, [$($label),*], $series, false, $help);
+    };
+    (exporter $id:ident, $name:literal, [$($label:literal),*], $series:ident, $help:literal) => {
+        metric!(@ $id, $name, GAUGE, [$($label),*], $series, true, $help);
+    };
+    (@ $id:ident, $name:literal, $kind:ident, [$($label:literal),*], $series:ident, $exporter:literal, $help:literal) => {
+        pub const $id: MetricDef = MetricDef {
+            name: concat!("cms_xmpp_", $name),
+            help: $help,
+            kind: MetricType::$kind,
+            labels: &[$($label),*],
+            exporter_level: $exporter,
+            series: $series,
+        };
+    };
+}
+
+metric!(exporter BUILD_INFO, "build_info", ["version"], build_info, "The exporter's version.");
+metric!(exporter CONFIG_RELOAD_SUCCESSFUL, "config_last_reload_successful", [], reload_successful,
+    "1 when the last configuration load succeeded.");
+metric!(exporter CONFIG_RELOAD_TIMESTAMP, "config_last_reload_success_timestamp_seconds", [],
+    reload_timestamp, "When the configuration last loaded successfully (Unix time).");
+metric!(
+    PROBE_SUCCESS,
+    "probe_success",
+    GAUGE,
+    ["target"],
+    probe_success,
+    "1 when at least one server of the target completed every step of the last probe."
+);
+metric!(
+    PROBES_TOTAL,
+    "probes_total",
+    COUNTER,
+    ["target"],
+    probes_total,
+    "Probe cycles run for the target."
+);
+metric!(
+    PROBE_DURATION,
+    "probe_duration_seconds",
+    GAUGE,
+    ["target"],
+    probe_duration,
+    "How long the last probe cycle of the target took, all servers included."
+);
+metric!(
+    LAST_PROBE,
+    "last_probe_timestamp_seconds",
+    GAUGE,
+    ["target"],
+    last_probe,
+    "When the last probe cycle of the target finished (Unix time)."
+);
+metric!(
+    PROBE_INTERVAL,
+    "probe_interval_seconds",
+    GAUGE,
+    ["target"],
+    probe_interval,
+    "The target's configured probe interval."
+);
+metric!(
+    TARGET_INFO,
+    "target_info",
+    GAUGE,
+    [
+        "target",
+        "domain",
+        "component",
+        "server_address",
+        "tls_mode"
+    ],
+    target_info,
+    "A configured target: XMPP domain, component name, server address (empty for SRV), TLS mode."
+);
+metric!(
+    SRV_RECORDS,
+    "srv_records",
+    GAUGE,
+    ["target"],
+    srv_records,
+    "Servers in the last SRV answer for _xmpp-component._tcp.<domain> (0 when it failed)."
+);
+metric!(
+    SERVER_UP,
+    "server_up",
+    GAUGE,
+    ["target", "server"],
+    server_up,
+    "1 when the server completed every step of the last probe."
+);
+metric!(
+    STEP_LAST_DURATION,
+    "step_last_duration_seconds",
+    GAUGE,
+    ["target", "server", "step"],
+    step_last_duration,
+    "Duration of each step that ran in the last probe."
+);
+metric!(
+    STEP_DURATION,
+    "step_duration_seconds",
+    HISTOGRAM,
+    ["target", "server", "step"],
+    step_duration,
+    "Duration of each step that ran (metrics.step_histograms)."
+);
+metric!(
+    FAILURES_TOTAL,
+    "probe_failures_total",
+    COUNTER,
+    ["target", "server", "step", "reason"],
+    failures_total,
+    "Failed probes of a server, by the step that failed and why."
+);
+metric!(
+    FAILING_STEP,
+    "failing_step_info",
+    GAUGE,
+    ["target", "server", "step", "reason"],
+    failing_step,
+    "The step that failed in the last probe, and why; absent when it succeeded."
+);
+metric!(
+    LAST_SUCCESS,
+    "last_success_timestamp_seconds",
+    GAUGE,
+    ["target", "server"],
+    last_success,
+    "When the server last completed every step (Unix time)."
+);
+metric!(
+    SERVER_INFO,
+    "server_info",
+    GAUGE,
+    [
+        "target",
+        "server",
+        "source",
+        "priority",
+        "weight",
+        "preferred",
+        "address"
+    ],
+    server_info,
+    "A server of the target: its origin (SRV priority, weight) and the address that accepted TCP."
+);
+metric!(
+    CERT_NOT_AFTER,
+    "cert_not_after_timestamp_seconds",
+    GAUGE,
+    ["target", "server"],
+    cert_not_after,
+    "End of the server certificate's validity (Unix time), as last seen."
+);
+metric!(
+    CERT_TRUSTED,
+    "cert_trusted",
+    GAUGE,
+    ["target", "server"],
+    cert_trusted,
+    "1 when the certificate chains to a trusted root (judged apart from expiry and names)."
+);
+metric!(
+    CERT_SAN_COVERED,
+    "cert_san_covered",
+    GAUGE,
+    ["target", "server", "role", "name"],
+    cert_san_covered,
+    "1 when the certificate's SANs cover the name a Callbridge requires."
+);
+metric!(
+    CERT_INFO,
+    "cert_info",
+    GAUGE,
+    ["target", "server", "subject", "issuer", "serial", "sans"],
+    cert_info,
+    "The server certificate as last seen."
+);
+metric!(
+    TLS_INFO,
+    "tls_info",
+    GAUGE,
+    ["target", "server", "version", "cipher"],
+    tls_info,
+    "The TLS version and cipher of the last completed handshake."
+);
+
+/// Every metric, in the order of the exposition.
+pub const ALL: [&MetricDef; 22] = [
+    &BUILD_INFO,
+    &CONFIG_RELOAD_SUCCESSFUL,
+    &CONFIG_RELOAD_TIMESTAMP,
+    &PROBE_SUCCESS,
+    &PROBES_TOTAL,
+    &PROBE_DURATION,
+    &LAST_PROBE,
+    &PROBE_INTERVAL,
+    &TARGET_INFO,
+    &SRV_RECORDS,
+    &SERVER_UP,
+    &STEP_LAST_DURATION,
+    &STEP_DURATION,
+    &FAILURES_TOTAL,
+    &FAILING_STEP,
+    &LAST_SUCCESS,
+    &SERVER_INFO,
+    &CERT_NOT_AFTER,
+    &CERT_TRUSTED,
+    &CERT_SAN_COVERED,
+    &CERT_INFO,
+    &TLS_INFO,
 ];
-/// The `server` label of target-level steps (the SRV lookup comes before any server).
+
+/// The `server` label of the target-level SRV step, which comes before any server.
 const NO_SERVER: &str = "";
 
-struct Families {
-    probe_success: IntGaugeVec,
-    probes_total: IntCounterVec,
-    probe_duration: GaugeVec,
-    last_probe: GaugeVec,
-    interval: GaugeVec,
-    timeout: GaugeVec,
-    target_info: IntGaugeVec,
-    srv_records: IntGaugeVec,
-    server_up: IntGaugeVec,
-    step_success: IntGaugeVec,
-    step_duration: HistogramVec,
-    step_last_duration: GaugeVec,
-    failures_total: IntCounterVec,
-    failing_step: IntGaugeVec,
-    last_success: GaugeVec,
-    server_info: IntGaugeVec,
-    address_info: IntGaugeVec,
-    cert_not_after: GaugeVec,
-    cert_not_before: GaugeVec,
-    cert_trusted: IntGaugeVec,
-    cert_san_covered: IntGaugeVec,
-    cert_info: IntGaugeVec,
-    tls_info: IntGaugeVec,
-    reload_successful: IntGaugeVec,
-    reload_timestamp: GaugeVec,
+// ---- where each family's series come from ----
+
+fn build_info(family: &mut Family, _: &Snapshot) {
+    family.gauge(&[env!("CARGO_PKG_VERSION")], 1.0);
 }
 
-/// What was set for one server (or for the target-level SRV step), so it can be replaced or
-/// removed later.
-#[derive(Default)]
-struct ServerSeries {
-    failing: Option<Vec<String>>,
-    info: Option<Vec<String>>,
-    address: Option<Vec<String>>,
-    cert_info: Option<Vec<String>>,
-    tls_info: Option<Vec<String>>,
-    san: Vec<Vec<String>>,
+fn reload_successful(family: &mut Family, snapshot: &Snapshot) {
+    family.gauge(&[], flag(snapshot.config.successful));
 }
 
-#[derive(Default)]
-struct TargetSeries {
-    info: Vec<String>,
-    srv: Option<ServerSeries>,
-    servers: HashMap<String, ServerSeries>,
+fn reload_timestamp(family: &mut Family, snapshot: &Snapshot) {
+    if let Some(at) = snapshot.config.last_success {
+        family.gauge(&[], timestamp(at));
+    }
 }
 
-pub struct Metrics {
-    registry: Registry,
-    families: Families,
-    targets: Mutex<HashMap<String, TargetSeries>>,
+fn probe_success(family: &mut Family, snapshot: &Snapshot) {
+    for state in &snapshot.targets {
+        let success = state.latest.as_deref().is_some_and(TargetReport::success);
+        family.gauge(&[&state.target.name], flag(success));
+    }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("cannot register metric")]
-pub struct MetricsError(#[source] prometheus::Error);
-
-fn name(suffix: &str) -> String {
-    format!("{PREFIX}_{suffix}")
+fn probes_total(family: &mut Family, snapshot: &Snapshot) {
+    for state in &snapshot.targets {
+        family.counter(&[&state.target.name], state.probes as f64);
+    }
 }
 
-impl Metrics {
-    pub fn new() -> Result<Metrics, MetricsError> {
-        let registry = Registry::new();
-        let reg = Registrar(&registry);
-        let families = Families {
-            probe_success: reg.int_gauge("probe_success", "1 when at least one server of the target completed every step of the last probe.", &["target"])?,
-            probes_total: reg.int_counter("probes_total", "Probe cycles run for the target.", &["target"])?,
-            probe_duration: reg.gauge("probe_duration_seconds", "How long the last probe cycle of the target took, all servers included.", &["target"])?,
-            last_probe: reg.gauge("last_probe_timestamp_seconds", "When the last probe cycle of the target finished (Unix time).", &["target"])?,
-            interval: reg.gauge(
-                "probe_interval_seconds",
-                "The target's configured probe interval; staleness alerts compare last_probe_timestamp_seconds with it.",
-                &["target"],
-            )?,
-            timeout: reg.gauge(
-                "probe_timeout_seconds",
-                "The target's configured whole-probe deadline.",
-                &["target"],
-            )?,
-            target_info: reg.int_gauge(
-                "target_info",
-                "A configured target: its XMPP domain, component name, server address (empty for SRV) and TLS mode.",
-                &["target", "domain", "component", "server_address", "tls_mode"],
-            )?,
-            srv_records: reg.int_gauge("srv_records", "Servers in the last SRV answer for _xmpp-component._tcp.<domain> (0 when the lookup failed).", &["target"])?,
-            server_up: reg.int_gauge("server_up", "1 when the server completed every step of the last probe.", &["target", "server"])?,
-            step_success: reg.int_gauge("step_success", "1 when the step succeeded in the last probe; 0 when it failed or was not reached.", &["target", "server", "step"])?,
-            step_duration: reg.register(
-                HistogramVec::new(
-                    HistogramOpts::new(name("step_duration_seconds"), "Duration of each step that ran.")
-                        .buckets(STEP_BUCKETS.to_vec()),
-                    &["target", "server", "step"],
-                )
-                .map_err(MetricsError)?,
-            )?,
-            step_last_duration: reg.gauge("step_last_duration_seconds", "Duration of the step in the last probe; 0 when it was not reached.", &["target", "server", "step"])?,
-            failures_total: reg.int_counter("probe_failures_total", "Failed probes of a server, by the step that failed and why.", &["target", "server", "step", "reason"])?,
-            failing_step: reg.int_gauge("failing_step_info", "1 for the step that failed in the last probe and its reason; absent when the last probe succeeded.", &["target", "server", "step", "reason"])?,
-            last_success: reg.gauge("last_success_timestamp_seconds", "When the server last completed every step (Unix time).", &["target", "server"])?,
-            server_info: reg.int_gauge("server_info", "A server of the target: from the SRV answer (with RFC 2782 priority and weight) or the configuration.", &["target", "server", "source", "priority", "weight", "preferred"])?,
-            address_info: reg.int_gauge("server_address_info", "The address that accepted the TCP connection in the last probe.", &["target", "server", "address"])?,
-            cert_not_after: reg.gauge("cert_not_after_timestamp_seconds", "End of the server certificate's validity (Unix time), as last seen.", &["target", "server"])?,
-            cert_not_before: reg.gauge("cert_not_before_timestamp_seconds", "Start of the server certificate's validity (Unix time), as last seen.", &["target", "server"])?,
-            cert_trusted: reg.int_gauge("cert_trusted", "1 when the server certificate chains to a trusted root (judged apart from expiry and names).", &["target", "server"])?,
-            cert_san_covered: reg.int_gauge("cert_san_covered", "1 when the certificate's SANs cover the name a Callbridge requires: the XMPP domain (role=domain) and the server FQDN (role=fqdn).", &["target", "server", "role", "name"])?,
-            cert_info: reg.int_gauge("cert_info", "The server's leaf certificate, as last seen.", &["target", "server", "subject", "issuer", "serial", "sha256", "sans"])?,
-            tls_info: reg.int_gauge("tls_info", "The TLS version and cipher suite negotiated in the last successful TLS handshake.", &["target", "server", "version", "cipher"])?,
-            reload_successful: reg.int_gauge("config_last_reload_successful", "1 when the last configuration load succeeded.", &[])?,
-            reload_timestamp: reg.gauge("config_last_reload_success_timestamp_seconds", "When the configuration was last loaded successfully (Unix time).", &[])?,
+fn probe_duration(family: &mut Family, snapshot: &Snapshot) {
+    for (target, report) in reports(snapshot) {
+        family.gauge(&[&target.name], seconds(report.duration));
+    }
+}
+
+fn last_probe(family: &mut Family, snapshot: &Snapshot) {
+    for (target, report) in reports(snapshot) {
+        family.gauge(&[&target.name], timestamp(report.finished()));
+    }
+}
+
+fn probe_interval(family: &mut Family, snapshot: &Snapshot) {
+    for state in &snapshot.targets {
+        let interval = state.target.interval.as_secs_f64();
+        family.gauge(&[&state.target.name], interval);
+    }
+}
+
+fn target_info(family: &mut Family, snapshot: &Snapshot) {
+    for state in &snapshot.targets {
+        let t = &state.target;
+        let server_address = match &t.servers {
+            ServerSource::Srv => String::new(),
+            ServerSource::Static(server) => server.to_string(),
         };
-        reg.int_gauge(
-            "build_info",
-            "Version of the exporter; always 1.",
-            &["version"],
-        )?
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
-        .set(1);
-        Ok(Metrics {
-            registry,
-            families,
-            targets: Mutex::new(HashMap::new()),
-        })
+        let labels = [
+            t.name.as_str(),
+            &t.domain,
+            &t.component,
+            &server_address,
+            t.tls.mode.as_str(),
+        ];
+        family.gauge(&labels, 1.0);
     }
+}
 
-    /// The text exposition format.
-    pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 * 1024);
-        // Encoding into a Vec cannot fail for well-formed families.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
-    }
-
-    pub fn config_loaded(&self, ok: bool) {
-        let f = &self.families;
-        f.reload_successful
-            .with_label_values::<&str>(&[])
-            .set(i64::from(ok));
-        if ok {
-            f.reload_timestamp
-                .with_label_values::<&str>(&[])
-                .set(unix_seconds(SystemTime::now()));
+fn srv_records(family: &mut Family, snapshot: &Snapshot) {
+    for state in &snapshot.targets {
+        if state.target.servers == ServerSource::Srv {
+            let found = state.latest.as_ref().map_or(0, |r| r.servers.len());
+            family.gauge(&[&state.target.name], found as f64);
         }
     }
+}
 
-    /// Creates the target's series before its first probe, so dashboards and alerts see
-    /// zeros, not gaps.
-    pub fn register_target(&self, target: &Target, expected_steps: &[Step]) {
-        let f = &self.families;
-        let name = target.name.as_str();
-        f.probe_success.with_label_values(&[name]).set(0);
-        f.probes_total.with_label_values(&[name]).inc_by(0);
-        f.interval
-            .with_label_values(&[name])
-            .set(target.interval.as_secs_f64());
-        f.timeout
-            .with_label_values(&[name])
-            .set(target.timeout.as_secs_f64());
-        let mut targets = self.targets.lock().expect("metrics lock");
-        let series = targets.entry(target.name.clone()).or_default();
-        series.info = target_info(target);
-        f.target_info
-            .with_label_values(&with_ids(&[], &series.info))
-            .set(1);
-        match &target.servers {
-            ServerSource::Srv => {
-                f.srv_records.with_label_values(&[name]).set(0);
-                let mut srv = ServerSeries::default();
-                self.zero_steps(name, NO_SERVER, &mut srv, &[Step::Srv]);
-                series.srv = Some(srv);
-            }
-            ServerSource::Static { host, port } => {
-                let server = Server {
-                    host: host.clone(),
-                    port: *port,
-                    origin: Origin::Static,
-                };
-                let label = server.label();
-                let mut server_series = ServerSeries::default();
-                f.server_up.with_label_values(&[name, &label]).set(0);
-                self.zero_steps(name, &label, &mut server_series, expected_steps);
-                self.set_server_info(name, &label, &mut server_series, &server);
-                series.servers.insert(label, server_series);
-            }
-        }
+fn server_up(family: &mut Family, snapshot: &Snapshot) {
+    for s in servers(snapshot) {
+        let up = s.report.up(&s.target_report.expected_steps);
+        family.gauge(&[s.target, &s.label], flag(up));
     }
+}
 
-    /// Removes every series of a target that is no longer configured.
-    pub fn remove_target(&self, target: &str) {
-        let f = &self.families;
-        let Some(series) = self.targets.lock().expect("metrics lock").remove(target) else {
-            return;
-        };
-        for (label, server) in &series.servers {
-            self.remove_server(target, label, server);
-        }
-        let _ = f
-            .target_info
-            .remove_label_values(&with_ids(&[], &series.info));
-        if let Some(srv) = &series.srv {
-            self.remove_server(target, NO_SERVER, srv);
-            let _ = f.srv_records.remove_label_values(&[target]);
-        }
-        let _ = f.probe_success.remove_label_values(&[target]);
-        let _ = f.probes_total.remove_label_values(&[target]);
-        let _ = f.probe_duration.remove_label_values(&[target]);
-        let _ = f.last_probe.remove_label_values(&[target]);
-        let _ = f.interval.remove_label_values(&[target]);
-        let _ = f.timeout.remove_label_values(&[target]);
-    }
-
-    pub fn record(&self, report: &TargetReport) {
-        let f = &self.families;
-        let target = report.target.as_str();
-        f.probes_total.with_label_values(&[target]).inc();
-        f.probe_success
-            .with_label_values(&[target])
-            .set(i64::from(report.success()));
-        f.probe_duration
-            .with_label_values(&[target])
-            .set(report.duration.as_secs_f64());
-        f.last_probe
-            .with_label_values(&[target])
-            .set(unix_seconds(report.started + report.duration));
-
-        let mut targets = self.targets.lock().expect("metrics lock");
-        let series = targets.entry(report.target.clone()).or_default();
+fn step_last_duration(family: &mut Family, snapshot: &Snapshot) {
+    for (target, report) in reports(snapshot) {
         if let Some(srv) = &report.srv {
-            f.srv_records
-                .with_label_values(&[target])
-                .set(report.servers.len() as i64);
-            let srv_series = series.srv.get_or_insert_with(ServerSeries::default);
-            self.record_steps(
-                target,
-                NO_SERVER,
-                srv_series,
-                &[Step::Srv],
-                std::slice::from_ref(srv),
-            );
+            let labels = [target.name.as_str(), NO_SERVER, srv.step.as_str()];
+            family.gauge(&labels, seconds(srv.duration));
         }
-
-        let current: BTreeSet<String> = report.servers.iter().map(|s| s.server.label()).collect();
-        series.servers.retain(|label, server| {
-            let keep = current.contains(label);
-            if !keep {
-                self.remove_server(target, label, server);
-            }
-            keep
-        });
         for server in &report.servers {
-            let label = server.server.label();
-            let server_series = series.servers.entry(label.clone()).or_default();
-            self.record_server(
-                target,
-                &label,
-                server_series,
-                server,
-                &report.expected_steps,
-            );
+            let label = server.server.to_string();
+            for record in server.steps.iter().filter(|r| r.step.timed()) {
+                let labels = [target.name.as_str(), &label, record.step.as_str()];
+                family.gauge(&labels, seconds(record.duration));
+            }
         }
     }
+}
 
-    fn record_server(
-        &self,
-        target: &str,
-        label: &str,
-        series: &mut ServerSeries,
-        report: &ServerReport,
-        expected: &[Step],
-    ) {
-        let f = &self.families;
-        let ids = [target, label];
-        let up = report.up(expected);
-        f.server_up.with_label_values(&ids).set(i64::from(up));
-        if up {
-            f.last_success
-                .with_label_values(&ids)
-                .set(unix_seconds(SystemTime::now()));
+fn step_duration(family: &mut Family, snapshot: &Snapshot) {
+    for state in &snapshot.targets {
+        for ((server, step), histogram) in &state.histograms {
+            let server = server_label(server.as_ref());
+            family.histogram(&[&state.target.name, &server, step.as_str()], histogram);
         }
-        self.record_steps(target, label, series, expected, &report.steps);
-        self.set_server_info(target, label, series, &report.server);
-        if let Some(address) = report.address {
-            replace(
-                &f.address_info,
-                &ids,
-                &mut series.address,
-                Some(vec![address.to_string()]),
-            );
-        }
-        if let Some(tls) = &report.tls {
-            let labels = vec![tls.version.clone(), tls.cipher.clone()];
-            replace(&f.tls_info, &ids, &mut series.tls_info, Some(labels));
-        }
-        if let Some(cert) = &report.cert {
-            f.cert_not_after
-                .with_label_values(&ids)
-                .set(cert.not_after as f64);
-            f.cert_not_before
-                .with_label_values(&ids)
-                .set(cert.not_before as f64);
-            f.cert_trusted
-                .with_label_values(&ids)
-                .set(i64::from(cert.trusted));
-            let labels = vec![
-                cert.subject.clone(),
-                cert.issuer.clone(),
-                cert.serial.clone(),
-                cert.sha256.clone(),
-                cert.sans.join(","),
+    }
+}
+
+fn failures_total(family: &mut Family, snapshot: &Snapshot) {
+    for state in &snapshot.targets {
+        for ((server, step, reason), count) in &state.failures {
+            let server = server_label(server.as_ref());
+            let labels = [
+                state.target.name.as_str(),
+                &server,
+                step.as_str(),
+                reason.as_str(),
             ];
-            replace(&f.cert_info, &ids, &mut series.cert_info, Some(labels));
-            let san: Vec<Vec<String>> = cert
-                .coverage
-                .iter()
-                .map(|c| vec![c.role.as_str().to_owned(), c.name.clone()])
-                .collect();
-            if san != series.san {
-                for old in series.san.drain(..) {
-                    let _ = f
-                        .cert_san_covered
-                        .remove_label_values(&with_ids(&ids, &old));
-                }
-            }
-            for (labels, coverage) in san.iter().zip(&cert.coverage) {
-                f.cert_san_covered
-                    .with_label_values(&with_ids(&ids, labels))
-                    .set(i64::from(coverage.covered));
-            }
-            series.san = san;
+            family.counter(&labels, *count as f64);
         }
     }
+}
 
-    /// Step success, durations, failure counter and the failing-step series.
-    fn record_steps(
-        &self,
-        target: &str,
-        label: &str,
-        series: &mut ServerSeries,
-        expected: &[Step],
-        records: &[StepRecord],
-    ) {
-        let f = &self.families;
-        for step in expected {
-            let ids = [target, label, step.as_str()];
-            let record = records.iter().find(|r| r.step == *step);
-            let seconds = record.map_or(0.0, |r| r.duration.as_secs_f64());
-            f.step_success
-                .with_label_values(&ids)
-                .set(i64::from(record.is_some_and(|r| r.result.is_ok())));
-            f.step_last_duration.with_label_values(&ids).set(seconds);
-            if record.is_some() {
-                f.step_duration.with_label_values(&ids).observe(seconds);
-            }
+fn failing_step(family: &mut Family, snapshot: &Snapshot) {
+    for (target, report) in reports(snapshot) {
+        for (server, step, failure) in report.failures() {
+            let server = server_label(server.map(|s| &s.endpoint));
+            let labels = [
+                target.name.as_str(),
+                &server,
+                step.as_str(),
+                failure.reason.as_str(),
+            ];
+            family.gauge(&labels, 1.0);
         }
-        let failure = records
-            .iter()
-            .find_map(|r| r.result.as_ref().err().map(|e| (r.step, e.reason)));
-        if let Some((step, reason)) = failure {
-            f.failures_total
-                .with_label_values(&[target, label, step.as_str(), reason.as_str()])
-                .inc();
+    }
+}
+
+fn last_success(family: &mut Family, snapshot: &Snapshot) {
+    for s in servers(snapshot) {
+        if let Some(at) = s.seen.and_then(|seen| seen.last_success) {
+            family.gauge(&[s.target, &s.label], timestamp(at));
         }
-        let failing = failure
-            .map(|(step, reason)| vec![step.as_str().to_owned(), reason.as_str().to_owned()]);
-        replace(
-            &f.failing_step,
-            &[target, label],
-            &mut series.failing,
-            failing,
-        );
     }
+}
 
-    fn zero_steps(&self, target: &str, label: &str, series: &mut ServerSeries, steps: &[Step]) {
-        self.record_steps(target, label, series, steps, &[]);
-    }
-
-    fn set_server_info(
-        &self,
-        target: &str,
-        label: &str,
-        series: &mut ServerSeries,
-        server: &Server,
-    ) {
-        let labels = match server.origin {
+fn server_info(family: &mut Family, snapshot: &Snapshot) {
+    for s in servers(snapshot) {
+        let (source, priority, weight, preferred) = match s.report.server.origin {
             Origin::Srv {
                 priority,
                 weight,
                 preferred,
-            } => vec![
-                "srv".to_owned(),
-                priority.to_string(),
-                weight.to_string(),
-                preferred.to_string(),
-            ],
-            Origin::Static => vec![
-                "static".to_owned(),
-                String::new(),
-                String::new(),
-                "true".to_owned(),
-            ],
+            } => ("srv", priority.to_string(), weight.to_string(), preferred),
+            Origin::Static => ("static", String::new(), String::new(), true),
         };
-        replace(
-            &self.families.server_info,
-            &[target, label],
-            &mut series.info,
-            Some(labels),
-        );
+        let address = s
+            .seen
+            .and_then(|seen| seen.address)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let preferred = if preferred { "true" } else { "false" };
+        let labels = [
+            s.target, &s.label, source, &priority, &weight, preferred, &address,
+        ];
+        family.gauge(&labels, 1.0);
+    }
+}
+
+fn cert_not_after(family: &mut Family, snapshot: &Snapshot) {
+    for (s, cert) in certificates(snapshot) {
+        family.gauge(&[s.target, &s.label], cert.not_after as f64);
+    }
+}
+
+fn cert_trusted(family: &mut Family, snapshot: &Snapshot) {
+    for (s, cert) in certificates(snapshot) {
+        family.gauge(&[s.target, &s.label], flag(cert.trusted));
+    }
+}
+
+fn cert_san_covered(family: &mut Family, snapshot: &Snapshot) {
+    for (s, cert) in certificates(snapshot) {
+        for coverage in &cert.coverage {
+            let labels = [s.target, &s.label, coverage.role.as_str(), &coverage.name];
+            family.gauge(&labels, flag(coverage.covered));
+        }
+    }
+}
+
+fn cert_info(family: &mut Family, snapshot: &Snapshot) {
+    for (s, cert) in certificates(snapshot) {
+        let sans = cert.sans.join(",");
+        let labels = [
+            s.target,
+            &s.label,
+            &cert.subject,
+            &cert.issuer,
+            &cert.serial,
+            &sans,
+        ];
+        family.gauge(&labels, 1.0);
+    }
+}
+
+fn tls_info(family: &mut Family, snapshot: &Snapshot) {
+    for s in servers(snapshot) {
+        if let Some(tls) = s.seen.and_then(|seen| seen.tls) {
+            let labels = [s.target, &s.label, &tls.version_name(), &tls.cipher_name()];
+            family.gauge(&labels, 1.0);
+        }
+    }
+}
+
+// ---- walking the snapshot ----
+
+/// Every target that has a report, with its latest one.
+fn reports(snapshot: &Snapshot) -> impl Iterator<Item = (&Target, &TargetReport)> {
+    snapshot
+        .targets
+        .iter()
+        .filter_map(|state| Some((&*state.target, state.latest.as_deref()?)))
+}
+
+/// A server of a target's latest report, with what is remembered of it.
+struct ServerView<'a> {
+    target: &'a str,
+    label: String,
+    report: &'a ServerReport,
+    target_report: &'a TargetReport,
+    seen: Option<&'a Seen>,
+}
+
+fn servers(snapshot: &Snapshot) -> impl Iterator<Item = ServerView<'_>> {
+    snapshot
+        .targets
+        .iter()
+        .flat_map(|state: &Arc<TargetState>| {
+            let latest = state.latest.as_deref();
+            latest.into_iter().flat_map(move |report| {
+                report.servers.iter().map(move |server| ServerView {
+                    target: &state.target.name,
+                    label: server.server.to_string(),
+                    report: server,
+                    target_report: report,
+                    seen: state.seen.get(&server.server.endpoint),
+                })
+            })
+        })
+}
+
+/// Servers with the certificate they last presented.
+fn certificates(
+    snapshot: &Snapshot,
+) -> impl Iterator<Item = (ServerView<'_>, Arc<crate::probe::CertFacts>)> {
+    servers(snapshot).filter_map(|s| {
+        let cert = s.seen?.cert.clone()?;
+        Some((s, cert))
+    })
+}
+
+fn server_label(server: Option<&Endpoint>) -> String {
+    server.map(Endpoint::to_string).unwrap_or_default()
+}
+
+fn flag(value: bool) -> f64 {
+    f64::from(u8::from(value))
+}
+
+/// A duration to the microsecond: finer digits only cost bytes.
+fn seconds(duration: std::time::Duration) -> f64 {
+    duration.as_micros() as f64 / 1e6
+}
+
+/// Unix time to the millisecond, likewise.
+fn timestamp(at: std::time::SystemTime) -> f64 {
+    (unix_seconds(at) * 1000.0).round() / 1000.0
+}
+
+// ---- building and encoding families ----
+
+/// A metric family under construction.
+pub struct Family {
+    def: &'static MetricDef,
+    family: MetricFamily,
+}
+
+impl Family {
+    fn new(def: &'static MetricDef) -> Family {
+        let mut family = MetricFamily::default();
+        family.set_name(def.name.to_owned());
+        family.set_help(def.help.to_owned());
+        family.set_field_type(def.kind);
+        Family { def, family }
     }
 
-    fn remove_server(&self, target: &str, label: &str, series: &ServerSeries) {
-        let f = &self.families;
-        let ids = [target, label];
-        // Removing a series that was never set is a no-op, so every possible one is named.
-        for step in Step::ALL {
-            let step_ids = [target, label, step.as_str()];
-            let _ = f.step_success.remove_label_values(&step_ids);
-            let _ = f.step_duration.remove_label_values(&step_ids);
-            let _ = f.step_last_duration.remove_label_values(&step_ids);
-        }
-        for (step, reason) in Step::ALL.iter().flat_map(|s| Reason::ALL.map(|r| (s, r))) {
-            let _ = f.failures_total.remove_label_values(&[
-                target,
-                label,
-                step.as_str(),
-                reason.as_str(),
-            ]);
-        }
-        let optional = [
-            (&f.failing_step, &series.failing),
-            (&f.server_info, &series.info),
-            (&f.address_info, &series.address),
-            (&f.cert_info, &series.cert_info),
-            (&f.tls_info, &series.tls_info),
-        ];
-        for (family, labels) in optional {
-            if let Some(labels) = labels {
-                let _ = family.remove_label_values(&with_ids(&ids, labels));
+    fn metric(&mut self, values: &[&str]) -> &mut Metric {
+        debug_assert_eq!(values.len(), self.def.labels.len(), "{}", self.def.name);
+        let labels = self
+            .def
+            .labels
+            .iter()
+            .zip(values)
+            .map(|(name, value)| {
+                let mut pair = LabelPair::default();
+                pair.set_name((*name).to_owned());
+                pair.set_value((*value).to_owned());
+                pair
+            })
+            .collect();
+        let metrics = self.family.mut_metric();
+        metrics.push(Metric::from_label(labels));
+        metrics.last_mut().expect("just pushed")
+    }
+
+    fn gauge(&mut self, values: &[&str], value: f64) {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        self.metric(values).set_gauge(gauge);
+    }
+
+    fn counter(&mut self, values: &[&str], value: f64) {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        self.metric(values).set_counter(counter);
+    }
+
+    fn histogram(&mut self, values: &[&str], histogram: &Histogram) {
+        use prometheus::core::Metric as _;
+        let observed = histogram.metric();
+        self.metric(values)
+            .set_histogram(observed.get_histogram().clone());
+    }
+}
+
+/// The series of a snapshot, built one family at a time.
+pub struct Exposition {
+    snapshot: Snapshot,
+    descs: Vec<Desc>,
+}
+
+impl Exposition {
+    pub fn new(snapshot: Snapshot) -> Exposition {
+        let descs = ALL
+            .iter()
+            .filter_map(|def| {
+                let labels = def.labels.iter().map(|l| l.to_string()).collect();
+                Desc::new(
+                    def.name.to_owned(),
+                    def.help.to_owned(),
+                    labels,
+                    Default::default(),
+                )
+                .ok()
+            })
+            .collect();
+        Exposition { snapshot, descs }
+    }
+
+    /// The exposition of one report alone, for `/probe` (like blackbox_exporter's): no
+    /// exporter-level series.
+    pub fn single_report(target: Arc<Target>, report: TargetReport) -> Vec<u8> {
+        let state = TargetState::new(target).after(report, false);
+        let snapshot = Snapshot {
+            targets: vec![Arc::new(state)],
+            ..Snapshot::default()
+        };
+        Exposition::new(snapshot).encode_where(|def| !def.exporter_level)
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> Vec<u8> {
+        self.encode_where(|_| true)
+    }
+
+    /// Families are encoded as they are built, so that only one family is held in memory at a
+    /// time: a fleet's whole set as protobuf-shaped structs would be tens of megabytes.
+    fn encode_where(&self, include: impl Fn(&MetricDef) -> bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4096 * (1 + self.snapshot.targets.len()));
+        let encoder = TextEncoder::new();
+        for def in ALL.into_iter().filter(|def| include(def)) {
+            if let Some(family) = self.family(def) {
+                // Encoding into a Vec fails only for an empty family, which is never built.
+                let _ = encoder.encode(std::slice::from_ref(&family), &mut out);
             }
         }
-        for labels in &series.san {
-            let _ = f
-                .cert_san_covered
-                .remove_label_values(&with_ids(&ids, labels));
-        }
-        let _ = f.server_up.remove_label_values(&ids);
-        let _ = f.last_success.remove_label_values(&ids);
-        let _ = f.cert_not_after.remove_label_values(&ids);
-        let _ = f.cert_not_before.remove_label_values(&ids);
-        let _ = f.cert_trusted.remove_label_values(&ids);
+        out
+    }
+
+    /// One family, or `None` when the snapshot has no series of it.
+    fn family(&self, def: &'static MetricDef) -> Option<MetricFamily> {
+        let mut family = Family::new(def);
+        (def.series)(&mut family, &self.snapshot);
+        (!family.family.get_metric().is_empty()).then_some(family.family)
     }
 }
 
-/// The labels of `target_info`, in order.
-fn target_info(target: &Target) -> Vec<String> {
-    let server_address = match &target.servers {
-        ServerSource::Srv => String::new(),
-        ServerSource::Static { host, port } => Server {
-            host: host.clone(),
-            port: *port,
-            origin: Origin::Static,
-        }
-        .label(),
+/// The exposition as a `prometheus` collector, for code that gathers from a registry.
+impl Collector for Exposition {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        ALL.into_iter().filter_map(|def| self.family(def)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, SystemTime};
+
+    use rustls::{CipherSuite, ProtocolVersion};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::probe::{
+        CertFacts, Failure, NameCoverage, NameRole, Reason, Server, ServerReport, Step, StepRecord,
+        TlsFacts,
     };
-    let tls_mode = match target.tls.mode {
-        TlsMode::Direct => "direct",
-        TlsMode::None => "none",
-    };
-    vec![
-        target.name.clone(),
-        target.domain.clone(),
-        target.component.clone(),
-        server_address,
-        tls_mode.to_owned(),
-    ]
-}
 
-/// Sets a value-1 series whose labels may change, removing the series it replaces.
-fn replace(
-    family: &IntGaugeVec,
-    ids: &[&str],
-    current: &mut Option<Vec<String>>,
-    new: Option<Vec<String>>,
-) {
-    if *current != new {
-        if let Some(old) = current.take() {
-            let _ = family.remove_label_values(&with_ids(ids, &old));
+    fn target() -> Arc<Target> {
+        let yaml = "targets:\n  - name: cms-london\n    domain: example.com\n    component: probe.example.com\n    secret: s\n";
+        Config::parse(yaml, Path::new("test.yaml")).unwrap().targets[0].clone()
+    }
+
+    fn ok(step: Step, micros: u64) -> StepRecord {
+        StepRecord {
+            step,
+            duration: Duration::from_micros(micros),
+            result: Ok(()),
         }
     }
-    if let Some(labels) = &new {
-        family.with_label_values(&with_ids(ids, labels)).set(1);
+
+    fn healthy_server(host: &str, priority: u16) -> ServerReport {
+        let server = Server::new(
+            host,
+            5223,
+            Origin::Srv {
+                priority,
+                weight: 50,
+                preferred: priority == 10,
+            },
+        );
+        ServerReport {
+            server,
+            steps: [
+                Step::Resolve,
+                Step::Connect,
+                Step::Tls,
+                Step::Cert,
+                Step::Stream,
+                Step::Handshake,
+            ]
+            .into_iter()
+            .map(|step| ok(step, 1500))
+            .collect(),
+            addresses: vec!["192.0.2.1".parse().unwrap()],
+            address: Some("192.0.2.1:5223".parse().unwrap()),
+            tls: Some(TlsFacts {
+                version: ProtocolVersion::TLSv1_3,
+                cipher: CipherSuite::TLS13_AES_128_GCM_SHA256,
+            }),
+            cert: Some(CertFacts {
+                subject: "CN=example.com".into(),
+                issuer: "CN=Example CA".into(),
+                serial: "0a1b".into(),
+                sha256: "00".repeat(32),
+                sans: vec!["example.com".into(), host.into()],
+                not_before: 1_700_000_000,
+                not_after: 1_800_000_000,
+                trusted: true,
+                coverage: vec![
+                    NameCoverage {
+                        role: NameRole::Domain,
+                        name: "example.com".into(),
+                        covered: true,
+                    },
+                    NameCoverage {
+                        role: NameRole::Fqdn,
+                        name: host.into(),
+                        covered: true,
+                    },
+                ],
+            }),
+            stream_id: Some("id".into()),
+        }
     }
-    *current = new;
-}
 
-fn with_ids<'a>(ids: &[&'a str], rest: &'a [String]) -> Vec<&'a str> {
-    ids.iter()
-        .copied()
-        .chain(rest.iter().map(String::as_str))
-        .collect()
-}
-
-fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs_f64()
-}
-
-/// Creates and registers families under the common prefix.
-struct Registrar<'a>(&'a Registry);
-
-impl Registrar<'_> {
-    fn register<T: prometheus::core::Collector + Clone + 'static>(
-        &self,
-        vec: T,
-    ) -> Result<T, MetricsError> {
-        self.0
-            .register(Box::new(vec.clone()))
-            .map_err(MetricsError)?;
-        Ok(vec)
+    fn report(servers: Vec<ServerReport>) -> TargetReport {
+        TargetReport {
+            target: "cms-london".into(),
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+            duration: Duration::from_millis(12),
+            srv: Some(ok(Step::Srv, 800)),
+            servers,
+            expected_steps: vec![
+                Step::Resolve,
+                Step::Connect,
+                Step::Tls,
+                Step::Cert,
+                Step::Stream,
+                Step::Handshake,
+            ],
+        }
     }
 
-    fn int_gauge(
-        &self,
-        suffix: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntGaugeVec, MetricsError> {
-        self.register(
-            IntGaugeVec::new(Opts::new(name(suffix), help), labels).map_err(MetricsError)?,
-        )
+    /// A series as (name, labels, value).
+    type Row = (String, Vec<(String, String)>, f64);
+
+    /// The families of `state` as rows.
+    fn series(state: &TargetState) -> Vec<Row> {
+        let snapshot = Snapshot {
+            targets: vec![Arc::new(state.clone())],
+            ..Snapshot::default()
+        };
+        let exposition = Exposition::new(snapshot);
+        assert_eq!(
+            exposition.desc().len(),
+            ALL.len(),
+            "every metric is described"
+        );
+        exposition
+            .collect()
+            .into_iter()
+            .filter(|f| !ALL.iter().any(|d| d.exporter_level && d.name == f.name()))
+            .flat_map(|family| {
+                let kind = family.get_field_type();
+                let name = family.name().to_owned();
+                family
+                    .get_metric()
+                    .iter()
+                    .map(move |m| {
+                        let labels = m
+                            .get_label()
+                            .iter()
+                            .map(|l| (l.name().to_owned(), l.value().to_owned()))
+                            .collect();
+                        let value = match kind {
+                            MetricType::COUNTER => m.get_counter().get_value(),
+                            _ => m.get_gauge().get_value(),
+                        };
+                        (name.clone(), labels, value)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
-    fn gauge(&self, suffix: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, MetricsError> {
-        self.register(GaugeVec::new(Opts::new(name(suffix), help), labels).map_err(MetricsError)?)
+    fn value(rows: &[Row], def: &MetricDef, want: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<f64> = rows
+            .iter()
+            .filter(|(name, labels, _)| {
+                name == def.name
+                    && want
+                        .iter()
+                        .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, _, v)| *v)
+            .collect();
+        assert!(found.len() <= 1, "{} {want:?} is ambiguous", def.name);
+        found.first().copied()
     }
 
-    fn int_counter(
-        &self,
-        suffix: &str,
-        help: &str,
-        labels: &[&str],
-    ) -> Result<IntCounterVec, MetricsError> {
-        self.register(
-            IntCounterVec::new(Opts::new(name(suffix), help), labels).map_err(MetricsError)?,
-        )
+    #[test]
+    fn a_healthy_report_becomes_the_default_series() {
+        let state = TargetState::new(target()).after(
+            report(vec![
+                healthy_server("xmpp1.example.com", 10),
+                healthy_server("xmpp2.example.com", 20),
+            ]),
+            false,
+        );
+        let rows = series(&state);
+        assert_eq!(rows.len(), 36, "{rows:#?}");
+        let t = ("target", "cms-london");
+        let one = ("server", "xmpp1.example.com:5223");
+        assert_eq!(value(&rows, &PROBE_SUCCESS, &[t]), Some(1.0));
+        assert_eq!(value(&rows, &PROBES_TOTAL, &[t]), Some(1.0));
+        assert_eq!(value(&rows, &SRV_RECORDS, &[t]), Some(2.0));
+        assert_eq!(value(&rows, &PROBE_DURATION, &[t]), Some(0.012));
+        assert_eq!(value(&rows, &LAST_PROBE, &[t]), Some(1_750_000_000.012));
+        assert_eq!(
+            value(
+                &rows,
+                &STEP_LAST_DURATION,
+                &[("server", ""), ("step", "srv")]
+            ),
+            Some(0.0008)
+        );
+        assert_eq!(
+            value(&rows, &STEP_LAST_DURATION, &[one, ("step", "tls")]),
+            Some(0.0015)
+        );
+        assert_eq!(
+            value(&rows, &STEP_LAST_DURATION, &[one, ("step", "cert")]),
+            None
+        );
+        assert_eq!(value(&rows, &SERVER_UP, &[one]), Some(1.0));
+        assert_eq!(value(&rows, &LAST_SUCCESS, &[one]), Some(1_750_000_000.012));
+        let info = [
+            one,
+            ("source", "srv"),
+            ("priority", "10"),
+            ("weight", "50"),
+            ("preferred", "true"),
+            ("address", "192.0.2.1:5223"),
+        ];
+        assert_eq!(value(&rows, &SERVER_INFO, &info), Some(1.0));
+        assert_eq!(value(&rows, &CERT_NOT_AFTER, &[one]), Some(1.8e9));
+        assert_eq!(value(&rows, &CERT_TRUSTED, &[one]), Some(1.0));
+        assert_eq!(
+            value(
+                &rows,
+                &CERT_SAN_COVERED,
+                &[one, ("role", "fqdn"), ("name", "xmpp1.example.com")]
+            ),
+            Some(1.0)
+        );
+        let cert = [
+            one,
+            ("subject", "CN=example.com"),
+            ("serial", "0a1b"),
+            ("sans", "example.com,xmpp1.example.com"),
+        ];
+        assert_eq!(value(&rows, &CERT_INFO, &cert), Some(1.0));
+        let tls = [
+            one,
+            ("version", "TLSv1.3"),
+            ("cipher", "TLS13_AES_128_GCM_SHA256"),
+        ];
+        assert_eq!(value(&rows, &TLS_INFO, &tls), Some(1.0));
+        assert_eq!(value(&rows, &FAILING_STEP, &[]), None);
+        assert_eq!(value(&rows, &FAILURES_TOTAL, &[]), None);
+    }
+
+    #[test]
+    fn failures_are_counted_facts_remembered_and_a_vanished_server_forgotten() {
+        let first = report(vec![
+            healthy_server("xmpp1.example.com", 10),
+            healthy_server("xmpp2.example.com", 20),
+        ]);
+        let mut down = healthy_server("xmpp2.example.com", 20);
+        down.steps.truncate(1);
+        down.steps.push(StepRecord {
+            step: Step::Connect,
+            duration: Duration::from_millis(3),
+            result: Err(Failure::new(Reason::Refused, "refused")),
+        });
+        down.address = None;
+        down.tls = None;
+        down.cert = None;
+        let second = report(vec![healthy_server("xmpp1.example.com", 10), down]);
+        let state = TargetState::new(target())
+            .after(first, false)
+            .after(second, false);
+        let rows = series(&state);
+        let two = ("server", "xmpp2.example.com:5223");
+        assert_eq!(value(&rows, &PROBE_SUCCESS, &[]), Some(1.0));
+        assert_eq!(value(&rows, &SERVER_UP, &[two]), Some(0.0));
+        assert_eq!(
+            value(
+                &rows,
+                &FAILING_STEP,
+                &[two, ("step", "connect"), ("reason", "refused")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &rows,
+                &FAILURES_TOTAL,
+                &[two, ("step", "connect"), ("reason", "refused")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&rows, &STEP_LAST_DURATION, &[two, ("step", "connect")]),
+            Some(0.003)
+        );
+        assert_eq!(
+            value(&rows, &STEP_LAST_DURATION, &[two, ("step", "tls")]),
+            None,
+            "not reached"
+        );
+        // What the last probe that got that far saw.
+        assert_eq!(value(&rows, &CERT_NOT_AFTER, &[two]), Some(1.8e9));
+        assert_eq!(
+            value(&rows, &SERVER_INFO, &[two, ("address", "192.0.2.1:5223")]),
+            Some(1.0)
+        );
+        assert_eq!(value(&rows, &LAST_SUCCESS, &[two]), Some(1_750_000_000.012));
+
+        // xmpp2 leaves the SRV answer: every series naming it goes, counters too.
+        let state = state.after(report(vec![healthy_server("xmpp1.example.com", 10)]), false);
+        let rows = series(&state);
+        assert!(
+            rows.iter()
+                .all(|(_, labels, _)| !labels.iter().any(|(_, v)| v == "xmpp2.example.com:5223")),
+            "{rows:#?}"
+        );
+        assert_eq!(value(&rows, &PROBES_TOTAL, &[]), Some(3.0));
+        assert_eq!(value(&rows, &SRV_RECORDS, &[]), Some(1.0));
+    }
+
+    #[test]
+    fn a_failed_srv_lookup_is_a_target_level_failure() {
+        let mut failed = report(Vec::new());
+        failed.srv = Some(StepRecord {
+            step: Step::Srv,
+            duration: Duration::from_millis(2),
+            result: Err(Failure::new(Reason::Nxdomain, "NXDOMAIN")),
+        });
+        let rows = series(&TargetState::new(target()).after(failed, false));
+        let srv = [("server", ""), ("step", "srv"), ("reason", "nxdomain")];
+        assert_eq!(value(&rows, &FAILING_STEP, &srv), Some(1.0));
+        assert_eq!(value(&rows, &FAILURES_TOTAL, &srv), Some(1.0));
+        assert_eq!(value(&rows, &SRV_RECORDS, &[]), Some(0.0));
+        assert_eq!(value(&rows, &PROBE_SUCCESS, &[]), Some(0.0));
+        assert_eq!(value(&rows, &SERVER_UP, &[]), None);
+    }
+
+    #[test]
+    fn the_exposition_is_valid_text_with_every_family_described() {
+        let state = TargetState::new(target())
+            .after(report(vec![healthy_server("xmpp1.example.com", 10)]), true);
+        let snapshot = Snapshot {
+            targets: vec![Arc::new(state)],
+            config: crate::store::ConfigStatus {
+                successful: true,
+                last_success: None,
+                loads: 1,
+            },
+            step_histograms: true,
+        };
+        let text = String::from_utf8(Exposition::new(snapshot).encode()).unwrap();
+        for line in [
+            "# TYPE cms_xmpp_probe_success gauge",
+            "# TYPE cms_xmpp_probes_total counter",
+            "# TYPE cms_xmpp_step_duration_seconds histogram",
+            "cms_xmpp_config_last_reload_successful 1",
+        ] {
+            assert!(text.contains(line), "{line:?} missing:\n{text}");
+        }
+        assert!(text.contains("cms_xmpp_step_duration_seconds_bucket{target=\"cms-london\",server=\"xmpp1.example.com:5223\",step=\"tls\",le=\"0.0025\"} 1"), "{text}");
+        assert!(!text.contains("step=\"cert\""), "{text}");
+        let single =
+            String::from_utf8(Exposition::single_report(target(), report(Vec::new()))).unwrap();
+        assert!(
+            single.contains("cms_xmpp_probe_success{target=\"cms-london\"} 0"),
+            "{single}"
+        );
+        assert!(!single.contains("build_info"), "{single}");
     }
 }

@@ -5,9 +5,9 @@ use std::fmt::Write;
 use std::time::SystemTime;
 
 use crate::config::Target;
-use crate::diagnosis::{days_left, describe, findings, hint};
+use crate::diagnosis::{days_left, describe, hint};
 use crate::probe::{ServerReport, Step, StepRecord, TargetReport};
-use crate::status::{Outcome, TargetStatus};
+use crate::store::{Outcome, Snapshot, TargetState};
 
 const REFRESH_SECONDS: u32 = 10;
 
@@ -72,7 +72,7 @@ fn step_title(step: Step) -> &'static str {
     }
 }
 
-pub fn render(statuses: &[TargetStatus], targets: &[&Target]) -> String {
+pub fn render(snapshot: &Snapshot) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let _ = write!(
         out,
@@ -84,21 +84,20 @@ pub fn render(statuses: &[TargetStatus], targets: &[&Target]) -> String {
          <a href=\"/metrics\">/metrics</a><span class=\"meta\">version {} · refreshes every {REFRESH_SECONDS}s</span></header>",
         env!("CARGO_PKG_VERSION")
     );
-    if statuses.is_empty() {
+    if snapshot.targets.is_empty() {
         out.push_str("<p>No targets are configured.</p>");
     }
-    for status in statuses {
-        if let Some(target) = targets.iter().find(|t| t.name == status.name) {
-            render_target(&mut out, status, target);
-        }
+    for state in &snapshot.targets {
+        render_target(&mut out, state);
     }
     out.push_str("</body></html>");
     out
 }
 
-fn render_target(out: &mut String, status: &TargetStatus, target: &Target) {
-    let name = escape(&status.name);
-    let (class, word) = match &status.latest {
+fn render_target(out: &mut String, state: &TargetState) {
+    let target = &state.target;
+    let name = escape(&target.name);
+    let (class, word) = match &state.latest {
         None => ("pending", "waiting for the first probe"),
         Some(r) if r.success() => ("ok", "registration OK"),
         Some(_) => ("fail", "registration FAILING"),
@@ -111,7 +110,7 @@ fn render_target(out: &mut String, status: &TargetStatus, target: &Target) {
         escape(&target.component),
         humantime::format_duration(target.interval)
     );
-    if let Some(report) = &status.latest {
+    if let Some(report) = &state.latest {
         let _ = write!(
             out,
             " · last probe {} ago, took {} ms",
@@ -122,18 +121,18 @@ fn render_target(out: &mut String, status: &TargetStatus, target: &Target) {
     let _ = write!(
         out,
         " · <a href=\"/probe?target={}&amp;debug=true\">run now (debug)</a></div>",
-        url_encode(&status.name)
+        url_encode(&target.name)
     );
-    render_history(out, &status.history);
-    if let Some(report) = &status.latest {
+    render_history(out, state.history.iter());
+    if let Some(report) = &state.latest {
         render_flows(out, report);
         render_problems(out, report, target);
     }
     out.push_str("</section>");
 }
 
-fn render_history(out: &mut String, history: &[Outcome]) {
-    if history.is_empty() {
+fn render_history<'a>(out: &mut String, history: impl ExactSizeIterator<Item = &'a Outcome>) {
+    if history.len() == 0 {
         return;
     }
     out.push_str("<div class=\"history\" title=\"last probes, newest first\">");
@@ -169,7 +168,7 @@ fn render_flows(out: &mut String, report: &TargetReport) {
 }
 
 fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
-    let label = escape(&server.server.label());
+    let label = escape(&server.server.to_string());
     let (class, word) = if server.up(expected) {
         ("ok", "up")
     } else {
@@ -188,7 +187,7 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
         if i > 0 {
             out.push_str("<span class=\"arrow\">→</span>");
         }
-        chip(out, *step, server.steps.iter().find(|r| r.step == *step));
+        chip(out, *step, server.record(*step));
     }
     out.push_str("</div></div>");
 }
@@ -216,20 +215,18 @@ fn chip(out: &mut String, step: Step, record: Option<&StepRecord>) {
 }
 
 fn render_problems(out: &mut String, report: &TargetReport, target: &Target) {
-    for finding in findings(report) {
-        let place = finding
-            .server
-            .as_ref()
-            .map(|s| format!(" on {}", escape(s)))
+    for (server, step, failure) in report.failures() {
+        let place = server
+            .map(|s| format!(" on {}", escape(&s.to_string())))
             .unwrap_or_default();
         let _ = write!(
             out,
             "<div class=\"problem\"><strong>{}{place}: {}</strong> ({}: {})<br>hint: <code>{}</code></div>",
-            step_title(finding.step),
-            escape(describe(finding.reason)),
-            finding.reason,
-            escape(&finding.detail),
-            escape(&hint(finding.step, finding.reason, target, finding.server.as_deref()))
+            step_title(step),
+            escape(describe(failure.reason)),
+            failure.reason,
+            escape(&failure.detail),
+            escape(&hint(step, failure.reason, target, server))
         );
     }
 }

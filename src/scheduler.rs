@@ -1,28 +1,28 @@
-//! One loop per target: probe, record, log, wait for the next tick. A cycle never overlaps
-//! the next one of the same target, and targets never wait for each other.
+//! One loop per target: probe, record, log what changed, wait for the next tick. A cycle never
+//! overlaps the next one of the same target, and targets never wait for each other (beyond
+//! the shared cap on concurrent probes).
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Arc;
+use std::time::Duration;
 
+use sha1::{Digest, Sha1};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
-use crate::metrics::Metrics;
-use crate::probe::{Failure, Reason, Step, StepRecord, TargetProbe, TargetReport};
-use crate::status::Status;
+use crate::probe::{Endpoint, Failure, Step, StepRecord, TargetProbe, TargetReport};
+use crate::store::Store;
 
-/// The last outcome logged per server (`""` for the SRV step): `None` when it was up.
-type States = HashMap<String, Option<(Step, Reason)>>;
+/// How far apart, on average, the first probes of a fleet start.
+const SPREAD_PER_TARGET: Duration = Duration::from_millis(20);
 
 pub async fn run_target(
     probe: Arc<TargetProbe>,
-    metrics: Arc<Metrics>,
-    status: Arc<Status>,
+    store: Arc<Store>,
+    first: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut next = Instant::now();
-    let mut states = States::new();
+    let mut next = Instant::now() + first;
     loop {
         tokio::select! {
             _ = sleep_until(next) => {}
@@ -33,70 +33,146 @@ pub async fn run_target(
             report = probe.run_exclusive() => report,
             _ = shutdown.changed() => return,
         };
-        metrics.record(&report);
-        status.record(&report);
-        log_report(&report, &mut states);
+        if let Some(recorded) = store.record(&probe.target, report) {
+            log_report(recorded.previous.as_deref(), &recorded.current);
+        }
         // A probe that overran (only possible with a slow close) starts the next one now.
         next = next.max(Instant::now());
     }
 }
 
-/// One line per server and probe; a change of state at warn (down) or info (up) as well, so
-/// that logs alone tell the story.
-fn log_report(report: &TargetReport, states: &mut States) {
-    let target = report.target.as_str();
-    let mut seen = Vec::with_capacity(report.servers.len() + 1);
-    if let Some(srv) = &report.srv {
-        let failure = srv.result.as_ref().err();
-        log_server(
-            states,
-            target,
-            "",
-            failure.map(|f| (Step::Srv, f)),
-            std::slice::from_ref(srv),
-        );
-        seen.push(String::new());
-    }
-    for server in &report.servers {
-        let label = server.server.label();
-        log_server(states, target, &label, server.failure(), &server.steps);
-        seen.push(label);
-    }
-    states.retain(|label, _| seen.contains(label));
+/// When in its first interval a target is first probed: by a hash of its name, spread over
+/// min(interval, 20 ms × targets), so that a fleet never fires as one burst and a lone target
+/// starts at once. The cadence (`next += interval`) keeps the spread.
+pub fn first_probe_offset(name: &str, targets: usize, interval: Duration) -> Duration {
+    let spread = SPREAD_PER_TARGET
+        .saturating_mul(u32::try_from(targets).unwrap_or(u32::MAX))
+        .min(interval);
+    let digest = Sha1::digest(name.as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    spread.mul_f64(u64::from_be_bytes(head) as f64 / u64::MAX as f64)
 }
 
-fn log_server(
-    states: &mut States,
+/// The state of one place in a report (the SRV step, or a server): `None` when it was up.
+type State<'a> = Option<(Step, &'a Failure)>;
+
+/// At debug, one line per server and probe; at info, what changed: a server that comes up,
+/// goes down (warn), fails for another reason, or leaves the SRV answer.
+fn log_report(previous: Option<&TargetReport>, current: &TargetReport) {
+    let target = current.target.as_str();
+    if let Some(state) = srv_state(current) {
+        let before = previous.and_then(srv_state);
+        log_place(target, "", before, state, current.srv.as_slice());
+    }
+    for server in &current.servers {
+        let endpoint = &server.server.endpoint;
+        let before = previous.and_then(|p| server_state(p, endpoint));
+        log_place(
+            target,
+            &endpoint.to_string(),
+            before,
+            server.failure(),
+            &server.steps,
+        );
+    }
+    let left = previous
+        .into_iter()
+        .flat_map(|p| &p.servers)
+        .filter(|s| server_state(current, &s.server.endpoint).is_none());
+    for server in left {
+        tracing::info!(target = target, server = %server.server, "server left the SRV answer");
+    }
+}
+
+/// The SRV step's state, for a target that looks up SRV.
+fn srv_state(report: &TargetReport) -> Option<State<'_>> {
+    let srv = report.srv.as_ref()?;
+    Some(srv.result.as_ref().err().map(|f| (srv.step, f)))
+}
+
+/// A server's state, if the report has that server.
+fn server_state<'a>(report: &'a TargetReport, endpoint: &Endpoint) -> Option<State<'a>> {
+    let server = report
+        .servers
+        .iter()
+        .find(|s| &s.server.endpoint == endpoint)?;
+    Some(server.failure())
+}
+
+fn log_place(
     target: &str,
     server: &str,
-    failure: Option<(Step, &Failure)>,
+    before: Option<State<'_>>,
+    now: State<'_>,
     steps: &[StepRecord],
 ) {
     let durations = steps.iter().fold(String::new(), |mut out, s| {
-        let _ = write!(out, "{}={}ms ", s.step, s.duration.as_millis());
+        let _ = write!(
+            out,
+            "{}={:.1}ms ",
+            s.step,
+            s.duration.as_secs_f64() * 1000.0
+        );
         out
     });
     let durations = durations.trim_end();
-    let state = failure.map(|(step, f)| (step, f.reason));
-    let changed = states.insert(server.to_owned(), state) != Some(state);
-    match failure {
-        None if changed => tracing::info!(
-            target = target,
-            server = server,
-            durations = durations,
-            "server is up"
-        ),
-        None => tracing::info!(
+    let key = |state: State<'_>| state.map(|(step, f)| (step, f.reason));
+    let changed = before.map(key) != Some(key(now));
+    match now {
+        None if changed => {
+            tracing::info!(
+                target = target,
+                server = server,
+                durations = durations,
+                "server is up"
+            )
+        }
+        None => tracing::debug!(
             target = target,
             server = server,
             durations = durations,
             "probe succeeded"
         ),
         Some((step, f)) if changed => tracing::warn!(
-            target = target, server = server, step = %step, reason = %f.reason, detail = %f.detail, durations = durations, "server is down"
+            target = target, server = server, step = %step, reason = %f.reason, detail = %f.detail,
+            durations = durations, "server is down"
         ),
-        Some((step, f)) => tracing::info!(
-            target = target, server = server, step = %step, reason = %f.reason, detail = %f.detail, durations = durations, "probe failed"
+        Some((step, f)) => tracing::debug!(
+            target = target, server = server, step = %step, reason = %f.reason, detail = %f.detail,
+            durations = durations, "probe failed"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_probes_spread_deterministically_and_a_lone_target_starts_at_once() {
+        let interval = Duration::from_secs(30);
+        let lone = first_probe_offset("cms-london", 1, interval);
+        assert!(lone <= SPREAD_PER_TARGET, "{lone:?}");
+        assert_eq!(lone, first_probe_offset("cms-london", 1, interval));
+        // 1,000 targets at 30 s: over the first 20 s.
+        let fleet = |interval| -> Vec<Duration> {
+            (0..1000)
+                .map(|i| first_probe_offset(&format!("t{i}"), 1000, interval))
+                .collect()
+        };
+        let spread = SPREAD_PER_TARGET * 1000;
+        assert!(fleet(interval).iter().all(|o| *o <= spread));
+        // At 10 s, over the whole interval: every tenth of it gets its share, roughly.
+        let interval = Duration::from_secs(10);
+        let offsets = fleet(interval);
+        for tenth in 0..10 {
+            let (from, to) = (interval * tenth / 10, interval * (tenth + 1) / 10);
+            let here = offsets.iter().filter(|o| (from..to).contains(*o)).count();
+            assert!(
+                (60..=140).contains(&here),
+                "{here} first probes in tenth {tenth}"
+            );
+        }
     }
 }

@@ -3,16 +3,16 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError};
-use crate::metrics::Metrics;
+use crate::config::{Config, ConfigError, TlsMode, TlsSettings};
+use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe, TargetReport};
-use crate::status::Status;
+use crate::store::Store;
 use crate::{scheduler, RunError};
 
 /// How long stopping the probe loops may take before they are abandoned.
@@ -26,23 +26,27 @@ pub enum ReloadError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Setup(#[from] RunError),
+    #[error("the reload was interrupted")]
+    Interrupted(#[source] tokio::task::JoinError),
 }
 
 pub struct Supervisor {
     source: Option<PathBuf>,
-    pub metrics: Arc<Metrics>,
-    pub status: Arc<Status>,
-    active: Mutex<Active>,
+    pub store: Arc<Store>,
+    /// The running configuration's probes; swapped at once on reload, so readers never wait.
+    probes: RwLock<Arc<[Arc<TargetProbe>]>>,
+    /// The running loops. Held only by reload and shutdown, which it serialises.
+    loops: Mutex<Loops>,
 }
 
-struct Active {
-    probes: Vec<Arc<TargetProbe>>,
+struct Loops {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
-/// Builds what every target needs to probe (resolver, TLS clients); fails on the first
-/// target whose TLS material cannot be used.
+/// Builds what every target needs to probe: one resolver, one TLS client per distinct set of
+/// TLS settings, one lock per component name and the shared cap on running probes. Everything
+/// `serve` prepares before binding, so `check-config` runs it too.
 pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
     // A single DNS request may take the shortest target deadline; each step is cut at its own
     // target's deadline anyway.
@@ -53,42 +57,55 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
         .min()
         .unwrap_or(crate::config::DEFAULT_TIMEOUT);
     let resolver = dns::resolver(&config.dns, request_timeout)?;
+    let slots = Arc::new(Semaphore::new(config.max_concurrent_probes));
     let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
-    config
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(index, target)| {
-            let lock = locks
-                .entry(target.component.to_ascii_lowercase())
-                .or_default()
-                .clone();
-            TargetProbe::new(target.clone(), resolver.clone(), lock)
-                .map(Arc::new)
-                .map_err(|source| RunError::Tls {
-                    index,
-                    target: target.name.clone(),
-                    source,
-                })
-        })
-        .collect()
+    let mut clients: Vec<(&TlsSettings, TlsClient)> = Vec::new();
+    let mut probes = Vec::with_capacity(config.targets.len());
+    for (index, target) in config.targets.iter().enumerate() {
+        let tls = match target.tls.mode {
+            TlsMode::None => None,
+            TlsMode::Direct => Some(
+                match clients.iter().find(|(s, _)| s.same_trust(&target.tls)) {
+                    Some((_, client)) => client.clone(),
+                    None => {
+                        let client =
+                            TlsClient::new(&target.tls).map_err(|source| RunError::Tls {
+                                index,
+                                target: target.name.clone(),
+                                source,
+                            })?;
+                        clients.push((&target.tls, client.clone()));
+                        client
+                    }
+                },
+            ),
+        };
+        let lock = locks
+            .entry(target.component.to_ascii_lowercase())
+            .or_default()
+            .clone();
+        probes.push(Arc::new(TargetProbe::new(
+            target.clone(),
+            resolver.clone(),
+            tls,
+            lock,
+            slots.clone(),
+        )));
+    }
+    Ok(probes)
 }
 
 impl Supervisor {
-    /// Registers the targets' series and starts their loops.
-    pub fn start(
-        config: &Config,
-        probes: Vec<Arc<TargetProbe>>,
-        metrics: Arc<Metrics>,
-    ) -> Supervisor {
-        let status = Arc::new(Status::default());
-        let active = spawn(probes, &metrics, &status);
-        metrics.config_loaded(true);
+    /// Starts the loops of prepared probes.
+    pub fn start(config: &Config, probes: Vec<Arc<TargetProbe>>) -> Supervisor {
+        let store = Arc::new(Store::default());
+        let loops = spawn(&probes, config, &store);
+        store.config_loaded(true);
         Supervisor {
             source: config.source.clone(),
-            metrics,
-            status,
-            active: Mutex::new(active),
+            store,
+            probes: RwLock::new(probes.into()),
+            loops: Mutex::new(loops),
         }
     }
 
@@ -99,7 +116,7 @@ impl Supervisor {
         match &result {
             Ok(()) => tracing::info!("configuration reloaded"),
             Err(error) => {
-                self.metrics.config_loaded(false);
+                self.store.config_loaded(false);
                 tracing::error!(
                     error = %crate::error_chain(error),
                     "configuration reload failed; the previous configuration keeps running"
@@ -110,87 +127,82 @@ impl Supervisor {
     }
 
     async fn load(&self) -> Result<(), ReloadError> {
-        let path = self.source.as_ref().ok_or(ReloadError::NoFile)?;
-        // Read and prepare before touching anything that runs.
-        let config = Config::load(path)?;
-        let probes = prepare(&config)?;
+        let path = self.source.clone().ok_or(ReloadError::NoFile)?;
+        let mut loops = self.loops.lock().await;
+        // Files are read and TLS material parsed off the async workers; nothing that runs is
+        // touched until the new configuration is known to be good.
+        let (config, probes) = tokio::task::spawn_blocking(move || {
+            let config = Config::load(&path)?;
+            let probes = prepare(&config)?;
+            Ok::<_, ReloadError>((config, probes))
+        })
+        .await
+        .map_err(ReloadError::Interrupted)??;
         for warning in &config.warnings {
             tracing::warn!("{warning}");
         }
-        let mut active = self.active.lock().await;
-        let old = std::mem::replace(&mut *active, idle());
-        stop(old.stop, old.tasks).await;
+        // The store keeps serving the old targets' state until the new loops replace it.
+        stop(std::mem::replace(&mut *loops, idle())).await;
         // Counters restart with the new configuration; Prometheus' rate() handles resets.
-        for probe in &old.probes {
-            self.metrics.remove_target(&probe.target.name);
-        }
-        *active = spawn(probes, &self.metrics, &self.status);
-        self.metrics.config_loaded(true);
+        *loops = spawn(&probes, &config, &self.store);
+        *self.probes.write().expect("probes lock") = probes.into();
+        self.store.config_loaded(true);
         Ok(())
     }
 
-    /// The probe of a configured target, for an on-demand run.
-    pub async fn target(&self, name: &str) -> Option<Arc<TargetProbe>> {
-        let active = self.active.lock().await;
-        active
-            .probes
-            .iter()
-            .find(|p| p.target.name == name)
-            .cloned()
-    }
-
-    pub async fn targets(&self) -> Vec<Arc<TargetProbe>> {
-        self.active.lock().await.probes.clone()
+    pub fn targets(&self) -> Arc<[Arc<TargetProbe>]> {
+        self.probes.read().expect("probes lock").clone()
     }
 
     /// Runs one target now, outside its schedule (never alongside its scheduled probe, so the
     /// server never sees the component name twice).
     pub async fn probe_now(&self, name: &str) -> Option<(Arc<TargetProbe>, TargetReport)> {
-        let probe = self.target(name).await?;
+        let probe = self
+            .targets()
+            .iter()
+            .find(|p| p.target.name == name)
+            .cloned()?;
         let report = probe.run_exclusive().await;
         Some((probe, report))
     }
 
     pub async fn shutdown(&self) {
-        let mut active = self.active.lock().await;
-        let old = std::mem::replace(&mut *active, idle());
-        stop(old.stop, old.tasks).await;
+        let mut loops = self.loops.lock().await;
+        let old = std::mem::replace(&mut *loops, idle());
+        stop(old).await;
     }
 }
 
-/// No loops: what stands in while loops are replaced, and after shutdown.
-fn idle() -> Active {
-    Active {
-        probes: Vec::new(),
+/// No loops: what stands while loops are replaced, and after shutdown.
+fn idle() -> Loops {
+    Loops {
         stop: watch::channel(false).0,
         tasks: JoinSet::new(),
     }
 }
 
-fn spawn(probes: Vec<Arc<TargetProbe>>, metrics: &Arc<Metrics>, status: &Arc<Status>) -> Active {
+/// Starts a loop per probe and gives the store the new set of targets.
+fn spawn(probes: &[Arc<TargetProbe>], config: &Config, store: &Arc<Store>) -> Loops {
+    let targets: Vec<_> = probes.iter().map(|p| p.target.clone()).collect();
+    store.set_targets(&targets, config.metrics.step_histograms);
     let (stop, stopped) = watch::channel(false);
-    for probe in &probes {
-        metrics.register_target(&probe.target, &probe.expected_steps());
-    }
-    status.set_targets(probes.iter().map(|p| p.target.name.clone()).collect());
     let mut tasks = JoinSet::new();
-    for probe in &probes {
+    for probe in probes {
+        let first =
+            scheduler::first_probe_offset(&probe.target.name, probes.len(), probe.target.interval);
         tasks.spawn(scheduler::run_target(
             probe.clone(),
-            metrics.clone(),
-            status.clone(),
+            store.clone(),
+            first,
             stopped.clone(),
         ));
     }
-    Active {
-        probes,
-        stop,
-        tasks,
-    }
+    Loops { stop, tasks }
 }
 
-async fn stop(signal: watch::Sender<bool>, mut tasks: JoinSet<()>) {
-    let _ = signal.send(true);
+async fn stop(loops: Loops) {
+    let Loops { stop, mut tasks } = loops;
+    let _ = stop.send(true);
     let drained = tokio::time::timeout(STOP_GRACE, async {
         while tasks.join_next().await.is_some() {}
     })

@@ -70,7 +70,7 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
     let facts = CertFacts {
         subject: leaf.subject().to_string(),
         issuer: leaf.issuer().to_string(),
-        serial: leaf.raw_serial_as_string(),
+        serial: serial_hex(leaf.raw_serial()),
         sha256: hex(ring::digest::digest(&ring::digest::SHA256, leaf_der).as_ref()),
         sans: sans.iter().map(San::to_string).collect(),
         not_before: leaf.validity().not_before.timestamp(),
@@ -219,6 +219,16 @@ fn dns_matches(pattern: &str, name: &str) -> bool {
     }
 }
 
+/// A serial number as `openssl x509 -serial` prints it (in lowercase): without the zero byte
+/// that DER puts before a number whose top bit is set.
+fn serial_hex(der: &[u8]) -> String {
+    let significant = der
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(der.len().saturating_sub(1));
+    hex(&der[significant..])
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -292,5 +302,13 @@ mod tests {
     #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0x00, 0xAB, 0xff]), "00abff");
+    }
+
+    #[test]
+    fn serials_read_as_openssl_prints_them() {
+        assert_eq!(serial_hex(&[0x00, 0x8f, 0x8e]), "8f8e");
+        assert_eq!(serial_hex(&[0x01, 0x00]), "0100");
+        assert_eq!(serial_hex(&[0x00]), "00");
+        assert_eq!(serial_hex(&[]), "");
     }
 }

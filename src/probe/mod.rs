@@ -17,7 +17,11 @@ pub mod xmpp;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls::{CipherSuite, ProtocolVersion};
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
 
 pub use pipeline::{probe_target, TargetProbe};
 
@@ -57,6 +61,12 @@ impl Step {
         }
     }
 
+    /// Whether the step's duration says something about the servers. `cert` is judged in
+    /// memory from what `tls` received: its time is the exporter's own CPU.
+    pub fn timed(self) -> bool {
+        self != Step::Cert
+    }
+
     /// DNS steps report a deadline as `dns_timeout` so that alerts can tell DNS from network.
     fn timeout_reason(self) -> Reason {
         match self {
@@ -69,6 +79,12 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Step {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -166,6 +182,12 @@ impl fmt::Display for Reason {
     }
 }
 
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// A step's failure: the reason (a label) and a detail for logs. Never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {detail}")]
@@ -191,8 +213,24 @@ pub struct StepRecord {
     pub result: Result<(), Failure>,
 }
 
+impl Serialize for StepRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let failed = self.result.as_ref().err();
+        let mut out = serializer.serialize_struct("StepRecord", 5)?;
+        out.serialize_field("step", &self.step)?;
+        out.serialize_field("ok", &failed.is_none())?;
+        out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;
+        if let Some(failure) = failed {
+            out.serialize_field("reason", &failure.reason)?;
+            out.serialize_field("detail", &failure.detail)?;
+        }
+        out.end()
+    }
+}
+
 /// Where a server came from: the SRV answer (with its RFC 2782 fields) or the config.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
 pub enum Origin {
     Srv {
         priority: u16,
@@ -203,33 +241,73 @@ pub enum Origin {
     Static,
 }
 
-/// An XMPP server to probe: FQDN (lowercase, no trailing dot) or IP literal, and port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Server {
+/// Where an XMPP server listens: FQDN (lowercase, no trailing dot) or IP literal, and port.
+/// What identifies a server across probes (its SRV priority and weight may change).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
     pub host: String,
     pub port: u16,
-    pub origin: Origin,
 }
 
-impl Server {
-    /// The value of the `server` label.
-    pub fn label(&self) -> String {
+/// The value of the `server` label: `host:port`, `[v6]:port` for an IPv6 literal.
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
+            write!(f, "[{}]:{}", self.host, self.port)
         } else {
-            format!("{}:{}", self.host, self.port)
+            write!(f, "{}:{}", self.host, self.port)
         }
     }
 }
 
-/// Facts read from the server's leaf certificate, exported even when it is rejected.
+impl Serialize for Endpoint {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// An XMPP server to probe, and where the probe learnt of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub endpoint: Endpoint,
+    pub origin: Origin,
+}
+
+impl Server {
+    pub fn new(host: impl Into<String>, port: u16, origin: Origin) -> Server {
+        Server {
+            endpoint: Endpoint {
+                host: host.into(),
+                port,
+            },
+            origin,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.endpoint.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.endpoint.port
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.endpoint.fmt(f)
+    }
+}
+
+/// Facts read from the server's leaf certificate, exported even when it is rejected.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CertFacts {
     pub subject: String,
     pub issuer: String,
     pub serial: String,
     pub sha256: String,
     pub sans: Vec<String>,
+    /// Unix seconds.
     pub not_before: i64,
     pub not_after: i64,
     /// The chain leads to a trusted root (judged apart from expiry and names).
@@ -238,14 +316,15 @@ pub struct CertFacts {
 }
 
 /// Whether one name the Callbridge requires is covered by the certificate's SANs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NameCoverage {
     pub role: NameRole,
     pub name: String,
     pub covered: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NameRole {
     /// The XMPP domain.
     Domain,
@@ -262,10 +341,36 @@ impl NameRole {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the TLS handshake negotiated, as rustls names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsFacts {
-    pub version: String,
-    pub cipher: String,
+    pub version: ProtocolVersion,
+    pub cipher: CipherSuite,
+}
+
+impl TlsFacts {
+    /// `TLSv1.2` or `TLSv1.3`: how openssl and the contract spell it.
+    pub fn version_name(&self) -> String {
+        match self.version {
+            ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+            ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// The rustls suite name, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub fn cipher_name(&self) -> String {
+        format!("{:?}", self.cipher)
+    }
+}
+
+impl Serialize for TlsFacts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("TlsFacts", 2)?;
+        out.serialize_field("version", &self.version_name())?;
+        out.serialize_field("cipher", &self.cipher_name())?;
+        out.end()
+    }
 }
 
 /// Everything one server's probe found.
@@ -311,9 +416,13 @@ impl ServerReport {
     pub fn ran(&self, step: Step) -> bool {
         self.steps.iter().any(|s| s.step == step)
     }
+
+    pub fn record(&self, step: Step) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.step == step)
+    }
 }
 
-/// Everything one probe cycle of one target found.
+/// Everything one probe cycle of one target found: the one record every view renders.
 #[derive(Clone, Debug)]
 pub struct TargetReport {
     pub target: String,
@@ -331,5 +440,74 @@ impl TargetReport {
     /// At least one server completed every step: a Callbridge could register.
     pub fn success(&self) -> bool {
         self.servers.iter().any(|s| s.up(&self.expected_steps))
+    }
+
+    /// When the cycle finished.
+    pub fn finished(&self) -> SystemTime {
+        self.started + self.duration
+    }
+
+    /// The steps that failed: the SRV step's (`None` server) and each server's.
+    pub fn failures(&self) -> impl Iterator<Item = (Option<&Server>, Step, &Failure)> {
+        let srv = self.srv.iter().filter_map(|s| {
+            let failure = s.result.as_ref().err()?;
+            Some((None, s.step, failure))
+        });
+        let servers = self.servers.iter().filter_map(|s| {
+            let (step, failure) = s.failure()?;
+            Some((Some(&s.server), step, failure))
+        });
+        srv.chain(servers)
+    }
+}
+
+/// A point in time as Unix seconds, for series and JSON.
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+/// A server report with its verdict, for JSON.
+struct ServerJson<'a> {
+    report: &'a ServerReport,
+    up: bool,
+}
+
+impl Serialize for ServerJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.report;
+        let mut out = serializer.serialize_struct("ServerReport", 9)?;
+        out.serialize_field("server", &r.server.endpoint)?;
+        out.serialize_field("origin", &r.server.origin)?;
+        out.serialize_field("up", &self.up)?;
+        out.serialize_field("addresses", &r.addresses)?;
+        out.serialize_field("address", &r.address)?;
+        out.serialize_field("steps", &r.steps)?;
+        out.serialize_field("tls", &r.tls)?;
+        out.serialize_field("certificate", &r.cert)?;
+        out.serialize_field("stream_id", &r.stream_id)?;
+        out.end()
+    }
+}
+
+impl Serialize for TargetReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let servers: Vec<ServerJson<'_>> = self
+            .servers
+            .iter()
+            .map(|report| ServerJson {
+                report,
+                up: report.up(&self.expected_steps),
+            })
+            .collect();
+        let mut out = serializer.serialize_struct("TargetReport", 6)?;
+        out.serialize_field("target", &self.target)?;
+        out.serialize_field("success", &self.success())?;
+        out.serialize_field("started", &unix_seconds(self.started))?;
+        out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;
+        out.serialize_field("srv", &self.srv)?;
+        out.serialize_field("servers", &servers)?;
+        out.end()
     }
 }

@@ -9,17 +9,18 @@ use std::time::{Duration, SystemTime};
 use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
 use super::cert::{self, CertInput};
-use super::tls::{TlsClient, TlsSetupError};
+use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    connect, handshake, resolve, srv, stream, Failure, Origin, Reason, Server, ServerReport, Step,
+    connect, handshake, resolve, srv, stream, Failure, Reason, Server, ServerReport, Step,
     StepRecord, TargetReport,
 };
-use crate::config::{ServerSource, Target, TlsMode};
+use crate::config::{ServerSource, Target};
 
 /// The polite close is not a step; it only needs long enough for the server to answer.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -28,34 +29,38 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 pub struct TargetProbe {
     pub target: Arc<Target>,
     resolver: TokioResolver,
+    /// `None` for plaintext; shared by every target with the same TLS settings.
     tls: Option<TlsClient>,
     /// Held while a probe runs. Shared by every target with the same component name: an XMPP
     /// server must never see the name twice at once, or it answers `conflict`.
     exclusive: Arc<tokio::sync::Mutex<()>>,
+    /// Shared by every target: bounds the probes (sockets, handshakes) running at once.
+    slots: Arc<Semaphore>,
 }
 
 impl TargetProbe {
     pub fn new(
         target: Arc<Target>,
         resolver: TokioResolver,
+        tls: Option<TlsClient>,
         exclusive: Arc<tokio::sync::Mutex<()>>,
-    ) -> Result<TargetProbe, TlsSetupError> {
-        let tls = match target.tls.mode {
-            TlsMode::Direct => Some(TlsClient::new(&target.tls)?),
-            TlsMode::None => None,
-        };
-        Ok(TargetProbe {
+        slots: Arc<Semaphore>,
+    ) -> TargetProbe {
+        TargetProbe {
             target,
             resolver,
             tls,
             exclusive,
-        })
+            slots,
+        }
     }
 
-    /// One probe cycle, waiting for any other run under this component name to finish first;
-    /// the deadline starts once it runs.
+    /// One probe cycle, waiting for any other run under this component name to finish first,
+    /// then for a free slot; the deadline starts once it runs.
     pub async fn run_exclusive(self: &Arc<Self>) -> TargetReport {
         let _running = self.exclusive.lock().await;
+        // The semaphore is never closed, so acquiring only fails in theory.
+        let _slot = self.slots.acquire().await;
         probe_target(self.clone()).await
     }
 
@@ -81,14 +86,7 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let clock = Instant::now();
     let deadline = clock + probe.target.timeout;
     let (srv, servers) = match &probe.target.servers {
-        ServerSource::Static { host, port } => (
-            None,
-            vec![Server {
-                host: host.clone(),
-                port: *port,
-                origin: Origin::Static,
-            }],
-        ),
+        ServerSource::Static(server) => (None, vec![server.clone()]),
         ServerSource::Srv => {
             let (record, servers) = timed(
                 Step::Srv,
@@ -133,7 +131,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
         .run(
             Step::Resolve,
             deadline,
-            resolve::lookup(&probe.resolver, &server.host),
+            resolve::lookup(&probe.resolver, server.host()),
         )
         .await
     else {
@@ -144,7 +142,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
         .run(
             Step::Connect,
             deadline,
-            connect::connect(&addresses, server.port, deadline),
+            connect::connect(&addresses, server.port(), deadline),
         )
         .await
     else {
@@ -161,7 +159,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
         .tls
         .server_name
         .clone()
-        .unwrap_or_else(|| server.host.clone());
+        .unwrap_or_else(|| server.host().to_owned());
     let handshake = async {
         let server_name = ServerName::try_from(name.clone()).map_err(|e| {
             Failure::new(
@@ -174,7 +172,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
     let Some(outcome) = report.run(Step::Tls, deadline, handshake).await else {
         return report;
     };
-    report.tls = outcome.facts.clone();
+    report.tls = outcome.facts;
 
     let inspected = Instant::now();
     let (facts, verdict) = cert::inspect(&CertInput {

@@ -42,20 +42,17 @@ pub async fn lookup(resolver: &TokioResolver, domain: &str) -> Result<Vec<Server
     let first_priority = records[0].priority;
     let mut servers: Vec<Server> = Vec::with_capacity(records.len());
     for record in records {
-        let server = Server {
-            host: normalise_host(&record.target.to_ascii()),
-            port: record.port,
-            origin: Origin::Srv {
+        let server = Server::new(
+            normalise_host(&record.target.to_ascii()),
+            record.port,
+            Origin::Srv {
                 priority: record.priority,
                 weight: record.weight,
                 preferred: record.priority == first_priority,
             },
-        };
+        );
         // One label per host:port: a duplicated record would otherwise collide in metrics.
-        if !servers
-            .iter()
-            .any(|s| s.host == server.host && s.port == server.port)
-        {
+        if !servers.iter().any(|s| s.endpoint == server.endpoint) {
             servers.push(server);
         }
     }

@@ -9,13 +9,11 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    AlertDescription, ClientConfig, DigitallySignedStruct, ProtocolVersion, RootCertStore,
-};
-use tokio::net::TcpStream;
+use rustls::{AlertDescription, ClientConfig, DigitallySignedStruct, RootCertStore};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::connect::Tcp;
 use super::{Failure, Reason, TlsFacts};
 use crate::config::TlsSettings;
 
@@ -41,7 +39,7 @@ pub struct TlsClient {
 /// What the handshake yielded. `stream` is `None` when the probe rejected the certificate:
 /// the server did its part, the `cert` step says what is wrong.
 pub struct TlsOutcome {
-    pub stream: Option<TlsStream<TcpStream>>,
+    pub stream: Option<TlsStream<Tcp>>,
     pub chain: Vec<CertificateDer<'static>>,
     pub verdict: Result<(), rustls::Error>,
     pub facts: Option<TlsFacts>,
@@ -112,7 +110,7 @@ impl TlsClient {
 
     pub async fn handshake(
         &self,
-        tcp: TcpStream,
+        tcp: Tcp,
         name: ServerName<'static>,
     ) -> Result<TlsOutcome, Failure> {
         let recorder = Arc::new(RecordingVerifier {
@@ -130,18 +128,18 @@ impl TlsClient {
         match (result, seen) {
             (Ok(stream), Some(seen)) => {
                 let (_, connection) = stream.get_ref();
-                let facts = TlsFacts {
-                    version: version_name(connection.protocol_version()),
-                    cipher: connection
-                        .negotiated_cipher_suite()
-                        .map(|s| format!("{:?}", s.suite()))
-                        .unwrap_or_default(),
-                };
+                let facts = connection
+                    .protocol_version()
+                    .zip(connection.negotiated_cipher_suite())
+                    .map(|(version, suite)| TlsFacts {
+                        version,
+                        cipher: suite.suite(),
+                    });
                 Ok(TlsOutcome {
                     stream: Some(stream),
                     chain: seen.chain,
                     verdict: seen.verdict,
-                    facts: Some(facts),
+                    facts,
                 })
             }
             // Our own verifier aborted the handshake: the certificate is the problem.
@@ -157,15 +155,6 @@ impl TlsClient {
                 "handshake finished without a server certificate",
             )),
         }
-    }
-}
-
-fn version_name(version: Option<ProtocolVersion>) -> String {
-    match version {
-        Some(ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
-        Some(ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
-        Some(other) => format!("{other:?}"),
-        None => String::new(),
     }
 }
 

@@ -13,7 +13,7 @@ PACKAGES=(
     prometheus        # scrapes the exporter; brings promtool
     openssl           # makes the test PKI at run time
     curl              # reads /metrics and the Prometheus API
-    python3           # small helpers: metrics parsing, silent listener, name holder
+    python3           # small helpers: metrics parsing, the wiretap, name holder
     ca-certificates
     chromium          # renders the status page (tests/browser/check-status-page.sh)
 )

@@ -321,20 +321,15 @@ build() {
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 12 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 7 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
     XMPP_PLAIN_PORT=${ports[2]}   # Prosody component_ports (plaintext XEP-0114)
-    CLOSED_PORT=${ports[3]}       # nothing listens here
-    SILENT_PORT=${ports[4]}       # accepts, never speaks
-    EXPIRED_PORT=${ports[5]}      # stunnel with the bad certificates, in front of Prosody 2
-    UNTRUSTED_PORT=${ports[6]}
-    WRONGNAME_PORT=${ports[7]}
-    SOON_PORT=${ports[8]}
-    EXPORTER_ADDR="$IP1:${ports[9]}"
-    PROM_ADDR="$IP1:${ports[10]}"
-    WIRE_PORT=${ports[11]}        # recording proxy in front of Prosody 2's plaintext port
+    EXPIRED_PORT=${ports[3]}      # stunnel (OpenSSL) with an expired certificate, in front of Prosody 2
+    EXPORTER_ADDR="$IP1:${ports[4]}"
+    PROM_ADDR="$IP1:${ports[5]}"
+    WIRE_PORT=${ports[6]}         # recording proxy in front of Prosody 2's plaintext port
 }
 
 # The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
@@ -368,7 +363,7 @@ copy_extensions = none
 commonName = supplied
 EOF
     local ca
-    for ca in ca other-ca; do
+    for ca in ca; do
         mkdir -p "$pki/$ca"
         : >"$pki/$ca/index.txt"
         openssl rand -hex 8 >"$pki/$ca/serial"
@@ -379,11 +374,8 @@ EOF
     local sans="DNS:$DOMAIN,DNS:$XMPP1,DNS:$XMPP2"
     issue good ca "$sans" "$(utc '-1 day')" "$(utc '+30 days')"
     issue expired ca "$sans" "$(utc '-30 days')" "$(utc '-1 day')"
-    issue untrusted other-ca "$sans" "$(utc '-1 day')" "$(utc '+30 days')"
-    issue wrongname ca "DNS:wrong.example.org" "$(utc '-1 day')" "$(utc '+30 days')"
-    issue soon ca "$sans" "$(utc '-1 day')" "$(utc '+3 days')"
-    GOOD_SHA256="$(openssl x509 -in "$pki/good.crt" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')"
-    SOON_NOT_AFTER="$(date -u -d "$(openssl x509 -in "$pki/soon.crt" -noout -enddate | sed 's/notAfter=//')" +%s)"
+    # As `openssl x509 -serial` prints it, in lowercase: what cms_xmpp_cert_info says.
+    GOOD_SERIAL="$(openssl x509 -in "$pki/good.crt" -noout -serial | sed 's/.*=//' | tr 'A-F' 'a-f')"
     EXPIRED_NOT_AFTER="$(date -u -d "$(openssl x509 -in "$pki/expired.crt" -noout -enddate | sed 's/notAfter=//')" +%s)"
 }
 
@@ -419,11 +411,7 @@ start_dnsmasq() {
         --srv-host="$s.$DOMAIN,$XMPP1,$XMPP_TLS_PORT,$SRV_PRIO1,$SRV_WEIGHT1" \
         --srv-host="$s.$DOMAIN,$XMPP2,$XMPP_TLS_PORT,$SRV_PRIO2,$SRV_WEIGHT2" \
         --host-record="$XMPP1,$IP1" \
-        --host-record="$XMPP2,$IP2" \
-        --host-record="silent.$DOMAIN,$IP1" \
-        --txt-record="$s.nosrv.$DOMAIN,this name exists but has no SRV record" \
-        --srv-host="$s.noaddr.$DOMAIN,ghost.$DOMAIN,$XMPP_TLS_PORT,0,0" \
-        --srv-host="$s.closed.$DOMAIN,$XMPP2,$CLOSED_PORT,0,0"
+        --host-record="$XMPP2,$IP2"
     wait_until 10 "$PY" "$HELPERS/dnsq.py" "$IP1" "$DNS_PORT" "$s.$DOMAIN" SRV ||
         die_setup "dnsmasq did not answer on $IP1:$DNS_PORT"
     log "dnsmasq answers on $IP1:$DNS_PORT"
@@ -466,7 +454,7 @@ VirtualHost "$XMPP2"
 
 EOF
     local c
-    for c in ready probe plain rapid wrongsecret held soon wire; do
+    for c in ready probe plain rapid wrongsecret held wire; do
         printf 'Component "%s.%s"\n    component_secret = "%s"\n' "$c" "$DOMAIN" "$SECRET" >>"$dir/prosody.cfg.lua"
     done
 }
@@ -487,37 +475,22 @@ start_prosody() { # start_prosody N IP FQDN
     log "prosody$n accepts component handshakes on $ip:$XMPP_TLS_PORT (TLS) and $ip:$XMPP_PLAIN_PORT"
 }
 
-start_stunnel() {
-    local conf="$WORK/stunnel.conf" name
+start_stunnel() { # OpenSSL's TLS with an expired certificate, in front of Prosody 2
+    local conf="$WORK/stunnel.conf"
     cat >"$conf" <<EOF
 foreground = yes
 pid =
 debug = info
-EOF
-    for name in expired untrusted wrongname soon; do
-        local var="${name^^}_PORT"
-        cat >>"$conf" <<EOF
 
-[$name]
-accept = $IP2:${!var}
+[expired]
+accept = $IP2:$EXPIRED_PORT
 connect = $IP2:$XMPP_PLAIN_PORT
-cert = $WORK/pki/$name.crt
-key = $WORK/pki/$name.key
+cert = $WORK/pki/expired.crt
+key = $WORK/pki/expired.key
 EOF
-    done
     start stunnel "$WORK/logs/stunnel.log" stunnel4 "$conf"
-    for name in expired untrusted wrongname; do
-        local var="${name^^}_PORT"
-        wait_until 10 tcp_open "$IP2" "${!var}" || die_setup "stunnel does not listen on $IP2:${!var} ($name)"
-    done
-    wait_until 10 "$PY" "$HELPERS/component.py" "$IP2" "$SOON_PORT" "ready.$DOMAIN" "$WORK/secret" \
-        --tls "$WORK/pki/ca.crt" "$XMPP2" || die_setup "stunnel (soon) → prosody2: no component handshake"
-    log "stunnel serves the bad certificates on $IP2:$EXPIRED_PORT,$UNTRUSTED_PORT,$WRONGNAME_PORT,$SOON_PORT"
-}
-
-start_silent() {
-    start silent "$WORK/logs/silent.log" "$PY" "$HELPERS/silent.py" "$IP1" "$SILENT_PORT"
-    wait_until 10 tcp_open "$IP1" "$SILENT_PORT" || die_setup "the silent listener did not start"
+    wait_until 10 tcp_open "$IP2" "$EXPIRED_PORT" || die_setup "stunnel does not listen on $IP2:$EXPIRED_PORT"
+    log "stunnel serves the expired certificate on $IP2:$EXPIRED_PORT"
 }
 
 start_wiretap() { # records what the probe puts on the wire, on its way to Prosody 2
@@ -553,16 +526,7 @@ EOF
     target unknown-component "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "nobody.$DOMAIN"       direct  secret
     target conflict          "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "held.$DOMAIN"         direct  secret
     target nxdomain          "nx.$DOMAIN"    ""                             "probe.$DOMAIN"        direct  secret
-    target no-srv            "nosrv.$DOMAIN" ""                             "probe.$DOMAIN"        direct  secret
-    target no-address        "noaddr.$DOMAIN" ""                            "probe.$DOMAIN"        direct  secret
-    target closed-port       "closed.$DOMAIN" ""                            "probe.$DOMAIN"        direct  secret
-    target silent-tls        "$DOMAIN"       "silent.$DOMAIN:$SILENT_PORT"  "probe.$DOMAIN"        direct  secret        3s 2s
-    target silent-plain      "$DOMAIN"       "silent.$DOMAIN:$SILENT_PORT"  "probe.$DOMAIN"        none    secret        3s 2s
-    target tls-to-plain      "$DOMAIN"       "$XMPP2:$XMPP_PLAIN_PORT"      "probe.$DOMAIN"        direct  secret
     target cert-expired      "$DOMAIN"       "$XMPP2:$EXPIRED_PORT"         "probe.$DOMAIN"        direct  secret
-    target cert-untrusted    "$DOMAIN"       "$XMPP2:$UNTRUSTED_PORT"       "probe.$DOMAIN"        direct  secret
-    target cert-wrong-name   "$DOMAIN"       "$XMPP2:$WRONGNAME_PORT"       "probe.$DOMAIN"        direct  secret
-    target cert-soon         "$DOMAIN"       "$XMPP2:$SOON_PORT"            "soon.$DOMAIN"         direct  secret
     target wire              "$DOMAIN"       "$IP1:$WIRE_PORT"              "wire.$DOMAIN"         none    secret
 }
 
@@ -621,35 +585,28 @@ happy_path() {
     wait_for_metric "happy: both servers up" "cms_xmpp_server_up{$t} == 1"
     expect_count "happy: exactly two servers (from SRV)" "cms_xmpp_server_up{$t}" 2
     expect_metric "happy: cms_xmpp_srv_records is 2" "cms_xmpp_srv_records{$t} == 2"
-    expect_metric "happy: step srv succeeded (server=\"\")" "cms_xmpp_step_success{$t,server=\"\",step=\"srv\"} == 1"
-    expect_metric "happy: step srv duration plausible (0 < d < 1s)" \
+    expect_metric "happy: step srv ran (server=\"\"), duration plausible (0 < d < 1s)" \
         "cms_xmpp_step_last_duration_seconds{$t,server=\"\",step=\"srv\"} > 0 < 1"
     for s in "$s1" "$s2"; do
-        for step in resolve connect tls cert stream handshake; do
-            expect_metric "happy: $s step $step succeeded" \
-                "cms_xmpp_step_success{$t,server=\"$s\",step=\"$step\"} == 1"
-            expect_metric "happy: $s step $step duration plausible (0 < d < 1s timeout)" \
+        for step in resolve connect tls stream handshake; do
+            expect_metric "happy: $s step $step ran, duration plausible (0 < d < 1s timeout)" \
                 "cms_xmpp_step_last_duration_seconds{$t,server=\"$s\",step=\"$step\"} > 0 < 1"
         done
-        expect_metric "happy: $s step histogram has observations" \
-            "cms_xmpp_step_duration_seconds_count{$t,server=\"$s\",step=\"handshake\"} >= 1"
         expect_metric "happy: $s certificate trusted" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 1"
         expect_metric "happy: $s SANs cover the domain" \
             "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"domain\",name=\"$DOMAIN\"} == 1"
         expect_metric "happy: $s SANs cover the FQDN" \
             "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"fqdn\",name=\"${s%%:*}\"} == 1"
         expect_metric "happy: $s TLS 1.2 or 1.3" "cms_xmpp_tls_info{$t,server=\"$s\",version=~\"TLSv1\\.[23]\"} == 1"
-        expect_metric "happy: $s cert_info has the leaf's SHA-256 and SANs" \
-            "cms_xmpp_cert_info{$t,server=\"$s\",sha256=\"$GOOD_SHA256\",sans=\"$DOMAIN,$XMPP1,$XMPP2\"} == 1"
+        expect_metric "happy: $s cert_info has the leaf's serial (as openssl prints it) and SANs" \
+            "cms_xmpp_cert_info{$t,server=\"$s\",serial=\"$GOOD_SERIAL\",sans=\"$DOMAIN,$XMPP1,$XMPP2\"} == 1"
         expect_metric "happy: $s last success timestamp is recent" \
             "cms_xmpp_last_success_timestamp_seconds{$t,server=\"$s\"} > $(($(date +%s) - 30))"
     done
-    expect_metric "happy: $s1 address 127.0.0.1" "cms_xmpp_server_address_info{$t,server=\"$s1\",address=\"$IP1:$XMPP_TLS_PORT\"} == 1"
-    expect_metric "happy: $s2 address 127.0.0.2" "cms_xmpp_server_address_info{$t,server=\"$s2\",address=\"$IP2:$XMPP_TLS_PORT\"} == 1"
-    expect_metric "happy: server_info of $s1 (srv, priority $SRV_PRIO1, weight $SRV_WEIGHT1, preferred)" \
-        "cms_xmpp_server_info{$t,server=\"$s1\",source=\"srv\",priority=\"$SRV_PRIO1\",weight=\"$SRV_WEIGHT1\",preferred=\"true\"} == 1"
-    expect_metric "happy: server_info of $s2 (srv, priority $SRV_PRIO2, weight $SRV_WEIGHT2, not preferred)" \
-        "cms_xmpp_server_info{$t,server=\"$s2\",source=\"srv\",priority=\"$SRV_PRIO2\",weight=\"$SRV_WEIGHT2\",preferred=\"false\"} == 1"
+    expect_metric "happy: server_info of $s1 (srv, priority $SRV_PRIO1, weight $SRV_WEIGHT1, preferred, at 127.0.0.1)" \
+        "cms_xmpp_server_info{$t,server=\"$s1\",source=\"srv\",priority=\"$SRV_PRIO1\",weight=\"$SRV_WEIGHT1\",preferred=\"true\",address=\"$IP1:$XMPP_TLS_PORT\"} == 1"
+    expect_metric "happy: server_info of $s2 (srv, priority $SRV_PRIO2, weight $SRV_WEIGHT2, not preferred, at 127.0.0.2)" \
+        "cms_xmpp_server_info{$t,server=\"$s2\",source=\"srv\",priority=\"$SRV_PRIO2\",weight=\"$SRV_WEIGHT2\",preferred=\"false\",address=\"$IP2:$XMPP_TLS_PORT\"} == 1"
     expect_count "happy: no cms_xmpp_failing_step_info" "cms_xmpp_failing_step_info{$t}" 0
     expect_metric "happy: cms_xmpp_probe_duration_seconds plausible (0 < d < 1s)" \
         "cms_xmpp_probe_duration_seconds{$t} > 0 < 1"
@@ -667,15 +624,16 @@ plaintext() {
     wait_for_metric "plain: cms_xmpp_probe_success is 1" "cms_xmpp_probe_success{$t} == 1"
     expect_metric "plain: server up" "cms_xmpp_server_up{$t,server=\"$s\"} == 1"
     for step in resolve connect stream handshake; do
-        expect_metric "plain: step $step succeeded" "cms_xmpp_step_success{$t,server=\"$s\",step=\"$step\"} == 1"
+        expect_metric "plain: step $step ran" "cms_xmpp_step_last_duration_seconds{$t,server=\"$s\",step=\"$step\"} >= 0"
     done
     expect_metric "plain: server_info source static, preferred" \
         "cms_xmpp_server_info{$t,server=\"$s\",source=\"static\",priority=\"\",weight=\"\",preferred=\"true\"} == 1"
-    if metric_absent "cms_xmpp_step_success{$t,step=~\"tls|cert|srv\"}" && metric_absent "cms_xmpp_tls_info{$t}"; then
-        pass "plain: no srv, tls or cert step series, no TLS facts"
+    if metric_absent "cms_xmpp_step_last_duration_seconds{$t,step=~\"tls|srv\"}" && metric_absent "cms_xmpp_tls_info{$t}" &&
+        metric_absent "cms_xmpp_cert_info{$t}"; then
+        pass "plain: no srv or tls step series, no TLS or certificate facts"
     else
-        fail "plain: no srv, tls or cert step series, no TLS facts"
-        explain "cms_xmpp_step_success{$t,step=~\"tls|cert|srv\"} (absent)"
+        fail "plain: no srv or tls step series, no TLS or certificate facts"
+        explain "cms_xmpp_step_last_duration_seconds{$t,step=~\"tls|srv\"} (absent)"
     fi
 }
 
@@ -683,8 +641,8 @@ xmpp_failures() {
     local s="$XMPP2:$XMPP_TLS_PORT"
     scenario "Wrong secret" wrong-secret "$WORK/logs/prosody2.log|not-authorized|Invalid component handshake"
     expect_failure wrong-secret "$s" handshake not_authorized
-    expect_metric "wrong-secret: the stream step itself succeeded" \
-        "cms_xmpp_step_success{target=\"wrong-secret\",server=\"$s\",step=\"stream\"} == 1"
+    expect_metric "wrong-secret: the stream step ran before (the failing step is the handshake)" \
+        "cms_xmpp_step_last_duration_seconds{target=\"wrong-secret\",server=\"$s\",step=\"stream\"} > 0"
 
     scenario "Unknown component name" unknown-component "$WORK/logs/prosody2.log|host-unknown"
     expect_failure unknown-component "$s" stream host_unknown
@@ -700,83 +658,21 @@ xmpp_failures() {
     fi
 }
 
-dns_failures() {
-    scenario "NXDOMAIN" nxdomain "$WORK/logs/dnsmasq.log|nx\\.$DOMAIN"
+dns_failures() { # the other DNS reasons are proven against an in-process server (tests/integration)
+    scenario "NXDOMAIN (dnsmasq)" nxdomain "$WORK/logs/dnsmasq.log|nx\\.$DOMAIN"
     expect_failure nxdomain "" srv nxdomain
     expect_metric "nxdomain: cms_xmpp_srv_records is 0" 'cms_xmpp_srv_records{target="nxdomain"} == 0'
-    expect_count "nxdomain: no per-server series" 'cms_xmpp_step_success{target="nxdomain",server!=""}' 0
-
-    scenario "A domain without SRV record" no-srv "$WORK/logs/dnsmasq.log|nosrv\\.$DOMAIN"
-    expect_failure no-srv "" srv no_records
-
-    scenario "SRV target without an address" no-address "$WORK/logs/dnsmasq.log|noaddr|ghost"
-    expect_failure no-address "ghost.$DOMAIN:$XMPP_TLS_PORT" resolve nxdomain
-    expect_metric "no-address: the srv step succeeded" \
-        'cms_xmpp_step_success{target="no-address",server="",step="srv"} == 1'
+    expect_count "nxdomain: no per-server series" 'cms_xmpp_step_last_duration_seconds{target="nxdomain",server!=""}' 0
 }
 
-network_failures() {
-    scenario "Closed port" closed-port "$WORK/logs/dnsmasq.log|closed"
-    expect_failure closed-port "$XMPP2:$CLOSED_PORT" connect refused
-    expect_metric "closed-port: the steps after connect are present, not reached (0)" \
-        "cms_xmpp_step_success{target=\"closed-port\",step=~\"tls|cert|stream|handshake\"} == 0"
-    expect_count "closed-port: ... all four of them" \
-        "cms_xmpp_step_success{target=\"closed-port\",step=~\"tls|cert|stream|handshake\"}" 4
-    expect_metric "closed-port: their last durations are 0" \
-        "cms_xmpp_step_last_duration_seconds{target=\"closed-port\",step=~\"tls|cert|stream|handshake\"} == 0"
-
-    scenario "Silent port (accepts, never speaks): direct TLS" silent-tls "$WORK/logs/silent.log|"
-    local s="silent.$DOMAIN:$SILENT_PORT"
-    expect_failure silent-tls "$s" tls timeout
-    expect_metric "silent-tls: the tls step lasted about the 2s timeout (1.8 < d < 2.5)" \
-        "cms_xmpp_step_last_duration_seconds{target=\"silent-tls\",server=\"$s\",step=\"tls\"} > 1.8 < 2.5"
-
-    scenario "Silent port (accepts, never speaks): plaintext" silent-plain "$WORK/logs/silent.log|"
-    expect_failure silent-plain "$s" stream timeout
-    expect_metric "silent-plain: the stream step lasted about the 2s timeout (1.8 < d < 2.5)" \
-        "cms_xmpp_step_last_duration_seconds{target=\"silent-plain\",server=\"$s\",step=\"stream\"} > 1.8 < 2.5"
-
-    scenario "TLS to a plaintext port" tls-to-plain "$WORK/logs/prosody2.log|not-well-formed|invalid XML"
-    expect_failure tls-to-plain "$XMPP2:$XMPP_PLAIN_PORT" tls tls_handshake
-}
-
-cert_failures() {
-    local now
-    now=$(date +%s)
-    scenario "Expired certificate" cert-expired "$WORK/logs/stunnel.log|expired|SSL"
+cert_failures() { # the other certificate reasons are proven with rcgen certificates (tests/integration)
+    scenario "Expired certificate (openssl-made, served by stunnel)" cert-expired "$WORK/logs/stunnel.log|expired|SSL"
     local t='target="cert-expired"' s="$XMPP2:$EXPIRED_PORT"
     expect_failure cert-expired "$s" cert cert_expired
-    expect_metric "cert-expired: the tls step itself succeeded" "cms_xmpp_step_success{$t,server=\"$s\",step=\"tls\"} == 1"
+    expect_metric "cert-expired: the tls step itself ran" "cms_xmpp_step_last_duration_seconds{$t,server=\"$s\",step=\"tls\"} > 0"
     expect_metric "cert-expired: not_after is exported and in the past" \
         "cms_xmpp_cert_not_after_timestamp_seconds{$t,server=\"$s\"} == $EXPIRED_NOT_AFTER"
-    expect_metric "cert-expired: not_before is exported" "cms_xmpp_cert_not_before_timestamp_seconds{$t,server=\"$s\"} < $EXPIRED_NOT_AFTER"
     expect_metric "cert-expired: still trusted apart from expiry" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 1"
-
-    scenario "Untrusted certificate (another CA)" cert-untrusted "$WORK/logs/stunnel.log|untrusted|SSL"
-    t='target="cert-untrusted"' s="$XMPP2:$UNTRUSTED_PORT"
-    expect_failure cert-untrusted "$s" cert cert_untrusted
-    expect_metric "cert-untrusted: cms_xmpp_cert_trusted is 0" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 0"
-    expect_metric "cert-untrusted: cert_info names the other CA" \
-        "cms_xmpp_cert_info{$t,server=\"$s\",issuer=~\".*other-ca.*\"} == 1"
-    expect_metric "cert-untrusted: SANs still judged (domain covered)" \
-        "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"domain\"} == 1"
-
-    scenario "Certificate for another name" cert-wrong-name "$WORK/logs/stunnel.log|wrongname|SSL"
-    t='target="cert-wrong-name"' s="$XMPP2:$WRONGNAME_PORT"
-    expect_failure cert-wrong-name "$s" cert cert_name_mismatch
-    expect_metric "cert-wrong-name: domain not covered" \
-        "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"domain\",name=\"$DOMAIN\"} == 0"
-    expect_metric "cert-wrong-name: FQDN not covered" \
-        "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"fqdn\",name=\"$XMPP2\"} == 0"
-    expect_metric "cert-wrong-name: trusted chain" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 1"
-    expect_metric "cert-wrong-name: not_after exported" "cms_xmpp_cert_not_after_timestamp_seconds{$t,server=\"$s\"} > $now"
-
-    scenario "Certificate expiring within days" cert-soon "$WORK/logs/stunnel.log|soon|SSL" \
-        "$WORK/logs/prosody2.log|component|stream:error"
-    t='target="cert-soon"' s="$XMPP2:$SOON_PORT"
-    wait_for_metric "cert-soon: cms_xmpp_probe_success is 1" "cms_xmpp_probe_success{$t} == 1"
-    expect_metric "cert-soon: not_after is the certificate's, within 4 days" \
-        "cms_xmpp_cert_not_after_timestamp_seconds{$t,server=\"$s\"} == $SOON_NOT_AFTER < $((now + 4 * 86400))"
 }
 
 wire_format() {
@@ -784,8 +680,8 @@ wire_format() {
         "$WORK/logs/prosody2.log|wire\\.$DOMAIN"
     local t='target="wire"' s="$IP1:$WIRE_PORT" out deadline=$((SECONDS + WAIT))
     wait_for_metric "wire: cms_xmpp_probe_success is 1 (IP literal server, plaintext)" "cms_xmpp_probe_success{$t} == 1"
-    expect_metric "wire: the resolve step of an IP literal succeeds" \
-        "cms_xmpp_step_success{$t,server=\"$s\",step=\"resolve\"} == 1"
+    expect_metric "wire: the resolve step of an IP literal ran (and, the server being up, passed)" \
+        "cms_xmpp_step_last_duration_seconds{$t,server=\"$s\",step=\"resolve\"} >= 0"
     local ok=1
     until out="$("$PY" "$HELPERS/wiretap.py" check "$WORK/wire.jsonl" "$WORK/secret" "wire.$DOMAIN" 5 2>&1)"; do
         if [ "$SECONDS" -ge "$deadline" ]; then ok=0; break; fi
@@ -798,6 +694,21 @@ wire_format() {
         sed 's/^/      /' <<<"$out"
         show_log "$WORK/logs/prosody2.log" "wire\\.$DOMAIN"
     fi
+}
+
+timing() {
+    scenario "Timings measure the server: the stream step against Prosody over TLS 1.3" happy \
+        "$WORK/logs/prosody1.log|probe\\.$DOMAIN" "$WORK/logs/prosody2.log|probe\\.$DOMAIN"
+    local t='target="happy"' window=20
+    expect_count "timing: both servers of happy negotiate TLS 1.3" "cms_xmpp_tls_info{$t,version=\"TLSv1.3\"}" 2
+    # Prosody keeps Nagle on: without quick ACKs its stream header waited ~40 ms for our
+    # delayed ACK of its session ticket. Every probe of the last 20 s, as Prometheus saw them.
+    wait_for_query "timing: Prometheus holds ${window}s of happy's stream steps" \
+        "count_over_time(cms_xmpp_step_last_duration_seconds{$t,step=\"stream\"}[${window}s])" 'result >= 15' 40
+    wait_for_query "timing: the stream step stayed under 10 ms on both servers (max over ${window}s)" \
+        "max_over_time(cms_xmpp_step_last_duration_seconds{$t,step=\"stream\"}[${window}s])" 'result < 0.01'
+    wait_for_query "timing: ... on both of them" \
+        "count(max_over_time(cms_xmpp_step_last_duration_seconds{$t,step=\"stream\"}[${window}s]) < 0.01)" 'result == 2'
 }
 
 many_cycles() {
@@ -885,17 +796,16 @@ prometheus_checks() {
     scenario "Prometheus scrapes the exporter" "" "$WORK/logs/prometheus.log|level=(warn|error)"
     wait_for_query "prometheus: up{job=\"cms-xmpp-exporter\"} == 1" 'up{job="cms-xmpp-exporter"}' 'up == 1'
     local target
-    for target in happy plain rapid cert-soon wire; do
+    for target in happy plain rapid wire; do
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 1" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 1'
     done
-    for target in wrong-secret unknown-component conflict nxdomain no-srv no-address closed-port \
-        silent-tls silent-plain tls-to-plain cert-expired cert-untrusted cert-wrong-name; do
+    for target in wrong-secret unknown-component conflict nxdomain cert-expired; do
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 18 targets, 5 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
-        'result == 518'
+    wait_for_query "prometheus: 9 targets, 4 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
+        'result == 409'
     # The shipped alert rules load and evaluate on the real Prometheus; the dashboards'
     # expressions return data against real peers.
     if curl -fsS "http://$PROM_ADDR/api/v1/rules" | "$PY" -c '
@@ -957,7 +867,6 @@ main() {
     start_prosody 1 "$IP1" "$XMPP1" || die_setup "prosody1 is not ready"
     start_prosody 2 "$IP2" "$XMPP2" || die_setup "prosody2 is not ready"
     start_stunnel
-    start_silent
     start_wiretap
     start_holder
     start_exporter
@@ -968,10 +877,10 @@ main() {
     plaintext
     xmpp_failures
     dns_failures
-    network_failures
     cert_failures
     wire_format
     many_cycles
+    timing
     failover
     promtool_check
     prometheus_checks

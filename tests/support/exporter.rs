@@ -6,14 +6,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cms_xmpp_exporter::metrics::*;
+
 use cms_xmpp_exporter::config::Config;
 use cms_xmpp_exporter::{run, Running};
+use openmetrics_parser::prometheus::parse_prometheus;
+use openmetrics_parser::PrometheusValue;
 use std::process::Stdio;
 use tempfile::TempDir;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, ChildStderr, Command};
+use tokio::process::{Child, Command};
 
 use super::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use super::dns::{DnsServer, Zone};
@@ -182,7 +186,7 @@ impl Exporter {
     /// Waits until the target has completed `cycles` probe cycles.
     pub async fn cycles(&self, target: &str, cycles: f64) -> Scrape {
         self.wait(&format!("{cycles} probe cycles of {target}"), |s| {
-            s.value("cms_xmpp_probes_total", &[("target", target)]) >= Some(cycles)
+            s.value(&PROBES_TOTAL, &[("target", target)]) >= Some(cycles)
         })
         .await
     }
@@ -196,33 +200,62 @@ impl Exporter {
 
 /// One HTTP/1.1 request; returns the status code and the body.
 pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let response = http_exchange(addr, method, path, "").await;
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header lines as sent, lowercase.
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// One HTTP/1.1 request with extra header lines (each ending in CRLF); the raw answer.
+pub async fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).await.expect("connect to exporter");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n{headers}Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP response");
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status code");
-    (status, body.to_owned())
+    HttpResponse {
+        status,
+        head,
+        body: response[split + 4..].to_vec(),
+    }
 }
 
-/// The real binary on a free loopback port, its stderr log read up to the line that names its
-/// address.
+/// The real binary on a free loopback port. Its stderr log is read up to the line that names
+/// its address, then drained in the background so that a busy log never blocks it.
 pub struct Binary {
     pub child: Child,
     pub exporter: Exporter,
-    stderr: BufReader<ChildStderr>,
-    log: String,
+    log: tokio::task::JoinHandle<String>,
 }
 
 impl Binary {
-    /// `binary` is `env!("CARGO_BIN_EXE_cms-xmpp-exporter")`, which only tests can name.
+    /// `binary` is `env!("CARGO_BIN_EXE_cms-xmpp-exporter")`, which only tests and benchmarks
+    /// can name. The log level must show info lines, where the address is.
     pub async fn spawn(binary: &str, config: &std::path::Path, extra: &[&str]) -> Binary {
         let mut child = Command::new(binary)
             .args([
@@ -261,21 +294,23 @@ impl Binary {
         let addr = tokio::time::timeout(PATIENCE, find)
             .await
             .expect("the exporter logs its address");
+        let log = tokio::spawn(async move {
+            let _ = stderr.read_to_string(&mut log).await;
+            log
+        });
         Binary {
             child,
             exporter: Exporter {
                 running: None,
                 addr,
             },
-            stderr,
             log,
         }
     }
 
     /// The whole log, once the process has exited (signal or kill it first).
-    pub async fn log(mut self) -> String {
-        self.stderr.read_to_string(&mut self.log).await.unwrap();
-        self.log
+    pub async fn log(self) -> String {
+        self.log.await.expect("the log reader")
     }
 }
 
@@ -292,7 +327,9 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// A parsed text exposition.
+/// A text exposition, read by a real parser (openmetrics-parser's Prometheus grammar, which
+/// resolves escapes and rejects malformed lines). Histograms are flattened into their
+/// `_bucket`, `_sum` and `_count` samples.
 pub struct Scrape {
     pub text: String,
     pub samples: Vec<Sample>,
@@ -300,19 +337,61 @@ pub struct Scrape {
 
 impl Scrape {
     pub fn parse(text: &str) -> Scrape {
-        let samples = text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .map(parse_sample)
-            .collect();
+        let exposition = parse_prometheus(text)
+            .unwrap_or_else(|e| panic!("not a valid exposition ({e:?}):\n{text}"));
+        let mut samples = Vec::new();
+        for family in exposition.families.values() {
+            for sample in family.iter_samples() {
+                let labels: Vec<(String, String)> = sample
+                    .get_labelset()
+                    .expect("labels")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let name = family.family_name.clone();
+                let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+                    let mut labels = labels.clone();
+                    labels.extend(extra.map(|(k, v)| (k.to_owned(), v)));
+                    samples.push(Sample {
+                        name: format!("{name}{suffix}"),
+                        labels,
+                        value,
+                    });
+                };
+                match &sample.value {
+                    PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => {
+                        push("", None, n.as_f64())
+                    }
+                    PrometheusValue::Counter(c) => push("", None, c.value.as_f64()),
+                    PrometheusValue::Histogram(h) => {
+                        for bucket in &h.buckets {
+                            let le = if bucket.upper_bound.is_infinite() {
+                                "+Inf".to_owned()
+                            } else {
+                                bucket.upper_bound.to_string()
+                            };
+                            push("_bucket", Some(("le", le)), bucket.count.as_f64());
+                        }
+                        push("_sum", None, h.sum.map_or(0.0, |n| n.as_f64()));
+                        push("_count", None, h.count.unwrap_or(0) as f64);
+                    }
+                    PrometheusValue::Summary(_) => panic!("the exporter serves no summary"),
+                }
+            }
+        }
         Scrape {
             text: text.to_owned(),
             samples,
         }
     }
 
-    /// Samples named `name` whose labels include every pair in `labels`.
-    pub fn find(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+    /// Samples of `metric` whose labels include every pair in `labels`.
+    pub fn find(&self, metric: &MetricDef, labels: &[(&str, &str)]) -> Vec<&Sample> {
+        self.find_named(metric.name, labels)
+    }
+
+    /// Samples named `name` (a histogram's `_count`, say) with every pair in `labels`.
+    pub fn find_named(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
         self.samples
             .iter()
             .filter(|s| s.name == name)
@@ -324,22 +403,29 @@ impl Scrape {
             .collect()
     }
 
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        match self.find(name, labels).as_slice() {
+    pub fn value(&self, metric: &MetricDef, labels: &[(&str, &str)]) -> Option<f64> {
+        match self.find(metric, labels).as_slice() {
             [] => None,
             [one] => Some(one.value),
-            many => panic!("{name} {labels:?} is ambiguous: {many:?}"),
+            many => panic!("{} {labels:?} is ambiguous: {many:?}", metric.name),
         }
     }
 
-    pub fn label(&self, name: &str, labels: &[(&str, &str)], key: &str) -> Option<String> {
-        let found = self.find(name, labels);
+    pub fn label(&self, metric: &MetricDef, labels: &[(&str, &str)], key: &str) -> Option<String> {
+        let found = self.find(metric, labels);
         let sample = found.first()?;
         sample
             .labels
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
+    }
+
+    /// Whether any series carries `value` in any label.
+    pub fn mentions(&self, value: &str) -> bool {
+        self.samples
+            .iter()
+            .any(|s| s.labels.iter().any(|(_, v)| v == value))
     }
 
     pub fn relevant(&self) -> String {
@@ -351,53 +437,11 @@ impl Scrape {
     }
 }
 
-pub fn parse_sample(line: &str) -> Sample {
-    let (series, value) = line.rsplit_once(' ').expect("sample line");
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
-    };
-    let Some((name, rest)) = series.split_once('{') else {
-        return Sample {
-            name: series.to_owned(),
-            labels: Vec::new(),
-            value,
-        };
-    };
-    let mut labels = Vec::new();
-    let mut chars = rest.trim_end_matches('}').chars().peekable();
-    while chars.peek().is_some() {
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        assert_eq!(chars.next(), Some('"'), "label value quote in {line}");
-        let mut value = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some(other) => value.push(other),
-                    None => break,
-                },
-                '"' => break,
-                c => value.push(c),
-            }
-        }
-        labels.push((key.trim_start_matches(',').to_owned(), value));
-        if chars.peek() == Some(&',') {
-            chars.next();
-        }
-    }
-    Sample {
-        name: name.to_owned(),
-        labels,
-        value,
-    }
-}
-
 /// The step that failed in the last probe of a server, and why.
 pub fn failing(scrape: &Scrape, target: &str, server: &str) -> Option<(String, String)> {
     let ids = [("target", target), ("server", server)];
-    let step = scrape.label("cms_xmpp_failing_step_info", &ids, "step")?;
-    let reason = scrape.label("cms_xmpp_failing_step_info", &ids, "reason")?;
+    let step = scrape.label(&FAILING_STEP, &ids, "step")?;
+    let reason = scrape.label(&FAILING_STEP, &ids, "reason")?;
     Some((step, reason))
 }
 
@@ -415,14 +459,11 @@ pub async fn expect_failure(
             failing(s, "t", server) == Some((step.to_owned(), reason.to_owned()))
         })
         .await;
-    assert_eq!(
-        scrape.value("cms_xmpp_probe_success", &[("target", "t")]),
-        Some(0.0)
-    );
+    assert_eq!(scrape.value(&PROBE_SUCCESS, &[("target", "t")]), Some(0.0));
     assert_eq!(
         scrape
             .value(
-                "cms_xmpp_probe_failures_total",
+                &FAILURES_TOTAL,
                 &[("target", "t"), ("step", step), ("reason", reason)]
             )
             .map(|v| v >= 1.0),

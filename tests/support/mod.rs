@@ -1,7 +1,6 @@
 //! Hermetic in-process peers for integration tests: a test CA, an authoritative DNS
 //! server and an XEP-0114 component server. Everything listens on loopback only and
 //! stops when dropped.
-#![allow(dead_code)] // each test binary uses a different subset
 
 pub mod component;
 pub mod dns;

@@ -90,10 +90,6 @@ impl Pki {
         }
     }
 
-    pub fn ca_pem(&self) -> String {
-        self.ca_pem.clone()
-    }
-
     /// Writes `ca.pem` into `dir` and returns its path.
     pub fn write_ca(&self, dir: &Path) -> PathBuf {
         let path = dir.join("ca.pem");

@@ -1,12 +1,10 @@
 //! What an operator touches: reloads, health and readiness, the status page, the debug probe,
 //! and the binary's commands (`probe`, `check-config`, `healthcheck`), signals and logs.
 
-mod support;
-
 use std::time::Duration;
 
-use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
-use support::exporter::*;
+use crate::support::component::{Behaviour, ComponentServer, ComponentServerConfig};
+use crate::support::exporter::*;
 use tokio::process::{Child, Command};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
@@ -23,7 +21,7 @@ async fn server_with_secret(lab: &Lab, secret: &str) -> ComponentServer {
 }
 
 fn success(scrape: &Scrape, target: &str) -> Option<f64> {
-    scrape.value("cms_xmpp_probe_success", &[("target", target)])
+    scrape.value(&PROBE_SUCCESS, &[("target", target)])
 }
 
 // ---------- reload ----------
@@ -53,28 +51,18 @@ async fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
         })
         .await;
     assert!(
-        scrape
-            .find("cms_xmpp_probes_total", &[("target", "a")])
-            .is_empty(),
+        scrape.find(&PROBES_TOTAL, &[("target", "a")]).is_empty(),
         "a removed"
     );
-    assert_eq!(
-        scrape.value("cms_xmpp_config_last_reload_successful", &[]),
-        Some(1.0)
-    );
+    assert_eq!(scrape.value(&CONFIG_RELOAD_SUCCESSFUL, &[]), Some(1.0));
 
     std::fs::write(&config, "targets:\n  - name: b\n    colour: blue\n").unwrap();
     let (status, body) = http_request(exporter.addr, "POST", "/-/reload").await;
     assert_eq!(status, 500);
     assert!(body.contains("unknown field `colour`"), "{body}");
     let before = exporter.scrape().await;
-    assert_eq!(
-        before.value("cms_xmpp_config_last_reload_successful", &[]),
-        Some(0.0)
-    );
-    let probes = before
-        .value("cms_xmpp_probes_total", &[("target", "b")])
-        .unwrap();
+    assert_eq!(before.value(&CONFIG_RELOAD_SUCCESSFUL, &[]), Some(0.0));
+    let probes = before.value(&PROBES_TOTAL, &[("target", "b")]).unwrap();
     exporter.cycles("b", probes + 2.0).await;
     assert_eq!(http_request(exporter.addr, "GET", "/-/reload").await.0, 405);
     exporter.stop().await;
@@ -90,10 +78,7 @@ async fn a_config_not_from_a_file_cannot_be_reloaded() {
     assert_eq!(status, 500);
     assert!(body.contains("not loaded from a file"), "{body}");
     let scrape = exporter.scrape().await;
-    assert_eq!(
-        scrape.value("cms_xmpp_config_last_reload_successful", &[]),
-        Some(0.0)
-    );
+    assert_eq!(scrape.value(&CONFIG_RELOAD_SUCCESSFUL, &[]), Some(0.0));
     exporter.stop().await;
 }
 

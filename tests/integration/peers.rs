@@ -1,7 +1,5 @@
 //! Regression tests of the test peers themselves, driven by ordinary clients.
 
-mod support;
-
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +16,11 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
-use support::component::{handshake_digest, Behaviour, ComponentServer, ComponentServerConfig};
-use support::dns::{DnsServer, Zone};
-use support::pki::{Pki, Validity};
+use crate::support::component::{
+    handshake_digest, Behaviour, ComponentServer, ComponentServerConfig,
+};
+use crate::support::dns::{DnsServer, Zone};
+use crate::support::pki::{Pki, Validity};
 
 const SRV_NAME: &str = "_xmpp-component._tcp.example.test";
 const PROBE: &str = "probe.example.test";
@@ -363,7 +363,7 @@ async fn component_refusals_like_prosody() {
         .await
         .contains(&stream_error("conflict")));
     drop(first);
-    support::wait_for("the first session to end", BOUND, || {
+    crate::support::wait_for("the first session to end", BOUND, || {
         server.stats().live_sessions == 0
     })
     .await;

@@ -1,0 +1,219 @@
+//! The probe record: per target the latest report, the short history the page shows, and
+//! what is kept across probes (counters, histograms, the last certificate seen). It is the
+//! only probe state; `/metrics`, the page, `/probe` and the `probe` command render it.
+//!
+//! Each target's state is an immutable snapshot replaced on every report, so a view takes a
+//! snapshot of `Arc`s under a short read lock and renders without holding it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use prometheus::{Histogram, HistogramOpts};
+
+use crate::config::Target;
+use crate::probe::{CertFacts, Endpoint, Reason, Step, TargetReport, TlsFacts};
+
+/// How many past outcomes the status page shows per target.
+pub const HISTORY: usize = 10;
+/// 1 ms to 10 s: DNS on a LAN answers in about a millisecond, a timed-out step takes seconds.
+pub const STEP_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// One past probe cycle, reduced to what a person scans for.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub at: SystemTime,
+    pub success: bool,
+    /// The first failing step and reason (the SRV step's, or the first failing server's).
+    pub failure: Option<(Step, Reason)>,
+}
+
+/// What is remembered of a server between probes: facts of the last probe that got that far.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub last_success: Option<SystemTime>,
+    pub address: Option<SocketAddr>,
+    pub tls: Option<TlsFacts>,
+    pub cert: Option<Arc<CertFacts>>,
+}
+
+/// A failure counter's key: the server (`None` for the target-level SRV step), step, reason.
+pub type FailureKey = (Option<Endpoint>, Step, Reason);
+
+/// Everything known about one configured target.
+#[derive(Clone)]
+pub struct TargetState {
+    pub target: Arc<Target>,
+    pub latest: Option<Arc<TargetReport>>,
+    /// Newest first.
+    pub history: VecDeque<Outcome>,
+    pub probes: u64,
+    pub failures: BTreeMap<FailureKey, u64>,
+    /// Servers of the latest report only: a server that leaves the SRV answer is forgotten.
+    pub seen: BTreeMap<Endpoint, Seen>,
+    /// Per server and step; empty unless `metrics.step_histograms` is on.
+    pub histograms: BTreeMap<(Option<Endpoint>, Step), Histogram>,
+}
+
+impl TargetState {
+    pub fn new(target: Arc<Target>) -> TargetState {
+        TargetState {
+            target,
+            latest: None,
+            history: VecDeque::with_capacity(HISTORY),
+            probes: 0,
+            failures: BTreeMap::new(),
+            seen: BTreeMap::new(),
+            histograms: BTreeMap::new(),
+        }
+    }
+
+    /// The state after `report`.
+    pub fn after(&self, report: TargetReport, step_histograms: bool) -> TargetState {
+        let mut next = self.clone();
+        next.probes += 1;
+        for (server, step, failure) in report.failures() {
+            let key = (server.map(|s| s.endpoint.clone()), step, failure.reason);
+            *next.failures.entry(key).or_default() += 1;
+        }
+        let current: BTreeSet<&Endpoint> =
+            report.servers.iter().map(|s| &s.server.endpoint).collect();
+        let known = |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
+        next.failures.retain(|(server, _, _), _| known(server));
+        next.histograms.retain(|(server, _), _| known(server));
+        next.seen.retain(|endpoint, _| current.contains(endpoint));
+        for server in &report.servers {
+            let seen = next.seen.entry(server.server.endpoint.clone()).or_default();
+            if server.up(&report.expected_steps) {
+                seen.last_success = Some(report.finished());
+            }
+            seen.address = server.address.or(seen.address);
+            seen.tls = server.tls.or(seen.tls);
+            if let Some(cert) = &server.cert {
+                seen.cert = Some(Arc::new(cert.clone()));
+            }
+        }
+        if step_histograms {
+            next.observe(&report);
+        }
+        next.history.push_front(Outcome {
+            at: report.started,
+            success: report.success(),
+            failure: report
+                .failures()
+                .next()
+                .map(|(_, step, f)| (step, f.reason)),
+        });
+        next.history.truncate(HISTORY);
+        next.latest = Some(Arc::new(report));
+        next
+    }
+
+    fn observe(&mut self, report: &TargetReport) {
+        let records = report.srv.iter().map(|r| (None, r)).chain(
+            report
+                .servers
+                .iter()
+                .flat_map(|s| s.steps.iter().map(|r| (Some(&s.server.endpoint), r))),
+        );
+        for (server, record) in records.filter(|(_, r)| r.step.timed()) {
+            let key = (server.cloned(), record.step);
+            self.histograms
+                .entry(key)
+                .or_insert_with(step_histogram)
+                .observe(record.duration.as_secs_f64());
+        }
+    }
+}
+
+fn step_histogram() -> Histogram {
+    let opts = HistogramOpts::new(
+        crate::metrics::STEP_DURATION.name,
+        crate::metrics::STEP_DURATION.help,
+    )
+    .buckets(STEP_BUCKETS.to_vec());
+    // The name and the buckets are constants that the crate accepts.
+    Histogram::with_opts(opts).expect("valid histogram options")
+}
+
+/// Whether the configuration loaded, for `cms_xmpp_config_last_reload_*`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConfigStatus {
+    pub successful: bool,
+    pub last_success: Option<SystemTime>,
+    /// Loads tried so far, good or bad: a view that caches can tell that the config changed.
+    pub loads: u64,
+}
+
+/// What every view renders, taken at one moment.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    pub targets: Vec<Arc<TargetState>>,
+    pub config: ConfigStatus,
+    pub step_histograms: bool,
+}
+
+/// What recording a report changed.
+pub struct Recorded {
+    pub previous: Option<Arc<TargetReport>>,
+    pub current: Arc<TargetReport>,
+}
+
+#[derive(Default)]
+pub struct Store {
+    inner: RwLock<Snapshot>,
+}
+
+impl Store {
+    /// A (re)loaded configuration: every target starts afresh (counters restart, readiness
+    /// waits for a first probe of each again).
+    pub fn set_targets(&self, targets: &[Arc<Target>], step_histograms: bool) {
+        let mut inner = self.inner.write().expect("store lock");
+        inner.targets = targets
+            .iter()
+            .map(|t| Arc::new(TargetState::new(t.clone())))
+            .collect();
+        inner.step_histograms = step_histograms;
+    }
+
+    /// Records a report of `target`; returns the report it replaces (if any) and the new
+    /// one. A report of a target that a reload replaced (another `Arc`) is dropped: `None`.
+    pub fn record(&self, target: &Arc<Target>, report: TargetReport) -> Option<Recorded> {
+        let mut inner = self.inner.write().expect("store lock");
+        let histograms = inner.step_histograms;
+        let state = inner
+            .targets
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.target, target))?;
+        let previous = state.latest.clone();
+        *state = Arc::new(state.after(report, histograms));
+        let current = state.latest.clone()?;
+        Some(Recorded { previous, current })
+    }
+
+    pub fn config_loaded(&self, ok: bool) {
+        let mut inner = self.inner.write().expect("store lock");
+        inner.config.loads += 1;
+        inner.config.successful = ok;
+        if ok {
+            inner.config.last_success = Some(SystemTime::now());
+        }
+    }
+
+    /// Every configured target has finished a probe cycle since the configuration loaded.
+    pub fn ready(&self) -> bool {
+        let inner = self.inner.read().expect("store lock");
+        inner.targets.iter().all(|s| s.latest.is_some())
+    }
+
+    pub fn config(&self) -> ConfigStatus {
+        self.inner.read().expect("store lock").config
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.read().expect("store lock").clone()
+    }
+}
