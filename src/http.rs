@@ -22,7 +22,7 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::time::Instant;
 
 use crate::diagnosis::{render_text, Style};
-use crate::metrics::Exposition;
+use crate::metrics::{Exposition, TextRenderer};
 use crate::store::{ConfigStatus, Store};
 use crate::supervisor::Supervisor;
 
@@ -39,7 +39,14 @@ const RENDER_FRESH_FOR: Duration = Duration::from_secs(1);
 /// exposition never holds up a probe, and one rendering at a time however many scrapes wait.
 pub struct Renderer {
     store: Arc<Store>,
-    last: Mutex<Option<Rendered>>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    last: Option<Rendered>,
+    /// Keeps each target's text between renderings; taken by the one rendering under way.
+    text: TextRenderer,
 }
 
 struct Rendered {
@@ -55,31 +62,35 @@ impl Renderer {
     pub fn new(store: Arc<Store>) -> Renderer {
         Renderer {
             store,
-            last: Mutex::new(None),
+            cache: Mutex::default(),
         }
     }
 
     /// The exposition, gzip-compressed when `gzip`.
     pub async fn render(&self, gzip: bool) -> Result<Bytes, tokio::task::JoinError> {
-        let mut last = self.last.lock().await;
+        let mut cache = self.cache.lock().await;
         let config = self.store.config();
-        let fresh = last
+        let fresh = cache
+            .last
             .as_ref()
             .is_some_and(|r| r.at.elapsed() < RENDER_FRESH_FOR && r.config == config);
         if !fresh {
             let snapshot = self.store.snapshot();
-            let plain = tokio::task::spawn_blocking(move || {
-                Bytes::from(Exposition::new(snapshot).encode())
+            let mut text = std::mem::take(&mut cache.text);
+            let (plain, text) = tokio::task::spawn_blocking(move || {
+                let plain = Bytes::from(text.render(&snapshot));
+                (plain, text)
             })
             .await?;
-            *last = Some(Rendered {
+            cache.text = text;
+            cache.last = Some(Rendered {
                 at: Instant::now(),
                 config,
                 plain,
                 gzip: None,
             });
         }
-        let rendered = last.as_mut().expect("rendered above");
+        let rendered = cache.last.as_mut().expect("rendered above");
         if !gzip {
             return Ok(rendered.plain.clone());
         }

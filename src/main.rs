@@ -84,6 +84,9 @@ fn main() -> ExitCode {
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Renders, compression and config loads take turns on one thread: every thread that
+        // allocates keeps its own allocator arena, and a render's buffers are megabytes.
+        .max_blocking_threads(1)
         .enable_all()
         .build()
     {

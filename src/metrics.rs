@@ -1,16 +1,22 @@
-//! `/metrics` from the record: a `prometheus` collector that turns a snapshot of the store into
-//! series when scraped. A server that leaves the SRV answer, or a target that is removed,
-//! simply stops appearing. Owns every metric name; `docs/metrics.md` is the contract.
+//! `/metrics` from the record: the store's snapshot turned into series when scraped. A server
+//! that leaves the SRV answer, or a target that is removed, simply stops appearing. Owns every
+//! metric name; `docs/metrics.md` is the contract.
+//!
+//! Each family's series are written once, into a [`Sink`]: `prometheus` families for the
+//! [`Collector`] (the reference, for anyone who gathers), or exposition text for `/metrics`.
+//! The text of a target is written when its state changes and reused by every scrape until
+//! then; a test proves the two ways byte for byte equal under `prometheus::TextEncoder`.
 
+use std::fmt::Write;
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, Histogram, TextEncoder};
+use prometheus::Histogram;
 
 use crate::config::{ServerSource, Target};
-use crate::probe::{unix_seconds, Endpoint, Origin, ServerReport, TargetReport};
-use crate::store::{Seen, Snapshot, TargetState};
+use crate::probe::{unix_seconds, CertFacts, Endpoint, Origin, ServerReport, TargetReport};
+use crate::store::{ConfigStatus, Seen, Snapshot, TargetState};
 
 /// A metric of the contract: its name, help, type, labels and where its series come from.
 pub struct MetricDef {
@@ -18,26 +24,31 @@ pub struct MetricDef {
     pub help: &'static str,
     pub kind: MetricType,
     pub labels: &'static [&'static str],
-    /// Exporter-level series are left out of `/probe`, which answers for one run.
-    exporter_level: bool,
-    series: fn(&mut Family, &Snapshot),
+    source: Source,
+}
+
+/// Exporter-level series describe the exporter (and are left out of `/probe`, which answers
+/// for one run); target series describe one target's state.
+#[derive(Clone, Copy)]
+enum Source {
+    Exporter(fn(&mut dyn Sink, &ConfigStatus)),
+    Target(fn(&mut dyn Sink, &TargetState)),
 }
 
 macro_rules! metric {
     ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $series:ident, $help:literal) => {
-        metric!(@ $id, $name, $kind, [$($label),*], $series, false, $help);
+        metric!(@ $id, $name, $kind, [$($label),*], Source::Target($series), $help);
     };
     (exporter $id:ident, $name:literal, [$($label:literal),*], $series:ident, $help:literal) => {
-        metric!(@ $id, $name, GAUGE, [$($label),*], $series, true, $help);
+        metric!(@ $id, $name, GAUGE, [$($label),*], Source::Exporter($series), $help);
     };
-    (@ $id:ident, $name:literal, $kind:ident, [$($label:literal),*], $series:ident, $exporter:literal, $help:literal) => {
+    (@ $id:ident, $name:literal, $kind:ident, [$($label:literal),*], $source:expr, $help:literal) => {
         pub const $id: MetricDef = MetricDef {
             name: concat!("cms_xmpp_", $name),
             help: $help,
             kind: MetricType::$kind,
             labels: &[$($label),*],
-            exporter_level: $exporter,
-            series: $series,
+            source: $source,
         };
     };
 }
@@ -245,151 +256,138 @@ const NO_SERVER: &str = "";
 
 // ---- where each family's series come from ----
 
-fn build_info(family: &mut Family, _: &Snapshot) {
-    family.gauge(&[env!("CARGO_PKG_VERSION")], 1.0);
+fn build_info(sink: &mut dyn Sink, _: &ConfigStatus) {
+    sink.number(&[env!("CARGO_PKG_VERSION")], 1.0);
 }
 
-fn reload_successful(family: &mut Family, snapshot: &Snapshot) {
-    family.gauge(&[], flag(snapshot.config.successful));
+fn reload_successful(sink: &mut dyn Sink, config: &ConfigStatus) {
+    sink.number(&[], flag(config.successful));
 }
 
-fn reload_timestamp(family: &mut Family, snapshot: &Snapshot) {
-    if let Some(at) = snapshot.config.last_success {
-        family.gauge(&[], timestamp(at));
+fn reload_timestamp(sink: &mut dyn Sink, config: &ConfigStatus) {
+    if let Some(at) = config.last_success {
+        sink.number(&[], timestamp(at));
     }
 }
 
-fn probe_success(family: &mut Family, snapshot: &Snapshot) {
-    for state in &snapshot.targets {
-        let success = state.latest.as_deref().is_some_and(TargetReport::success);
-        family.gauge(&[&state.target.name], flag(success));
+fn probe_success(sink: &mut dyn Sink, state: &TargetState) {
+    let success = state.latest.as_deref().is_some_and(TargetReport::success);
+    sink.number(&[&state.target.name], flag(success));
+}
+
+fn probes_total(sink: &mut dyn Sink, state: &TargetState) {
+    sink.number(&[&state.target.name], state.probes as f64);
+}
+
+fn probe_duration(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(report) = &state.latest {
+        sink.number(&[&state.target.name], seconds(report.duration));
     }
 }
 
-fn probes_total(family: &mut Family, snapshot: &Snapshot) {
-    for state in &snapshot.targets {
-        family.counter(&[&state.target.name], state.probes as f64);
+fn last_probe(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(report) = &state.latest {
+        sink.number(&[&state.target.name], timestamp(report.finished()));
     }
 }
 
-fn probe_duration(family: &mut Family, snapshot: &Snapshot) {
-    for (target, report) in reports(snapshot) {
-        family.gauge(&[&target.name], seconds(report.duration));
+fn probe_interval(sink: &mut dyn Sink, state: &TargetState) {
+    let interval = state.target.interval.as_secs_f64();
+    sink.number(&[&state.target.name], interval);
+}
+
+fn target_info(sink: &mut dyn Sink, state: &TargetState) {
+    let t = &state.target;
+    let server_address = match &t.servers {
+        ServerSource::Srv => String::new(),
+        ServerSource::Static(server) => server.to_string(),
+    };
+    let labels = [
+        t.name.as_str(),
+        &t.domain,
+        &t.component,
+        &server_address,
+        t.tls.mode.as_str(),
+    ];
+    sink.number(&labels, 1.0);
+}
+
+fn srv_records(sink: &mut dyn Sink, state: &TargetState) {
+    if state.target.servers == ServerSource::Srv {
+        let found = state.latest.as_ref().map_or(0, |r| r.servers.len());
+        sink.number(&[&state.target.name], found as f64);
     }
 }
 
-fn last_probe(family: &mut Family, snapshot: &Snapshot) {
-    for (target, report) in reports(snapshot) {
-        family.gauge(&[&target.name], timestamp(report.finished()));
-    }
-}
-
-fn probe_interval(family: &mut Family, snapshot: &Snapshot) {
-    for state in &snapshot.targets {
-        let interval = state.target.interval.as_secs_f64();
-        family.gauge(&[&state.target.name], interval);
-    }
-}
-
-fn target_info(family: &mut Family, snapshot: &Snapshot) {
-    for state in &snapshot.targets {
-        let t = &state.target;
-        let server_address = match &t.servers {
-            ServerSource::Srv => String::new(),
-            ServerSource::Static(server) => server.to_string(),
-        };
-        let labels = [
-            t.name.as_str(),
-            &t.domain,
-            &t.component,
-            &server_address,
-            t.tls.mode.as_str(),
-        ];
-        family.gauge(&labels, 1.0);
-    }
-}
-
-fn srv_records(family: &mut Family, snapshot: &Snapshot) {
-    for state in &snapshot.targets {
-        if state.target.servers == ServerSource::Srv {
-            let found = state.latest.as_ref().map_or(0, |r| r.servers.len());
-            family.gauge(&[&state.target.name], found as f64);
-        }
-    }
-}
-
-fn server_up(family: &mut Family, snapshot: &Snapshot) {
-    for s in servers(snapshot) {
+fn server_up(sink: &mut dyn Sink, state: &TargetState) {
+    for s in servers(state) {
         let up = s.report.up(&s.target_report.expected_steps);
-        family.gauge(&[s.target, &s.label], flag(up));
+        sink.number(&[s.target, &s.label], flag(up));
     }
 }
 
-fn step_last_duration(family: &mut Family, snapshot: &Snapshot) {
-    for (target, report) in reports(snapshot) {
-        if let Some(srv) = &report.srv {
-            let labels = [target.name.as_str(), NO_SERVER, srv.step.as_str()];
-            family.gauge(&labels, seconds(srv.duration));
-        }
-        for server in &report.servers {
-            let label = server.server.to_string();
-            for record in server.steps.iter().filter(|r| r.step.timed()) {
-                let labels = [target.name.as_str(), &label, record.step.as_str()];
-                family.gauge(&labels, seconds(record.duration));
-            }
-        }
+fn step_last_duration(sink: &mut dyn Sink, state: &TargetState) {
+    let target = state.target.name.as_str();
+    let Some(report) = &state.latest else { return };
+    if let Some(srv) = &report.srv {
+        sink.number(
+            &[target, NO_SERVER, srv.step.as_str()],
+            seconds(srv.duration),
+        );
     }
-}
-
-fn step_duration(family: &mut Family, snapshot: &Snapshot) {
-    for state in &snapshot.targets {
-        for ((server, step), histogram) in &state.histograms {
-            let server = server_label(server.as_ref());
-            family.histogram(&[&state.target.name, &server, step.as_str()], histogram);
+    for server in &report.servers {
+        let label = server.server.to_string();
+        for record in server.steps.iter().filter(|r| r.step.timed()) {
+            let labels = [target, &label, record.step.as_str()];
+            sink.number(&labels, seconds(record.duration));
         }
     }
 }
 
-fn failures_total(family: &mut Family, snapshot: &Snapshot) {
-    for state in &snapshot.targets {
-        for ((server, step, reason), count) in &state.failures {
-            let server = server_label(server.as_ref());
-            let labels = [
-                state.target.name.as_str(),
-                &server,
-                step.as_str(),
-                reason.as_str(),
-            ];
-            family.counter(&labels, *count as f64);
+fn step_duration(sink: &mut dyn Sink, state: &TargetState) {
+    for ((server, step), histogram) in &state.histograms {
+        let server = server_label(server.as_ref());
+        sink.histogram(&[&state.target.name, &server, step.as_str()], histogram);
+    }
+}
+
+fn failures_total(sink: &mut dyn Sink, state: &TargetState) {
+    for ((server, step, reason), count) in &state.failures {
+        let server = server_label(server.as_ref());
+        let labels = [
+            state.target.name.as_str(),
+            &server,
+            step.as_str(),
+            reason.as_str(),
+        ];
+        sink.number(&labels, *count as f64);
+    }
+}
+
+fn failing_step(sink: &mut dyn Sink, state: &TargetState) {
+    let Some(report) = &state.latest else { return };
+    for (server, step, failure) in report.failures() {
+        let server = server_label(server.map(|s| &s.endpoint));
+        let labels = [
+            state.target.name.as_str(),
+            &server,
+            step.as_str(),
+            failure.reason.as_str(),
+        ];
+        sink.number(&labels, 1.0);
+    }
+}
+
+fn last_success(sink: &mut dyn Sink, state: &TargetState) {
+    for s in servers(state) {
+        if let Some(at) = s.seen.last_success {
+            sink.number(&[s.target, &s.label], timestamp(at));
         }
     }
 }
 
-fn failing_step(family: &mut Family, snapshot: &Snapshot) {
-    for (target, report) in reports(snapshot) {
-        for (server, step, failure) in report.failures() {
-            let server = server_label(server.map(|s| &s.endpoint));
-            let labels = [
-                target.name.as_str(),
-                &server,
-                step.as_str(),
-                failure.reason.as_str(),
-            ];
-            family.gauge(&labels, 1.0);
-        }
-    }
-}
-
-fn last_success(family: &mut Family, snapshot: &Snapshot) {
-    for s in servers(snapshot) {
-        if let Some(at) = s.seen.and_then(|seen| seen.last_success) {
-            family.gauge(&[s.target, &s.label], timestamp(at));
-        }
-    }
-}
-
-fn server_info(family: &mut Family, snapshot: &Snapshot) {
-    for s in servers(snapshot) {
+fn server_info(sink: &mut dyn Sink, state: &TargetState) {
+    for s in servers(state) {
         let (source, priority, weight, preferred) = match s.report.server.origin {
             Origin::Srv {
                 priority,
@@ -398,42 +396,38 @@ fn server_info(family: &mut Family, snapshot: &Snapshot) {
             } => ("srv", priority.to_string(), weight.to_string(), preferred),
             Origin::Static => ("static", String::new(), String::new(), true),
         };
-        let address = s
-            .seen
-            .and_then(|seen| seen.address)
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let address = s.seen.address.map(|a| a.to_string()).unwrap_or_default();
         let preferred = if preferred { "true" } else { "false" };
         let labels = [
             s.target, &s.label, source, &priority, &weight, preferred, &address,
         ];
-        family.gauge(&labels, 1.0);
+        sink.number(&labels, 1.0);
     }
 }
 
-fn cert_not_after(family: &mut Family, snapshot: &Snapshot) {
-    for (s, cert) in certificates(snapshot) {
-        family.gauge(&[s.target, &s.label], cert.not_after as f64);
+fn cert_not_after(sink: &mut dyn Sink, state: &TargetState) {
+    for (s, cert) in certificates(state) {
+        sink.number(&[s.target, &s.label], cert.not_after as f64);
     }
 }
 
-fn cert_trusted(family: &mut Family, snapshot: &Snapshot) {
-    for (s, cert) in certificates(snapshot) {
-        family.gauge(&[s.target, &s.label], flag(cert.trusted));
+fn cert_trusted(sink: &mut dyn Sink, state: &TargetState) {
+    for (s, cert) in certificates(state) {
+        sink.number(&[s.target, &s.label], flag(cert.trusted));
     }
 }
 
-fn cert_san_covered(family: &mut Family, snapshot: &Snapshot) {
-    for (s, cert) in certificates(snapshot) {
+fn cert_san_covered(sink: &mut dyn Sink, state: &TargetState) {
+    for (s, cert) in certificates(state) {
         for coverage in &cert.coverage {
             let labels = [s.target, &s.label, coverage.role.as_str(), &coverage.name];
-            family.gauge(&labels, flag(coverage.covered));
+            sink.number(&labels, flag(coverage.covered));
         }
     }
 }
 
-fn cert_info(family: &mut Family, snapshot: &Snapshot) {
-    for (s, cert) in certificates(snapshot) {
+fn cert_info(sink: &mut dyn Sink, state: &TargetState) {
+    for (s, cert) in certificates(state) {
         let sans = cert.sans.join(",");
         let labels = [
             s.target,
@@ -443,28 +437,20 @@ fn cert_info(family: &mut Family, snapshot: &Snapshot) {
             &cert.serial,
             &sans,
         ];
-        family.gauge(&labels, 1.0);
+        sink.number(&labels, 1.0);
     }
 }
 
-fn tls_info(family: &mut Family, snapshot: &Snapshot) {
-    for s in servers(snapshot) {
-        if let Some(tls) = s.seen.and_then(|seen| seen.tls) {
+fn tls_info(sink: &mut dyn Sink, state: &TargetState) {
+    for s in servers(state) {
+        if let Some(tls) = s.seen.tls {
             let labels = [s.target, &s.label, &tls.version_name(), &tls.cipher_name()];
-            family.gauge(&labels, 1.0);
+            sink.number(&labels, 1.0);
         }
     }
 }
 
-// ---- walking the snapshot ----
-
-/// Every target that has a report, with its latest one.
-fn reports(snapshot: &Snapshot) -> impl Iterator<Item = (&Target, &TargetReport)> {
-    snapshot
-        .targets
-        .iter()
-        .filter_map(|state| Some((&*state.target, state.latest.as_deref()?)))
-}
+// ---- walking a target's state ----
 
 /// A server of a target's latest report, with what is remembered of it.
 struct ServerView<'a> {
@@ -472,33 +458,29 @@ struct ServerView<'a> {
     label: String,
     report: &'a ServerReport,
     target_report: &'a TargetReport,
-    seen: Option<&'a Seen>,
+    seen: &'a Seen,
 }
 
-fn servers(snapshot: &Snapshot) -> impl Iterator<Item = ServerView<'_>> {
-    snapshot
-        .targets
-        .iter()
-        .flat_map(|state: &Arc<TargetState>| {
-            let latest = state.latest.as_deref();
-            latest.into_iter().flat_map(move |report| {
-                report.servers.iter().map(move |server| ServerView {
-                    target: &state.target.name,
-                    label: server.server.to_string(),
-                    report: server,
-                    target_report: report,
-                    seen: state.seen.get(&server.server.endpoint),
-                })
+fn servers(state: &TargetState) -> impl Iterator<Item = ServerView<'_>> {
+    state.latest.as_deref().into_iter().flat_map(move |report| {
+        report
+            .servers
+            .iter()
+            .zip(&state.seen)
+            .map(move |(server, seen)| ServerView {
+                target: &state.target.name,
+                label: server.server.to_string(),
+                report: server,
+                target_report: report,
+                seen,
             })
-        })
+    })
 }
 
 /// Servers with the certificate they last presented.
-fn certificates(
-    snapshot: &Snapshot,
-) -> impl Iterator<Item = (ServerView<'_>, Arc<crate::probe::CertFacts>)> {
-    servers(snapshot).filter_map(|s| {
-        let cert = s.seen?.cert.clone()?;
+fn certificates(state: &TargetState) -> impl Iterator<Item = (ServerView<'_>, Arc<CertFacts>)> {
+    servers(state).filter_map(|s| {
+        let cert = s.seen.cert.clone()?;
         Some((s, cert))
     })
 }
@@ -521,21 +503,27 @@ fn timestamp(at: std::time::SystemTime) -> f64 {
     (unix_seconds(at) * 1000.0).round() / 1000.0
 }
 
-// ---- building and encoding families ----
+// ---- sinks: protobuf-shaped families, or text ----
 
-/// A metric family under construction.
-pub struct Family {
+/// Where a family's series are written; the family's type decides gauge or counter.
+pub trait Sink {
+    fn number(&mut self, values: &[&str], value: f64);
+    fn histogram(&mut self, values: &[&str], histogram: &Histogram);
+}
+
+/// Builds a `prometheus` metric family.
+struct FamilySink {
     def: &'static MetricDef,
     family: MetricFamily,
 }
 
-impl Family {
-    fn new(def: &'static MetricDef) -> Family {
+impl FamilySink {
+    fn new(def: &'static MetricDef) -> FamilySink {
         let mut family = MetricFamily::default();
         family.set_name(def.name.to_owned());
         family.set_help(def.help.to_owned());
         family.set_field_type(def.kind);
-        Family { def, family }
+        FamilySink { def, family }
     }
 
     fn metric(&mut self, values: &[&str]) -> &mut Metric {
@@ -556,17 +544,21 @@ impl Family {
         metrics.push(Metric::from_label(labels));
         metrics.last_mut().expect("just pushed")
     }
+}
 
-    fn gauge(&mut self, values: &[&str], value: f64) {
-        let mut gauge = Gauge::default();
-        gauge.set_value(value);
-        self.metric(values).set_gauge(gauge);
-    }
-
-    fn counter(&mut self, values: &[&str], value: f64) {
-        let mut counter = Counter::default();
-        counter.set_value(value);
-        self.metric(values).set_counter(counter);
+impl Sink for FamilySink {
+    fn number(&mut self, values: &[&str], value: f64) {
+        let counter = self.def.kind == MetricType::COUNTER;
+        let metric = self.metric(values);
+        if counter {
+            let mut counter = Counter::default();
+            counter.set_value(value);
+            metric.set_counter(counter);
+        } else {
+            let mut gauge = Gauge::default();
+            gauge.set_value(value);
+            metric.set_gauge(gauge);
+        }
     }
 
     fn histogram(&mut self, values: &[&str], histogram: &Histogram) {
@@ -577,7 +569,185 @@ impl Family {
     }
 }
 
-/// The series of a snapshot, built one family at a time.
+/// Writes series as exposition text, in the text format that `prometheus::TextEncoder` writes.
+struct TextSink<'a> {
+    def: &'static MetricDef,
+    out: &'a mut String,
+}
+
+impl TextSink<'_> {
+    fn line(&mut self, suffix: &str, values: &[&str], le: Option<&str>, value: f64) {
+        debug_assert_eq!(values.len(), self.def.labels.len(), "{}", self.def.name);
+        let out = &mut *self.out;
+        out.push_str(self.def.name);
+        out.push_str(suffix);
+        let extra = le.map(|le| ("le", le));
+        let mut separator = '{';
+        for (name, value) in self
+            .def
+            .labels
+            .iter()
+            .copied()
+            .zip(values.iter().copied())
+            .chain(extra)
+        {
+            out.push(separator);
+            out.push_str(name);
+            out.push_str("=\"");
+            escape_into(out, value, true);
+            out.push('"');
+            separator = ',';
+        }
+        if separator == ',' {
+            out.push('}');
+        }
+        let _ = writeln!(out, " {value}");
+    }
+}
+
+impl Sink for TextSink<'_> {
+    fn number(&mut self, values: &[&str], value: f64) {
+        self.line("", values, None, value);
+    }
+
+    fn histogram(&mut self, values: &[&str], histogram: &Histogram) {
+        use prometheus::core::Metric as _;
+        let observed = histogram.metric();
+        let h = observed.get_histogram();
+        let mut infinite = false;
+        for bucket in h.get_bucket() {
+            let bound = bucket.upper_bound();
+            infinite |= bound == f64::INFINITY;
+            let le = bound.to_string();
+            self.line(
+                "_bucket",
+                values,
+                Some(&le),
+                bucket.cumulative_count() as f64,
+            );
+        }
+        if !infinite {
+            self.line("_bucket", values, Some("+Inf"), h.get_sample_count() as f64);
+        }
+        self.line("_sum", values, None, h.get_sample_sum());
+        self.line("_count", values, None, h.get_sample_count() as f64);
+    }
+}
+
+/// The text format's escapes: `\` and newline always, `"` inside label values.
+fn escape_into(out: &mut String, text: &str, quotes: bool) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quotes => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+fn header(out: &mut String, def: &MetricDef) {
+    out.push_str("# HELP ");
+    out.push_str(def.name);
+    out.push(' ');
+    escape_into(out, def.help, false);
+    let kind = match def.kind {
+        MetricType::COUNTER => "counter",
+        MetricType::HISTOGRAM => "histogram",
+        _ => "gauge",
+    };
+    let _ = write!(out, "\n# TYPE {} {kind}\n", def.name);
+}
+
+// ---- the exposition ----
+
+/// One target's series as text: one string, and where each family's lines end in it (in the
+/// order of [`ALL`]).
+pub struct TargetText {
+    text: String,
+    ends: [usize; ALL.len()],
+}
+
+impl TargetText {
+    fn new(state: &TargetState) -> TargetText {
+        let mut text = String::new();
+        let mut ends = [0; ALL.len()];
+        for (end, def) in ends.iter_mut().zip(ALL) {
+            if let Source::Target(series) = def.source {
+                series(
+                    &mut TextSink {
+                        def,
+                        out: &mut text,
+                    },
+                    state,
+                );
+            }
+            *end = text.len();
+        }
+        // Kept until the target's next report: no spare capacity.
+        text.shrink_to_fit();
+        TargetText { text, ends }
+    }
+
+    fn family(&self, index: usize) -> &str {
+        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        &self.text[start..self.ends[index]]
+    }
+}
+
+/// Renders snapshots as text, writing a target's lines only when its state has changed since
+/// the last rendering (each report replaces the state, an immutable `Arc`).
+#[derive(Default)]
+pub struct TextRenderer {
+    last: Vec<(Arc<TargetState>, Arc<TargetText>)>,
+}
+
+impl TextRenderer {
+    pub fn render(&mut self, snapshot: &Snapshot) -> Vec<u8> {
+        self.render_where(snapshot, |_| true)
+    }
+
+    fn render_where(
+        &mut self,
+        snapshot: &Snapshot,
+        include: impl Fn(&MetricDef) -> bool,
+    ) -> Vec<u8> {
+        // Targets keep their order (the config's) until a reload, so the last rendering is
+        // matched by position.
+        let texts: Vec<(Arc<TargetState>, Arc<TargetText>)> = snapshot
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, state)| match self.last.get(i) {
+                Some((seen, text)) if Arc::ptr_eq(seen, state) => (seen.clone(), text.clone()),
+                _ => (state.clone(), Arc::new(TargetText::new(state))),
+            })
+            .collect();
+        let size: usize = texts.iter().map(|(_, t)| t.text.len()).sum();
+        let mut out = String::with_capacity(size + 8 * 1024);
+        for (index, def) in ALL.into_iter().enumerate().filter(|(_, def)| include(def)) {
+            let start = out.len();
+            header(&mut out, def);
+            let body = out.len();
+            match def.source {
+                Source::Exporter(series) => {
+                    series(&mut TextSink { def, out: &mut out }, &snapshot.config)
+                }
+                Source::Target(_) => texts
+                    .iter()
+                    .for_each(|(_, text)| out.push_str(text.family(index))),
+            }
+            // A family without series has no header either, as the encoder does.
+            if out.len() == body {
+                out.truncate(start);
+            }
+        }
+        self.last = texts;
+        out.into_bytes()
+    }
+}
+
+/// The series of a snapshot.
 pub struct Exposition {
     snapshot: Snapshot,
     descs: Vec<Desc>,
@@ -609,33 +779,27 @@ impl Exposition {
             targets: vec![Arc::new(state)],
             ..Snapshot::default()
         };
-        Exposition::new(snapshot).encode_where(|def| !def.exporter_level)
+        TextRenderer::default()
+            .render_where(&snapshot, |def| matches!(def.source, Source::Target(_)))
     }
 
     /// The text exposition.
     pub fn encode(&self) -> Vec<u8> {
-        self.encode_where(|_| true)
-    }
-
-    /// Families are encoded as they are built, so that only one family is held in memory at a
-    /// time: a fleet's whole set as protobuf-shaped structs would be tens of megabytes.
-    fn encode_where(&self, include: impl Fn(&MetricDef) -> bool) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4096 * (1 + self.snapshot.targets.len()));
-        let encoder = TextEncoder::new();
-        for def in ALL.into_iter().filter(|def| include(def)) {
-            if let Some(family) = self.family(def) {
-                // Encoding into a Vec fails only for an empty family, which is never built.
-                let _ = encoder.encode(std::slice::from_ref(&family), &mut out);
-            }
-        }
-        out
+        TextRenderer::default().render(&self.snapshot)
     }
 
     /// One family, or `None` when the snapshot has no series of it.
     fn family(&self, def: &'static MetricDef) -> Option<MetricFamily> {
-        let mut family = Family::new(def);
-        (def.series)(&mut family, &self.snapshot);
-        (!family.family.get_metric().is_empty()).then_some(family.family)
+        let mut sink = FamilySink::new(def);
+        match def.source {
+            Source::Exporter(series) => series(&mut sink, &self.snapshot.config),
+            Source::Target(series) => {
+                for state in &self.snapshot.targets {
+                    series(&mut sink, state);
+                }
+            }
+        }
+        (!sink.family.get_metric().is_empty()).then_some(sink.family)
     }
 }
 
@@ -665,8 +829,15 @@ mod tests {
     };
 
     fn target() -> Arc<Target> {
-        let yaml = "targets:\n  - name: cms-london\n    domain: example.com\n    component: probe.example.com\n    secret: s\n";
-        Config::parse(yaml, Path::new("test.yaml")).unwrap().targets[0].clone()
+        named("cms-london")
+    }
+
+    fn named(name: &str) -> Arc<Target> {
+        let yaml = format!("targets:\n  - name: {name}\n    domain: example.com\n    component: probe.example.com\n    secret: s\n");
+        Config::parse(&yaml, Path::new("test.yaml"))
+            .unwrap()
+            .targets[0]
+            .clone()
     }
 
     fn ok(step: Step, micros: u64) -> StepRecord {
@@ -706,7 +877,7 @@ mod tests {
                 version: ProtocolVersion::TLSv1_3,
                 cipher: CipherSuite::TLS13_AES_128_GCM_SHA256,
             }),
-            cert: Some(CertFacts {
+            cert: Some(Arc::new(CertFacts {
                 subject: "CN=example.com".into(),
                 issuer: "CN=Example CA".into(),
                 serial: "0a1b".into(),
@@ -727,7 +898,7 @@ mod tests {
                         covered: true,
                     },
                 ],
-            }),
+            })),
             stream_id: Some("id".into()),
         }
     }
@@ -768,7 +939,10 @@ mod tests {
         exposition
             .collect()
             .into_iter()
-            .filter(|f| !ALL.iter().any(|d| d.exporter_level && d.name == f.name()))
+            .filter(|f| {
+                !ALL.iter()
+                    .any(|d| matches!(d.source, Source::Exporter(_)) && d.name == f.name())
+            })
             .flat_map(|family| {
                 let kind = family.get_field_type();
                 let name = family.name().to_owned();
@@ -996,5 +1170,63 @@ mod tests {
             "{single}"
         );
         assert!(!single.contains("build_info"), "{single}");
+    }
+
+    #[test]
+    fn the_text_is_what_the_prometheus_encoder_writes() {
+        use prometheus::Encoder;
+        // Label values that need escaping, histograms, counters and a failing server.
+        let mut odd = healthy_server("xmpp1.example.com", 10);
+        if let Some(cert) = &mut odd.cert {
+            Arc::make_mut(cert).subject = "CN=\"quoted\" \\ back\nslash".into();
+        }
+        let mut refused = healthy_server("xmpp2.example.com", 20);
+        refused.steps.truncate(1);
+        refused.steps.push(StepRecord {
+            step: Step::Connect,
+            duration: Duration::from_millis(3),
+            result: Err(Failure::new(Reason::Refused, "refused")),
+        });
+        let healthy = vec![
+            healthy_server("xmpp1.example.com", 10),
+            healthy_server("xmpp2.example.com", 20),
+        ];
+        let london = TargetState::new(named("cms-london"))
+            .after(report(healthy), true)
+            .after(report(vec![odd, refused]), true);
+        let paris = TargetState::new(named("cms-paris")).after(report(Vec::new()), true);
+        let mut snapshot = Snapshot {
+            targets: vec![Arc::new(london), Arc::new(paris)],
+            config: crate::store::ConfigStatus {
+                successful: true,
+                last_success: Some(
+                    SystemTime::UNIX_EPOCH + Duration::from_millis(1_750_000_000_123),
+                ),
+                loads: 1,
+            },
+            step_histograms: true,
+        };
+        let reference = |snapshot: &Snapshot| {
+            let mut text = Vec::new();
+            prometheus::TextEncoder::new()
+                .encode(&Exposition::new(snapshot.clone()).collect(), &mut text)
+                .unwrap();
+            String::from_utf8(text).unwrap()
+        };
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+        assert!(reference(&snapshot).contains(r#"subject="CN=\"quoted\" \\ back\nslash""#));
+        assert_eq!(
+            text(Exposition::new(snapshot.clone()).encode()),
+            reference(&snapshot)
+        );
+
+        // A renderer that keeps the text of unchanged targets writes the same.
+        let mut renderer = TextRenderer::default();
+        assert_eq!(text(renderer.render(&snapshot)), reference(&snapshot));
+        let replaced =
+            snapshot.targets[1].after(report(vec![healthy_server("xmpp.example.fr", 10)]), true);
+        snapshot.targets[1] = Arc::new(replaced);
+        assert_eq!(text(renderer.render(&snapshot)), reference(&snapshot));
+        assert_eq!(text(renderer.render(&snapshot)), reference(&snapshot));
     }
 }

@@ -52,8 +52,9 @@ pub struct TargetState {
     pub history: VecDeque<Outcome>,
     pub probes: u64,
     pub failures: BTreeMap<FailureKey, u64>,
-    /// Servers of the latest report only: a server that leaves the SRV answer is forgotten.
-    pub seen: BTreeMap<Endpoint, Seen>,
+    /// For each server of the latest report, in its order: a server that leaves the SRV
+    /// answer is forgotten.
+    pub seen: Vec<Seen>,
     /// Per server and step; empty unless `metrics.step_histograms` is on.
     pub histograms: BTreeMap<(Option<Endpoint>, Step), Histogram>,
 }
@@ -66,7 +67,7 @@ impl TargetState {
             history: VecDeque::with_capacity(HISTORY),
             probes: 0,
             failures: BTreeMap::new(),
-            seen: BTreeMap::new(),
+            seen: Vec::new(),
             histograms: BTreeMap::new(),
         }
     }
@@ -84,18 +85,27 @@ impl TargetState {
         let known = |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
         next.failures.retain(|(server, _, _), _| known(server));
         next.histograms.retain(|(server, _), _| known(server));
-        next.seen.retain(|endpoint, _| current.contains(endpoint));
-        for server in &report.servers {
-            let seen = next.seen.entry(server.server.endpoint.clone()).or_default();
-            if server.up(&report.expected_steps) {
-                seen.last_success = Some(report.finished());
-            }
-            seen.address = server.address.or(seen.address);
-            seen.tls = server.tls.or(seen.tls);
-            if let Some(cert) = &server.cert {
-                seen.cert = Some(Arc::new(cert.clone()));
-            }
-        }
+        let before = |endpoint: &Endpoint| {
+            let servers = self.latest.as_deref().map_or(&[][..], |r| &r.servers);
+            let index = servers
+                .iter()
+                .position(|s| &s.server.endpoint == endpoint)?;
+            self.seen.get(index).cloned()
+        };
+        next.seen = report
+            .servers
+            .iter()
+            .map(|server| {
+                let mut seen = before(&server.server.endpoint).unwrap_or_default();
+                if server.up(&report.expected_steps) {
+                    seen.last_success = Some(report.finished());
+                }
+                seen.address = server.address.or(seen.address);
+                seen.tls = server.tls.or(seen.tls);
+                seen.cert = server.cert.clone().or(seen.cert);
+                seen
+            })
+            .collect();
         if step_histograms {
             next.observe(&report);
         }

@@ -17,6 +17,7 @@ pub mod xmpp;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::{CipherSuite, ProtocolVersion};
@@ -384,7 +385,8 @@ pub struct ServerReport {
     /// The address that accepted the TCP connection.
     pub address: Option<SocketAddr>,
     pub tls: Option<TlsFacts>,
-    pub cert: Option<CertFacts>,
+    /// Shared with what the store remembers of the server.
+    pub cert: Option<Arc<CertFacts>>,
     pub stream_id: Option<String>,
 }
 
@@ -485,7 +487,7 @@ impl Serialize for ServerJson<'_> {
         out.serialize_field("address", &r.address)?;
         out.serialize_field("steps", &r.steps)?;
         out.serialize_field("tls", &r.tls)?;
-        out.serialize_field("certificate", &r.cert)?;
+        out.serialize_field("certificate", &r.cert.as_deref())?;
         out.serialize_field("stream_id", &r.stream_id)?;
         out.end()
     }

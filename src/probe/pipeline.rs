@@ -182,7 +182,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
         domain: &probe.target.domain,
         fqdn: &name,
     });
-    report.cert = facts;
+    report.cert = facts.map(Arc::new);
     let accepted = verdict.is_ok();
     report.steps.push(StepRecord {
         step: Step::Cert,
