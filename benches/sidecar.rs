@@ -1,62 +1,114 @@
-//! What the exporter costs as a sidecar, measured rather than guessed:
-//! - CPU time and resident memory per probe, probing in-process TLS component servers;
-//! - time to render /metrics and its size, for many targets.
+//! What the exporter costs as a sidecar, measured on the real binary in a process of its own
+//! (so that its CPU and memory are its own), for 1, 100 and 1,000 healthy targets. Each target
+//! finds two TLS component servers through SRV and is probed every 15 s; the servers and the
+//! DNS server run in this process, on loopback.
 //!
-//!     cargo bench --bench sidecar
+//!     cargo bench --bench sidecar            (or: -- 1000   for one size)
 //!
-//! Numbers vary with the machine; compare runs on the same one.
+//! Per size it prints: series and bytes of exposition per target (plain and gzip), the time
+//! of a freshly rendered scrape (p50, p99, over HTTP), resident memory (now and peak), CPU per
+//! probe cycle, probe durations against a lone target's, the slowest step, and whether every
+//! cycle was on time while four clients scraped without pause. Numbers vary with the machine;
+//! compare runs on the same one.
 
+// The benchmark uses a part of the test peers; the tests use all of it.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
-use support::exporter::{base_zone, server, Lab, COMPONENT, SECRET, SRV_NAME, XMPP1, XMPP2};
+use support::exporter::*;
 
-const TARGETS: usize = 20;
-const CYCLES: f64 = 10.0;
-const RENDERS: u32 = 200;
+const SIZES: [usize; 3] = [1, 100, 1000];
+const INTERVAL: Duration = Duration::from_secs(15);
+/// Fresh renders timed, one per second (the exporter shares a rendering within a second).
+const RENDERS: usize = 30;
+/// How long four clients scrape as fast as they can, probes going on meanwhile.
+const SCRAPE_STORM: Duration = Duration::from_secs(30);
+const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
 
 fn main() {
+    let sizes: Vec<usize> = match std::env::args().skip(1).find_map(|a| a.parse().ok()) {
+        Some(size) => vec![size],
+        None => SIZES.to_vec(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(measure());
+    let mut lone_probe = None;
+    for size in sizes {
+        let row = runtime.block_on(measure(size));
+        let lone = *lone_probe.get_or_insert(row.probe_p50);
+        row.print(lone);
+    }
 }
 
-/// CPU seconds (user + system) this process has used, from /proc.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-    });
-    ticks / 100.0
+struct Row {
+    targets: usize,
+    series_per_target: f64,
+    bytes_per_target: f64,
+    gzip_bytes_per_target: f64,
+    render_p50: Duration,
+    render_p99: Duration,
+    resident_mib: f64,
+    peak_mib: f64,
+    cpu_ms_per_cycle: f64,
+    probe_p50: f64,
+    probe_max: f64,
+    slowest_step: f64,
+    cycles: f64,
+    late: usize,
+    failures: usize,
+    storm_scrapes: usize,
 }
 
-fn resident_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+impl Row {
+    fn print(&self, lone_probe_p50: f64) {
+        println!(
+            "{} target(s), two SRV servers each, every {:?}:",
+            self.targets, INTERVAL
+        );
+        println!(
+            "  /metrics: {:.1} series and {:.0} bytes per target, {:.0} bytes gzipped",
+            self.series_per_target, self.bytes_per_target, self.gzip_bytes_per_target
+        );
+        println!(
+            "  a fresh render over HTTP: p50 {:.2} ms, p99 {:.2} ms",
+            ms(self.render_p50),
+            ms(self.render_p99)
+        );
+        println!(
+            "  resident memory {:.1} MiB, peak {:.1} MiB; CPU {:.2} ms per target cycle (two TLS servers, renders included)",
+            self.resident_mib, self.peak_mib, self.cpu_ms_per_cycle
+        );
+        println!(
+            "  probe cycle p50 {:.2} ms ({:.2}x a lone target's), max {:.1} ms; slowest step {:.1} ms",
+            self.probe_p50 * 1000.0,
+            self.probe_p50 / lone_probe_p50,
+            self.probe_max * 1000.0,
+            self.slowest_step * 1000.0
+        );
+        println!(
+            "  {:.0} cycles, {} late, {} failed, while four clients scraped {} times",
+            self.cycles, self.late, self.failures, self.storm_scrapes
+        );
+    }
 }
 
-async fn measure() {
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn measure(targets: usize) -> Row {
     let lab = Lab::new(base_zone()).await;
     // Each target its own component name, so that they may run at once.
-    let names: Vec<String> = (0..TARGETS)
+    let names: Vec<String> = (0..targets)
         .map(|i| format!("probe-{i}.example.test"))
         .collect();
     let peer = || {
@@ -73,65 +125,169 @@ async fn measure() {
     let (one, two) = (peer().await, peer().await);
     lab.dns.set_zone(
         base_zone()
-            .srv(SRV_NAME, 10, 50, one.addr().port(), XMPP1)
-            .srv(SRV_NAME, 20, 50, two.addr().port(), XMPP2),
+            .srv(SRV_NAME, 10, 60, one.addr().port(), XMPP1)
+            .srv(SRV_NAME, 20, 40, two.addr().port(), XMPP2),
     );
-    // Half the targets discover two servers over SRV, half probe one static server.
-    let targets: Vec<String> = (0..TARGETS)
+    let config: Vec<String> = (0..targets)
         .map(|i| {
-            let address = if i % 2 == 0 {
-                String::new()
-            } else {
-                server(XMPP1, one.addr().port())
-            };
-            lab.timed_target(&format!("t{i}"), &address, "500ms", "500ms", "")
+            lab.timed_target(&format!("cms-{i:04}"), "", "15s", "5s", "")
                 .replace(
                     &format!("component: {COMPONENT}"),
                     &format!("component: {}", names[i]),
                 )
         })
         .collect();
-    let rss_before = resident_mib();
-    let exporter = lab.exporter(&targets).await;
-    let cpu_start = cpu_seconds();
-    let wall = Instant::now();
-    for i in 0..TARGETS {
-        exporter.cycles(&format!("t{i}"), CYCLES).await;
+    std::fs::write(lab.path("config.yaml"), lab.config(&config)).unwrap();
+    let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+    let pid = binary.child.id().expect("running");
+    let exporter = &binary.exporter;
+    // The first probes of a fleet are spread over up to 20 s.
+    let started = Instant::now();
+    loop {
+        let scrape = exporter.scrape().await;
+        if scrape.find(&LAST_PROBE, &[]).len() == targets {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not every target was probed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let scrape = exporter.scrape().await;
-    let probes: f64 = (0..TARGETS)
-        .filter_map(|i| scrape.value("cms_xmpp_probes_total", &[("target", &format!("t{i}"))]))
-        .sum();
-    let server_probes = probes * 1.5;
-    let cpu = cpu_seconds() - cpu_start;
-    println!(
-        "probing: {TARGETS} targets, {probes} cycles ({server_probes} server probes) in {:.1}s",
-        wall.elapsed().as_secs_f64()
-    );
-    println!(
-        "  CPU {:.2}s in all (exporter and test peers), {:.2} ms per server probe (an upper bound)",
-        cpu,
-        cpu * 1000.0 / server_probes
-    );
-    println!(
-        "  resident memory {:.1} MiB (exporter and peers; {:.1} MiB before start)",
-        resident_mib(),
-        rss_before
-    );
+    let (cpu_before, cycles_before) = (cpu_seconds(pid), cycles(&exporter.scrape().await));
 
-    let start = Instant::now();
-    let mut bytes = 0;
+    let mut renders = Vec::with_capacity(RENDERS);
     for _ in 0..RENDERS {
-        bytes = support::exporter::http_get(exporter.addr, "/metrics")
-            .await
-            .len();
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        let start = Instant::now();
+        let response = http_exchange(exporter.addr, "GET", "/metrics", "").await;
+        renders.push(start.elapsed());
+        assert_eq!(response.status, 200);
     }
-    let per_scrape = start.elapsed() / RENDERS;
-    println!(
-        "/metrics: {} series for {TARGETS} targets, {:.1} KiB, {:?} per scrape over HTTP",
-        scrape.samples.len(),
-        bytes as f64 / 1024.0,
-        per_scrape
-    );
-    exporter.stop().await;
+    renders.sort();
+    // The cost of probing, measured while only the timed renders above were scraping.
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let quiet_cycles = cycles(&exporter.scrape().await) - cycles_before;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let storm_scrapes = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, count, addr) = (stop.clone(), storm_scrapes.clone(), exporter.addr);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let gzip = "Accept-Encoding: gzip\r\n";
+                    assert_eq!(
+                        http_exchange(addr, "GET", "/metrics", gzip).await.status,
+                        200
+                    );
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(SCRAPE_STORM).await;
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    let plain = http_exchange(exporter.addr, "GET", "/metrics", "").await;
+    let gzipped = http_exchange(
+        exporter.addr,
+        "GET",
+        "/metrics",
+        "Accept-Encoding: gzip\r\n",
+    )
+    .await;
+    let text = String::from_utf8(plain.body).unwrap();
+    let scrape = Scrape::parse(&text);
+    let cycles_done = cycles(&scrape) - cycles_before;
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("target=\""))
+        .collect();
+    let mut probes: Vec<f64> = scrape
+        .find(&PROBE_DURATION, &[])
+        .iter()
+        .map(|s| s.value)
+        .collect();
+    probes.sort_by(f64::total_cmp);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let late = scrape
+        .find(&LAST_PROBE, &[])
+        .iter()
+        .filter(|s| now - s.value > INTERVAL.as_secs_f64() * 1.5)
+        .count();
+    let (resident_mib, peak_mib) = memory_mib(pid);
+    let row = Row {
+        targets,
+        series_per_target: ours.len() as f64 / targets as f64,
+        bytes_per_target: ours.iter().map(|l| l.len() + 1).sum::<usize>() as f64 / targets as f64,
+        gzip_bytes_per_target: gzipped.body.len() as f64 / targets as f64,
+        render_p50: renders[RENDERS / 2],
+        render_p99: renders[(RENDERS * 99).div_ceil(100) - 1],
+        resident_mib,
+        peak_mib,
+        cpu_ms_per_cycle: cpu * 1000.0 / quiet_cycles,
+        probe_p50: probes[probes.len() / 2],
+        probe_max: probes[probes.len() - 1],
+        slowest_step: scrape
+            .find(&STEP_LAST_DURATION, &[])
+            .iter()
+            .map(|s| s.value)
+            .fold(0.0, f64::max),
+        cycles: cycles_done,
+        late,
+        failures: scrape
+            .find(&FAILURES_TOTAL, &[])
+            .iter()
+            .map(|s| s.value as usize)
+            .sum(),
+        storm_scrapes: storm_scrapes.load(Ordering::Relaxed),
+    };
+    drop(binary);
+    row
+}
+
+fn cycles(scrape: &Scrape) -> f64 {
+    scrape
+        .find(&PROBES_TOTAL, &[])
+        .iter()
+        .map(|s| s.value)
+        .sum()
+}
+
+/// CPU seconds (user + system) the process has used, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat format")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11..13]
+        .iter()
+        .map(|v| v.parse::<f64>().unwrap())
+        .sum();
+    ticks / 100.0
+}
+
+/// Resident memory now and at its peak (VmRSS, VmHWM), from /proc.
+fn memory_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let field = |name: &str| -> f64 {
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a memory field");
+        kib / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }

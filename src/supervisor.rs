@@ -212,3 +212,43 @@ async fn stop(loops: Loops) {
         tasks.abort_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca_pem(name: &str) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn targets_with_the_same_tls_settings_share_one_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one.pem"), dir.path().join("two.pem"));
+        std::fs::write(&one, ca_pem("one")).unwrap();
+        std::fs::write(&two, ca_pem("two")).unwrap();
+        let target = |name: &str, tls: String| {
+            format!("  - name: {name}\n    domain: example.com\n    component: {name}.example.com\n    secret: s\n    tls:\n{tls}")
+        };
+        let ca = |path: &std::path::Path| format!("      ca_file: {}\n", path.display());
+        let yaml = format!(
+            "targets:\n{}{}{}{}",
+            target("a", ca(&one)),
+            target("b", ca(&one)),
+            target("c", ca(&two)),
+            target("plain", "      mode: none\n".into()),
+        );
+        let config = Config::parse(&yaml, std::path::Path::new("test.yaml")).unwrap();
+        let probes = prepare(&config).unwrap();
+        let client = |i: usize| probes[i].tls().expect("a TLS target");
+        assert!(client(0).is(client(1)), "a and b trust the same CA");
+        assert!(!client(0).is(client(2)), "c trusts another");
+        assert!(probes[3].tls().is_none());
+    }
+}

@@ -64,6 +64,11 @@ impl TargetProbe {
         probe_target(self.clone()).await
     }
 
+    #[cfg(test)]
+    pub fn tls(&self) -> Option<&TlsClient> {
+        self.tls.as_ref()
+    }
+
     /// The per-server steps this target runs: TLS mode and `handshake` decide.
     pub fn expected_steps(&self) -> Vec<Step> {
         let tls = self.tls.is_some();

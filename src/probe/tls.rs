@@ -20,7 +20,9 @@ use crate::config::TlsSettings;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
     #[error("no trust anchors: the system has no CA certificates; set tls.ca_file")]
-    NoRoots,
+    NoSystemRoots,
+    #[error("tls.ca_file holds no certificate that parses as X.509")]
+    UnusableCaFile,
     #[error("tls.ca_file or the system roots hold no usable CA certificate")]
     Verifier(#[source] rustls::client::VerifierBuilderError),
     #[error("cannot use the client certificate and key")]
@@ -80,7 +82,10 @@ impl TlsClient {
             None => system_roots(),
         };
         if roots.is_empty() {
-            return Err(TlsSetupError::NoRoots);
+            return Err(match settings.ca_certs {
+                Some(_) => TlsSetupError::UnusableCaFile,
+                None => TlsSetupError::NoSystemRoots,
+            });
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
@@ -102,6 +107,12 @@ impl TlsClient {
             base: Arc::new(config),
             webpki,
         })
+    }
+
+    /// Whether `other` is this very client (built once, shared by targets).
+    #[cfg(test)]
+    pub fn is(&self, other: &TlsClient) -> bool {
+        Arc::ptr_eq(&self.base, &other.base)
     }
 
     pub fn verifier(&self) -> &WebPkiServerVerifier {

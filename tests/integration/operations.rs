@@ -308,6 +308,37 @@ async fn check_config_version_and_healthcheck() {
         "{stderr}"
     );
 
+    // A CA file that is PEM but holds no usable certificate: check-config refuses it as
+    // serving would, before any port is bound.
+    let ca = lab.path("not-a-ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let unusable = lab
+        .config(&[lab.target("t", &server(XMPP1, 1), "")])
+        .replace(
+            &lab.path("ca.pem").display().to_string(),
+            &ca.display().to_string(),
+        );
+    std::fs::write(&config, unusable).unwrap();
+    let (code, _, stderr) = output(&["check-config", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("targets[0] (t): TLS setup failed")
+            && stderr.contains("tls.ca_file holds no certificate that parses"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = output(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--listen-address",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert_eq!(code, Some(2), "serve refuses it the same way: {stderr}");
+
     let (code, stdout, _) = output(&["--version"]).await;
     let expected = concat!("cms-xmpp-exporter ", env!("CARGO_PKG_VERSION"));
     assert_eq!((code, stdout.trim()), (Some(0), expected));

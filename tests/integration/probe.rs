@@ -793,6 +793,45 @@ async fn a_bad_config_exits_2_naming_every_problem_without_the_secret() {
     assert!(!stderr.contains(SECRET), "{stderr}");
 }
 
+/// The most connections a silent server saw at once while three targets, each with its own
+/// component name, were probed twice each under `settings`.
+async fn most_probes_at_once(settings: &str) -> usize {
+    let lab = Lab::new(base_zone()).await;
+    let silent = component_server(None, Behaviour::Silent).await;
+    let address = server(XMPP1, silent.addr().port());
+    let targets: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            lab.timed_target(name, &address, "1s", "400ms", "      mode: none\n")
+                .replace(
+                    &format!("component: {COMPONENT}"),
+                    &format!("component: {name}.{COMPONENT}"),
+                )
+        })
+        .collect();
+    let exporter = Exporter::start(&format!("{settings}{}", lab.config(&targets))).await;
+    exporter
+        .wait("two cycles of every target", |s| {
+            ["a", "b", "c"]
+                .iter()
+                .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(2.0))
+        })
+        .await;
+    exporter.stop().await;
+    silent.stats().most_open
+}
+
+#[tokio::test]
+async fn probes_beyond_the_cap_wait_their_turn() {
+    // Three first probes within 60 ms, each holding its connection for 400 ms.
+    assert_eq!(
+        most_probes_at_once("").await,
+        3,
+        "without a cap they overlap"
+    );
+    assert_eq!(most_probes_at_once("max_concurrent_probes: 1\n").await, 1);
+}
+
 #[tokio::test]
 async fn targets_sharing_a_component_name_take_turns() {
     // Two targets registering the same name with one server: probed at once, the server

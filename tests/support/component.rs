@@ -62,6 +62,9 @@ pub struct ComponentServerConfig {
 pub struct Stats {
     /// TCP connections accepted.
     pub connections: usize,
+    /// Connections open now, and the most that were open at once.
+    pub open: usize,
+    pub most_open: usize,
     pub handshakes_ok: usize,
     /// Handshakes whose digest was wrong (answered not-authorized).
     pub handshakes_failed: usize,
@@ -194,8 +197,27 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
+/// Counts a connection as open while it lives.
+struct Open(Arc<State>);
+
+impl Open {
+    fn new(state: &Arc<State>) -> Open {
+        let mut shared = state.lock();
+        shared.stats.connections += 1;
+        shared.stats.open += 1;
+        shared.stats.most_open = shared.stats.most_open.max(shared.stats.open);
+        Open(state.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.lock().stats.open -= 1;
+    }
+}
+
 async fn handle_connection(tcp: TcpStream, state: Arc<State>) {
-    state.lock().stats.connections += 1;
+    let _open = Open::new(&state);
     let Some(acceptor) = state.tls.clone() else {
         return serve(tcp, &state).await;
     };
