@@ -21,6 +21,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Enough for a fleet of healthy targets at once, few enough file descriptors (two or three
 /// per running probe) for the default limit of 1024.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 128;
+/// Far beyond any file-descriptor limit; a semaphore cannot hold more than about 2^61.
+const MAX_CONCURRENT_PROBES: usize = 65_536;
 /// The port a Callbridge uses when the Server Address names none.
 pub const CMS_COMPONENT_PORT: u16 = 5223;
 const DNS_PORT: u16 = 53;
@@ -494,8 +496,11 @@ impl RawConfig {
         let max_concurrent_probes = self
             .max_concurrent_probes
             .unwrap_or(DEFAULT_MAX_CONCURRENT_PROBES);
-        if max_concurrent_probes == 0 {
-            check.problem("max_concurrent_probes", "must be at least 1");
+        if !(1..=MAX_CONCURRENT_PROBES).contains(&max_concurrent_probes) {
+            check.problem(
+                "max_concurrent_probes",
+                format!("{max_concurrent_probes} is not between 1 and {MAX_CONCURRENT_PROBES}"),
+            );
         }
 
         let nameservers = self
@@ -942,6 +947,21 @@ targets:
                 "missing {e:?} in {found:#?}"
             );
         }
+    }
+
+    #[test]
+    fn the_probe_cap_has_bounds() {
+        for bad in ["0", "65537", "18446744073709551615"] {
+            let found = problems(&format!("max_concurrent_probes: {bad}\n{MINIMAL}"));
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.starts_with("max_concurrent_probes: ")),
+                "{bad}: {found:?}"
+            );
+        }
+        let config = parse(&format!("max_concurrent_probes: 65536\n{MINIMAL}")).unwrap();
+        assert_eq!(config.max_concurrent_probes, 65_536);
     }
 
     #[test]

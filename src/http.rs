@@ -202,11 +202,21 @@ async fn respond(
             }
         }
         ("/probe", true) => probe(request.uri().query().unwrap_or(""), supervisor).await,
-        ("/", true) => body(
-            StatusCode::OK,
-            HTML,
-            crate::page::render(&supervisor.store.snapshot()),
-        ),
+        ("/", true) => {
+            // A fleet's page is megabytes of HTML: built off the async workers, like /metrics.
+            let snapshot = supervisor.store.snapshot();
+            match tokio::task::spawn_blocking(move || crate::page::render(&snapshot)).await {
+                Ok(page) => body(StatusCode::OK, HTML, page),
+                Err(error) => {
+                    tracing::error!(%error, "rendering the status page failed");
+                    body(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        TEXT,
+                        "rendering the page failed\n",
+                    )
+                }
+            }
+        }
         ("/metrics" | "/-/healthy" | "/-/ready" | "/probe" | "/", false) | ("/-/reload", true) => {
             body(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -3,16 +3,16 @@
 //! metric name; `docs/metrics.md` is the contract.
 //!
 //! Each family's series are written once, into a [`Sink`]: `prometheus` families for the
-//! [`Collector`] (the reference, for anyone who gathers), or exposition text for `/metrics`.
-//! The text of a target is written when its state changes and reused by every scrape until
-//! then; a test proves the two ways byte for byte equal under `prometheus::TextEncoder`.
+//! [`Collector`] (which `/probe` encodes with `prometheus::TextEncoder`), or exposition text
+//! for `/metrics`, where a target's text is written when its state changes and reused by every
+//! scrape until then. A test proves the two ways byte for byte equal.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::Histogram;
+use prometheus::{Encoder, Histogram};
 
 use crate::config::{ServerSource, Target};
 use crate::probe::{unix_seconds, CertFacts, Endpoint, Origin, ServerReport, TargetReport};
@@ -704,14 +704,6 @@ pub struct TextRenderer {
 
 impl TextRenderer {
     pub fn render(&mut self, snapshot: &Snapshot) -> Vec<u8> {
-        self.render_where(snapshot, |_| true)
-    }
-
-    fn render_where(
-        &mut self,
-        snapshot: &Snapshot,
-        include: impl Fn(&MetricDef) -> bool,
-    ) -> Vec<u8> {
         // Targets keep their order (the config's) until a reload, so the last rendering is
         // matched by position.
         let texts: Vec<(Arc<TargetState>, Arc<TargetText>)> = snapshot
@@ -725,7 +717,7 @@ impl TextRenderer {
             .collect();
         let size: usize = texts.iter().map(|(_, t)| t.text.len()).sum();
         let mut out = String::with_capacity(size + 8 * 1024);
-        for (index, def) in ALL.into_iter().enumerate().filter(|(_, def)| include(def)) {
+        for (index, def) in ALL.into_iter().enumerate() {
             let start = out.len();
             header(&mut out, def);
             let body = out.len();
@@ -772,20 +764,22 @@ impl Exposition {
     }
 
     /// The exposition of one report alone, for `/probe` (like blackbox_exporter's): no
-    /// exporter-level series.
+    /// exporter-level series. One small report: gathered and encoded by `prometheus`.
     pub fn single_report(target: Arc<Target>, report: TargetReport) -> Vec<u8> {
         let state = TargetState::new(target).after(report, false);
-        let snapshot = Snapshot {
+        let exposition = Exposition::new(Snapshot {
             targets: vec![Arc::new(state)],
             ..Snapshot::default()
-        };
-        TextRenderer::default()
-            .render_where(&snapshot, |def| matches!(def.source, Source::Target(_)))
-    }
-
-    /// The text exposition.
-    pub fn encode(&self) -> Vec<u8> {
-        TextRenderer::default().render(&self.snapshot)
+        });
+        let families: Vec<MetricFamily> = ALL
+            .into_iter()
+            .filter(|def| matches!(def.source, Source::Target(_)))
+            .filter_map(|def| exposition.family(def))
+            .collect();
+        let mut out = Vec::new();
+        // Encoding fails only for an empty family, which `family` never returns.
+        let _ = prometheus::TextEncoder::new().encode(&families, &mut out);
+        out
     }
 
     /// One family, or `None` when the snapshot has no series of it.
@@ -1152,7 +1146,7 @@ mod tests {
             },
             step_histograms: true,
         };
-        let text = String::from_utf8(Exposition::new(snapshot).encode()).unwrap();
+        let text = String::from_utf8(TextRenderer::default().render(&snapshot)).unwrap();
         for line in [
             "# TYPE cms_xmpp_probe_success gauge",
             "# TYPE cms_xmpp_probes_total counter",
@@ -1216,7 +1210,7 @@ mod tests {
         let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
         assert!(reference(&snapshot).contains(r#"subject="CN=\"quoted\" \\ back\nslash""#));
         assert_eq!(
-            text(Exposition::new(snapshot.clone()).encode()),
+            text(TextRenderer::default().render(&snapshot)),
             reference(&snapshot)
         );
 

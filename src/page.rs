@@ -105,10 +105,11 @@ fn render_target(out: &mut String, state: &TargetState) {
     let _ = write!(
         out,
         "<section class=\"target\" data-target=\"{name}\"><h2>{name} <span class=\"badge {class}\">{word}</span></h2>\
-         <div class=\"meta\">domain {} · component {} · every {}",
+         <div class=\"meta\">domain {} · component {} · every {}, timeout {}",
         escape(&target.domain),
         escape(&target.component),
-        humantime::format_duration(target.interval)
+        humantime::format_duration(target.interval),
+        humantime::format_duration(target.timeout)
     );
     if let Some(report) = &state.latest {
         let _ = write!(

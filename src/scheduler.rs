@@ -76,8 +76,11 @@ fn log_report(previous: Option<&TargetReport>, current: &TargetReport) {
             &server.steps,
         );
     }
+    // When the lookup itself failed, the servers did not leave: the lookup says so.
+    let answered = current.srv.as_ref().is_some_and(|s| s.result.is_ok());
     let left = previous
         .into_iter()
+        .filter(|_| answered)
         .flat_map(|p| &p.servers)
         .filter(|s| server_state(current, &s.server.endpoint).is_none());
     for server in left {

@@ -2,8 +2,9 @@
 //! what is kept across probes (counters, histograms, the last certificate seen). It is the
 //! only probe state; `/metrics`, the page, `/probe` and the `probe` command render it.
 //!
-//! Each target's state is an immutable snapshot replaced on every report, so a view takes a
-//! snapshot of `Arc`s under a short read lock and renders without holding it.
+//! Each target's state is a snapshot replaced on every report, so a view takes a snapshot of
+//! `Arc`s under a short read lock and renders without holding it. Only the opt-in histograms
+//! are shared between a state and the next (`prometheus` histograms only grow, atomically).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;

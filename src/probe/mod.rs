@@ -119,33 +119,6 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 24] = [
-        Reason::Nxdomain,
-        Reason::NoRecords,
-        Reason::Servfail,
-        Reason::DnsError,
-        Reason::DnsTimeout,
-        Reason::SrvUnavailable,
-        Reason::Refused,
-        Reason::Unreachable,
-        Reason::Timeout,
-        Reason::TlsHandshake,
-        Reason::TlsVersion,
-        Reason::CertUntrusted,
-        Reason::CertExpired,
-        Reason::CertNotYetValid,
-        Reason::CertNameMismatch,
-        Reason::NotAuthorized,
-        Reason::HostUnknown,
-        Reason::Conflict,
-        Reason::ImproperAddressing,
-        Reason::InvalidNamespace,
-        Reason::StreamError,
-        Reason::Closed,
-        Reason::Protocol,
-        Reason::Oversized,
-    ];
-
     /// The value of the `reason` label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -486,8 +459,15 @@ impl Serialize for ServerJson<'_> {
         out.serialize_field("addresses", &r.addresses)?;
         out.serialize_field("address", &r.address)?;
         out.serialize_field("steps", &r.steps)?;
-        out.serialize_field("tls", &r.tls)?;
-        out.serialize_field("certificate", &r.cert.as_deref())?;
+        // Absent, not null, when the probe did not get that far (as before the record was one).
+        match &r.tls {
+            Some(tls) => out.serialize_field("tls", tls)?,
+            None => out.skip_field("tls")?,
+        }
+        match &r.cert {
+            Some(cert) => out.serialize_field("certificate", &**cert)?,
+            None => out.skip_field("certificate")?,
+        }
         out.serialize_field("stream_id", &r.stream_id)?;
         out.end()
     }

@@ -286,6 +286,25 @@ async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
     assert_eq!(last_step["step"], "handshake");
     assert_eq!(last_step["reason"], "not_authorized");
     assert_eq!(json[0]["success"], false);
+    let finding = &json[0]["findings"][0];
+    assert_eq!(
+        (&finding["step"], &finding["reason"]),
+        (&"handshake".into(), &"not_authorized".into())
+    );
+    assert!(
+        finding["hint"]
+            .as_str()
+            .unwrap()
+            .contains("xmpp callbridge add-secret"),
+        "{finding}"
+    );
+    assert_eq!(
+        json[0]["servers"][0]["tls"]["version"]
+            .as_str()
+            .map(|v| v.starts_with("TLSv1.")),
+        Some(true)
+    );
+    assert!(json[0]["servers"][0]["certificate"]["sha256"].is_string());
 }
 
 #[tokio::test]
@@ -351,6 +370,60 @@ async fn check_config_version_and_healthcheck() {
     let closed = format!("http://127.0.0.1:{}/-/healthy", closed_port().await);
     assert_eq!(output(&["healthcheck", "--url", &closed]).await.0, Some(1));
     exporter.stop().await;
+}
+
+#[tokio::test]
+async fn at_info_the_log_tells_what_changed_not_every_probe() {
+    let lab = Lab::new(base_zone()).await;
+    let good = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let wrong = server_with_secret(&lab, "another-secret").await;
+    let targets = [
+        lab.timed_target(
+            "good",
+            &server(XMPP1, good.addr().port()),
+            "200ms",
+            "200ms",
+            "",
+        ),
+        lab.timed_target(
+            "wrong",
+            &server(XMPP1, wrong.addr().port()),
+            "200ms",
+            "200ms",
+            "",
+        ),
+    ];
+    std::fs::write(lab.path("config.yaml"), lab.config(&targets)).unwrap();
+    let mut binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+    binary
+        .exporter
+        .wait("six cycles of both", |s| {
+            ["good", "wrong"]
+                .iter()
+                .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(6.0))
+        })
+        .await;
+    binary.child.start_kill().unwrap();
+    let _ = binary.child.wait().await;
+    let log = binary.log().await;
+    let lines = |target: &str| -> Vec<&str> {
+        let field = format!("target=\"{target}\"");
+        log.lines().filter(|l| l.contains(&field)).collect()
+    };
+    let good = lines("good");
+    assert!(
+        good.len() == 1 && good[0].contains("INFO") && good[0].contains("server is up"),
+        "{log}"
+    );
+    let wrong = lines("wrong");
+    assert!(
+        wrong.len() == 1 && wrong[0].contains("WARN") && wrong[0].contains("server is down"),
+        "{log}"
+    );
+    assert!(
+        wrong[0].contains("reason=not_authorized") && wrong[0].contains("handshake="),
+        "{log}"
+    );
 }
 
 fn signal(child: &Child, name: &str) {
