@@ -463,17 +463,16 @@ struct ServerView<'a> {
 
 fn servers(state: &TargetState) -> impl Iterator<Item = ServerView<'_>> {
     state.latest.as_deref().into_iter().flat_map(move |report| {
-        report
-            .servers
-            .iter()
-            .zip(&state.seen)
-            .map(move |(server, seen)| ServerView {
+        report.servers.iter().filter_map(move |server| {
+            Some(ServerView {
                 target: &state.target.name,
                 label: server.server.to_string(),
                 report: server,
                 target_report: report,
-                seen,
+                // Every server of the latest report is remembered (`TargetState::after`).
+                seen: state.seen(&server.server.endpoint)?,
             })
+        })
     })
 }
 
@@ -1063,7 +1062,8 @@ mod tests {
         down.address = None;
         down.tls = None;
         down.cert = None;
-        let second = report(vec![healthy_server("xmpp1.example.com", 10), down]);
+        let second_again = || report(vec![healthy_server("xmpp1.example.com", 10), down.clone()]);
+        let second = second_again();
         let state = TargetState::new(target())
             .after(first, false)
             .after(second, false);
@@ -1104,6 +1104,33 @@ mod tests {
         );
         assert_eq!(value(&rows, &LAST_SUCCESS, &[two]), Some(1_750_000_000.012));
 
+        // A failed lookup: no server series, but counters and facts are kept for when it works.
+        let mut lookup_failed = report(Vec::new());
+        lookup_failed.srv = Some(StepRecord {
+            step: Step::Srv,
+            duration: Duration::from_millis(2),
+            result: Err(Failure::new(Reason::Servfail, "SERVFAIL")),
+        });
+        let state = state.after(lookup_failed, false);
+        let rows = series(&state);
+        assert_eq!(value(&rows, &SERVER_UP, &[two]), None);
+        assert_eq!(
+            value(&rows, &FAILURES_TOTAL, &[two, ("reason", "refused")]),
+            Some(1.0)
+        );
+        let state = state.after(second_again(), false);
+        let rows = series(&state);
+        assert_eq!(
+            value(&rows, &FAILURES_TOTAL, &[two, ("reason", "refused")]),
+            Some(2.0),
+            "not reset"
+        );
+        assert_eq!(
+            value(&rows, &CERT_NOT_AFTER, &[two]),
+            Some(1.8e9),
+            "still remembered"
+        );
+
         // xmpp2 leaves the SRV answer: every series naming it goes, counters too.
         let state = state.after(report(vec![healthy_server("xmpp1.example.com", 10)]), false);
         let rows = series(&state);
@@ -1112,7 +1139,7 @@ mod tests {
                 .all(|(_, labels, _)| !labels.iter().any(|(_, v)| v == "xmpp2.example.com:5223")),
             "{rows:#?}"
         );
-        assert_eq!(value(&rows, &PROBES_TOTAL, &[]), Some(3.0));
+        assert_eq!(value(&rows, &PROBES_TOTAL, &[]), Some(5.0));
         assert_eq!(value(&rows, &SRV_RECORDS, &[]), Some(1.0));
     }
 

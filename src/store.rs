@@ -53,9 +53,9 @@ pub struct TargetState {
     pub history: VecDeque<Outcome>,
     pub probes: u64,
     pub failures: BTreeMap<FailureKey, u64>,
-    /// For each server of the latest report, in its order: a server that leaves the SRV
-    /// answer is forgotten.
-    pub seen: Vec<Seen>,
+    /// What is remembered of each server of the last answer that worked: a server that
+    /// leaves the SRV answer is forgotten, a failed lookup forgets nothing.
+    pub seen: Vec<(Endpoint, Seen)>,
     /// Per server and step; empty unless `metrics.step_histograms` is on.
     pub histograms: BTreeMap<(Option<Endpoint>, Step), Histogram>,
 }
@@ -73,6 +73,14 @@ impl TargetState {
         }
     }
 
+    /// What is remembered of a server.
+    pub fn seen(&self, endpoint: &Endpoint) -> Option<&Seen> {
+        self.seen
+            .iter()
+            .find(|(e, _)| e == endpoint)
+            .map(|(_, seen)| seen)
+    }
+
     /// The state after `report`.
     pub fn after(&self, report: TargetReport, step_histograms: bool) -> TargetState {
         let mut next = self.clone();
@@ -81,32 +89,33 @@ impl TargetState {
             let key = (server.map(|s| s.endpoint.clone()), step, failure.reason);
             *next.failures.entry(key).or_default() += 1;
         }
-        let current: BTreeSet<&Endpoint> =
-            report.servers.iter().map(|s| &s.server.endpoint).collect();
-        let known = |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
-        next.failures.retain(|(server, _, _), _| known(server));
-        next.histograms.retain(|(server, _), _| known(server));
-        let before = |endpoint: &Endpoint| {
-            let servers = self.latest.as_deref().map_or(&[][..], |r| &r.servers);
-            let index = servers
-                .iter()
-                .position(|s| &s.server.endpoint == endpoint)?;
-            self.seen.get(index).cloned()
-        };
-        next.seen = report
-            .servers
-            .iter()
-            .map(|server| {
-                let mut seen = before(&server.server.endpoint).unwrap_or_default();
-                if server.up(&report.expected_steps) {
-                    seen.last_success = Some(report.finished());
+        // The servers did not leave when the lookup failed: their counters and facts stay.
+        if report.srv.as_ref().is_none_or(|srv| srv.result.is_ok()) {
+            let current: BTreeSet<&Endpoint> =
+                report.servers.iter().map(|s| &s.server.endpoint).collect();
+            let known =
+                |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
+            next.failures.retain(|(server, _, _), _| known(server));
+            next.histograms.retain(|(server, _), _| known(server));
+            next.seen.retain(|(endpoint, _)| current.contains(endpoint));
+        }
+        for server in &report.servers {
+            let endpoint = &server.server.endpoint;
+            let index = match next.seen.iter().position(|(e, _)| e == endpoint) {
+                Some(index) => index,
+                None => {
+                    next.seen.push((endpoint.clone(), Seen::default()));
+                    next.seen.len() - 1
                 }
-                seen.address = server.address.or(seen.address);
-                seen.tls = server.tls.or(seen.tls);
-                seen.cert = server.cert.clone().or(seen.cert);
-                seen
-            })
-            .collect();
+            };
+            let seen = &mut next.seen[index].1;
+            if server.up(&report.expected_steps) {
+                seen.last_success = Some(report.finished());
+            }
+            seen.address = server.address.or(seen.address);
+            seen.tls = server.tls.or(seen.tls);
+            seen.cert = server.cert.clone().or(seen.cert.take());
+        }
         if step_histograms {
             next.observe(&report);
         }
