@@ -13,7 +13,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
 
-use crate::probe::{Origin, Server};
+use crate::probe::{Host, Origin, Server};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9523";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -148,7 +148,7 @@ pub struct TlsSettings {
     /// Trust anchors from `ca_file`; `None` means the system roots.
     pub ca_certs: Option<Vec<CertificateDer<'static>>>,
     /// SNI and verification name; `None` means the server's host.
-    pub server_name: Option<String>,
+    pub server_name: Option<ServerName<'static>>,
     pub client_auth: Option<ClientIdentity>,
 }
 
@@ -342,19 +342,21 @@ pub struct AdHocTarget {
     pub dns_servers: Vec<String>,
 }
 
-/// Where each checked field comes from on the command line, for error messages.
-const AD_HOC_FLAGS: [(&str, &str); 10] = [
-    ("targets[0].tls.server_name", "--server-name"),
-    ("targets[0].tls.ca_file", "--ca-file"),
-    ("targets[0].tls", "--ca-file/--tls-mode"),
-    ("targets[0].server_address", "--server"),
-    ("targets[0].secret_file", "--secret-file"),
-    ("targets[0].component", "--component"),
-    ("targets[0].interval", "--timeout"),
-    ("targets[0].timeout", "--timeout"),
-    ("targets[0].domain", "--domain"),
-    ("dns.nameservers", "--dns-server"),
-];
+/// The flag that sets a field of the ad-hoc target, so that a problem names what was typed.
+fn ad_hoc_flag(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "targets[0].domain" => "--domain",
+        "targets[0].server_address" => "--server",
+        "targets[0].component" => "--component",
+        "targets[0].secret_file" => "--secret-file",
+        "targets[0].interval" | "targets[0].timeout" => "--timeout",
+        "targets[0].tls" => "--ca-file/--tls-mode",
+        "targets[0].tls.ca_file" => "--ca-file",
+        "targets[0].tls.server_name" => "--server-name",
+        nameserver if nameserver.starts_with("dns.nameservers[") => "--dns-server",
+        _ => return None,
+    })
+}
 
 impl AdHocTarget {
     /// The one-target configuration these flags describe; `None` without `--domain`.
@@ -391,8 +393,7 @@ impl AdHocTarget {
             metrics: MetricsConfig::default(),
             targets: vec![target],
         };
-        Some(raw.validate().map_err(|problems| {
-            let mut problems: Vec<String> = problems.into_iter().map(name_flag).collect();
+        Some(raw.validate_as(Some(ad_hoc_flag)).map_err(|mut problems| {
             // --timeout is both interval and timeout: one message is enough.
             problems.dedup();
             ConfigError::Invalid {
@@ -403,29 +404,21 @@ impl AdHocTarget {
     }
 }
 
-/// A problem found in an ad-hoc target, naming the flag instead of the config field.
-fn name_flag(problem: String) -> String {
-    AD_HOC_FLAGS
-        .iter()
-        .find_map(|(field, flag)| {
-            let rest = problem.strip_prefix(field)?;
-            let rest = rest
-                .strip_prefix('[')
-                .map_or(rest, |r| r.split_once(']').map_or(r, |(_, after)| after));
-            Some(format!("{flag}{rest}"))
-        })
-        .unwrap_or(problem)
-}
-
 /// Collects problems with their field paths while the raw config is checked.
 #[derive(Default)]
 struct Checker {
     problems: Vec<String>,
     warnings: Vec<String>,
+    /// What a field is called where it came from, when not in a file (a command-line flag).
+    rename: Option<fn(&str) -> Option<&'static str>>,
 }
 
 impl Checker {
     fn problem(&mut self, field: &str, message: impl fmt::Display) {
+        let field = self
+            .rename
+            .and_then(|rename| rename(field))
+            .unwrap_or(field);
         self.problems.push(format!("{field}: {message}"));
     }
 
@@ -478,7 +471,18 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 
 impl RawConfig {
     fn validate(self) -> Result<Config, Vec<String>> {
-        let mut check = Checker::default();
+        self.validate_as(None)
+    }
+
+    /// Checks, naming each field as `rename` says (its path in the file when `None`).
+    fn validate_as(
+        self,
+        rename: Option<fn(&str) -> Option<&'static str>>,
+    ) -> Result<Config, Vec<String>> {
+        let mut check = Checker {
+            rename,
+            ..Checker::default()
+        };
 
         let listen = self
             .listen_address
@@ -723,15 +727,17 @@ impl RawTls {
                 }
             }
         });
-        let server_name = non_empty(&self.server_name).map(normalise_host);
-        if let Some(name) = &server_name {
-            if ServerName::try_from(name.as_str()).is_err() {
+        let server_name = non_empty(&self.server_name).and_then(|text| {
+            let name = normalise_host(text);
+            let parsed = ServerName::try_from(name.clone()).ok();
+            if parsed.is_none() {
                 check.problem(
                     &format!("{field}.server_name"),
                     format!("{name:?} is not a DNS name or IP address"),
                 );
             }
-        }
+            parsed
+        });
         let client_auth = match (
             non_empty(&self.client_cert_file),
             non_empty(&self.client_key_file),
@@ -818,16 +824,16 @@ fn parse_server_address(text: &str) -> Result<ServerSource, String> {
         format!("{text:?} is not \"host\", \"host:port\", \"ip\" or \"[ipv6]:port\" (empty means SRV lookup)")
     };
     let fixed =
-        |host: String, port: u16| ServerSource::Static(Server::new(host, port, Origin::Static));
+        |host: Host, port: u16| ServerSource::Static(Server::new(host, port, Origin::Static));
     if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(fixed(addr.ip().to_string(), addr.port()));
+        return Ok(fixed(Host::Ip(addr.ip()), addr.port()));
     }
     if let Ok(ip) = text
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<IpAddr>()
     {
-        return Ok(fixed(ip.to_string(), CMS_COMPONENT_PORT));
+        return Ok(fixed(Host::Ip(ip), CMS_COMPONENT_PORT));
     }
     let (host, port) = match text.rsplit_once(':') {
         Some((host, port)) => (
@@ -843,7 +849,7 @@ fn parse_server_address(text: &str) -> Result<ServerSource, String> {
     if !is_dns_name(&host) {
         return Err(bad());
     }
-    Ok(fixed(host, port))
+    Ok(fixed(Host::Name(host), port))
 }
 
 #[cfg(test)]
@@ -887,8 +893,9 @@ targets:
 
     #[test]
     fn server_address_forms() {
-        let fixed =
-            |host: &str, port| ServerSource::Static(Server::new(host, port, Origin::Static));
+        let fixed = |host: &str, port| {
+            ServerSource::Static(Server::new(Host::parse(host), port, Origin::Static))
+        };
         let cases = [
             ("", ServerSource::Srv),
             ("xmpp.example.com", fixed("xmpp.example.com", 5223)),

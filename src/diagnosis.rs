@@ -51,7 +51,7 @@ pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&Server>
     let domain = &target.domain;
     let component = &target.component;
     let srv_name = format!("_xmpp-component._tcp.{domain}");
-    let host = server.map_or(domain.as_str(), Server::host);
+    let host = server.map_or_else(|| domain.clone(), |s| s.host().to_string());
     let port = server.map_or(CMS_COMPONENT_PORT, Server::port);
     match (step, reason) {
         (Step::Srv, Reason::Nxdomain | Reason::NoRecords) => format!(

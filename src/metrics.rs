@@ -817,8 +817,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::probe::{
-        CertFacts, Failure, NameCoverage, NameRole, Reason, Server, ServerReport, Step, StepRecord,
-        TlsFacts,
+        CertFacts, Failure, Host, NameCoverage, NameRole, Reason, Server, ServerReport, Step,
+        StepRecord, TlsFacts,
     };
 
     fn target() -> Arc<Target> {
@@ -843,7 +843,7 @@ mod tests {
 
     fn healthy_server(host: &str, priority: u16) -> ServerReport {
         let server = Server::new(
-            host,
+            Host::Name(host.into()),
             5223,
             Origin::Srv {
                 priority,

@@ -20,8 +20,10 @@ pub struct CertInput<'a> {
     pub chain: &'a [CertificateDer<'static>],
     pub verdict: &'a Result<(), rustls::Error>,
     pub verifier: &'a WebPkiServerVerifier,
+    /// The XMPP domain, a DNS name.
     pub domain: &'a str,
-    pub fqdn: &'a str,
+    /// The server's name as TLS verified it: its FQDN (or `tls.server_name`), or an address.
+    pub fqdn: &'a ServerName<'static>,
 }
 
 /// A subject alternative name as it matters for matching.
@@ -59,11 +61,11 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         NameCoverage {
             role: NameRole::Domain,
             name: input.domain.to_owned(),
-            covered: covers(&sans, input.domain),
+            covered: covers_dns(&sans, input.domain),
         },
         NameCoverage {
             role: NameRole::Fqdn,
-            name: input.fqdn.to_owned(),
+            name: input.fqdn.to_str().into_owned(),
             covered: covers(&sans, input.fqdn),
         },
     ];
@@ -139,13 +141,10 @@ fn chain_trusted(input: &CertInput<'_>, leaf: &X509Certificate<'_>) -> bool {
         leaf.validity().not_after.timestamp(),
     );
     let middle = from.saturating_add(until.saturating_sub(from) / 2).max(0) as u64;
-    let Ok(name) = ServerName::try_from(input.fqdn.to_owned()) else {
-        return false;
-    };
     let result = input.verifier.verify_server_cert(
         &input.chain[0],
         &input.chain[1..],
-        &name,
+        input.fqdn,
         &[],
         UnixTime::since_unix_epoch(Duration::from_secs(middle)),
     );
@@ -191,13 +190,20 @@ impl std::fmt::Display for San {
     }
 }
 
-/// RFC 6125: names compare case-insensitively; `*` only as the whole left-most label, matching
-/// exactly one label and never the apex nor a public suffix-like single label; IP SANs match
-/// only IP addresses.
-pub fn covers(sans: &[San], name: &str) -> bool {
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return sans.contains(&San::Ip(ip));
+/// Whether the SANs cover the name TLS verified: an address only by an IP SAN, a DNS name as
+/// [`covers_dns`] says.
+pub fn covers(sans: &[San], name: &ServerName<'_>) -> bool {
+    match name {
+        ServerName::IpAddress(ip) => sans.contains(&San::Ip(IpAddr::from(*ip))),
+        ServerName::DnsName(dns) => covers_dns(sans, dns.as_ref()),
+        _ => false,
     }
+}
+
+/// RFC 6125: names compare case-insensitively; `*` only as the whole left-most label, matching
+/// exactly one label and never the apex nor a public suffix-like single label; IP SANs never
+/// match a name.
+pub fn covers_dns(sans: &[San], name: &str) -> bool {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     sans.iter().any(|san| match san {
         San::Dns(pattern) => dns_matches(pattern.trim_end_matches('.'), &name),
@@ -256,19 +262,19 @@ mod tests {
     #[test]
     fn exact_names_match_case_insensitively() {
         let sans = dns(&["xmpp.Example.com"]);
-        assert!(covers(&sans, "XMPP.example.COM"));
-        assert!(covers(&sans, "xmpp.example.com."));
-        assert!(!covers(&sans, "example.com"));
+        assert!(covers_dns(&sans, "XMPP.example.COM"));
+        assert!(covers_dns(&sans, "xmpp.example.com."));
+        assert!(!covers_dns(&sans, "example.com"));
     }
 
     #[test]
     fn wildcard_covers_one_label_only_never_the_apex() {
         let sans = dns(&["*.example.com"]);
-        assert!(covers(&sans, "xmpp.example.com"));
-        assert!(covers(&sans, "XMPP.EXAMPLE.COM"));
-        assert!(!covers(&sans, "example.com"));
-        assert!(!covers(&sans, "a.b.example.com"));
-        assert!(!covers(&sans, "xmppexample.com"));
+        assert!(covers_dns(&sans, "xmpp.example.com"));
+        assert!(covers_dns(&sans, "XMPP.EXAMPLE.COM"));
+        assert!(!covers_dns(&sans, "example.com"));
+        assert!(!covers_dns(&sans, "a.b.example.com"));
+        assert!(!covers_dns(&sans, "xmppexample.com"));
     }
 
     #[test]
@@ -280,9 +286,12 @@ mod tests {
             "*.com",
             "**.example.com",
         ] {
-            assert!(!covers(&dns(&[pattern]), "xmpp.example.com"), "{pattern}");
+            assert!(
+                !covers_dns(&dns(&[pattern]), "xmpp.example.com"),
+                "{pattern}"
+            );
         }
-        assert!(!covers(&dns(&["*.com"]), "example.com"));
+        assert!(!covers_dns(&dns(&["*.com"]), "example.com"));
     }
 
     #[test]
@@ -291,12 +300,16 @@ mod tests {
             San::Ip("127.0.0.1".parse().unwrap()),
             San::Dns("127.0.0.2".into()),
         ];
-        assert!(covers(&sans, "127.0.0.1"));
+        let ip = |text: &str| ServerName::from(text.parse::<IpAddr>().unwrap());
+        assert!(covers(&sans, &ip("127.0.0.1")));
         assert!(
-            !covers(&sans, "127.0.0.2"),
+            !covers(&sans, &ip("127.0.0.2")),
             "a DNS SAN must not match an IP"
         );
-        assert!(!covers(&dns(&["localhost"]), "127.0.0.1"));
+        assert!(!covers(&dns(&["localhost"]), &ip("127.0.0.1")));
+        let name = ServerName::try_from("xmpp.example.com").unwrap();
+        assert!(covers(&dns(&["*.example.com"]), &name));
+        assert!(!covers(&sans, &name));
     }
 
     #[test]

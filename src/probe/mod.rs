@@ -20,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustls::pki_types::{InvalidDnsNameError, ServerName};
 use rustls::{CipherSuite, ProtocolVersion};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
@@ -215,21 +216,52 @@ pub enum Origin {
     Static,
 }
 
-/// Where an XMPP server listens: FQDN (lowercase, no trailing dot) or IP literal, and port.
-/// What identifies a server across probes (its SRV priority and weight may change).
+/// A server's host: a DNS name (lowercase, without the trailing dot) or an IP address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Host {
+    Name(String),
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// An address where the text is one, a name otherwise: decided once, where it is read.
+    pub fn parse(text: &str) -> Host {
+        text.parse()
+            .map_or_else(|_| Host::Name(text.to_owned()), Host::Ip)
+    }
+
+    /// The name TLS sends (SNI) and verifies the certificate against.
+    pub fn server_name(&self) -> Result<ServerName<'static>, InvalidDnsNameError> {
+        match self {
+            Host::Ip(ip) => Ok(ServerName::from(*ip)),
+            Host::Name(name) => ServerName::try_from(name.clone()),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(name) => f.write_str(name),
+            Host::Ip(ip) => ip.fmt(f),
+        }
+    }
+}
+
+/// Where an XMPP server listens. What identifies a server across probes (its SRV priority
+/// and weight may change).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Endpoint {
-    pub host: String,
+    pub host: Host,
     pub port: u16,
 }
 
-/// The value of the `server` label: `host:port`, `[v6]:port` for an IPv6 literal.
+/// The value of the `server` label: `host:port`, `[v6]:port` for an IPv6 address.
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+        match &self.host {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            host => write!(f, "{host}:{}", self.port),
         }
     }
 }
@@ -248,17 +280,14 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn new(host: impl Into<String>, port: u16, origin: Origin) -> Server {
+    pub fn new(host: Host, port: u16, origin: Origin) -> Server {
         Server {
-            endpoint: Endpoint {
-                host: host.into(),
-                port,
-            },
+            endpoint: Endpoint { host, port },
             origin,
         }
     }
 
-    pub fn host(&self) -> &str {
+    pub fn host(&self) -> &Host {
         &self.endpoint.host
     }
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hickory_resolver::TokioResolver;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -159,25 +158,20 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
         converse(probe, &mut report, tcp, deadline).await;
         return report;
     };
-    let name = probe
-        .target
-        .tls
-        .server_name
-        .clone()
-        .unwrap_or_else(|| server.host().to_owned());
-    let handshake = async {
-        let server_name = ServerName::try_from(name.clone()).map_err(|e| {
-            Failure::new(
-                Reason::TlsHandshake,
-                format!("{name:?} cannot be a TLS server name: {e}"),
-            )
-        })?;
-        tls.handshake(tcp, server_name).await
+    let name = match &probe.target.tls.server_name {
+        Some(name) => Ok(name.clone()),
+        None => server.host().server_name().map_err(|e| {
+            let detail = format!("{} cannot be a TLS server name: {e}", server.host());
+            Failure::new(Reason::TlsHandshake, detail)
+        }),
     };
+    let handshake = async { tls.handshake(tcp, name.clone()?).await };
     let Some(outcome) = report.run(Step::Tls, deadline, handshake).await else {
         return report;
     };
     report.tls = outcome.facts;
+    // The handshake ran, so the name was one.
+    let Ok(name) = name else { return report };
 
     let inspected = Instant::now();
     let (facts, verdict) = cert::inspect(&CertInput {

@@ -4,13 +4,14 @@ use std::net::IpAddr;
 
 use hickory_resolver::TokioResolver;
 
-use super::{dns, Failure, Reason};
+use super::{dns, Failure, Host, Reason};
 
-/// An IP literal needs no lookup; a name is looked up absolutely, AAAA first.
-pub async fn lookup(resolver: &TokioResolver, host: &str) -> Result<Vec<IpAddr>, Failure> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![ip]);
-    }
+/// An IP address needs no lookup; a name is looked up absolutely, AAAA first.
+pub async fn lookup(resolver: &TokioResolver, host: &Host) -> Result<Vec<IpAddr>, Failure> {
+    let host = match host {
+        Host::Ip(ip) => return Ok(vec![*ip]),
+        Host::Name(name) => name,
+    };
     let name = dns::absolute(host);
     let answer = resolver
         .lookup_ip(name.as_str())

@@ -3,7 +3,7 @@
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
 
-use super::{dns, Failure, Origin, Reason, Server};
+use super::{dns, Failure, Host, Origin, Reason, Server};
 use crate::config::normalise_host;
 
 pub fn service_name(domain: &str) -> String {
@@ -43,7 +43,7 @@ pub async fn lookup(resolver: &TokioResolver, domain: &str) -> Result<Vec<Server
     let mut servers: Vec<Server> = Vec::with_capacity(records.len());
     for record in records {
         let server = Server::new(
-            normalise_host(&record.target.to_ascii()),
+            Host::parse(&normalise_host(&record.target.to_ascii())),
             record.port,
             Origin::Srv {
                 priority: record.priority,

@@ -309,6 +309,30 @@ async fn wildcard_and_uppercase_sans_are_matched_like_rfc_6125() {
 }
 
 #[tokio::test]
+async fn an_ip_address_server_is_verified_against_an_ip_san() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.pki.leaf(&[DOMAIN, "127.0.0.1"], Validity::Good);
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let address = format!("127.0.0.1:{}", one.addr().port());
+    let exporter = lab.exporter(&[lab.target("t", &address, "")]).await;
+    let scrape = exporter
+        .wait("the address server up", |s| {
+            s.value(&SERVER_UP, &[("server", &address)]) == Some(1.0)
+        })
+        .await;
+    let fqdn = [
+        ("server", address.as_str()),
+        ("role", "fqdn"),
+        ("name", "127.0.0.1"),
+    ];
+    assert_eq!(scrape.value(&CERT_SAN_COVERED, &fqdn), Some(1.0));
+    // An address is sent no SNI (RFC 6066) and needs no lookup.
+    assert_eq!(one.stats().sni.first().cloned(), Some(None));
+    assert_eq!(lab.dns.queries("127.0.0.1", "A"), 0);
+    exporter.stop().await;
+}
+
+#[tokio::test]
 async fn mutual_tls_presents_the_configured_client_certificate() {
     let lab = Lab::new(base_zone()).await;
     let client_ca = Pki::new("client CA");
