@@ -22,7 +22,7 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::time::Instant;
 
 use crate::diagnosis::{render_text, Style};
-use crate::metrics::{Exposition, TextRenderer};
+use crate::metrics::{self, Exposition};
 use crate::store::{ConfigStatus, Store};
 use crate::supervisor::Supervisor;
 
@@ -35,18 +35,11 @@ const HTML: &str = "text/html; charset=utf-8";
 /// Scrapes within this moment share one rendering: Prometheus pairs, a person with curl.
 const RENDER_FRESH_FOR: Duration = Duration::from_secs(1);
 
-/// `/metrics` rendered at most once per moment, on a blocking thread so that a large
+/// `/metrics` rendered at most once per moment, on the blocking thread so that a large
 /// exposition never holds up a probe, and one rendering at a time however many scrapes wait.
 pub struct Renderer {
     store: Arc<Store>,
-    cache: Mutex<Cache>,
-}
-
-#[derive(Default)]
-struct Cache {
-    last: Option<Rendered>,
-    /// Keeps each target's text between renderings; taken by the one rendering under way.
-    text: TextRenderer,
+    last: Mutex<Option<Rendered>>,
 }
 
 struct Rendered {
@@ -62,35 +55,30 @@ impl Renderer {
     pub fn new(store: Arc<Store>) -> Renderer {
         Renderer {
             store,
-            cache: Mutex::default(),
+            last: Mutex::new(None),
         }
     }
 
     /// The exposition, gzip-compressed when `gzip`.
     pub async fn render(&self, gzip: bool) -> Result<Bytes, tokio::task::JoinError> {
-        let mut cache = self.cache.lock().await;
+        let mut last = self.last.lock().await;
         let config = self.store.config();
-        let fresh = cache
-            .last
+        let fresh = last
             .as_ref()
             .is_some_and(|r| r.at.elapsed() < RENDER_FRESH_FOR && r.config == config);
         if !fresh {
             let snapshot = self.store.snapshot();
-            let mut text = std::mem::take(&mut cache.text);
-            let (plain, text) = tokio::task::spawn_blocking(move || {
-                let plain = Bytes::from(text.render(&snapshot));
-                (plain, text)
-            })
-            .await?;
-            cache.text = text;
-            cache.last = Some(Rendered {
+            let plain =
+                tokio::task::spawn_blocking(move || Bytes::from(metrics::render(&snapshot)))
+                    .await?;
+            *last = Some(Rendered {
                 at: Instant::now(),
                 config,
                 plain,
                 gzip: None,
             });
         }
-        let rendered = cache.last.as_mut().expect("rendered above");
+        let rendered = last.as_mut().expect("rendered above");
         if !gzip {
             return Ok(rendered.plain.clone());
         }

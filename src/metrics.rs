@@ -635,6 +635,10 @@ impl Sink for TextSink<'_> {
 
 /// The text format's escapes: `\` and newline always, `"` inside label values.
 fn escape_into(out: &mut String, text: &str, quotes: bool) {
+    let special = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
+    if !text.bytes().any(special) {
+        return out.push_str(text);
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -662,13 +666,15 @@ fn header(out: &mut String, def: &MetricDef) {
 
 /// One target's series as text: one string, and where each family's lines end in it (in the
 /// order of [`ALL`]).
+#[derive(Default)]
 pub struct TargetText {
     text: String,
     ends: [usize; ALL.len()],
 }
 
 impl TargetText {
-    fn new(state: &TargetState) -> TargetText {
+    /// The text of `state` (whose own `text` it does not read).
+    pub fn new(state: &TargetState) -> TargetText {
         let mut text = String::new();
         let mut ends = [0; ALL.len()];
         for (end, def) in ends.iter_mut().zip(ALL) {
@@ -694,48 +700,31 @@ impl TargetText {
     }
 }
 
-/// Renders snapshots as text, writing a target's lines only when its state has changed since
-/// the last rendering (each report replaces the state, an immutable `Arc`).
-#[derive(Default)]
-pub struct TextRenderer {
-    last: Vec<(Arc<TargetState>, Arc<TargetText>)>,
-}
-
-impl TextRenderer {
-    pub fn render(&mut self, snapshot: &Snapshot) -> Vec<u8> {
-        // Targets keep their order (the config's) until a reload, so the last rendering is
-        // matched by position.
-        let texts: Vec<(Arc<TargetState>, Arc<TargetText>)> = snapshot
-            .targets
-            .iter()
-            .enumerate()
-            .map(|(i, state)| match self.last.get(i) {
-                Some((seen, text)) if Arc::ptr_eq(seen, state) => (seen.clone(), text.clone()),
-                _ => (state.clone(), Arc::new(TargetText::new(state))),
-            })
-            .collect();
-        let size: usize = texts.iter().map(|(_, t)| t.text.len()).sum();
-        let mut out = String::with_capacity(size + 8 * 1024);
-        for (index, def) in ALL.into_iter().enumerate() {
-            let start = out.len();
-            header(&mut out, def);
-            let body = out.len();
-            match def.source {
-                Source::Exporter(series) => {
-                    series(&mut TextSink { def, out: &mut out }, &snapshot.config)
-                }
-                Source::Target(_) => texts
-                    .iter()
-                    .for_each(|(_, text)| out.push_str(text.family(index))),
+/// The text exposition of a snapshot: each target's text, written when its report was
+/// recorded, put together family by family. A scrape costs a copy of the bytes.
+pub fn render(snapshot: &Snapshot) -> Vec<u8> {
+    let size: usize = snapshot.targets.iter().map(|t| t.text.text.len()).sum();
+    let mut out = String::with_capacity(size + 8 * 1024);
+    for (index, def) in ALL.into_iter().enumerate() {
+        let start = out.len();
+        header(&mut out, def);
+        let body = out.len();
+        match def.source {
+            Source::Exporter(series) => {
+                series(&mut TextSink { def, out: &mut out }, &snapshot.config)
             }
-            // A family without series has no header either, as the encoder does.
-            if out.len() == body {
-                out.truncate(start);
+            Source::Target(_) => {
+                for state in &snapshot.targets {
+                    out.push_str(state.text.family(index));
+                }
             }
         }
-        self.last = texts;
-        out.into_bytes()
+        // A family without series has no header either, as the encoder does.
+        if out.len() == body {
+            out.truncate(start);
+        }
     }
+    out.into_bytes()
 }
 
 /// The series of a snapshot.
@@ -1173,7 +1162,7 @@ mod tests {
             },
             step_histograms: true,
         };
-        let text = String::from_utf8(TextRenderer::default().render(&snapshot)).unwrap();
+        let text = String::from_utf8(render(&snapshot)).unwrap();
         for line in [
             "# TYPE cms_xmpp_probe_success gauge",
             "# TYPE cms_xmpp_probes_total counter",
@@ -1236,18 +1225,11 @@ mod tests {
         };
         let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
         assert!(reference(&snapshot).contains(r#"subject="CN=\"quoted\" \\ back\nslash""#));
-        assert_eq!(
-            text(TextRenderer::default().render(&snapshot)),
-            reference(&snapshot)
-        );
-
-        // A renderer that keeps the text of unchanged targets writes the same.
-        let mut renderer = TextRenderer::default();
-        assert_eq!(text(renderer.render(&snapshot)), reference(&snapshot));
+        assert_eq!(text(render(&snapshot)), reference(&snapshot));
+        // A new report rewrites that target's text: the rendering follows.
         let replaced =
             snapshot.targets[1].after(report(vec![healthy_server("xmpp.example.fr", 10)]), true);
         snapshot.targets[1] = Arc::new(replaced);
-        assert_eq!(text(renderer.render(&snapshot)), reference(&snapshot));
-        assert_eq!(text(renderer.render(&snapshot)), reference(&snapshot));
+        assert_eq!(text(render(&snapshot)), reference(&snapshot));
     }
 }

@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use prometheus::{Histogram, HistogramOpts};
 
 use crate::config::Target;
+use crate::metrics::TargetText;
 use crate::probe::{CertFacts, Endpoint, Reason, Step, TargetReport, TlsFacts};
 
 /// How many past outcomes the status page shows per target.
@@ -58,11 +59,14 @@ pub struct TargetState {
     pub seen: Vec<(Endpoint, Seen)>,
     /// Per server and step; empty unless `metrics.step_histograms` is on.
     pub histograms: BTreeMap<(Option<Endpoint>, Step), Histogram>,
+    /// The state's series as exposition text, written once per report so that a scrape only
+    /// puts the targets' texts together.
+    pub text: Arc<TargetText>,
 }
 
 impl TargetState {
     pub fn new(target: Arc<Target>) -> TargetState {
-        TargetState {
+        let mut state = TargetState {
             target,
             latest: None,
             history: VecDeque::with_capacity(HISTORY),
@@ -70,7 +74,10 @@ impl TargetState {
             failures: BTreeMap::new(),
             seen: Vec::new(),
             histograms: BTreeMap::new(),
-        }
+            text: Arc::default(),
+        };
+        state.text = Arc::new(TargetText::new(&state));
+        state
     }
 
     /// What is remembered of a server.
@@ -129,6 +136,7 @@ impl TargetState {
         });
         next.history.truncate(HISTORY);
         next.latest = Some(Arc::new(report));
+        next.text = Arc::new(TargetText::new(&next));
         next
     }
 
@@ -202,16 +210,28 @@ impl Store {
     /// Records a report of `target`; returns the report it replaces (if any) and the new
     /// one. A report of a target that a reload replaced (another `Arc`) is dropped: `None`.
     pub fn record(&self, target: &Arc<Target>, report: TargetReport) -> Option<Recorded> {
+        // Only the target's own loop records it, so the state read here is still the one to
+        // replace below; the new one (its text included) is made without holding the lock.
+        let (state, histograms) = {
+            let inner = self.inner.read().expect("store lock");
+            let state = inner
+                .targets
+                .iter()
+                .find(|s| Arc::ptr_eq(&s.target, target))?;
+            (state.clone(), inner.step_histograms)
+        };
+        let next = Arc::new(state.after(report, histograms));
+        let current = next.latest.clone()?;
         let mut inner = self.inner.write().expect("store lock");
-        let histograms = inner.step_histograms;
-        let state = inner
+        let slot = inner
             .targets
             .iter_mut()
             .find(|s| Arc::ptr_eq(&s.target, target))?;
-        let previous = state.latest.clone();
-        *state = Arc::new(state.after(report, histograms));
-        let current = state.latest.clone()?;
-        Some(Recorded { previous, current })
+        *slot = next;
+        Some(Recorded {
+            previous: state.latest.clone(),
+            current,
+        })
     }
 
     pub fn config_loaded(&self, ok: bool) {
