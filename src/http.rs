@@ -2,7 +2,6 @@
 //! `/-/healthy`, `/-/ready` and `POST /-/reload` for orchestration.
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::diagnosis::{render_text, Style};
 use crate::metrics::{self, Exposition};
-use crate::store::{ConfigStatus, Store};
+use crate::store::{ConfigStatus, Snapshot, Store};
 use crate::supervisor::Supervisor;
 
 /// A scraper or two and a person; more than this is a misbehaving client.
@@ -37,6 +36,8 @@ const RENDER_FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// `/metrics` rendered at most once per moment, on the blocking thread so that a large
 /// exposition never holds up a probe, and one rendering at a time however many scrapes wait.
+/// Plain text and gzip are each made from the same snapshot when first asked for: Prometheus
+/// only ever asks for gzip, which is written from the targets' texts without a plain copy.
 pub struct Renderer {
     store: Arc<Store>,
     last: Mutex<Option<Rendered>>,
@@ -46,8 +47,8 @@ struct Rendered {
     at: Instant,
     /// A reload shows at once, whatever the age of the rendering.
     config: ConfigStatus,
-    plain: Bytes,
-    /// Compressed on the first scrape that asks for it.
+    snapshot: Snapshot,
+    plain: Option<Bytes>,
     gzip: Option<Bytes>,
 }
 
@@ -67,35 +68,40 @@ impl Renderer {
             .as_ref()
             .is_some_and(|r| r.at.elapsed() < RENDER_FRESH_FOR && r.config == config);
         if !fresh {
-            let snapshot = self.store.snapshot();
-            let plain =
-                tokio::task::spawn_blocking(move || Bytes::from(metrics::render(&snapshot)))
-                    .await?;
             *last = Some(Rendered {
                 at: Instant::now(),
                 config,
-                plain,
+                snapshot: self.store.snapshot(),
+                plain: None,
                 gzip: None,
             });
         }
-        let rendered = last.as_mut().expect("rendered above");
-        if !gzip {
-            return Ok(rendered.plain.clone());
+        let rendered = last.as_mut().expect("set above");
+        let (cached, make): (_, fn(&Snapshot) -> Bytes) = if gzip {
+            (&mut rendered.gzip, compress)
+        } else {
+            (&mut rendered.plain, |snapshot| {
+                Bytes::from(metrics::render(snapshot))
+            })
+        };
+        if cached.is_none() {
+            let snapshot = rendered.snapshot.clone();
+            *cached = Some(tokio::task::spawn_blocking(move || make(&snapshot)).await?);
         }
-        if rendered.gzip.is_none() {
-            let plain = rendered.plain.clone();
-            rendered.gzip = Some(tokio::task::spawn_blocking(move || compress(&plain)).await?);
-        }
-        Ok(rendered.gzip.clone().expect("compressed above"))
+        Ok(cached.clone().expect("made above"))
     }
 }
 
-fn compress(plain: &[u8]) -> Bytes {
-    // The fastest level: exposition text shrinks about tenfold even so.
-    let mut encoder = GzEncoder::new(Vec::with_capacity(plain.len() / 8), Compression::fast());
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(plain);
-    Bytes::from(encoder.finish().unwrap_or_default())
+fn compress(snapshot: &Snapshot) -> Bytes {
+    // The fastest level: exposition text shrinks more than tenfold even so. The buffer
+    // gathers the many small writes of the targets' texts.
+    let encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, encoder);
+    let written = metrics::write(snapshot, &mut buffered)
+        .and_then(|()| buffered.into_inner().map_err(|e| e.into_error()))
+        .and_then(GzEncoder::finish);
+    // Writing into memory cannot fail.
+    Bytes::from(written.unwrap_or_default())
 }
 
 /// Whether the client takes gzip (`Accept-Encoding: gzip`, not `gzip;q=0`).

@@ -701,30 +701,51 @@ impl TargetText {
 }
 
 /// The text exposition of a snapshot: each target's text, written when its report was
-/// recorded, put together family by family. A scrape costs a copy of the bytes.
-pub fn render(snapshot: &Snapshot) -> Vec<u8> {
-    let size: usize = snapshot.targets.iter().map(|t| t.text.text.len()).sum();
-    let mut out = String::with_capacity(size + 8 * 1024);
+/// recorded, put together family by family into `out` (a buffer, or a compressor).
+pub fn write(snapshot: &Snapshot, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut lines = String::new();
     for (index, def) in ALL.into_iter().enumerate() {
-        let start = out.len();
-        header(&mut out, def);
-        let body = out.len();
-        match def.source {
+        lines.clear();
+        let targets = match def.source {
             Source::Exporter(series) => {
-                series(&mut TextSink { def, out: &mut out }, &snapshot.config)
+                series(
+                    &mut TextSink {
+                        def,
+                        out: &mut lines,
+                    },
+                    &snapshot.config,
+                );
+                false
             }
-            Source::Target(_) => {
-                for state in &snapshot.targets {
-                    out.push_str(state.text.family(index));
-                }
-            }
-        }
+            Source::Target(_) => snapshot
+                .targets
+                .iter()
+                .any(|state| !state.text.family(index).is_empty()),
+        };
         // A family without series has no header either, as the encoder does.
-        if out.len() == body {
-            out.truncate(start);
+        if lines.is_empty() && !targets {
+            continue;
+        }
+        let mut head = String::new();
+        header(&mut head, def);
+        out.write_all(head.as_bytes())?;
+        out.write_all(lines.as_bytes())?;
+        if targets {
+            for state in &snapshot.targets {
+                out.write_all(state.text.family(index).as_bytes())?;
+            }
         }
     }
-    out.into_bytes()
+    Ok(())
+}
+
+/// The text exposition of a snapshot, as bytes.
+pub fn render(snapshot: &Snapshot) -> Vec<u8> {
+    let size: usize = snapshot.targets.iter().map(|t| t.text.text.len()).sum();
+    let mut out = Vec::with_capacity(size + 8 * 1024);
+    // Writing into a Vec cannot fail.
+    let _ = write(snapshot, &mut out);
+    out
 }
 
 /// The series of a snapshot.
