@@ -137,11 +137,7 @@ async fn measure(targets: usize) -> Row {
         })
     };
     let (one, two) = (peer().await, peer().await);
-    lab.dns.set_zone(
-        base_zone()
-            .srv(SRV_NAME, 10, 60, one.addr().port(), XMPP1)
-            .srv(SRV_NAME, 20, 40, two.addr().port(), XMPP2),
-    );
+    lab.publish_srv(&one, &two);
     let config: Vec<String> = (0..targets)
         .map(|i| {
             lab.timed_target(&format!("cms-{i:04}"), "", "15s", "5s", "")

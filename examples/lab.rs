@@ -18,7 +18,7 @@ use clap::{Parser, ValueEnum};
 use cms_xmpp_exporter::config::Config;
 use cms_xmpp_exporter::{error_chain, run};
 use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
-use support::exporter::{base_zone, server, Lab, COMPONENT, DOMAIN, SRV_NAME, XMPP1, XMPP2};
+use support::exporter::{base_zone, server, Lab, COMPONENT, DOMAIN, XMPP1};
 use support::pki::{Leaf, Validity};
 
 #[derive(Parser)]
@@ -51,14 +51,8 @@ async fn main() -> std::process::ExitCode {
         .init();
 
     let lab = Lab::new(base_zone()).await;
-    let good = lab.good_leaf();
-    let first = lab.tls_server(&good, Behaviour::Normal).await;
-    let second = lab.tls_server(&good, Behaviour::Normal).await;
-    lab.dns.set_zone(
-        base_zone()
-            .srv(SRV_NAME, 10, 60, first.addr().port(), XMPP1)
-            .srv(SRV_NAME, 20, 40, second.addr().port(), XMPP2),
-    );
+    // Kept for as long as the lab runs.
+    let _servers = lab.two_srv_servers().await;
     let single = faulty_server(&lab, args.fault).await;
     let targets = [
         lab.timed_target("lab-srv", "", "5s", "2s", ""),

@@ -863,17 +863,11 @@ mod tests {
         );
         ServerReport {
             server,
-            steps: [
-                Step::Resolve,
-                Step::Connect,
-                Step::Tls,
-                Step::Cert,
-                Step::Stream,
-                Step::Handshake,
-            ]
-            .into_iter()
-            .map(|step| ok(step, 1500))
-            .collect(),
+            steps: Step::ALL[1..]
+                .iter()
+                .copied()
+                .map(|step| ok(step, 1500))
+                .collect(),
             addresses: vec!["192.0.2.1".parse().unwrap()],
             address: Some("192.0.2.1:5223".parse().unwrap()),
             tls: Some(TlsFacts {

@@ -1,19 +1,12 @@
 //! What `/metrics` costs and how it is served: the series budget of a healthy target, gzip,
 //! and the opt-in step histograms.
 
-use crate::support::component::{Behaviour, ComponentServer};
+use crate::support::component::ComponentServer;
 use crate::support::exporter::*;
 
 /// Two TLS servers behind SRV, and an exporter probing them as target `cms-london`.
 async fn two_servers(lab: &Lab, settings: &str) -> (ComponentServer, ComponentServer, Exporter) {
-    let leaf = lab.good_leaf();
-    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
-    let two = lab.tls_server(&leaf, Behaviour::Normal).await;
-    lab.dns.set_zone(
-        base_zone()
-            .srv(SRV_NAME, 10, 60, one.addr().port(), XMPP1)
-            .srv(SRV_NAME, 20, 40, two.addr().port(), XMPP2),
-    );
+    let (one, two) = lab.two_srv_servers().await;
     let config = format!(
         "{settings}{}",
         lab.config(&[lab.target("cms-london", "", "")])

@@ -13,16 +13,8 @@ use crate::support::pki::{Leaf, Pki, Validity};
 
 #[tokio::test]
 async fn srv_with_two_servers_succeeds_and_exports_every_fact() {
-    let lab_zone = base_zone();
-    let lab = Lab::new(lab_zone).await;
-    let leaf = lab.good_leaf();
-    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
-    let two = lab.tls_server(&leaf, Behaviour::Normal).await;
-    lab.dns.set_zone(
-        base_zone()
-            .srv(SRV_NAME, 10, 60, one.addr().port(), XMPP1)
-            .srv(SRV_NAME, 20, 40, two.addr().port(), XMPP2),
-    );
+    let lab = Lab::new(base_zone()).await;
+    let (one, two) = lab.two_srv_servers().await;
     let (s1, s2) = (
         server(XMPP1, one.addr().port()),
         server(XMPP2, two.addr().port()),

@@ -66,6 +66,25 @@ impl Lab {
         component_server(Some(leaf.server_config()), behaviour).await
     }
 
+    /// Publishes two servers as the SRV answer: xmpp1 (priority 10, weight 60) and xmpp2
+    /// (priority 20, weight 40), both at 127.0.0.1.
+    pub fn publish_srv(&self, one: &ComponentServer, two: &ComponentServer) {
+        self.dns.set_zone(
+            base_zone()
+                .srv(SRV_NAME, 10, 60, one.addr().port(), XMPP1)
+                .srv(SRV_NAME, 20, 40, two.addr().port(), XMPP2),
+        );
+    }
+
+    /// Two TLS servers with the good certificate, published as the SRV answer.
+    pub async fn two_srv_servers(&self) -> (ComponentServer, ComponentServer) {
+        let leaf = self.good_leaf();
+        let one = self.tls_server(&leaf, Behaviour::Normal).await;
+        let two = self.tls_server(&leaf, Behaviour::Normal).await;
+        self.publish_srv(&one, &two);
+        (one, two)
+    }
+
     /// A target in YAML probed every second with a one-second deadline; `tls` adds lines
     /// to its `tls:` block (indented by six spaces).
     pub fn target(&self, name: &str, server_address: &str, tls: &str) -> String {
