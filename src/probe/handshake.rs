@@ -32,7 +32,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match conn.next().await? {
             Incoming::Handshake => return Ok(()),
-            Incoming::Other(_) => continue,
+            Incoming::Element(_) => continue,
             other => return Err(unexpected(other)),
         }
     }

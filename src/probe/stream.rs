@@ -99,7 +99,9 @@ mod tests {
 
     #[tokio::test]
     async fn the_client_port_is_told_apart_from_the_component_port() {
-        let failure = open_against(b"<stream:stream xmlns='jabber:client' id='1'>")
+        let failure = open_against(
+            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='1'>",
+        )
             .await
             .unwrap_err();
         assert_eq!(failure.reason, Reason::InvalidNamespace);
@@ -112,19 +114,30 @@ mod tests {
 
     #[tokio::test]
     async fn a_header_without_id_reports_the_error_that_follows() {
-        let refusal = b"<stream:stream xmlns='jabber:component:accept'><stream:error>\
+        let refusal = b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'><stream:error>\
             <host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>";
         assert_eq!(
             open_against(refusal).await.unwrap_err().reason,
             Reason::HostUnknown
         );
-        let bare = b"<stream:stream xmlns='jabber:component:accept'>";
+        let bare = b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>";
         assert_eq!(
             open_against(bare).await.unwrap_err().reason,
             Reason::Protocol
         );
-        let ok = b"<stream:stream xmlns='jabber:component:accept' id='abc'>";
+        let ok = b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='abc'>";
         assert_eq!(open_against(ok).await, Ok("abc".to_owned()));
+        // The `stream` prefix bound elsewhere, or not at all: not an XMPP stream.
+        let foreign = b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='urn:example:not-streams' id='abc'>";
+        assert_eq!(
+            open_against(foreign).await.unwrap_err().reason,
+            Reason::InvalidNamespace
+        );
+        let unbound = b"<stream:stream xmlns='jabber:component:accept' id='abc'>";
+        assert_eq!(
+            open_against(unbound).await.unwrap_err().reason,
+            Reason::InvalidNamespace
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Shared helper for the `stream` and `handshake` steps: an XMPP stream over any byte stream,
-//! read with quick-xml (no entity expansion, no DTD) and capped in bytes so a hostile server
-//! cannot grow our memory.
+//! Shared helper for the XMPP steps (component and client streams): an XMPP stream over any
+//! byte stream, read with quick-xml (no entity expansion, no DTD), capped in bytes and depth
+//! so a hostile server cannot grow our memory.
 
 use std::time::Duration;
 
@@ -10,9 +10,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, T
 
 use super::{Failure, Reason};
 
-/// Far more than any real negotiation (a few hundred bytes), small enough to be harmless.
+/// Far more than any real negotiation (a few hundred bytes; a client session that pings a few
+/// dozen components, a few kilobytes), small enough to be harmless.
 pub const READ_LIMIT: u64 = 64 * 1024;
 const STREAM_ERROR_TEXT_LIMIT: usize = 256;
+/// Stanzas are a few levels deep; anything deeper is not XMPP we need.
+const MAX_DEPTH: usize = 16;
+pub const STREAMS_NAMESPACE: &str = "http://etherx.jabber.org/streams";
 
 /// What the server said next, at the level of the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,27 +30,134 @@ pub enum Incoming {
     Handshake,
     /// `<stream:error>` with its condition element's name and the optional text.
     StreamError { condition: String, text: String },
-    /// Any other top-level element, skipped whole.
-    Other(String),
+    /// Any other top-level element (a stanza, stream features, a SASL element), whole.
+    Element(Element),
     /// `</stream:stream>`.
     End,
+}
+
+/// An element as read, namespaces resolved. Text is kept for leaf elements only.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Element {
+    pub name: String,
+    pub namespace: String,
+    pub attributes: Vec<(String, String)>,
+    pub children: Vec<Element>,
+    pub text: String,
+}
+
+impl Element {
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn is(&self, name: &str, namespace: &str) -> bool {
+        self.name == name && self.namespace == namespace
+    }
+
+    pub fn child(&self, name: &str, namespace: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.is(name, namespace))
+    }
+}
+
+/// Namespace declarations in scope: the default one and the prefixed ones.
+#[derive(Clone, Debug, Default)]
+struct Scope {
+    default: String,
+    prefixes: Vec<(String, String)>,
+}
+
+impl Scope {
+    /// The scope inside `start`, and its namespace (`None` for an undeclared prefix).
+    fn enter(&self, start: &BytesStart<'_>) -> Result<(Scope, Option<String>), Failure> {
+        let mut inner = self.clone();
+        for attribute in start.attributes() {
+            let attribute = attribute.map_err(|e| protocol(format!("bad attribute: {e}")))?;
+            let value = attribute
+                .unescape_value()
+                .map_err(|e| protocol(format!("bad attribute value: {e}")))?
+                .into_owned();
+            match attribute.key.as_ref() {
+                b"xmlns" => inner.default = value,
+                key => {
+                    if let Some(prefix) = key.strip_prefix(b"xmlns:") {
+                        let prefix = String::from_utf8_lossy(prefix).into_owned();
+                        inner.prefixes.retain(|(p, _)| *p != prefix);
+                        inner.prefixes.push((prefix, value));
+                    }
+                }
+            }
+        }
+        let namespace = match start.name().prefix() {
+            None => Some(inner.default.clone()),
+            Some(prefix) => {
+                let prefix = String::from_utf8_lossy(prefix.as_ref());
+                inner
+                    .prefixes
+                    .iter()
+                    .find(|(p, _)| *p == prefix)
+                    .map(|(_, ns)| ns.clone())
+            }
+        };
+        Ok((inner, namespace))
+    }
+
+    /// Like [`Scope::enter`], where an undeclared prefix is malformed XML.
+    fn inside(&self, start: &BytesStart<'_>) -> Result<(Scope, String), Failure> {
+        let (scope, namespace) = self.enter(start)?;
+        let namespace = namespace.ok_or_else(|| {
+            let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+            protocol(format!("<{name}> has an undeclared prefix"))
+        })?;
+        Ok((scope, namespace))
+    }
 }
 
 pub struct XmppConn<S> {
     reader: Reader<BufReader<Take<S>>>,
     opened: bool,
+    /// What the stream header declared, for the elements inside it.
+    scope: Scope,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
     pub fn new(io: S) -> Self {
-        let mut reader = Reader::from_reader(BufReader::new(io.take(READ_LIMIT)));
+        Self::over(BufReader::new(io.take(READ_LIMIT)))
+    }
+
+    fn over(io: BufReader<Take<S>>) -> Self {
+        let mut reader = Reader::from_reader(io);
         let config = reader.config_mut();
-        config.trim_text(true);
+        // Text is trimmed per element, whole: trimming each piece would eat the spaces next to
+        // an entity.
+        config.trim_text(false);
         config.check_end_names = true;
         XmppConn {
             reader,
             opened: false,
+            scope: Scope::default(),
         }
+    }
+
+    /// A new stream over the same connection (RFC 6120 §4.3.3, after SASL): the parser starts
+    /// afresh, the byte cap goes on.
+    pub fn restart(self) -> Self {
+        Self::over(self.reader.into_inner())
+    }
+
+    /// The connection itself, to start TLS on (STARTTLS). Bytes already read past `<proceed/>`
+    /// would be an attacker's injection into the TLS session: refused.
+    pub fn into_io(self) -> Result<S, Failure> {
+        let buffered = self.reader.into_inner();
+        if !buffered.buffer().is_empty() {
+            return Err(protocol(
+                "the server sent data before the TLS handshake it had agreed to",
+            ));
+        }
+        Ok(buffered.into_inner().into_inner())
     }
 
     fn io(&mut self) -> &mut S {
@@ -94,6 +205,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
                         )));
                     }
                     self.opened = true;
+                    let (scope, namespace) = self.scope.enter(&start)?;
+                    if namespace.as_deref() != Some(STREAMS_NAMESPACE) {
+                        let found = namespace.unwrap_or_else(|| "no namespace".to_owned());
+                        return Err(Failure::new(
+                            Reason::InvalidNamespace,
+                            format!("the stream header is in {found:?}, not {STREAMS_NAMESPACE}"),
+                        ));
+                    }
+                    self.scope = scope;
                     return header(&start);
                 }
                 Event::Empty(_) if !self.opened => {
@@ -101,15 +221,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
                         "the server sent an empty element instead of a stream header",
                     ))
                 }
-                Event::Empty(element) => return Ok(child(&element)),
+                Event::Empty(element) => {
+                    let (_, namespace) = self.scope.inside(&element)?;
+                    return match kind(&element, &namespace) {
+                        Some(item) => Ok(item),
+                        None => Ok(Incoming::Element(leaf(&element, namespace)?)),
+                    };
+                }
                 Event::Start(element) => {
                     let element = element.into_owned();
-                    return match child(&element) {
-                        Incoming::StreamError { .. } => self.stream_error().await,
-                        item => {
+                    let (scope, namespace) = self.scope.inside(&element)?;
+                    return match kind(&element, &namespace) {
+                        Some(Incoming::StreamError { .. }) => self.stream_error().await,
+                        Some(item) => {
                             self.skip(&element).await?;
                             Ok(item)
                         }
+                        None => self.element(element, scope, namespace).await,
                     };
                 }
             }
@@ -120,6 +248,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         buf.clear();
         let event = self.reader.read_event_into_async(buf).await;
         event.map_err(|e| self.read_failure(Some(&e)))
+    }
+
+    /// The rest of a top-level element that started with `start`, as a tree.
+    async fn element(
+        &mut self,
+        start: BytesStart<'static>,
+        scope: Scope,
+        namespace: String,
+    ) -> Result<Incoming, Failure> {
+        let mut open = vec![(scope, leaf(&start, namespace)?)];
+        let mut buf = Vec::new();
+        loop {
+            let event = self.read_event(&mut buf).await?;
+            let depth = open.len();
+            let (scope, current) = open.last_mut().expect("the element being read");
+            match event {
+                Event::Start(start) if depth >= MAX_DEPTH => {
+                    let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+                    return Err(protocol(format!("<{name}> is nested too deep")));
+                }
+                Event::Start(start) => {
+                    let (inner, namespace) = scope.inside(&start)?;
+                    let element = leaf(&start, namespace)?;
+                    open.push((inner, element));
+                }
+                Event::Empty(empty) => {
+                    let (_, namespace) = scope.inside(&empty)?;
+                    current.children.push(leaf(&empty, namespace)?);
+                }
+                Event::Text(text) => current.text.push_str(
+                    &text
+                        .decode()
+                        .map_err(|e| protocol(format!("text that is not UTF-8: {e}")))?,
+                ),
+                Event::GeneralRef(reference) => {
+                    let resolved = reference
+                        .resolve_char_ref()
+                        .ok()
+                        .flatten()
+                        .or_else(|| predefined_entity(&reference))
+                        .ok_or_else(|| protocol("an entity XMPP does not allow"))?;
+                    current.text.push(resolved);
+                }
+                Event::CData(data) => current.text.push_str(&String::from_utf8_lossy(&data)),
+                Event::End(_) => {
+                    let (_, mut done) = open.pop().expect("the element being read");
+                    done.text = done.text.trim().to_owned();
+                    match open.last_mut() {
+                        Some((_, parent)) => parent.children.push(done),
+                        None => return Ok(Incoming::Element(done)),
+                    }
+                }
+                Event::Eof => return Err(self.read_failure(None)),
+                Event::DocType(_) => {
+                    return Err(protocol("the server sent a DTD, which XMPP forbids"))
+                }
+                Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+            }
+        }
     }
 
     async fn skip(&mut self, element: &BytesStart<'static>) -> Result<(), Failure> {
@@ -152,10 +339,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
                 Event::Start(_) => depth += 1,
                 Event::Text(t) if in_text && text.len() < STREAM_ERROR_TEXT_LIMIT => {
                     text.push_str(&String::from_utf8_lossy(&t));
-                    text.truncate(STREAM_ERROR_TEXT_LIMIT);
+                    // Cut on a character, never inside one.
+                    let mut end = text.len().min(STREAM_ERROR_TEXT_LIMIT);
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
                 }
                 Event::End(_) if depth == 0 => {
-                    return Ok(Incoming::StreamError { condition, text })
+                    let text = text.trim().to_owned();
+                    return Ok(Incoming::StreamError { condition, text });
                 }
                 Event::End(_) => {
                     depth -= 1;
@@ -237,17 +430,51 @@ fn header(start: &BytesStart<'_>) -> Result<Incoming, Failure> {
     Ok(Incoming::Header { id, namespace })
 }
 
-/// A top-level element. Stream errors are recognised by a prefixed `error` (`stream:error`),
-/// since an unprefixed one would be in the component namespace.
-fn child(element: &BytesStart<'_>) -> Incoming {
-    let (name, local) = (element.name(), element.local_name());
-    match local.as_ref() {
-        b"handshake" => Incoming::Handshake,
-        b"error" if name.as_ref() != local.as_ref() => Incoming::StreamError {
+/// The top-level elements the streams themselves define: `<handshake/>` (in the component
+/// namespace) and `<stream:error>`.
+fn kind(element: &BytesStart<'_>, namespace: &str) -> Option<Incoming> {
+    match (element.local_name().as_ref(), namespace) {
+        (b"handshake", super::stream::COMPONENT_NAMESPACE) => Some(Incoming::Handshake),
+        (b"error", STREAMS_NAMESPACE) => Some(Incoming::StreamError {
             condition: String::new(),
             text: String::new(),
-        },
-        _ => Incoming::Other(String::from_utf8_lossy(name.as_ref()).into_owned()),
+        }),
+        _ => None,
+    }
+}
+
+/// An element without its content yet: name, namespace, attributes (`xmlns*` left out).
+fn leaf(start: &BytesStart<'_>, namespace: String) -> Result<Element, Failure> {
+    let mut attributes = Vec::new();
+    for attribute in start.attributes() {
+        let attribute = attribute.map_err(|e| protocol(format!("bad attribute: {e}")))?;
+        let key = attribute.key.as_ref();
+        if key == b"xmlns" || key.starts_with(b"xmlns:") {
+            continue;
+        }
+        let value = attribute
+            .unescape_value()
+            .map_err(|e| protocol(format!("bad attribute value: {e}")))?;
+        let key = String::from_utf8_lossy(attribute.key.local_name().as_ref()).into_owned();
+        attributes.push((key, value.into_owned()));
+    }
+    Ok(Element {
+        name: String::from_utf8_lossy(start.local_name().as_ref()).into_owned(),
+        namespace,
+        attributes,
+        ..Element::default()
+    })
+}
+
+/// The five entities XML predefines; XMPP allows no other.
+fn predefined_entity(reference: &quick_xml::events::BytesRef<'_>) -> Option<char> {
+    match reference.as_ref() {
+        b"amp" => Some('&'),
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"quot" => Some('"'),
+        b"apos" => Some('\''),
+        _ => None,
     }
 }
 
@@ -324,7 +551,7 @@ mod tests {
     #[tokio::test]
     async fn handshake_both_forms_and_stream_errors() {
         let (items, failure) = read_all(
-            b"<stream:stream xmlns='jabber:component:accept' id='1'>\n<handshake/> <handshake></handshake><stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>bad token</text></stream:error></stream:stream>",
+            b"<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='1'>\n<handshake/> <handshake></handshake><stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>bad token</text></stream:error></stream:stream>",
         )
         .await;
         assert_eq!(failure, None);
@@ -353,7 +580,9 @@ mod tests {
 
     #[tokio::test]
     async fn closed_and_garbage_are_told_apart() {
-        let (items, failure) = read_all(b"<stream:stream id='1'>").await;
+        let (items, failure) =
+            read_all(b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' id='1'>")
+                .await;
         assert_eq!(items.len(), 1);
         assert_eq!(failure.unwrap().reason, Reason::Closed);
         let (_, failure) = read_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
@@ -370,6 +599,88 @@ mod tests {
         });
         let failure = XmppConn::new(client).next().await.unwrap_err();
         assert_eq!(failure.reason, Reason::Oversized);
+    }
+
+    #[tokio::test]
+    async fn stanzas_come_whole_with_their_namespaces() {
+        let (items, failure) = read_all(
+            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='c1'>\
+              <stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>\
+              <mechanism>SCRAM-SHA-1</mechanism><mechanism>PLAIN</mechanism></mechanisms>\
+              <x:bind xmlns:x='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>\
+              <iq type='error' id='p1' from='cb1.example.com'><error type='wait'>\
+              <remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+              <text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Component &amp; &#x26; unavailable</text>\
+              </error></iq></stream:stream>",
+        )
+        .await;
+        assert_eq!(failure, None);
+        let [_, Incoming::Element(features), Incoming::Element(iq)] = items.as_slice() else {
+            panic!("{items:?}");
+        };
+        assert!(features.is("features", STREAMS_NAMESPACE));
+        let mechanisms = features
+            .child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl")
+            .unwrap();
+        let names: Vec<&str> = mechanisms
+            .children
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(names, ["SCRAM-SHA-1", "PLAIN"]);
+        assert!(features
+            .child("bind", "urn:ietf:params:xml:ns:xmpp-bind")
+            .is_some());
+        assert!(iq.is("iq", "jabber:client"));
+        assert_eq!(iq.attribute("from"), Some("cb1.example.com"));
+        let error = iq.child("error", "jabber:client").unwrap();
+        let stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
+        assert!(error.child("remote-server-timeout", stanzas).is_some());
+        assert_eq!(
+            error.child("text", stanzas).unwrap().text,
+            "Component & & unavailable"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_long_stream_error_text_is_cut_between_characters() {
+        let text = "é".repeat(STREAM_ERROR_TEXT_LIMIT);
+        let body = format!(
+            "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'><stream:error>\
+             <conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+             <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>x{text}</text></stream:error>"
+        );
+        let body: &'static [u8] = Box::leak(body.into_bytes().into_boxed_slice());
+        let (items, _) = read_all(body).await;
+        let Some(Incoming::StreamError { condition, text }) = items.last() else {
+            panic!("{items:?}");
+        };
+        assert_eq!(condition, "conflict");
+        assert!(
+            text.len() <= STREAM_ERROR_TEXT_LIMIT && text.starts_with("xé"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_stanzas_are_refused() {
+        let header =
+            "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
+        let deep = format!("{header}{}", "<a>".repeat(MAX_DEPTH + 1));
+        for body in [
+            format!("{header}<x:iq/>"),
+            format!("{header}<iq>&custom;</iq>"),
+            deep,
+        ] {
+            let body: &'static [u8] = Box::leak(body.into_bytes().into_boxed_slice());
+            let (_, failure) = read_all(body).await;
+            assert_eq!(
+                failure.map(|f| f.reason),
+                Some(Reason::Protocol),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
