@@ -25,6 +25,11 @@ pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 128;
 const MAX_CONCURRENT_PROBES: usize = 65_536;
 /// The port a Callbridge uses when the Server Address names none.
 pub const CMS_COMPONENT_PORT: u16 = 5223;
+/// RFC 6120's client port (STARTTLS), and the usual one for TLS from the first byte.
+const CLIENT_PORT: u16 = 5222;
+const CLIENT_DIRECT_TLS_PORT: u16 = 5223;
+/// One login pings every component: a few dozen is a large CMS deployment.
+const MAX_WATCHED_COMPONENTS: usize = 64;
 const DNS_PORT: u16 = 53;
 /// Secrets and PEM files are small; a bigger file is a mistake, not something to read whole.
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -106,7 +111,74 @@ pub struct Target {
     pub secret: Option<Secret>,
     pub interval: Duration,
     pub timeout: Duration,
+    pub tls_mode: TlsMode,
     pub tls: TlsSettings,
+    /// The client path: a monitoring user who pings production components.
+    pub watch: Option<Watch>,
+}
+
+/// A monitoring user's login, and the components whose registration it checks (issue 10).
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub jid: Jid,
+    pub password: Secret,
+    pub servers: ServerSource,
+    pub tls_mode: ClientTlsMode,
+    pub tls: TlsSettings,
+    /// The components' JIDs (domains), lowercase, in the config's order.
+    pub components: Vec<String>,
+}
+
+/// A bare JID `local@domain`; the domain lowercase, without a trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jid {
+    pub local: String,
+    pub domain: String,
+}
+
+impl fmt::Display for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+/// How the monitoring client secures its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTlsMode {
+    /// RFC 6120: plaintext stream, then `<starttls/>`, as clients on 5222 do.
+    #[default]
+    Starttls,
+    /// XEP-0368: TLS from the first byte.
+    Direct,
+    /// No TLS at all: only SCRAM, which never sends the password.
+    None,
+}
+
+impl ClientTlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientTlsMode::Starttls => "starttls",
+            ClientTlsMode::Direct => "direct",
+            ClientTlsMode::None => "none",
+        }
+    }
+
+    /// The SRV service of this mode (XEP-0368 for direct TLS).
+    pub fn srv_service(self) -> &'static str {
+        match self {
+            ClientTlsMode::Direct => "_xmpps-client._tcp",
+            _ => "_xmpp-client._tcp",
+        }
+    }
+
+    /// The port of a `server_address` that names none.
+    fn default_port(self) -> u16 {
+        match self {
+            ClientTlsMode::Direct => CLIENT_DIRECT_TLS_PORT,
+            _ => CLIENT_PORT,
+        }
+    }
 }
 
 impl Target {
@@ -144,7 +216,6 @@ impl TlsMode {
 
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
-    pub mode: TlsMode,
     /// Trust anchors from `ca_file`; `None` means the system roots.
     pub ca_certs: Option<Vec<CertificateDer<'static>>>,
     /// SNI and verification name; `None` means the server's host.
@@ -264,6 +335,36 @@ struct RawTarget {
     timeout: Option<String>,
     #[serde(default)]
     tls: RawTls,
+    #[serde(default)]
+    watch: Option<RawWatch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    #[serde(default)]
+    jid: String,
+    #[serde(default)]
+    password_file: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    server_address: String,
+    #[serde(default)]
+    tls: RawWatchTls,
+    #[serde(default)]
+    components: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWatchTls {
+    #[serde(default)]
+    mode: ClientTlsMode,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    server_name: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -381,6 +482,7 @@ impl AdHocTarget {
                 client_cert_file: None,
                 client_key_file: None,
             },
+            watch: None,
         };
         let raw = RawConfig {
             listen_address: None,
@@ -438,6 +540,71 @@ impl Checker {
                 default
             }
         }
+    }
+
+    /// A secret from exactly one of `sources` (key, value); the value itself never enters a
+    /// message. `alternative` is said after the list when none or several are set.
+    fn secret<const N: usize>(
+        &mut self,
+        field: &str,
+        sources: [(&str, Option<&str>); N],
+        alternative: &str,
+    ) -> Option<Secret> {
+        let set: Vec<(&str, &str)> = sources
+            .iter()
+            .filter_map(|(key, value)| Some((*key, (*value)?)))
+            .collect();
+        let [(key, value)] = set.as_slice() else {
+            let keys: Vec<&str> = sources.iter().map(|(key, _)| *key).collect();
+            self.problem(
+                field,
+                format!("set exactly one of {} {alternative}", keys.join(", ")).trim_end(),
+            );
+            return None;
+        };
+        let origin = format!("{field}.{key}");
+        let text = match *key {
+            k if k.ends_with("_file") => {
+                let bytes = self.read_file(&origin, value)?;
+                match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        self.problem(&origin, format!("{value} is not UTF-8 text"));
+                        return None;
+                    }
+                }
+            }
+            k if k.ends_with("_env") => match std::env::var(value) {
+                Ok(text) => text,
+                Err(_) => {
+                    self.problem(
+                        &origin,
+                        format!("environment variable {value} is not set or not UTF-8"),
+                    );
+                    return None;
+                }
+            },
+            _ => {
+                self.warnings.push(format!(
+                    "{origin}: the secret is inline in the config file; prefer a file or the environment"
+                ));
+                (*value).to_owned()
+            }
+        };
+        // Files usually end with a newline that is not part of the secret.
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            self.problem(&origin, "the secret is empty");
+            return None;
+        }
+        if text.len() > MAX_SECRET_BYTES {
+            self.problem(
+                &origin,
+                format!("the secret is longer than {MAX_SECRET_BYTES} bytes"),
+            );
+            return None;
+        }
+        Some(Secret::new(text))
     }
 
     fn read_file(&mut self, field: &str, path: &str) -> Option<Vec<u8>> {
@@ -588,10 +755,11 @@ impl RawTarget {
                 format!("{:?} is not a DNS name", self.domain),
             );
         }
-        let servers = parse_server_address(&self.server_address).unwrap_or_else(|message| {
-            check.problem(&format!("{field}.server_address"), message);
-            ServerSource::Srv
-        });
+        let servers = parse_server_address(&self.server_address, CMS_COMPONENT_PORT)
+            .unwrap_or_else(|message| {
+                check.problem(&format!("{field}.server_address"), message);
+                ServerSource::Srv
+            });
         if self.component.trim().is_empty() {
             check.problem(
                 &format!("{field}.component"),
@@ -619,7 +787,11 @@ impl RawTarget {
                 ),
             );
         }
+        let tls_mode = self.tls.mode;
         let tls = self.tls.validate(&format!("{field}.tls"), check);
+        let watch = self
+            .watch
+            .and_then(|watch| watch.validate(&format!("{field}.watch"), check));
 
         if check.problems.len() > problems_before {
             return None;
@@ -632,86 +804,174 @@ impl RawTarget {
             secret,
             interval,
             timeout,
+            tls_mode,
             tls: tls?,
+            watch,
         })
     }
 
     /// Exactly one source when the handshake is on; the value itself never enters a message.
     fn secret(&self, field: &str, check: &mut Checker) -> Option<Secret> {
         let sources = [
-            self.secret_file.is_some(),
-            self.secret_env.is_some(),
-            self.secret.is_some(),
+            ("secret_file", self.secret_file.as_deref()),
+            ("secret_env", self.secret_env.as_deref()),
+            ("secret", self.secret.as_deref()),
         ];
-        let count = sources.iter().filter(|s| **s).count();
         if !self.handshake {
-            if count > 0 {
+            if sources.iter().any(|(_, source)| source.is_some()) {
                 check.warnings.push(format!(
                     "{field}: handshake is false, so the configured secret is not used"
                 ));
             }
             return None;
         }
-        if count != 1 {
-            check.problem(
-                field,
-                "set exactly one of secret_file, secret_env or secret (or handshake: false)",
-            );
-            return None;
-        }
-        let (value, origin) = if let Some(path) = &self.secret_file {
-            let bytes = check.read_file(&format!("{field}.secret_file"), path)?;
-            match String::from_utf8(bytes) {
-                Ok(text) => (text, format!("{field}.secret_file")),
-                Err(_) => {
-                    check.problem(
-                        &format!("{field}.secret_file"),
-                        format!("{path} is not UTF-8 text"),
-                    );
-                    return None;
-                }
-            }
-        } else if let Some(var) = &self.secret_env {
-            match std::env::var(var) {
-                Ok(value) => (value, format!("{field}.secret_env")),
-                Err(_) => {
-                    check.problem(
-                        &format!("{field}.secret_env"),
-                        format!("environment variable {var} is not set or not UTF-8"),
-                    );
-                    return None;
-                }
-            }
-        } else {
-            check.warnings.push(format!(
-                "{field}.secret: the secret is inline in the config file; prefer secret_file or secret_env"
-            ));
-            (
-                self.secret.clone().unwrap_or_default(),
-                format!("{field}.secret"),
-            )
-        };
-        // Files usually end with a newline that is not part of the secret.
-        let value = value.trim_end_matches(['\r', '\n']);
-        if value.is_empty() {
-            check.problem(&origin, "the secret is empty");
-            return None;
-        }
-        if value.len() > MAX_SECRET_BYTES {
-            check.problem(
-                &origin,
-                format!("the secret is longer than {MAX_SECRET_BYTES} bytes"),
-            );
-            return None;
-        }
-        Some(Secret::new(value))
+        check.secret(field, sources, "(or handshake: false)")
     }
+}
+
+impl RawWatch {
+    fn validate(self, field: &str, check: &mut Checker) -> Option<Watch> {
+        let before = check.problems.len();
+        let jid = parse_jid(&self.jid).unwrap_or_else(|message| {
+            check.problem(&format!("{field}.jid"), message);
+            Jid {
+                local: String::new(),
+                domain: String::new(),
+            }
+        });
+        let sources = [
+            ("password_file", self.password_file.as_deref()),
+            ("password_env", self.password_env.as_deref()),
+        ];
+        let password = check.secret(field, sources, "");
+        let port = self.tls.mode.default_port();
+        let servers = parse_server_address(&self.server_address, port).unwrap_or_else(|message| {
+            check.problem(&format!("{field}.server_address"), message);
+            ServerSource::Srv
+        });
+        let tls = tls_settings(
+            check,
+            &format!("{field}.tls"),
+            self.tls.ca_file.as_deref(),
+            self.tls.server_name.as_deref(),
+            None,
+        );
+        if self.tls.mode == ClientTlsMode::None {
+            check.warnings.push(format!(
+                "{field}.tls: mode is none: the session is plaintext (the password is only sent \
+                 as SCRAM, never in the clear)"
+            ));
+        }
+        let mut components: Vec<String> = Vec::with_capacity(self.components.len());
+        for (i, component) in self.components.iter().enumerate() {
+            let name = normalise_host(component);
+            let place = format!("{field}.components[{i}]");
+            if !is_dns_name(&name) {
+                check.problem(
+                    &place,
+                    format!("{component:?} is not a component JID (a DNS name)"),
+                );
+            } else if components.contains(&name) {
+                check.problem(&place, format!("{name:?} is listed twice"));
+            } else {
+                components.push(name);
+            }
+        }
+        if self.components.is_empty() {
+            check.problem(
+                &format!("{field}.components"),
+                "list the production components to ping (the Callbridges' component JIDs)",
+            );
+        } else if self.components.len() > MAX_WATCHED_COMPONENTS {
+            check.problem(
+                &format!("{field}.components"),
+                format!(
+                    "{} components; at most {MAX_WATCHED_COMPONENTS}",
+                    self.components.len()
+                ),
+            );
+        }
+        if check.problems.len() > before {
+            return None;
+        }
+        Some(Watch {
+            jid,
+            password: password?,
+            servers,
+            tls_mode: self.tls.mode,
+            tls: tls?,
+            components,
+        })
+    }
+}
+
+/// `local@domain`: a bare JID, as a monitoring user logs in with.
+fn parse_jid(text: &str) -> Result<Jid, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not a bare JID like \"monitor@example.com\"");
+    let (local, domain) = text.split_once('@').ok_or_else(bad)?;
+    let domain = normalise_host(domain);
+    let local_ok = !local.is_empty()
+        && local.len() <= 1023
+        && !local.contains(['@', '/', '"', '&', '\'', ':', '<', '>', ' ']);
+    if !local_ok || !is_dns_name(&domain) {
+        return Err(bad());
+    }
+    Ok(Jid {
+        local: local.to_owned(),
+        domain,
+    })
 }
 
 impl RawTls {
     fn validate(self, field: &str, check: &mut Checker) -> Option<TlsSettings> {
-        let before = check.problems.len();
-        let ca_certs = non_empty(&self.ca_file).and_then(|path| {
+        let client_auth = match (
+            non_empty(&self.client_cert_file),
+            non_empty(&self.client_key_file),
+        ) {
+            (None, None) => Some(None),
+            (Some(cert), Some(key)) => Some(client_identity(field, cert, key, check)),
+            _ => {
+                check.problem(
+                    field,
+                    "client_cert_file and client_key_file go together: set both or neither",
+                );
+                None
+            }
+        };
+        let settings = tls_settings(
+            check,
+            field,
+            self.ca_file.as_deref(),
+            self.server_name.as_deref(),
+            client_auth.clone().flatten(),
+        );
+        if self.mode == TlsMode::None
+            && settings.as_ref().is_some_and(|s| {
+                s.ca_certs.is_some() || s.server_name.is_some() || s.client_auth.is_some()
+            })
+        {
+            check.warnings.push(format!(
+                "{field}: mode is none (plaintext), so the other tls settings are not used"
+            ));
+        }
+        settings.filter(|_| client_auth.is_some())
+    }
+}
+
+/// Trust anchors (`ca_file`), the verification name and a client identity, checked.
+fn tls_settings(
+    check: &mut Checker,
+    field: &str,
+    ca_file: Option<&str>,
+    server_name: Option<&str>,
+    client_auth: Option<ClientIdentity>,
+) -> Option<TlsSettings> {
+    let before = check.problems.len();
+    let ca_certs = ca_file
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .and_then(|path| {
             let field = format!("{field}.ca_file");
             let pem = check.read_file(&field, path)?;
             let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
@@ -727,7 +987,10 @@ impl RawTls {
                 }
             }
         });
-        let server_name = non_empty(&self.server_name).and_then(|text| {
+    let server_name = server_name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .and_then(|text| {
             let name = normalise_host(text);
             let parsed = ServerName::try_from(name.clone()).ok();
             if parsed.is_none() {
@@ -738,34 +1001,11 @@ impl RawTls {
             }
             parsed
         });
-        let client_auth = match (
-            non_empty(&self.client_cert_file),
-            non_empty(&self.client_key_file),
-        ) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => client_identity(field, cert, key, check),
-            _ => {
-                check.problem(
-                    field,
-                    "client_cert_file and client_key_file go together: set both or neither",
-                );
-                None
-            }
-        };
-        if self.mode == TlsMode::None
-            && (ca_certs.is_some() || server_name.is_some() || client_auth.is_some())
-        {
-            check.warnings.push(format!(
-                "{field}: mode is none (plaintext), so the other tls settings are not used"
-            ));
-        }
-        (check.problems.len() == before).then_some(TlsSettings {
-            mode: self.mode,
-            ca_certs,
-            server_name,
-            client_auth,
-        })
-    }
+    (check.problems.len() == before).then_some(TlsSettings {
+        ca_certs,
+        server_name,
+        client_auth,
+    })
 }
 
 fn client_identity(
@@ -814,8 +1054,8 @@ fn parse_nameserver(text: &str) -> Option<SocketAddr> {
     })
 }
 
-/// `""` → SRV; `host`, `host:port`, `ip`, `[v6]:port`; without a port, 5223 as on CMS.
-fn parse_server_address(text: &str) -> Result<ServerSource, String> {
+/// `""` → SRV; `host`, `host:port`, `ip`, `[v6]:port`; without a port, `default_port`.
+fn parse_server_address(text: &str, default_port: u16) -> Result<ServerSource, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(ServerSource::Srv);
@@ -833,7 +1073,7 @@ fn parse_server_address(text: &str) -> Result<ServerSource, String> {
         .trim_end_matches(']')
         .parse::<IpAddr>()
     {
-        return Ok(fixed(Host::Ip(ip), CMS_COMPONENT_PORT));
+        return Ok(fixed(Host::Ip(ip), default_port));
     }
     let (host, port) = match text.rsplit_once(':') {
         Some((host, port)) => (
@@ -843,7 +1083,7 @@ fn parse_server_address(text: &str) -> Result<ServerSource, String> {
                 .filter(|p| *p != 0)
                 .ok_or_else(bad)?,
         ),
-        None => (text, CMS_COMPONENT_PORT),
+        None => (text, default_port),
     };
     let host = normalise_host(host);
     if !is_dns_name(&host) {
@@ -884,7 +1124,7 @@ targets:
         assert_eq!(target.servers, ServerSource::Srv);
         assert_eq!(target.interval, DEFAULT_INTERVAL);
         assert_eq!(target.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(target.tls.mode, TlsMode::Direct);
+        assert_eq!(target.tls_mode, TlsMode::Direct);
         assert!(config
             .warnings
             .iter()
@@ -905,10 +1145,10 @@ targets:
             ("::1", fixed("::1", 5223)),
         ];
         for (text, expected) in cases {
-            assert_eq!(parse_server_address(text), Ok(expected), "{text}");
+            assert_eq!(parse_server_address(text, 5223), Ok(expected), "{text}");
         }
         for bad in ["host:0", "host:99999", "ho st", "a..b:1"] {
-            assert!(parse_server_address(bad).is_err(), "{bad}");
+            assert!(parse_server_address(bad, 5223).is_err(), "{bad}");
         }
     }
 
@@ -1038,7 +1278,7 @@ targets:
             (target.name.as_str(), target.domain.as_str()),
             ("Example.COM", "example.com")
         );
-        assert_eq!(target.tls.mode, TlsMode::None);
+        assert_eq!(target.tls_mode, TlsMode::None);
         assert!(!target.handshake());
         let Err(ConfigError::Invalid { problems, .. }) = flags(&[
             "--domain",
@@ -1074,6 +1314,87 @@ targets:
         let example: Result<RawConfig, _> =
             serde_yaml::from_str(include_str!("../config.example.yaml"));
         assert!(example.is_ok(), "{:?}", example.err());
+    }
+
+    #[test]
+    fn a_watch_block_is_read_and_checked_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "monitor-password-do-not-leak\n").unwrap();
+        let watch = |body: &str| {
+            format!(
+                "{MINIMAL}    watch:\n      password_file: {}\n{body}",
+                password.display()
+            )
+        };
+        let config = parse(&watch(
+            "      jid: monitor@Example.COM\n      components: [CB1.example.com., cb2.example.com]\n",
+        ))
+        .unwrap();
+        let w = config.targets[0].watch.as_ref().unwrap();
+        assert_eq!(w.jid.to_string(), "monitor@example.com");
+        assert_eq!(w.password.expose(), "monitor-password-do-not-leak");
+        assert_eq!(w.servers, ServerSource::Srv);
+        assert_eq!(w.tls_mode, ClientTlsMode::Starttls);
+        assert_eq!(w.components, ["cb1.example.com", "cb2.example.com"]);
+        for (mode, port) in [("starttls", 5222), ("direct", 5223), ("none", 5222)] {
+            let body = format!(
+                "      jid: m@example.com\n      server_address: xmpp.example.com\n      tls: {{mode: {mode}}}\n      components: [cb1.example.com]\n"
+            );
+            let w = parse(&watch(&body)).unwrap().targets[0]
+                .watch
+                .clone()
+                .unwrap();
+            assert_eq!(
+                w.servers,
+                ServerSource::Static(Server::new(
+                    Host::Name("xmpp.example.com".into()),
+                    port,
+                    Origin::Static
+                )),
+                "{mode}"
+            );
+        }
+
+        let found = problems(&watch(
+            "      jid: not-a-jid\n      password_env: ALSO_SET\n      components: [cb1.example.com, 'bad name', CB1.example.com]\n",
+        ));
+        for expected in [
+            "targets[0].watch.jid: \"not-a-jid\" is not a bare JID",
+            "targets[0].watch: set exactly one of password_file, password_env",
+            "targets[0].watch.components[1]:",
+            "targets[0].watch.components[2]: \"cb1.example.com\" is listed twice",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "{expected} missing in {found:#?}"
+            );
+        }
+        assert!(found
+            .iter()
+            .all(|p| !p.contains("monitor-password-do-not-leak")));
+        let found = problems(&format!(
+            "{MINIMAL}    watch:\n      jid: m@example.com\n      password_env: CMS_XMPP_UNSET_FOR_TEST\n"
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("targets[0].watch.components: list")),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("targets[0].watch.password_env: environment variable")),
+            "{found:?}"
+        );
+        let inline = parse(&watch(
+            "      jid: m@example.com\n      password: x\n      components: [c.example.com]\n",
+        ));
+        assert!(inline
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `password`"));
     }
 
     #[test]

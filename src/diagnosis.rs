@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::{Target, CMS_COMPONENT_PORT};
+use crate::config::{Target, Watch, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
 use crate::probe::{
-    Endpoint, Origin, Reason, Server, ServerReport, Step, StepRecord, TargetReport,
+    Endpoint, Failure, Origin, Reason, Server, ServerReport, Step, StepRecord, TargetReport,
+    WatchReport,
 };
 
 /// What a reason means, in words an on-call engineer who has never seen CMS understands.
@@ -32,7 +33,9 @@ pub fn describe(reason: Reason) -> &'static str {
         Reason::CertNameMismatch => {
             "the server certificate does not name the XMPP domain and the server"
         }
-        Reason::NotAuthorized => "the XMPP server rejected the shared secret",
+        Reason::NotAuthorized => {
+            "the XMPP server rejected the credentials (the component's shared secret, or the monitoring user's password)"
+        }
         Reason::HostUnknown => "the XMPP server does not know this component name",
         Reason::Conflict => "another connection already holds this component name",
         Reason::ImproperAddressing => {
@@ -43,6 +46,78 @@ pub fn describe(reason: Reason) -> &'static str {
         Reason::Closed => "the server closed the connection",
         Reason::Protocol => "the server's answer is not valid XMPP component protocol",
         Reason::Oversized => "the server sent far more data than a component handshake needs",
+        Reason::StarttlsUnavailable => "the server offers no STARTTLS on its client port, or refuses it",
+        Reason::SaslMechanism => {
+            "the server offers no login mechanism the probe accepts (SCRAM, or PLAIN inside TLS)"
+        }
+        Reason::SaslError => "the login failed for another reason than the password",
+        Reason::BindError => "the server gave the monitoring user no session",
+        Reason::ComponentUnavailable => {
+            "the XMPP server holds no connection from this component: it is not registered"
+        }
+    }
+}
+
+/// What to check on the client path (`watch`), naming the record, user or command involved.
+pub fn watch_hint(step: Step, reason: Reason, watch: &Watch, server: Option<&Server>) -> String {
+    let domain = &watch.jid.domain;
+    let srv_name = format!("{}.{domain}", watch.tls_mode.srv_service());
+    let host = server.map_or_else(|| domain.clone(), |s| s.host().to_string());
+    let port = server.map_or(5222, Server::port);
+    match (step, reason) {
+        (Step::Srv, _) => format!(
+            "Publish {srv_name} (the XMPP servers' client port), or set watch.server_address. \
+             Check: dig +short SRV {srv_name}"
+        ),
+        (Step::Resolve, _) => format!("Add an A (or AAAA) record for {host}. Check: dig +short A {host}"),
+        (Step::Connect, _) => format!(
+            "Nothing answers on {host}:{port}: is the XMPP server's client port open to the exporter? \
+             Check: nc -vz -w 5 {host} {port}"
+        ),
+        (Step::Starttls, _) => format!(
+            "{host}:{port} must offer STARTTLS to clients; for TLS from the first byte set \
+             watch.tls.mode: direct. Check: openssl s_client -connect {host}:{port} -starttls xmpp -xmpphost {domain}"
+        ),
+        (Step::Tls | Step::Cert, _) => format!(
+            "A client verifies the XMPP domain {domain}: its certificate must name it and chain to \
+             watch.tls.ca_file (or the system roots). Check: openssl s_client -connect {host}:{port} \
+             -starttls xmpp -xmpphost {domain} -showcerts"
+        ),
+        (Step::Sasl, Reason::NotAuthorized) => format!(
+            "The XMPP server refused the monitoring user {}: check the password in watch's password \
+             file and that the user exists (Prosody: prosodyctl adduser {}; CMS: a directory user).",
+            watch.jid, watch.jid
+        ),
+        (Step::Sasl, Reason::SaslMechanism) => {
+            "Offer SCRAM-SHA-1 or SCRAM-SHA-256 (Prosody: hashed password storage), or use TLS so that \
+             PLAIN can be used."
+                .to_owned()
+        }
+        (Step::Sasl, _) => format!(
+            "The login of {} failed: is the account enabled? The XMPP server's log has the reason.",
+            watch.jid
+        ),
+        (Step::Bind, _) => "The server bound no resource for the monitoring user: see its log (too many \
+             sessions for the user?)."
+            .to_owned(),
+        _ => "Look at the XMPP server's log for the login of the monitoring user at this time.".to_owned(),
+    }
+}
+
+/// What to check when a production component does not answer its ping.
+pub fn ping_hint(reason: Reason, component: &str) -> String {
+    match reason {
+        Reason::ComponentUnavailable => format!(
+            "{component} has no connection to the XMPP server: web users cannot sign in through it. On \
+             CMS, see the Callbridge's status page (XMPP connection: connected?) and `xmpp status`; \
+             after a reset, check its shared secret (`xmpp callbridge list`) and restart its XMPP \
+             connection."
+        ),
+        Reason::Timeout => format!(
+            "Neither {component} nor the XMPP server answered the ping in time: the component may be \
+             overloaded, or the server slow to route to it."
+        ),
+        _ => format!("The session ended before {component} answered: see the XMPP server's log."),
     }
 }
 
@@ -265,7 +340,22 @@ pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> Stri
             style.bad("RESULT: FAILED")
         );
     }
-    for (server, step, failure) in report.failures() {
+    explain_failures(&mut out, report.failures(), |step, reason, server| {
+        hint(step, reason, target, server)
+    });
+    if let (Some(report), Some(watch)) = (&report.watch, &target.watch) {
+        render_watch(&mut out, report, watch, style);
+    }
+    out
+}
+
+/// Each failed step: where, what it means, the detail and what to check.
+fn explain_failures<'a>(
+    out: &mut String,
+    failures: impl Iterator<Item = (Option<&'a Server>, Step, &'a Failure)>,
+    hint: impl Fn(Step, Reason, Option<&Server>) -> String,
+) {
+    for (server, step, failure) in failures {
         let place = server.map(|s| format!(" on {s}")).unwrap_or_default();
         let _ = writeln!(
             out,
@@ -274,13 +364,85 @@ pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> Stri
             failure.reason,
             failure.detail
         );
-        let _ = writeln!(
-            out,
-            "    hint: {}",
-            hint(step, failure.reason, target, server)
-        );
+        let _ = writeln!(out, "    hint: {}", hint(step, failure.reason, server));
     }
-    out
+}
+
+/// The client path: the login, then each component's answer.
+fn render_watch(out: &mut String, report: &WatchReport, watch: &Watch, style: Style) {
+    let _ = writeln!(
+        out,
+        "\nwatch: {} logs in ({}) and pings {} component(s)",
+        watch.jid,
+        watch.tls_mode.as_str(),
+        watch.components.len()
+    );
+    if let Some(srv) = &report.srv {
+        let summary = format!(
+            "{}.{}: {} server(s)",
+            watch.tls_mode.srv_service(),
+            watch.jid.domain,
+            report.servers.len()
+        );
+        step_line(out, style, Some(srv), Step::Srv, &summary);
+    }
+    for server in &report.servers {
+        render_server(out, server, &report.expected_steps, style);
+    }
+    for ping in &report.pings {
+        let _ = match &ping.result {
+            Ok(round_trip) => writeln!(
+                out,
+                "  {} {}  registered, answered in {:.1} ms",
+                style.good("ok  "),
+                ping.component,
+                round_trip.as_secs_f64() * 1000.0
+            ),
+            Err(f) => writeln!(
+                out,
+                "  {} {}  NOT registered: {}: {}",
+                style.bad("FAIL"),
+                ping.component,
+                f.reason,
+                f.detail
+            ),
+        };
+    }
+    let _ = if !report.success() {
+        writeln!(
+            out,
+            "{} the monitoring user could not log in",
+            style.bad("WATCH: FAILED")
+        )
+    } else if report.all_registered() {
+        writeln!(
+            out,
+            "{} every component is registered",
+            style.good("WATCH: OK")
+        )
+    } else {
+        let missing = report.pings.iter().filter(|p| !p.registered()).count();
+        writeln!(
+            out,
+            "{} {missing} component(s) not registered",
+            style.bad("WATCH: FAILED")
+        )
+    };
+    explain_failures(out, report.failures(), |step, reason, server| {
+        watch_hint(step, reason, watch, server)
+    });
+    for ping in &report.pings {
+        if let Err(f) = &ping.result {
+            let _ = writeln!(
+                out,
+                "  {}: {} ({})",
+                ping.component,
+                describe(f.reason),
+                f.reason
+            );
+            let _ = writeln!(out, "    hint: {}", ping_hint(f.reason, &ping.component));
+        }
+    }
 }
 
 fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], style: Style) {
@@ -304,7 +466,12 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
                 .map(|id| format!("stream id {id}"))
                 .unwrap_or_default(),
             Step::Handshake => "accepted".to_owned(),
-            Step::Cert | Step::Srv => String::new(),
+            Step::Bind => server
+                .stream_id
+                .as_ref()
+                .map(|jid| format!("bound {jid}"))
+                .unwrap_or_default(),
+            Step::Cert | Step::Srv | Step::Starttls | Step::Sasl => String::new(),
         };
         step_line(out, style, server.record(*step), *step, &summary);
         if *step == Step::Cert {
@@ -379,6 +546,24 @@ pub struct Diagnosis<'a> {
     #[serde(flatten)]
     report: &'a TargetReport,
     findings: Vec<FindingJson<'a>>,
+    /// The client path's failures, when the target has a watch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watch_findings: Option<WatchFindings<'a>>,
+}
+
+#[derive(Serialize)]
+struct WatchFindings<'a> {
+    login: Vec<FindingJson<'a>>,
+    components: Vec<ComponentFinding<'a>>,
+}
+
+#[derive(Serialize)]
+struct ComponentFinding<'a> {
+    component: &'a str,
+    reason: Reason,
+    description: &'static str,
+    detail: &'a str,
+    hint: String,
 }
 
 #[derive(Serialize)]
@@ -391,24 +576,62 @@ struct FindingJson<'a> {
     hint: String,
 }
 
+impl<'a> FindingJson<'a> {
+    fn new(server: Option<&'a Server>, step: Step, failure: &'a Failure, hint: String) -> Self {
+        FindingJson {
+            server: server.map(|s| &s.endpoint),
+            step,
+            reason: failure.reason,
+            description: describe(failure.reason),
+            detail: &failure.detail,
+            hint,
+        }
+    }
+}
+
 impl<'a> Diagnosis<'a> {
     pub fn new(report: &'a TargetReport, target: &'a Target) -> Diagnosis<'a> {
         let findings = report
             .failures()
-            .map(|(server, step, failure)| FindingJson {
-                server: server.map(|s| &s.endpoint),
-                step,
-                reason: failure.reason,
-                description: describe(failure.reason),
-                detail: &failure.detail,
-                hint: hint(step, failure.reason, target, server),
+            .map(|(server, step, failure)| {
+                let hint = hint(step, failure.reason, target, server);
+                FindingJson::new(server, step, failure, hint)
             })
             .collect();
+        let watch_findings =
+            report
+                .watch
+                .as_ref()
+                .zip(target.watch.as_ref())
+                .map(|(watch, config)| WatchFindings {
+                    login: watch
+                        .failures()
+                        .map(|(server, step, failure)| {
+                            let hint = watch_hint(step, failure.reason, config, server);
+                            FindingJson::new(server, step, failure, hint)
+                        })
+                        .collect(),
+                    components: watch
+                        .pings
+                        .iter()
+                        .filter_map(|ping| {
+                            let failure = ping.result.as_ref().err()?;
+                            Some(ComponentFinding {
+                                component: &ping.component,
+                                reason: failure.reason,
+                                description: describe(failure.reason),
+                                detail: &failure.detail,
+                                hint: ping_hint(failure.reason, &ping.component),
+                            })
+                        })
+                        .collect(),
+                });
         Diagnosis {
             domain: &target.domain,
             component: &target.component,
             report,
             findings,
+            watch_findings,
         }
     }
 }

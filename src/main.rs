@@ -53,7 +53,8 @@ enum Command {
     /// 2 not.
     CheckConfig,
     /// Probe once and print every step: 0 when registration succeeded for every target
-    /// probed, 1 when it failed, 2 for a bad configuration.
+    /// probed and every watched component is registered, 1 when not, 2 for a bad
+    /// configuration.
     Probe(Box<ProbeArgs>),
     /// GET a health endpoint of a running exporter: 0 when it answers 200, else 1.
     Healthcheck {
@@ -224,7 +225,7 @@ async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
             }
         }
     }
-    if results.iter().all(|(_, report)| report.success()) {
+    if results.iter().all(|(_, report)| report.healthy()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -7,6 +7,7 @@
 //! for `/metrics`, where a target's text is written when its state changes and reused by every
 //! scrape until then. A test proves the two ways byte for byte equal.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -15,8 +16,11 @@ use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricT
 use prometheus::{Encoder, Histogram};
 
 use crate::config::{ServerSource, Target};
-use crate::probe::{unix_seconds, CertFacts, Endpoint, Origin, ServerReport, TargetReport};
-use crate::store::{ConfigStatus, Seen, Snapshot, TargetState};
+use crate::probe::{
+    unix_seconds, CertFacts, Endpoint, Failure, Origin, Server, ServerReport, Step, StepRecord,
+    TargetReport, WatchReport,
+};
+use crate::store::{ConfigStatus, FailureKey, Seen, Snapshot, TargetState};
 
 /// A metric of the contract: its name, help, type, labels and where its series come from.
 pub struct MetricDef {
@@ -224,9 +228,65 @@ metric!(
     tls_info,
     "The TLS version and cipher of the last completed handshake."
 );
+metric!(
+    WATCH_SUCCESS,
+    "watch_success",
+    GAUGE,
+    ["target"],
+    watch_success,
+    "1 when the monitoring user logged in and pinged the components (targets with a watch)."
+);
+metric!(
+    WATCH_STEP_LAST_DURATION,
+    "watch_step_last_duration_seconds",
+    GAUGE,
+    ["target", "server", "step"],
+    watch_step_last_duration,
+    "Duration of each step of the monitoring user's login that ran in the last probe."
+);
+metric!(
+    WATCH_FAILURES_TOTAL,
+    "watch_failures_total",
+    COUNTER,
+    ["target", "server", "step", "reason"],
+    watch_failures_total,
+    "Failed logins of the monitoring user, by server, the step that failed and why."
+);
+metric!(
+    WATCH_FAILING_STEP,
+    "watch_failing_step_info",
+    GAUGE,
+    ["target", "server", "step", "reason"],
+    watch_failing_step,
+    "The login step that failed in the last probe, and why; absent when it succeeded."
+);
+metric!(
+    COMPONENT_REGISTERED,
+    "component_registered",
+    GAUGE,
+    ["target", "component"],
+    component_registered,
+    "1 when the component answered the last ping: it holds a connection to the XMPP server."
+);
+metric!(
+    COMPONENT_PING,
+    "component_ping_seconds",
+    GAUGE,
+    ["target", "component"],
+    component_ping,
+    "Round trip of the component's last answer to a ping."
+);
+metric!(
+    COMPONENT_FAILING,
+    "component_failing_info",
+    GAUGE,
+    ["target", "component", "reason"],
+    component_failing,
+    "Why the component did not answer the last ping; absent when it did."
+);
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 22] = [
+pub const ALL: [&MetricDef; 29] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -249,6 +309,13 @@ pub const ALL: [&MetricDef; 22] = [
     &CERT_SAN_COVERED,
     &CERT_INFO,
     &TLS_INFO,
+    &WATCH_SUCCESS,
+    &WATCH_STEP_LAST_DURATION,
+    &WATCH_FAILURES_TOTAL,
+    &WATCH_FAILING_STEP,
+    &COMPONENT_REGISTERED,
+    &COMPONENT_PING,
+    &COMPONENT_FAILING,
 ];
 
 /// The `server` label of the target-level SRV step, which comes before any server.
@@ -307,7 +374,7 @@ fn target_info(sink: &mut dyn Sink, state: &TargetState) {
         &t.domain,
         &t.component,
         &server_address,
-        t.tls.mode.as_str(),
+        t.tls_mode.as_str(),
     ];
     sink.number(&labels, 1.0);
 }
@@ -327,20 +394,13 @@ fn server_up(sink: &mut dyn Sink, state: &TargetState) {
 }
 
 fn step_last_duration(sink: &mut dyn Sink, state: &TargetState) {
-    let target = state.target.name.as_str();
-    let Some(report) = &state.latest else { return };
-    if let Some(srv) = &report.srv {
-        sink.number(
-            &[target, NO_SERVER, srv.step.as_str()],
-            seconds(srv.duration),
+    if let Some(report) = &state.latest {
+        last_durations(
+            sink,
+            &state.target.name,
+            report.srv.as_ref(),
+            &report.servers,
         );
-    }
-    for server in &report.servers {
-        let label = server.server.to_string();
-        for record in server.steps.iter().filter(|r| r.step.timed()) {
-            let labels = [target, &label, record.step.as_str()];
-            sink.number(&labels, seconds(record.duration));
-        }
     }
 }
 
@@ -352,29 +412,12 @@ fn step_duration(sink: &mut dyn Sink, state: &TargetState) {
 }
 
 fn failures_total(sink: &mut dyn Sink, state: &TargetState) {
-    for ((server, step, reason), count) in &state.failures {
-        let server = server_label(server.as_ref());
-        let labels = [
-            state.target.name.as_str(),
-            &server,
-            step.as_str(),
-            reason.as_str(),
-        ];
-        sink.number(&labels, *count as f64);
-    }
+    failure_counts(sink, &state.target.name, &state.failures);
 }
 
 fn failing_step(sink: &mut dyn Sink, state: &TargetState) {
-    let Some(report) = &state.latest else { return };
-    for (server, step, failure) in report.failures() {
-        let server = server_label(server.map(|s| &s.endpoint));
-        let labels = [
-            state.target.name.as_str(),
-            &server,
-            step.as_str(),
-            failure.reason.as_str(),
-        ];
-        sink.number(&labels, 1.0);
+    if let Some(report) = &state.latest {
+        failing(sink, &state.target.name, report.failures());
     }
 }
 
@@ -450,6 +493,107 @@ fn tls_info(sink: &mut dyn Sink, state: &TargetState) {
     }
 }
 
+fn watch_success(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(watch) = watch(state) {
+        sink.number(&[&state.target.name], flag(watch.success()));
+    }
+}
+
+fn watch_step_last_duration(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(watch) = watch(state) {
+        last_durations(sink, &state.target.name, watch.srv.as_ref(), &watch.servers);
+    }
+}
+
+fn watch_failures_total(sink: &mut dyn Sink, state: &TargetState) {
+    failure_counts(sink, &state.target.name, &state.watch_failures);
+}
+
+fn watch_failing_step(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(watch) = watch(state) {
+        failing(sink, &state.target.name, watch.failures());
+    }
+}
+
+/// Every listed component has a value: 0 also when the login failed and nothing was pinged.
+fn component_registered(sink: &mut dyn Sink, state: &TargetState) {
+    let Some(config) = &state.target.watch else {
+        return;
+    };
+    let Some(watch) = watch(state) else { return };
+    for component in &config.components {
+        let registered = watch
+            .pings
+            .iter()
+            .any(|p| &p.component == component && p.registered());
+        sink.number(&[&state.target.name, component], flag(registered));
+    }
+}
+
+fn component_ping(sink: &mut dyn Sink, state: &TargetState) {
+    for ping in watch(state).into_iter().flat_map(|w| &w.pings) {
+        if let Ok(round_trip) = ping.result {
+            sink.number(&[&state.target.name, &ping.component], seconds(round_trip));
+        }
+    }
+}
+
+fn component_failing(sink: &mut dyn Sink, state: &TargetState) {
+    for ping in watch(state).into_iter().flat_map(|w| &w.pings) {
+        if let Err(failure) = &ping.result {
+            let labels = [
+                state.target.name.as_str(),
+                &ping.component,
+                failure.reason.as_str(),
+            ];
+            sink.number(&labels, 1.0);
+        }
+    }
+}
+
+// ---- shared by the component flow and the client path ----
+
+fn last_durations(
+    sink: &mut dyn Sink,
+    target: &str,
+    srv: Option<&StepRecord>,
+    servers: &[ServerReport],
+) {
+    if let Some(srv) = srv {
+        sink.number(
+            &[target, NO_SERVER, srv.step.as_str()],
+            seconds(srv.duration),
+        );
+    }
+    for server in servers {
+        let label = server.server.to_string();
+        for record in server.steps.iter().filter(|r| r.step.timed()) {
+            let labels = [target, &label, record.step.as_str()];
+            sink.number(&labels, seconds(record.duration));
+        }
+    }
+}
+
+fn failure_counts(sink: &mut dyn Sink, target: &str, counts: &BTreeMap<FailureKey, u64>) {
+    for ((server, step, reason), count) in counts {
+        let server = server_label(server.as_ref());
+        let labels = [target, &server, step.as_str(), reason.as_str()];
+        sink.number(&labels, *count as f64);
+    }
+}
+
+fn failing<'a>(
+    sink: &mut dyn Sink,
+    target: &str,
+    failures: impl Iterator<Item = (Option<&'a Server>, Step, &'a Failure)>,
+) {
+    for (server, step, failure) in failures {
+        let server = server_label(server.map(|s| &s.endpoint));
+        let labels = [target, &server, step.as_str(), failure.reason.as_str()];
+        sink.number(&labels, 1.0);
+    }
+}
+
 // ---- walking a target's state ----
 
 /// A server of a target's latest report, with what is remembered of it.
@@ -474,6 +618,10 @@ fn servers(state: &TargetState) -> impl Iterator<Item = ServerView<'_>> {
             })
         })
     })
+}
+
+fn watch(state: &TargetState) -> Option<&WatchReport> {
+    state.latest.as_ref()?.watch.as_ref()
 }
 
 /// Servers with the certificate they last presented.
@@ -825,9 +973,9 @@ mod tests {
     use rustls::{CipherSuite, ProtocolVersion};
 
     use super::*;
-    use crate::config::Config;
+    use crate::config::{ClientTlsMode, Config};
     use crate::probe::{
-        CertFacts, Failure, Host, NameCoverage, NameRole, Reason, Server, ServerReport, Step,
+        CertFacts, Failure, Host, NameCoverage, NameRole, Ping, Reason, Server, ServerReport, Step,
         StepRecord, TlsFacts,
     };
 
@@ -863,7 +1011,7 @@ mod tests {
         );
         ServerReport {
             server,
-            steps: Step::ALL[1..]
+            steps: Step::COMPONENT[1..]
                 .iter()
                 .copied()
                 .map(|step| ok(step, 1500))
@@ -915,6 +1063,7 @@ mod tests {
                 Step::Stream,
                 Step::Handshake,
             ],
+            watch: None,
         }
     }
 
@@ -1145,6 +1294,126 @@ mod tests {
         );
         assert_eq!(value(&rows, &PROBES_TOTAL, &[]), Some(5.0));
         assert_eq!(value(&rows, &SRV_RECORDS, &[]), Some(1.0));
+    }
+
+    /// A target that also watches two Callbridges, and the report of a login.
+    fn watching(dir: &Path) -> Arc<Target> {
+        let password = dir.join("password");
+        std::fs::write(&password, "pw").unwrap();
+        let yaml = format!(
+            "targets:\n  - name: cms-london\n    domain: example.com\n    component: probe.example.com\n    secret: s\n    watch:\n      jid: monitor@example.com\n      password_file: {}\n      components: [cb1.example.com, cb2.example.com]\n",
+            password.display()
+        );
+        Config::parse(&yaml, Path::new("test.yaml"))
+            .unwrap()
+            .targets[0]
+            .clone()
+    }
+
+    fn login(host: &str, steps: &[Step]) -> ServerReport {
+        let mut server = healthy_server(host, 10);
+        server.server.endpoint.port = 5222;
+        server.steps = steps.iter().map(|step| ok(*step, 700)).collect();
+        server
+    }
+
+    fn watch_report(servers: Vec<ServerReport>, pings: Vec<Ping>) -> WatchReport {
+        WatchReport {
+            srv: Some(ok(Step::Srv, 300)),
+            servers,
+            untried: vec![Server::new(
+                Host::Name("xmpp2.example.com".into()),
+                5222,
+                Origin::Srv {
+                    priority: 20,
+                    weight: 0,
+                    preferred: false,
+                },
+            )],
+            pings,
+            expected_steps: crate::probe::watch::expected_steps(ClientTlsMode::Starttls),
+        }
+    }
+
+    #[test]
+    fn a_watch_exports_each_component_and_the_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = crate::probe::watch::expected_steps(ClientTlsMode::Starttls);
+        let mut healthy = report(vec![healthy_server("xmpp1.example.com", 10)]);
+        healthy.watch = Some(watch_report(
+            vec![login("xmpp1.example.com", &expected)],
+            vec![
+                Ping {
+                    component: "cb1.example.com".into(),
+                    result: Ok(Duration::from_micros(1200)),
+                },
+                Ping {
+                    component: "cb2.example.com".into(),
+                    result: Err(Failure::new(Reason::ComponentUnavailable, "gone")),
+                },
+            ],
+        ));
+        let state = TargetState::new(watching(dir.path())).after(healthy, false);
+        let rows = series(&state);
+        let (one, two) = (
+            ("component", "cb1.example.com"),
+            ("component", "cb2.example.com"),
+        );
+        assert_eq!(value(&rows, &WATCH_SUCCESS, &[]), Some(1.0));
+        assert_eq!(value(&rows, &COMPONENT_REGISTERED, &[one]), Some(1.0));
+        assert_eq!(value(&rows, &COMPONENT_REGISTERED, &[two]), Some(0.0));
+        assert_eq!(value(&rows, &COMPONENT_PING, &[one]), Some(0.0012));
+        assert_eq!(value(&rows, &COMPONENT_PING, &[two]), None);
+        let unavailable = [two, ("reason", "component_unavailable")];
+        assert_eq!(value(&rows, &COMPONENT_FAILING, &unavailable), Some(1.0));
+        assert_eq!(value(&rows, &COMPONENT_FAILING, &[one]), None);
+        let server = ("server", "xmpp1.example.com:5222");
+        assert_eq!(
+            value(
+                &rows,
+                &WATCH_STEP_LAST_DURATION,
+                &[server, ("step", "sasl")]
+            ),
+            Some(0.0007)
+        );
+        assert_eq!(
+            value(
+                &rows,
+                &WATCH_STEP_LAST_DURATION,
+                &[("server", ""), ("step", "srv")]
+            ),
+            Some(0.0003)
+        );
+        let watch_rows = rows.iter().filter(|(name, ..)| {
+            name.starts_with("cms_xmpp_watch") || name.starts_with("cms_xmpp_component")
+        });
+        // success, srv and six timed steps (cert is not), two components, one round trip and
+        // one failing ping.
+        assert_eq!(watch_rows.count(), 12, "{rows:#?}");
+
+        // The password is wrong: nothing was pinged, so nothing is registered.
+        let mut refused = report(vec![healthy_server("xmpp1.example.com", 10)]);
+        let mut server = login("xmpp1.example.com", &expected[..expected.len() - 1]);
+        server.steps.last_mut().unwrap().result =
+            Err(Failure::new(Reason::NotAuthorized, "not-authorized"));
+        refused.watch = Some(watch_report(vec![server], Vec::new()));
+        let rows = series(&state.after(refused, false));
+        let sasl = [
+            ("server", "xmpp1.example.com:5222"),
+            ("step", "sasl"),
+            ("reason", "not_authorized"),
+        ];
+        assert_eq!(value(&rows, &WATCH_SUCCESS, &[]), Some(0.0));
+        assert_eq!(value(&rows, &WATCH_FAILING_STEP, &sasl), Some(1.0));
+        assert_eq!(value(&rows, &WATCH_FAILURES_TOTAL, &sasl), Some(1.0));
+        assert_eq!(value(&rows, &COMPONENT_REGISTERED, &[one]), Some(0.0));
+        assert_eq!(value(&rows, &COMPONENT_FAILING, &[]), None);
+        assert_eq!(
+            value(&rows, &PROBE_SUCCESS, &[]),
+            Some(1.0),
+            "the component flow is apart"
+        );
+        assert_eq!(value(&rows, &FAILURES_TOTAL, &[]), None);
     }
 
     #[test]

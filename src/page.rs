@@ -4,9 +4,9 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use crate::config::Target;
-use crate::diagnosis::{days_left, describe, hint};
-use crate::probe::{ServerReport, Step, StepRecord, TargetReport};
+use crate::config::Watch;
+use crate::diagnosis::{days_left, describe, hint, ping_hint, watch_hint};
+use crate::probe::{Failure, Reason, Server, ServerReport, Step, StepRecord, WatchReport};
 use crate::store::{Outcome, Snapshot, TargetState};
 
 const REFRESH_SECONDS: u32 = 10;
@@ -30,6 +30,8 @@ a{color:#1658b8}
 .problem code{white-space:pre-wrap;word-break:break-word}
 .history{display:flex;gap:3px;margin:.4rem 0}
 .history span{width:14px;height:14px;border-radius:3px;display:inline-block}
+.flows{display:grid;grid-template-columns:repeat(auto-fit,minmax(26rem,1fr));gap:0 1.5rem}
+h3{font-size:.95rem;margin:.6rem 0 .2rem}
 ";
 
 /// Text safe to put in HTML, also inside attribute values.
@@ -69,6 +71,9 @@ fn step_title(step: Step) -> &'static str {
         Step::Cert => "certificate",
         Step::Stream => "stream",
         Step::Handshake => "handshake",
+        Step::Starttls => "STARTTLS",
+        Step::Sasl => "login",
+        Step::Bind => "bind",
     }
 }
 
@@ -126,8 +131,25 @@ fn render_target(out: &mut String, state: &TargetState) {
     );
     render_history(out, state.history.iter());
     if let Some(report) = &state.latest {
-        render_flows(out, report);
-        render_problems(out, report, target);
+        // The client path beside the component flow: can a Callbridge register, and are the
+        // production ones registered.
+        out.push_str(
+            "<div class=\"flows\"><div data-flow=\"component\"><h3>registration probe</h3>",
+        );
+        render_flows(
+            out,
+            report.srv.as_ref(),
+            &report.servers,
+            &report.expected_steps,
+        );
+        render_problems(out, report.failures(), |step, reason, server| {
+            hint(step, reason, target, server)
+        });
+        out.push_str("</div>");
+        if let (Some(watch), Some(config)) = (&report.watch, &target.watch) {
+            render_watch(out, watch, config);
+        }
+        out.push_str("</div>");
     }
     out.push_str("</section>");
 }
@@ -153,19 +175,75 @@ fn render_history<'a>(out: &mut String, history: impl ExactSizeIterator<Item = &
     out.push_str("</div>");
 }
 
-fn render_flows(out: &mut String, report: &TargetReport) {
-    if let Some(srv) = &report.srv {
+fn render_flows(
+    out: &mut String,
+    srv: Option<&StepRecord>,
+    servers: &[ServerReport],
+    expected: &[Step],
+) {
+    if let Some(srv) = srv {
         out.push_str("<div class=\"flow\" data-server=\"\">");
         chip(out, Step::Srv, Some(srv));
         let _ = write!(
             out,
             "<span class=\"meta\">{} server(s) in the SRV answer</span></div>",
-            report.servers.len()
+            servers.len()
         );
     }
-    for server in &report.servers {
-        render_server(out, server, &report.expected_steps);
+    for server in servers {
+        render_server(out, server, expected);
     }
+}
+
+/// The monitoring user's login, then one line per production component.
+fn render_watch(out: &mut String, report: &WatchReport, watch: &Watch) {
+    let (class, word) = if report.success() {
+        ("ok", "logged in")
+    } else {
+        ("fail", "login FAILING")
+    };
+    let _ = write!(
+        out,
+        "<div data-flow=\"watch\"><h3>live registration: {} <span class=\"badge {class}\">{word}</span></h3>",
+        escape(&watch.jid.to_string())
+    );
+    render_flows(
+        out,
+        report.srv.as_ref(),
+        &report.servers,
+        &report.expected_steps,
+    );
+    for component in &watch.components {
+        let ping = report.pings.iter().find(|p| &p.component == component);
+        let (state, note) = match ping.map(|p| &p.result) {
+            Some(Ok(round_trip)) => (
+                "ok",
+                format!("registered · {:.1} ms", round_trip.as_secs_f64() * 1000.0),
+            ),
+            Some(Err(f)) => ("fail", format!("NOT registered · {}", f.reason)),
+            None => ("skipped", "not pinged: no login".to_owned()),
+        };
+        let _ = write!(
+            out,
+            "<div class=\"flow\" data-component=\"{name}\"><span class=\"step {state}\" data-state=\"{state}\">{name}<small>{}</small></span></div>",
+            escape(&note),
+            name = escape(component)
+        );
+    }
+    render_problems(out, report.failures(), |step, reason, server| {
+        watch_hint(step, reason, watch, server)
+    });
+    for ping in &report.pings {
+        if let Err(failure) = &ping.result {
+            problem(
+                out,
+                &escape(&ping.component),
+                failure,
+                &ping_hint(failure.reason, &ping.component),
+            );
+        }
+    }
+    out.push_str("</div>");
 }
 
 fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
@@ -215,21 +293,30 @@ fn chip(out: &mut String, step: Step, record: Option<&StepRecord>) {
     );
 }
 
-fn render_problems(out: &mut String, report: &TargetReport, target: &Target) {
-    for (server, step, failure) in report.failures() {
+fn render_problems<'a>(
+    out: &mut String,
+    failures: impl Iterator<Item = (Option<&'a Server>, Step, &'a Failure)>,
+    hint: impl Fn(Step, Reason, Option<&Server>) -> String,
+) {
+    for (server, step, failure) in failures {
         let place = server
             .map(|s| format!(" on {}", escape(&s.to_string())))
             .unwrap_or_default();
-        let _ = write!(
-            out,
-            "<div class=\"problem\"><strong>{}{place}: {}</strong> ({}: {})<br>hint: <code>{}</code></div>",
-            step_title(step),
-            escape(describe(failure.reason)),
-            failure.reason,
-            escape(&failure.detail),
-            escape(&hint(step, failure.reason, target, server))
-        );
+        let what = format!("{}{place}", step_title(step));
+        problem(out, &what, failure, &hint(step, failure.reason, server));
     }
+}
+
+/// One failure: where (already HTML), what it means, the detail and what to check.
+fn problem(out: &mut String, place: &str, failure: &Failure, hint: &str) {
+    let _ = write!(
+        out,
+        "<div class=\"problem\"><strong>{place}: {}</strong> ({}: {})<br>hint: <code>{}</code></div>",
+        escape(describe(failure.reason)),
+        failure.reason,
+        escape(&failure.detail),
+        escape(hint)
+    );
 }
 
 fn ago(time: SystemTime) -> String {

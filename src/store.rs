@@ -15,7 +15,9 @@ use prometheus::{Histogram, HistogramOpts};
 
 use crate::config::Target;
 use crate::metrics::TargetText;
-use crate::probe::{CertFacts, Endpoint, Reason, Step, TargetReport, TlsFacts};
+use crate::probe::{
+    CertFacts, Endpoint, Failure, Reason, Server, Step, StepRecord, TargetReport, TlsFacts,
+};
 
 /// How many past outcomes the status page shows per target.
 pub const HISTORY: usize = 10;
@@ -54,6 +56,8 @@ pub struct TargetState {
     pub history: VecDeque<Outcome>,
     pub probes: u64,
     pub failures: BTreeMap<FailureKey, u64>,
+    /// The client path's failures, likewise (servers of its last answer that worked).
+    pub watch_failures: BTreeMap<FailureKey, u64>,
     /// What is remembered of each server of the last answer that worked: a server that
     /// leaves the SRV answer is forgotten, a failed lookup forgets nothing.
     pub seen: Vec<(Endpoint, Seen)>,
@@ -72,6 +76,7 @@ impl TargetState {
             history: VecDeque::with_capacity(HISTORY),
             probes: 0,
             failures: BTreeMap::new(),
+            watch_failures: BTreeMap::new(),
             seen: Vec::new(),
             histograms: BTreeMap::new(),
             text: Arc::default(),
@@ -92,14 +97,12 @@ impl TargetState {
     pub fn after(&self, report: TargetReport, step_histograms: bool) -> TargetState {
         let mut next = self.clone();
         next.probes += 1;
-        for (server, step, failure) in report.failures() {
-            let key = (server.map(|s| s.endpoint.clone()), step, failure.reason);
-            *next.failures.entry(key).or_default() += 1;
-        }
+        count(&mut next.failures, report.failures());
         // The servers did not leave when the lookup failed: their counters and facts stay.
-        if report.srv.as_ref().is_none_or(|srv| srv.result.is_ok()) {
-            let current: BTreeSet<&Endpoint> =
-                report.servers.iter().map(|s| &s.server.endpoint).collect();
+        if let Some(current) = answered(
+            report.srv.as_ref(),
+            report.servers.iter().map(|s| &s.server),
+        ) {
             let known =
                 |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
             next.failures.retain(|(server, _, _), _| known(server));
@@ -122,6 +125,20 @@ impl TargetState {
             seen.address = server.address.or(seen.address);
             seen.tls = server.tls.or(seen.tls);
             seen.cert = server.cert.clone().or(seen.cert.take());
+        }
+        if let Some(watch) = &report.watch {
+            count(&mut next.watch_failures, watch.failures());
+            let answer = watch
+                .servers
+                .iter()
+                .map(|s| &s.server)
+                .chain(&watch.untried);
+            if let Some(current) = answered(watch.srv.as_ref(), answer) {
+                let known =
+                    |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
+                next.watch_failures
+                    .retain(|(server, _, _), _| known(server));
+            }
         }
         if step_histograms {
             next.observe(&report);
@@ -165,6 +182,27 @@ fn step_histogram() -> Histogram {
     .buckets(STEP_BUCKETS.to_vec());
     // The name and the buckets are constants that the crate accepts.
     Histogram::with_opts(opts).expect("valid histogram options")
+}
+
+/// Counts a flow's failed steps.
+fn count<'a>(
+    counters: &mut BTreeMap<FailureKey, u64>,
+    failures: impl Iterator<Item = (Option<&'a Server>, Step, &'a Failure)>,
+) {
+    for (server, step, failure) in failures {
+        let key = (server.map(|s| s.endpoint.clone()), step, failure.reason);
+        *counters.entry(key).or_default() += 1;
+    }
+}
+
+/// The servers of a flow's answer, when there was one: a failed lookup says nothing about
+/// which servers left.
+fn answered<'a>(
+    srv: Option<&StepRecord>,
+    servers: impl Iterator<Item = &'a Server>,
+) -> Option<BTreeSet<&'a Endpoint>> {
+    srv.is_none_or(|srv| srv.result.is_ok())
+        .then(|| servers.map(|s| &s.endpoint).collect())
 }
 
 /// Whether the configuration loaded, for `cms_xmpp_config_last_reload_*`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError, TlsMode, TlsSettings};
+use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe, TargetReport};
 use crate::store::Store;
@@ -62,23 +62,25 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
     let mut clients: Vec<(&TlsSettings, TlsClient)> = Vec::new();
     let mut probes = Vec::with_capacity(config.targets.len());
     for (index, target) in config.targets.iter().enumerate() {
-        let tls = match target.tls.mode {
+        let mut client_for = |settings| -> Result<TlsClient, RunError> {
+            if let Some((_, client)) = clients.iter().find(|(s, _)| s.same_trust(settings)) {
+                return Ok(client.clone());
+            }
+            let client = TlsClient::new(settings).map_err(|source| RunError::Tls {
+                index,
+                target: target.name.clone(),
+                source,
+            })?;
+            clients.push((settings, client.clone()));
+            Ok(client)
+        };
+        let tls = match target.tls_mode {
             TlsMode::None => None,
-            TlsMode::Direct => Some(
-                match clients.iter().find(|(s, _)| s.same_trust(&target.tls)) {
-                    Some((_, client)) => client.clone(),
-                    None => {
-                        let client =
-                            TlsClient::new(&target.tls).map_err(|source| RunError::Tls {
-                                index,
-                                target: target.name.clone(),
-                                source,
-                            })?;
-                        clients.push((&target.tls, client.clone()));
-                        client
-                    }
-                },
-            ),
+            TlsMode::Direct => Some(client_for(&target.tls)?),
+        };
+        let watch_tls = match &target.watch {
+            Some(watch) if watch.tls_mode != ClientTlsMode::None => Some(client_for(&watch.tls)?),
+            _ => None,
         };
         let lock = locks
             .entry(target.component.to_ascii_lowercase())
@@ -88,6 +90,7 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
             target.clone(),
             resolver.clone(),
             tls,
+            watch_tls,
             lock,
             slots.clone(),
         )));

@@ -15,15 +15,18 @@ use x509_parser::prelude::X509Certificate;
 use super::{CertFacts, Failure, NameCoverage, NameRole, Reason};
 
 /// What the step needs: the chain as sent, webpki's verdict from the handshake, and the
-/// names the Callbridge requires.
+/// names the peer requires.
 pub struct CertInput<'a> {
     pub chain: &'a [CertificateDer<'static>],
     pub verdict: &'a Result<(), rustls::Error>,
     pub verifier: &'a WebPkiServerVerifier,
-    /// The XMPP domain, a DNS name.
+    /// The XMPP domain, a DNS name: it must be covered.
     pub domain: &'a str,
-    /// The server's name as TLS verified it: its FQDN (or `tls.server_name`), or an address.
-    pub fqdn: &'a ServerName<'static>,
+    /// The name TLS verified: the server's FQDN (or `tls.server_name`), or an address; on the
+    /// client path, the domain.
+    pub verified: &'a ServerName<'static>,
+    /// A Callbridge also requires the server's own name: the verified one must be covered.
+    pub fqdn_required: bool,
 }
 
 /// A subject alternative name as it matters for matching.
@@ -57,18 +60,17 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         }
     };
     let sans = subject_alt_names(&leaf);
-    let coverage = vec![
-        NameCoverage {
-            role: NameRole::Domain,
-            name: input.domain.to_owned(),
-            covered: covers_dns(&sans, input.domain),
-        },
-        NameCoverage {
-            role: NameRole::Fqdn,
-            name: input.fqdn.to_str().into_owned(),
-            covered: covers(&sans, input.fqdn),
-        },
-    ];
+    let domain = NameCoverage {
+        role: NameRole::Domain,
+        name: input.domain.to_owned(),
+        covered: covers_dns(&sans, input.domain),
+    };
+    let fqdn = input.fqdn_required.then(|| NameCoverage {
+        role: NameRole::Fqdn,
+        name: input.verified.to_str().into_owned(),
+        covered: covers(&sans, input.verified),
+    });
+    let coverage = std::iter::once(domain).chain(fqdn).collect();
     let facts = CertFacts {
         subject: leaf.subject().to_string(),
         issuer: leaf.issuer().to_string(),
@@ -144,7 +146,7 @@ fn chain_trusted(input: &CertInput<'_>, leaf: &X509Certificate<'_>) -> bool {
     let result = input.verifier.verify_server_cert(
         &input.chain[0],
         &input.chain[1..],
-        input.fqdn,
+        input.verified,
         &[],
         UnixTime::since_unix_epoch(Duration::from_secs(middle)),
     );

@@ -4,15 +4,21 @@
 //! order inside the target's deadline, times them and collects a [`TargetReport`]. Steps never
 //! touch metrics: `crate::metrics` turns reports into series.
 
+pub mod bind;
 pub mod cert;
+pub mod client;
 pub mod connect;
 pub mod dns;
 pub mod handshake;
+pub mod ping;
 pub mod pipeline;
 pub mod resolve;
+pub mod sasl;
 pub mod srv;
+pub mod starttls;
 pub mod stream;
 pub mod tls;
+pub mod watch;
 pub mod xmpp;
 
 use std::fmt;
@@ -33,14 +39,21 @@ pub enum Step {
     Srv,
     Resolve,
     Connect,
+    /// The client path: `<starttls/>` on a plaintext client stream.
+    Starttls,
     Tls,
     Cert,
     Stream,
     Handshake,
+    /// The client path: SASL authentication of the monitoring user.
+    Sasl,
+    /// The client path: resource binding (and the session, where a server wants one).
+    Bind,
 }
 
 impl Step {
-    pub const ALL: [Step; 7] = [
+    /// The steps of the component flow, in order.
+    pub const COMPONENT: [Step; 7] = [
         Step::Srv,
         Step::Resolve,
         Step::Connect,
@@ -60,6 +73,9 @@ impl Step {
             Step::Cert => "cert",
             Step::Stream => "stream",
             Step::Handshake => "handshake",
+            Step::Starttls => "starttls",
+            Step::Sasl => "sasl",
+            Step::Bind => "bind",
         }
     }
 
@@ -117,6 +133,16 @@ pub enum Reason {
     Closed,
     Protocol,
     Oversized,
+    /// The client path: no STARTTLS offered, or refused.
+    StarttlsUnavailable,
+    /// The client path: no SASL mechanism the probe accepts.
+    SaslMechanism,
+    /// The client path: SASL failed otherwise, or the server's SCRAM proof was wrong.
+    SaslError,
+    /// The client path: no resource could be bound.
+    BindError,
+    /// The client path: the server answered a ping for the component: nothing is routed there.
+    ComponentUnavailable,
 }
 
 impl Reason {
@@ -147,6 +173,11 @@ impl Reason {
             Reason::Closed => "closed",
             Reason::Protocol => "protocol",
             Reason::Oversized => "oversized",
+            Reason::StarttlsUnavailable => "starttls_unavailable",
+            Reason::SaslMechanism => "sasl_mechanism",
+            Reason::SaslError => "sasl_error",
+            Reason::BindError => "bind_error",
+            Reason::ComponentUnavailable => "component_unavailable",
         }
     }
 }
@@ -438,12 +469,20 @@ pub struct TargetReport {
     pub servers: Vec<ServerReport>,
     /// The per-server steps this target requires (depends on TLS mode and handshake).
     pub expected_steps: Vec<Step>,
+    /// The client path, when the target watches production components.
+    pub watch: Option<WatchReport>,
 }
 
 impl TargetReport {
     /// At least one server completed every step: a Callbridge could register.
     pub fn success(&self) -> bool {
         self.servers.iter().any(|s| s.up(&self.expected_steps))
+    }
+
+    /// A Callbridge could register and, where the target has a watch, every production
+    /// component is registered: what the `probe` command's exit code says.
+    pub fn healthy(&self) -> bool {
+        self.success() && self.watch.as_ref().is_none_or(WatchReport::all_registered)
     }
 
     /// When the cycle finished.
@@ -453,15 +492,102 @@ impl TargetReport {
 
     /// The steps that failed: the SRV step's (`None` server) and each server's.
     pub fn failures(&self) -> impl Iterator<Item = (Option<&Server>, Step, &Failure)> {
-        let srv = self.srv.iter().filter_map(|s| {
-            let failure = s.result.as_ref().err()?;
-            Some((None, s.step, failure))
-        });
-        let servers = self.servers.iter().filter_map(|s| {
-            let (step, failure) = s.failure()?;
-            Some((Some(&s.server), step, failure))
-        });
-        srv.chain(servers)
+        failures(self.srv.as_ref(), &self.servers)
+    }
+}
+
+/// What pinging one component found: its answer's round trip, or why there was none.
+#[derive(Clone, Debug)]
+pub struct Ping {
+    pub component: String,
+    pub result: Result<Duration, Failure>,
+}
+
+impl Ping {
+    /// The component answered: it holds a connection to the XMPP server.
+    pub fn registered(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+impl Serialize for Ping {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Ping", 4)?;
+        out.serialize_field("component", &self.component)?;
+        out.serialize_field("registered", &self.registered())?;
+        match &self.result {
+            Ok(round_trip) => {
+                out.serialize_field("round_trip_seconds", &round_trip.as_secs_f64())?
+            }
+            Err(failure) => {
+                out.serialize_field("reason", &failure.reason)?;
+                out.serialize_field("detail", &failure.detail)?;
+            }
+        }
+        out.end()
+    }
+}
+
+/// The client path of one probe cycle: a monitoring user's login, then a ping to each
+/// production component.
+#[derive(Clone, Debug)]
+pub struct WatchReport {
+    /// The SRV step, when the login's servers come from DNS.
+    pub srv: Option<StepRecord>,
+    /// The servers tried, in RFC 2782 order, until one let the user in.
+    pub servers: Vec<ServerReport>,
+    /// The servers of the answer after the one that let the user in.
+    pub untried: Vec<Server>,
+    /// The pings, sent through the server that let the user in; empty when none did.
+    pub pings: Vec<Ping>,
+    /// The per-server steps of this login (depend on the TLS mode).
+    pub expected_steps: Vec<Step>,
+}
+
+impl WatchReport {
+    /// The user logged in and the pings went out.
+    pub fn success(&self) -> bool {
+        self.servers.iter().any(|s| s.up(&self.expected_steps))
+    }
+
+    /// The user logged in and every component answered.
+    pub fn all_registered(&self) -> bool {
+        self.success() && self.pings.iter().all(Ping::registered)
+    }
+
+    /// The steps that failed: the SRV step's (`None` server) and each server's.
+    pub fn failures(&self) -> impl Iterator<Item = (Option<&Server>, Step, &Failure)> {
+        failures(self.srv.as_ref(), &self.servers)
+    }
+}
+
+/// The failed steps of a flow: the SRV step's (`None` server), then each server's.
+fn failures<'a>(
+    srv: Option<&'a StepRecord>,
+    servers: &'a [ServerReport],
+) -> impl Iterator<Item = (Option<&'a Server>, Step, &'a Failure)> {
+    let srv = srv.into_iter().filter_map(|s| {
+        let failure = s.result.as_ref().err()?;
+        Some((None, s.step, failure))
+    });
+    let servers = servers.iter().filter_map(|s| {
+        let (step, failure) = s.failure()?;
+        Some((Some(&s.server), step, failure))
+    });
+    srv.chain(servers)
+}
+
+impl Serialize for WatchReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let servers = ServerJson::all(&self.servers, &self.expected_steps);
+        let untried: Vec<&Endpoint> = self.untried.iter().map(|s| &s.endpoint).collect();
+        let mut out = serializer.serialize_struct("WatchReport", 5)?;
+        out.serialize_field("success", &self.success())?;
+        out.serialize_field("srv", &self.srv)?;
+        out.serialize_field("servers", &servers)?;
+        out.serialize_field("untried", &untried)?;
+        out.serialize_field("pings", &self.pings)?;
+        out.end()
     }
 }
 
@@ -476,6 +602,18 @@ pub fn unix_seconds(time: SystemTime) -> f64 {
 struct ServerJson<'a> {
     report: &'a ServerReport,
     up: bool,
+}
+
+impl<'a> ServerJson<'a> {
+    fn all(servers: &'a [ServerReport], expected: &[Step]) -> Vec<ServerJson<'a>> {
+        servers
+            .iter()
+            .map(|report| ServerJson {
+                report,
+                up: report.up(expected),
+            })
+            .collect()
+    }
 }
 
 impl Serialize for ServerJson<'_> {
@@ -504,14 +642,7 @@ impl Serialize for ServerJson<'_> {
 
 impl Serialize for TargetReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let servers: Vec<ServerJson<'_>> = self
-            .servers
-            .iter()
-            .map(|report| ServerJson {
-                report,
-                up: report.up(&self.expected_steps),
-            })
-            .collect();
+        let servers = ServerJson::all(&self.servers, &self.expected_steps);
         let mut out = serializer.serialize_struct("TargetReport", 6)?;
         out.serialize_field("target", &self.target)?;
         out.serialize_field("success", &self.success())?;
@@ -519,6 +650,10 @@ impl Serialize for TargetReport {
         out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;
         out.serialize_field("srv", &self.srv)?;
         out.serialize_field("servers", &servers)?;
+        match &self.watch {
+            Some(watch) => out.serialize_field("watch", watch)?,
+            None => out.skip_field("watch")?,
+        }
         out.end()
     }
 }

@@ -4,25 +4,25 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hickory_resolver::TokioResolver;
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
+use tokio_rustls::client::TlsStream;
 
 use super::cert::{self, CertInput};
+use super::connect::Tcp;
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    connect, handshake, resolve, srv, stream, Failure, Reason, Server, ServerReport, Step,
+    connect, handshake, resolve, srv, stream, watch, Failure, Reason, Server, ServerReport, Step,
     StepRecord, TargetReport,
 };
 use crate::config::{ServerSource, Target};
-
-/// The polite close is not a step; it only needs long enough for the server to answer.
-const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// A target with what probing it needs, built once per config load.
 pub struct TargetProbe {
@@ -30,6 +30,8 @@ pub struct TargetProbe {
     resolver: TokioResolver,
     /// `None` for plaintext; shared by every target with the same TLS settings.
     tls: Option<TlsClient>,
+    /// The client path's TLS client, when the target watches components over TLS.
+    watch_tls: Option<TlsClient>,
     /// Held while a probe runs. Shared by every target with the same component name: an XMPP
     /// server must never see the name twice at once, or it answers `conflict`.
     exclusive: Arc<tokio::sync::Mutex<()>>,
@@ -42,6 +44,7 @@ impl TargetProbe {
         target: Arc<Target>,
         resolver: TokioResolver,
         tls: Option<TlsClient>,
+        watch_tls: Option<TlsClient>,
         exclusive: Arc<tokio::sync::Mutex<()>>,
         slots: Arc<Semaphore>,
     ) -> TargetProbe {
@@ -49,6 +52,7 @@ impl TargetProbe {
             target,
             resolver,
             tls,
+            watch_tls,
             exclusive,
             slots,
         }
@@ -72,7 +76,7 @@ impl TargetProbe {
     pub fn expected_steps(&self) -> Vec<Step> {
         let tls = self.tls.is_some();
         let handshake = self.target.handshake();
-        Step::ALL
+        Step::COMPONENT
             .into_iter()
             .filter(|step| match step {
                 Step::Srv => false,
@@ -84,18 +88,44 @@ impl TargetProbe {
     }
 }
 
-/// One probe cycle of one target.
+/// One probe cycle of one target: the component flow and, when configured, the client path,
+/// side by side inside one deadline.
 pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let started = SystemTime::now();
     let clock = Instant::now();
     let deadline = clock + probe.target.timeout;
+    let client_path = async {
+        let watch = probe.target.watch.as_ref()?;
+        Some(watch::probe(&probe.resolver, watch, probe.watch_tls.as_ref(), deadline).await)
+    };
+    let ((srv, servers), watch) = tokio::join!(components(&probe, deadline), client_path);
+    TargetReport {
+        target: probe.target.name.clone(),
+        started,
+        duration: clock.elapsed(),
+        srv,
+        servers,
+        expected_steps: probe.expected_steps(),
+        watch,
+    }
+}
+
+/// The component flow: the SRV step (if any) and every server's report, in RFC 2782 order.
+async fn components(
+    probe: &Arc<TargetProbe>,
+    deadline: Instant,
+) -> (Option<StepRecord>, Vec<ServerReport>) {
     let (srv, servers) = match &probe.target.servers {
         ServerSource::Static(server) => (None, vec![server.clone()]),
         ServerSource::Srv => {
             let (record, servers) = timed(
                 Step::Srv,
                 deadline,
-                srv::lookup(&probe.resolver, &probe.target.domain),
+                srv::lookup(
+                    &probe.resolver,
+                    srv::COMPONENT_SERVICE,
+                    &probe.target.domain,
+                ),
             )
             .await;
             (Some(record), servers.unwrap_or_default())
@@ -118,42 +148,14 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
         }
     }
     reports.sort_by_key(|(index, _)| *index);
-
-    TargetReport {
-        target: probe.target.name.clone(),
-        started,
-        duration: clock.elapsed(),
-        srv,
-        servers: reports.into_iter().map(|(_, report)| report).collect(),
-        expected_steps: probe.expected_steps(),
-    }
+    (srv, reports.into_iter().map(|(_, report)| report).collect())
 }
 
 async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) -> ServerReport {
     let mut report = ServerReport::new(server.clone());
-    let Some(addresses) = report
-        .run(
-            Step::Resolve,
-            deadline,
-            resolve::lookup(&probe.resolver, server.host()),
-        )
-        .await
-    else {
+    let Some(tcp) = reach(&mut report, &probe.resolver, deadline).await else {
         return report;
     };
-    report.addresses = addresses.clone();
-    let Some((tcp, address)) = report
-        .run(
-            Step::Connect,
-            deadline,
-            connect::connect(&addresses, server.port(), deadline),
-        )
-        .await
-    else {
-        return report;
-    };
-    report.address = Some(address);
-
     let Some(tls) = &probe.tls else {
         converse(probe, &mut report, tcp, deadline).await;
         return report;
@@ -165,21 +167,72 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
             Failure::new(Reason::TlsHandshake, detail)
         }),
     };
-    let handshake = async { tls.handshake(tcp, name.clone()?).await };
-    let Some(outcome) = report.run(Step::Tls, deadline, handshake).await else {
-        return report;
+    let peer = Peer {
+        domain: &probe.target.domain,
+        name,
+        fqdn_required: true,
     };
+    if let Some(stream) = secure(&mut report, tls, tcp, peer, deadline).await {
+        converse(probe, &mut report, stream, deadline).await;
+    }
+    report
+}
+
+/// Steps `resolve` and `connect`: the report's server reached over TCP.
+pub(super) async fn reach(
+    report: &mut ServerReport,
+    resolver: &TokioResolver,
+    deadline: Instant,
+) -> Option<Tcp> {
+    let server = report.server.clone();
+    let addresses = report
+        .run(
+            Step::Resolve,
+            deadline,
+            resolve::lookup(resolver, server.host()),
+        )
+        .await?;
+    report.addresses = addresses.clone();
+    let (tcp, address) = report
+        .run(
+            Step::Connect,
+            deadline,
+            connect::connect(&addresses, server.port(), deadline),
+        )
+        .await?;
+    report.address = Some(address);
+    Some(tcp)
+}
+
+/// Who the TLS peer must be: the name to verify (or why there is none) and the names its
+/// certificate must cover.
+pub(super) struct Peer<'a> {
+    pub domain: &'a str,
+    pub name: Result<ServerName<'static>, Failure>,
+    pub fqdn_required: bool,
+}
+
+/// Steps `tls` and `cert`: the stream to go on with, when the certificate is accepted.
+pub(super) async fn secure(
+    report: &mut ServerReport,
+    tls: &TlsClient,
+    tcp: Tcp,
+    peer: Peer<'_>,
+    deadline: Instant,
+) -> Option<TlsStream<Tcp>> {
+    let handshake = async { tls.handshake(tcp, peer.name.clone()?).await };
+    let outcome = report.run(Step::Tls, deadline, handshake).await?;
     report.tls = outcome.facts;
     // The handshake ran, so the name was one.
-    let Ok(name) = name else { return report };
-
+    let name = peer.name.ok()?;
     let inspected = Instant::now();
     let (facts, verdict) = cert::inspect(&CertInput {
         chain: &outcome.chain,
         verdict: &outcome.verdict,
         verifier: tls.verifier(),
-        domain: &probe.target.domain,
-        fqdn: &name,
+        domain: peer.domain,
+        verified: &name,
+        fqdn_required: peer.fqdn_required,
     });
     report.cert = facts.map(Arc::new);
     let accepted = verdict.is_ok();
@@ -188,10 +241,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
         duration: inspected.elapsed(),
         result: verdict,
     });
-    if let (true, Some(stream)) = (accepted, outcome.stream) {
-        converse(probe, &mut report, stream, deadline).await;
-    }
-    report
+    outcome.stream.filter(|_| accepted)
 }
 
 /// The XMPP part: stream header, handshake, then a polite close.
@@ -225,12 +275,12 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     }
-    conn.close(CLOSE_WAIT).await;
+    conn.close(deadline).await;
 }
 
 impl ServerReport {
     /// Runs one step inside the deadline and records it.
-    async fn run<T>(
+    pub(super) async fn run<T>(
         &mut self,
         step: Step,
         deadline: Instant,
@@ -242,7 +292,7 @@ impl ServerReport {
     }
 }
 
-async fn timed<T>(
+pub(super) async fn timed<T>(
     step: Step,
     deadline: Instant,
     work: impl Future<Output = Result<T, Failure>>,

@@ -1,4 +1,5 @@
-//! Step `srv`: `_xmpp-component._tcp.<domain>`, as a Callbridge with an empty Server Address.
+//! Step `srv`: `_xmpp-component._tcp.<domain>`, as a Callbridge with an empty Server Address
+//! (and, on the client path, `_xmpp-client._tcp` or `_xmpps-client._tcp`).
 
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
@@ -6,14 +7,17 @@ use hickory_resolver::TokioResolver;
 use super::{dns, Failure, Host, Origin, Reason, Server};
 use crate::config::normalise_host;
 
-pub fn service_name(domain: &str) -> String {
-    dns::absolute(&format!("_xmpp-component._tcp.{domain}"))
-}
+/// The SRV service a Callbridge looks up.
+pub const COMPONENT_SERVICE: &str = "_xmpp-component._tcp";
 
 /// The servers in the SRV answer in RFC 2782 order (priority, then heavier weight first); the
 /// lowest-priority group is marked preferred. A lone "." target means "decidedly not offered".
-pub async fn lookup(resolver: &TokioResolver, domain: &str) -> Result<Vec<Server>, Failure> {
-    let name = service_name(domain);
+pub async fn lookup(
+    resolver: &TokioResolver,
+    service: &str,
+    domain: &str,
+) -> Result<Vec<Server>, Failure> {
+    let name = dns::absolute(&format!("{service}.{domain}"));
     let answer = resolver
         .lookup(name.as_str(), RecordType::SRV)
         .await

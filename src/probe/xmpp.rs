@@ -7,6 +7,7 @@ use std::time::Duration;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, Take};
+use tokio::time::Instant;
 
 use super::{Failure, Reason};
 
@@ -390,9 +391,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
     }
 
     /// Ends the stream politely (`</stream:stream>`, the peer's answer, then TLS close_notify
-    /// and FIN) so the server frees the component name before the next probe.
-    pub async fn close(mut self, wait: Duration) {
-        let _ = tokio::time::timeout(wait, async {
+    /// and FIN) so the server frees the component name before the next probe. Not a step: it
+    /// waits for the server's answer at most [`CLOSE_WAIT`], and never past `deadline`.
+    pub async fn close(mut self, deadline: Instant) {
+        let until = deadline.min(Instant::now() + CLOSE_WAIT);
+        let _ = tokio::time::timeout_at(until, async {
             if self.send("</stream:stream>").await.is_ok() {
                 while let Ok(item) = self.next().await {
                     if item == Incoming::End {
@@ -405,6 +408,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         .await;
     }
 }
+
+/// Long enough for a server to answer `</stream:stream>`.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 fn protocol(detail: impl Into<String>) -> Failure {
     Failure::new(Reason::Protocol, detail)

@@ -1,0 +1,76 @@
+//! Shared helper for the client path's steps (`starttls`, `sasl`, `bind`, the pings): the
+//! `jabber:client` stream, its features and stanza errors (RFC 6120).
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::stream::unexpected;
+use super::xmpp::{Element, Incoming, XmppConn, STREAMS_NAMESPACE};
+use super::{Failure, Reason};
+
+pub const CLIENT_NAMESPACE: &str = "jabber:client";
+pub const TLS_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+pub const SASL_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+pub const BIND_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+pub const SESSION_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-session";
+pub const STANZAS_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// Opens a client stream to `domain` and returns the server's stream features.
+pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut XmppConn<S>,
+    domain: &str,
+) -> Result<Element, Failure> {
+    conn.send(&format!(
+        "<?xml version='1.0'?><stream:stream xmlns='{CLIENT_NAMESPACE}' \
+         xmlns:stream='{STREAMS_NAMESPACE}' to='{}' version='1.0'>",
+        quick_xml::escape::escape(domain)
+    ))
+    .await?;
+    match conn.next().await? {
+        Incoming::Header { namespace, .. } if namespace.as_deref() == Some(CLIENT_NAMESPACE) => {}
+        Incoming::Header { namespace, .. } => {
+            let namespace = namespace.unwrap_or_default();
+            return Err(Failure::new(
+                Reason::InvalidNamespace,
+                format!(
+                    "the server answered in namespace {namespace:?}, not {CLIENT_NAMESPACE}: \
+                     is this the client port?"
+                ),
+            ));
+        }
+        other => return Err(unexpected(other)),
+    }
+    match conn.next().await? {
+        Incoming::Element(features) if features.is("features", STREAMS_NAMESPACE) => Ok(features),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The defined condition and the text of a stanza's `<error>`, if it has one.
+pub fn stanza_error(stanza: &Element) -> Option<(&str, &str)> {
+    let error = stanza.child("error", &stanza.namespace)?;
+    let condition = error
+        .children
+        .iter()
+        .find(|c| c.namespace == STANZAS_NAMESPACE && c.name != "text")
+        .map_or("", |c| c.name.as_str());
+    let text = error
+        .child("text", STANZAS_NAMESPACE)
+        .map_or("", |t| t.text.as_str());
+    Some((condition, text))
+}
+
+/// Reads until the IQ answer with `id`, skipping the stanzas a server may push meanwhile.
+pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut XmppConn<S>,
+    id: &str,
+) -> Result<Element, Failure> {
+    loop {
+        match conn.next().await? {
+            Incoming::Element(iq) if iq.name == "iq" && iq.attribute("id") == Some(id) => {
+                return Ok(iq)
+            }
+            Incoming::Element(_) => continue,
+            other => return Err(unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The client path of a probe cycle: the monitoring user logs in as a client would, through
+//! the first server that lets it in (in SRV order), then pings every listed component.
+//!
+//! srv (`_xmpp-client._tcp`, `_xmpps-client._tcp` for direct TLS) → resolve → connect →
+//! starttls → tls → cert → sasl → bind, then the pings, then a polite close.
+
+use hickory_resolver::TokioResolver;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::pipeline::{reach, secure, timed, Peer};
+use super::tls::TlsClient;
+use super::xmpp::XmppConn;
+use super::{bind, ping, sasl, srv, starttls};
+use super::{Failure, Reason, ServerReport, Step, WatchReport};
+use crate::config::{ClientTlsMode, ServerSource, Watch};
+
+/// A logged-in session, over TCP or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Session = XmppConn<Box<dyn Io>>;
+
+/// The per-server steps of a login in this TLS mode.
+pub fn expected_steps(mode: ClientTlsMode) -> Vec<Step> {
+    let tls: &[Step] = match mode {
+        ClientTlsMode::Starttls => &[Step::Starttls, Step::Tls, Step::Cert],
+        ClientTlsMode::Direct => &[Step::Tls, Step::Cert],
+        ClientTlsMode::None => &[],
+    };
+    [Step::Resolve, Step::Connect]
+        .into_iter()
+        .chain(tls.iter().copied())
+        .chain([Step::Sasl, Step::Bind])
+        .collect()
+}
+
+/// One login and its pings, all inside `deadline`. `tls` is `None` only in mode `none`.
+pub async fn probe(
+    resolver: &TokioResolver,
+    watch: &Watch,
+    tls: Option<&TlsClient>,
+    deadline: Instant,
+) -> WatchReport {
+    let (srv, servers) = match &watch.servers {
+        ServerSource::Static(server) => (None, vec![server.clone()]),
+        ServerSource::Srv => {
+            let service = watch.tls_mode.srv_service();
+            let lookup = srv::lookup(resolver, service, &watch.jid.domain);
+            let (record, servers) = timed(Step::Srv, deadline, lookup).await;
+            (Some(record), servers.unwrap_or_default())
+        }
+    };
+    let mut report = WatchReport {
+        srv,
+        servers: Vec::new(),
+        untried: Vec::new(),
+        pings: Vec::new(),
+        expected_steps: expected_steps(watch.tls_mode),
+    };
+    let mut servers = servers.into_iter();
+    for server in servers.by_ref() {
+        let mut server_report = ServerReport::new(server);
+        let session = login(&mut server_report, resolver, watch, tls, deadline).await;
+        report.servers.push(server_report);
+        if let Some(mut session) = session {
+            report.pings = ping::ping_all(&mut session, &watch.components, deadline).await;
+            session.close(deadline).await;
+            break;
+        }
+    }
+    report.untried = servers.collect();
+    report
+}
+
+/// Every step up to a bound resource; `None` when one failed (the report says which).
+async fn login(
+    report: &mut ServerReport,
+    resolver: &TokioResolver,
+    watch: &Watch,
+    tls: Option<&TlsClient>,
+    deadline: Instant,
+) -> Option<Session> {
+    let tcp = reach(report, resolver, deadline).await?;
+    let io: Box<dyn Io> = match (watch.tls_mode, tls) {
+        (ClientTlsMode::None, _) | (_, None) => Box::new(tcp),
+        (mode, Some(tls)) => {
+            let tcp = match mode {
+                ClientTlsMode::Starttls => {
+                    let negotiation = starttls::negotiate(tcp, &watch.jid.domain);
+                    report.run(Step::Starttls, deadline, negotiation).await?
+                }
+                _ => tcp,
+            };
+            // A client verifies the XMPP domain (RFC 6125), not the SRV target's name.
+            let name = match &watch.tls.server_name {
+                Some(name) => Ok(name.clone()),
+                None => ServerName::try_from(watch.jid.domain.clone()).map_err(|e| {
+                    let detail = format!("{} cannot be a TLS server name: {e}", watch.jid.domain);
+                    Failure::new(Reason::TlsHandshake, detail)
+                }),
+            };
+            let peer = Peer {
+                domain: &watch.jid.domain,
+                name,
+                fqdn_required: false,
+            };
+            Box::new(secure(report, tls, tcp, peer, deadline).await?)
+        }
+    };
+    let mut conn = XmppConn::new(io);
+    let encrypted = watch.tls_mode != ClientTlsMode::None;
+    let authentication = sasl::authenticate(&mut conn, &watch.jid, &watch.password, encrypted);
+    report.run(Step::Sasl, deadline, authentication).await?;
+    let mut conn = conn.restart();
+    let jid = report
+        .run(
+            Step::Bind,
+            deadline,
+            bind::bind(&mut conn, &watch.jid.domain),
+        )
+        .await?;
+    // The bound full JID stands where a component stream's id does.
+    report.stream_id = Some(jid);
+    Some(conn)
+}
