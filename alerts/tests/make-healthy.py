@@ -56,6 +56,24 @@ def target(name, domain, component, server_address, servers):
         series("cms_xmpp_tls_info", s + [("version", "TLSv1.3"), ("cipher", "TLS13_AES_256_GCM_SHA384")], f"1x{SAMPLES}")
 
 
+WATCH_STEPS = {"resolve": 0.0015, "connect": 0.0004, "starttls": 0.001, "tls": 0.004, "sasl": 0.003, "bind": 0.0008}
+
+
+def watch(name, server, components):
+    """The client path of a target: a login through `server`, then one ping per component."""
+    t = [("target", name)]
+    series("cms_xmpp_watch_success", t, f"1x{SAMPLES}")
+    series("cms_xmpp_watch_step_last_duration_seconds", t + [("server", ""), ("step", "srv")],
+           f"{STEP_SECONDS['srv']}x{SAMPLES}")
+    for step, seconds in WATCH_STEPS.items():
+        series("cms_xmpp_watch_step_last_duration_seconds", t + [("server", server), ("step", step)],
+               f"{seconds}x{SAMPLES}")
+    for component in components:
+        c = t + [("component", component)]
+        series("cms_xmpp_component_registered", c, f"1x{SAMPLES}")
+        series("cms_xmpp_component_ping_seconds", c, f"0.002x{SAMPLES}")
+
+
 def srv(priority, weight, preferred):
     return [("source", "srv"), ("priority", str(priority)), ("weight", str(weight)), ("preferred", preferred)]
 
@@ -69,6 +87,7 @@ target("cms-london", "example.com", "probe.example.com", "", [
     ("xmpp1.example.com:5223", srv(10, 60, "true"), "192.0.2.40"),
     ("xmpp2.example.com:5223", srv(20, 40, "false"), "192.0.2.41"),
 ])
+watch("cms-london", "xmpp1.example.com:5222", ["cb1.example.com", "cb2.example.com"])
 target("cms-paris", "example.fr", "probe.example.fr", "xmpp.example.fr:5223", [
     ("xmpp.example.fr:5223", STATIC, "198.51.100.7"),
 ])

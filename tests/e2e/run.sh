@@ -321,7 +321,7 @@ build() {
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 7 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 8 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
@@ -330,6 +330,7 @@ allocate_ports() {
     EXPORTER_ADDR="$IP1:${ports[4]}"
     PROM_ADDR="$IP1:${ports[5]}"
     WIRE_PORT=${ports[6]}         # recording proxy in front of Prosody 2's plaintext port
+    C2S_PORT=${ports[7]}          # Prosody 2's client port (STARTTLS), for the watch
 }
 
 # The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
@@ -396,9 +397,13 @@ issue() { # issue NAME CA SANS NOT_BEFORE NOT_AFTER
 make_secrets() {
     SECRET="e2e-secret-$(openssl rand -hex 12)"
     WRONG_SECRET="e2e-wrong-$(openssl rand -hex 12)"
+    WATCH_PASSWORD="e2e-password-$(openssl rand -hex 12)"
+    WRONG_PASSWORD="e2e-wrong-password-$(openssl rand -hex 12)"
     printf '%s\n' "$SECRET" >"$WORK/secret"
     printf '%s\n' "$WRONG_SECRET" >"$WORK/wrong-secret"
-    chmod 600 "$WORK/secret" "$WORK/wrong-secret"
+    printf '%s\n' "$WATCH_PASSWORD" >"$WORK/watch-password"
+    printf '%s\n' "$WRONG_PASSWORD" >"$WORK/wrong-password"
+    chmod 600 "$WORK/secret" "$WORK/wrong-secret" "$WORK/watch-password" "$WORK/wrong-password"
 }
 
 # ---------------------------------------------------------------- peers
@@ -410,6 +415,7 @@ start_dnsmasq() {
         --user=root --local-ttl=5 --local="/$DOMAIN/" --log-queries --log-facility="$WORK/logs/dnsmasq.log" \
         --srv-host="$s.$DOMAIN,$XMPP1,$XMPP_TLS_PORT,$SRV_PRIO1,$SRV_WEIGHT1" \
         --srv-host="$s.$DOMAIN,$XMPP2,$XMPP_TLS_PORT,$SRV_PRIO2,$SRV_WEIGHT2" \
+        --srv-host="_xmpp-client._tcp.$DOMAIN,$XMPP2,$C2S_PORT,0,0" \
         --host-record="$XMPP1,$IP1" \
         --host-record="$XMPP2,$IP2"
     wait_until 10 "$PY" "$HELPERS/dnsq.py" "$IP1" "$DNS_PORT" "$s.$DOMAIN" SRV ||
@@ -418,26 +424,30 @@ start_dnsmasq() {
 }
 
 write_prosody_config() { # write_prosody_config N IP
-    local n="$1" ip="$2" dir="$WORK/prosody$1"
+    local n="$1" ip="$2" dir="$WORK/prosody$1" c2s_ports="{}"
+    # Prosody 2 also serves clients: the watch's monitoring user logs in there.
+    [ "$n" = 2 ] && c2s_ports="{ $C2S_PORT }"
     mkdir -p "$dir/data" "$dir/certs"
     cat >"$dir/prosody.cfg.lua" <<EOF
--- Prosody $n for the e2e suite: only the component listeners, on $ip.
+-- Prosody $n for the e2e suite: the component listeners (and on Prosody 2 the client port), on $ip.
 run_as_root = true
 daemonize = false
 pidfile = "$dir/prosody.pid"
 data_path = "$dir/data"
 certificates = "$dir/certs"
 log = { debug = "$WORK/logs/prosody$n.log" }
-storage = "memory"
+default_storage = "memory"
+storage = { accounts = "internal" } -- prosodyctl registers the monitoring user before the start
 interfaces = { "$ip" }
-c2s_ports = {}
+c2s_ports = $c2s_ports
 c2s_direct_tls_ports = {}
 s2s_ports = {}
 s2s_direct_tls_ports = {}
 legacy_ssl_ports = {}
 -- Direct TLS from the first byte, as a Callbridge on 5223: net_multiplex routes
 -- jabber:component:accept streams to mod_component.
-modules_enabled = { "net_multiplex" }
+-- STARTTLS, SASL (SCRAM-SHA-1 from internal_hashed), disco and XEP-0199 for the client path.
+modules_enabled = { "net_multiplex", "tls", "saslauth", "disco", "ping" }
 ssl_ports = { $XMPP_TLS_PORT }
 ssl_interfaces = { "$ip" }
 ssl = { certificate = "$WORK/pki/good.crt", key = "$WORK/pki/good.key" }
@@ -454,9 +464,13 @@ VirtualHost "$XMPP2"
 
 EOF
     local c
-    for c in ready probe plain rapid wrongsecret held wire; do
+    # cb1-cb3 are the "production Callbridges" of the watch: cb1 and cb3 are connected by
+    # start_callbridges, cb2 never is.
+    for c in ready probe plain rapid wrongsecret held wire watch badpw cb1 cb2 cb3; do
         printf 'Component "%s.%s"\n    component_secret = "%s"\n' "$c" "$DOMAIN" "$SECRET" >>"$dir/prosody.cfg.lua"
     done
+    prosodyctl --config "$dir/prosody.cfg.lua" register monitor "$DOMAIN" "$WATCH_PASSWORD" \
+        >>"$WORK/logs/prosodyctl.log" 2>&1 || die_setup "prosodyctl could not register monitor@$DOMAIN"
 }
 
 start_prosody() { # start_prosody N IP FQDN
@@ -506,6 +520,19 @@ start_holder() { # holds held.e2e.test on Prosody 2 so that the probe meets a re
     log "held.$DOMAIN is registered by a held connection (pid $(pid_of holder))"
 }
 
+start_callbridge() { # start_callbridge NAME ANSWER: a component that answers pings (result|error)
+    : >"$WORK/logs/$1.log"
+    start "$1" "$WORK/logs/$1.log" "$PY" "$HELPERS/component.py" "$IP2" "$XMPP_PLAIN_PORT" \
+        "$1.$DOMAIN" "$WORK/secret" --hold --answer "$2"
+    wait_until 10 grep -qx ready "$WORK/logs/$1.log" || die_setup "$1.$DOMAIN did not register"
+}
+
+start_callbridges() {
+    start_callbridge cb1 result
+    start_callbridge cb3 error # answers with an error of its own: still registered
+    log "cb1.$DOMAIN and cb3.$DOMAIN are registered and answer pings; cb2.$DOMAIN is not"
+}
+
 # ---------------------------------------------------------------- the exporter and Prometheus
 
 write_exporter_config() {
@@ -528,6 +555,22 @@ EOF
     target nxdomain          "nx.$DOMAIN"    ""                             "probe.$DOMAIN"        direct  secret
     target cert-expired      "$DOMAIN"       "$XMPP2:$EXPIRED_PORT"         "probe.$DOMAIN"        direct  secret
     target wire              "$DOMAIN"       "$IP1:$WIRE_PORT"              "wire.$DOMAIN"         none    secret
+    target watch             "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "watch.$DOMAIN"        direct  secret
+    watch_block ""                  watch-password cb1 cb2 cb3
+    target badpw             "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "badpw.$DOMAIN"        direct  secret
+    watch_block "$XMPP2:$C2S_PORT"  wrong-password cb1
+}
+
+watch_block() { # watch_block SERVER_ADDRESS PASSWORD COMPONENT...: for the target above
+    local address="$1" password="$2" components
+    shift 2
+    components="$(printf '%s.'"$DOMAIN"', ' "$@")"
+    {
+        printf '    watch:\n      jid: monitor@%s\n      password_file: %s\n' "$DOMAIN" "$WORK/$password"
+        printf '      server_address: "%s"\n' "$address"
+        printf '      tls: {mode: starttls, ca_file: %s}\n' "$WORK/pki/ca.crt"
+        printf '      components: [%s]\n' "${components%, }"
+    } >>"${CONFIG_FILE:-$WORK/exporter.yaml}"
 }
 
 target() { # see the table in write_exporter_config
@@ -542,7 +585,7 @@ target() { # see the table in write_exporter_config
         else
             printf '    tls:\n      mode: direct\n      ca_file: %s\n' "$WORK/pki/ca.crt"
         fi
-    } >>"$WORK/exporter.yaml"
+    } >>"${CONFIG_FILE:-$WORK/exporter.yaml}"
 }
 
 start_exporter() {
@@ -778,6 +821,75 @@ failover() {
     fi
 }
 
+live_registration() {
+    scenario "Live registration: the monitoring user logs in (SRV, STARTTLS, SCRAM) and pings cb1-cb3" watch \
+        "$WORK/logs/prosody2.log|monitor@|cb[123]\\.$DOMAIN|[[:space:]](warn|error)[[:space:]]" \
+        "$WORK/logs/dnsmasq.log|_xmpp-client"
+    local t='target="watch"' s="$XMPP2:$C2S_PORT" step
+    wait_for_metric "watch: cms_xmpp_watch_success is 1" "cms_xmpp_watch_success{$t} == 1"
+    expect_metric "watch: the SRV step of the login ran (server=\"\")" \
+        "cms_xmpp_watch_step_last_duration_seconds{$t,server=\"\",step=\"srv\"} > 0 < 1"
+    for step in resolve connect starttls tls sasl bind; do
+        expect_metric "watch: $s step $step ran, duration plausible (0 <= d < 1s)" \
+            "cms_xmpp_watch_step_last_duration_seconds{$t,server=\"$s\",step=\"$step\"} >= 0 < 1"
+    done
+    expect_count "watch: no failing login step" "cms_xmpp_watch_failing_step_info{$t}" 0
+    expect_metric "watch: cb1 (answers pings) is registered" "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1"
+    expect_metric "watch: cb3 (answers with an error of its own) is registered" \
+        "cms_xmpp_component_registered{$t,component=\"cb3.$DOMAIN\"} == 1"
+    expect_metric "watch: cb2 (not connected) is not registered" "cms_xmpp_component_registered{$t,component=\"cb2.$DOMAIN\"} == 0"
+    expect_metric "watch: cb2 fails with reason component_unavailable" \
+        "cms_xmpp_component_failing_info{$t,component=\"cb2.$DOMAIN\",reason=\"component_unavailable\"} == 1"
+    expect_count "watch: only cb2 fails" "cms_xmpp_component_failing_info{$t}" 1
+    expect_metric "watch: cb1's round trip is plausible (0 < d < 1s)" \
+        "cms_xmpp_component_ping_seconds{$t,component=\"cb1.$DOMAIN\"} > 0 < 1"
+    expect_metric "watch: the component flow of the same target is unaffected" "cms_xmpp_probe_success{$t} == 1"
+
+    scenario "Live registration: cb1 goes away and comes back" watch "$WORK/logs/cb1.log|" \
+        "$WORK/logs/prosody2.log|cb1\\.$DOMAIN"
+    stop_pid "$(pid_of cb1)"
+    log "      stopped cb1's component connection"
+    # Within two intervals (1 s each) of the stop, give or take a scrape.
+    wait_for_metric "watch: cb1 is not registered within two intervals" \
+        "cms_xmpp_component_failing_info{$t,component=\"cb1.$DOMAIN\",reason=\"component_unavailable\"} == 1" 3
+    expect_metric "watch: cms_xmpp_component_registered of cb1 is 0" "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 0"
+    expect_metric "watch: the login itself still works" "cms_xmpp_watch_success{$t} == 1"
+    start_callbridge cb1 result
+    wait_for_metric "watch: cb1 is registered again within two intervals" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1" 3
+
+    scenario "Live registration: a wrong password" badpw "$WORK/logs/prosody2.log|monitor@|SASL|auth"
+    t='target="badpw"'
+    wait_for_metric "badpw: the login fails at step sasl with reason not_authorized" \
+        "cms_xmpp_watch_failing_step_info{$t,server=\"$s\",step=\"sasl\",reason=\"not_authorized\"} == 1"
+    expect_metric "badpw: cms_xmpp_watch_success is 0" "cms_xmpp_watch_success{$t} == 0"
+    expect_metric "badpw: the failed logins are counted" \
+        "cms_xmpp_watch_failures_total{$t,server=\"$s\",step=\"sasl\",reason=\"not_authorized\"} >= 1"
+    expect_metric "badpw: nothing was pinged, so cb1 counts as not registered" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 0"
+    expect_metric "badpw: the component flow is unaffected" "cms_xmpp_probe_success{$t} == 1"
+    # The probe command registers a name of its own: the exporter's probes hold watch.e2e.test.
+    local out
+    printf 'dns:\n  nameservers: ["%s"]\ntargets:\n' "$IP1:$DNS_PORT" >"$WORK/probe.yaml"
+    CONFIG_FILE="$WORK/probe.yaml" target watch "$DOMAIN" "$XMPP2:$XMPP_TLS_PORT" "ready.$DOMAIN" direct secret
+    CONFIG_FILE="$WORK/probe.yaml" watch_block "" watch-password cb1 cb2 cb3
+    out="$(env NO_COLOR=1 "$BIN" --config "$WORK/probe.yaml" probe --target watch 2>&1)"
+    if [ $? = 1 ] && grep -q "cb2.$DOMAIN  NOT registered: component_unavailable" <<<"$out" &&
+        grep -q "cb1.$DOMAIN  registered" <<<"$out"; then
+        pass "probe --target watch: prints each component, exits 1 for cb2"
+    else
+        fail "probe --target watch: prints each component, exits 1 for cb2"
+        sed 's/^/      | /' <<<"$out" | tail -n 30
+    fi
+    printf '%s\n' "$out" >"$WORK/logs/probe-watch.log"
+    curl -sf --max-time 3 "http://$EXPORTER_ADDR/" -o "$WORK/logs/page.html" || true
+    if grep -q 'data-component="cb2.e2e.test"' "$WORK/logs/page.html"; then
+        pass "status page: the watch's components are drawn"
+    else
+        fail "status page: the watch's components are drawn"
+    fi
+}
+
 promtool_check() {
     scenario "promtool check metrics" ""
     scrape
@@ -804,8 +916,16 @@ prometheus_checks() {
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 9 targets, 4 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
-        'result == 409'
+    wait_for_query "prometheus: 11 targets, 6 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
+        'result == 611'
+    # The alerts' `for` is minutes; that they fire for the right series is what counts here.
+    wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for cb2 (only)" \
+        'count by (target, component) (ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' \
+        "result{target=\"watch\",component=\"cb2.$DOMAIN\"} == 1"
+    wait_for_query "prometheus: ... and for no other component" \
+        'count(ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' 'result == 1'
+    wait_for_query "prometheus: CmsXmppWatchLoginFailing is pending for badpw" \
+        'count by (target) (ALERTS{alertname="CmsXmppWatchLoginFailing"})' 'result{target="badpw"} == 1'
     # The shipped alert rules load and evaluate on the real Prometheus; the dashboards'
     # expressions return data against real peers.
     if curl -fsS "http://$PROM_ADDR/api/v1/rules" | "$PY" -c '
@@ -840,10 +960,16 @@ secrets_check() {
     scenario "Secrets appear nowhere" ""
     scrape
     local where
-    for where in "$WORK/scrape.prom" "$WORK/logs/exporter.log"; do
-        if grep -qF -e "$SECRET" -e "$WRONG_SECRET" "$where"; then
+    curl -sf --max-time 3 "http://$EXPORTER_ADDR/" -o "$WORK/logs/page.html" || true
+    curl -sf --max-time 5 "http://$EXPORTER_ADDR/probe?target=badpw&debug=true" -o "$WORK/logs/probe-debug.txt" || true
+    for where in "$WORK/scrape.prom" "$WORK/logs/exporter.log" "$WORK/logs/page.html" \
+        "$WORK/logs/probe-debug.txt" "$WORK/logs/probe-watch.log"; do
+        local found=(-e "$SECRET" -e "$WRONG_SECRET" -e "$WATCH_PASSWORD" -e "$WRONG_PASSWORD")
+        if [ ! -s "$where" ]; then
+            fail "no secret in ${where#"$WORK"/} (it is empty or missing)"
+        elif grep -qF "${found[@]}" "$where"; then
             fail "no secret in ${where#"$WORK"/}"
-            grep -nF -e "$SECRET" -e "$WRONG_SECRET" "$where" | head -n 5 | sed 's/^/      | /'
+            grep -nF "${found[@]}" "$where" | head -n 5 | sed 's/^/      | /'
         else
             pass "no secret in ${where#"$WORK"/} ($(wc -l <"$where") lines)"
         fi
@@ -869,6 +995,7 @@ main() {
     start_stunnel
     start_wiretap
     start_holder
+    start_callbridges
     start_exporter
     start_prometheus
     log "peers up after $((SECONDS - T0))s"
@@ -882,6 +1009,7 @@ main() {
     many_cycles
     timing
     failover
+    live_registration
     promtool_check
     prometheus_checks
     secrets_check

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """A minimal XEP-0114 component client for the end-to-end suite.
 
-    component.py HOST PORT NAME SECRET_FILE [--tls CA_FILE SNI] [--hold] [--timeout S]
+    component.py HOST PORT NAME SECRET_FILE [--tls CA_FILE SNI] [--hold [--answer result|error]]
+                 [--timeout S]
 
 Opens a jabber:component:accept stream to NAME, sends the lowercase hex SHA-1 of stream id +
 secret, and waits for <handshake/>. Without --hold it then closes the stream politely and
 exits 0 (a readiness check: a real handshake). With --hold it prints "ready" and keeps the
 registered connection open until killed, so that the name is taken (the conflict scenario).
+With --answer it also answers every IQ get, as a Callbridge answers a monitoring user's ping:
+with a result, or with an error of its own (service-unavailable).
 Exits 1 with the server's answer on stderr when the handshake fails.
 """
 import hashlib
@@ -25,6 +28,7 @@ def main() -> int:
     host, port, name, secret_file = args[0], int(args[1]), args[2], args[3]
     rest = args[4:]
     hold = "--hold" in rest
+    answer = rest[rest.index("--answer") + 1] if "--answer" in rest else None
     timeout = 3.0
     tls = None
     if "--timeout" in rest:
@@ -89,11 +93,37 @@ def main() -> int:
 
     print("ready", flush=True)
     sock.settimeout(None)
-    while True:  # keep the name registered; answer nothing, discard keepalives
+    while True:  # keep the name registered; discard keepalives and, unless told, stanzas
+        if answer:
+            for iq in IQ_GET.finditer(buf):
+                send(reply(iq.group(0), answer))
+            buf = buf[buf.rfind(">") + 1:] if IQ_GET.search(buf) else buf[-4096:]
         chunk = sock.recv(4096)
         if not chunk:
             print(f"component.py: the server closed the held connection for {name}", file=sys.stderr)
             return 1
+        buf += chunk.decode("utf-8", "replace")
+
+
+IQ_GET = re.compile(r"<iq\s[^>]*type=(['\"])get\1[^>]*>.*?</iq>", re.S)
+
+
+def attribute(tag: str, name: str) -> str:
+    m = re.search(rf"\s{name}=(['\"])([^'\"]*)\1", tag)
+    return m.group(2) if m else ""
+
+
+def reply(iq: str, answer: str) -> str:
+    start = iq[: iq.index(">")]
+    addressing = (
+        f"id='{attribute(start, 'id')}' from='{attribute(start, 'to')}' to='{attribute(start, 'from')}'"
+    )
+    if answer == "result":
+        return f"<iq type='result' {addressing}/>"
+    return (
+        f"<iq type='error' {addressing}><error type='cancel'>"
+        "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+    )
 
 
 if __name__ == "__main__":
