@@ -9,3 +9,15 @@ mod exposition;
 mod operations;
 mod peers;
 mod probe;
+mod watch;
+
+use support::exporter::{Binary, Lab};
+
+/// The exporter binary that cargo built for these tests.
+const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
+
+/// Writes `config` to the lab and starts the binary on it, logging everything (trace).
+async fn spawn_traced(lab: &Lab, config: &str) -> Binary {
+    std::fs::write(lab.path("config.yaml"), config).unwrap();
+    Binary::spawn(BINARY, &lab.path("config.yaml"), &["--log-level", "trace"]).await
+}

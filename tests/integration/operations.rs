@@ -7,7 +7,7 @@ use crate::support::component::{Behaviour, ComponentServer, ComponentServerConfi
 use crate::support::exporter::*;
 use tokio::process::{Child, Command};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
+use crate::BINARY;
 
 /// A server that knows the component under `secret`.
 async fn server_with_secret(lab: &Lab, secret: &str) -> ComponentServer {
@@ -394,7 +394,7 @@ async fn at_info_the_log_tells_what_changed_not_every_probe() {
         ),
     ];
     std::fs::write(lab.path("config.yaml"), lab.config(&targets)).unwrap();
-    let mut binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+    let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
     binary
         .exporter
         .wait("six cycles of both", |s| {
@@ -403,9 +403,7 @@ async fn at_info_the_log_tells_what_changed_not_every_probe() {
                 .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(6.0))
         })
         .await;
-    binary.child.start_kill().unwrap();
-    let _ = binary.child.wait().await;
-    let log = binary.log().await;
+    let log = binary.killed_log().await;
     let lines = |target: &str| -> Vec<&str> {
         let field = format!("target=\"{target}\"");
         log.lines().filter(|l| l.contains(&field)).collect()

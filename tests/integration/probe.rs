@@ -656,12 +656,7 @@ async fn an_endless_header_is_cut_off_with_bounded_memory() {
         lab.config(&[lab.timed_target("t", &address, "100ms", "100ms", "")]),
     )
     .unwrap();
-    let binary = Binary::spawn(
-        env!("CARGO_BIN_EXE_cms-xmpp-exporter"),
-        &lab.path("config.yaml"),
-        &[],
-    )
-    .await;
+    let binary = Binary::spawn(crate::BINARY, &lab.path("config.yaml"), &[]).await;
     let scrape = binary.exporter.cycles("t", 20.0).await;
     assert_eq!(
         failing(&scrape, "t", &address),
@@ -748,13 +743,7 @@ async fn the_secret_appears_in_no_log_line_and_no_metric() {
         lab.target("good", &server(XMPP1, good.addr().port()), ""),
         lab.target("wrong", &server(XMPP1, wrong.addr().port()), "")
     );
-    std::fs::write(lab.path("config.yaml"), config).unwrap();
-    let mut binary = Binary::spawn(
-        env!("CARGO_BIN_EXE_cms-xmpp-exporter"),
-        &lab.path("config.yaml"),
-        &["--log-level", "trace"],
-    )
-    .await;
+    let binary = crate::spawn_traced(&lab, &config).await;
     let exporter = &binary.exporter;
     let scrape = exporter
         .wait("both targets probed", |s| {
@@ -766,9 +755,7 @@ async fn the_secret_appears_in_no_log_line_and_no_metric() {
                 .is_some()
         })
         .await;
-    binary.child.start_kill().unwrap();
-    let _ = binary.child.wait().await;
-    let log = binary.log().await;
+    let log = binary.killed_log().await;
     assert!(
         log.contains("server is down"),
         "the failure is logged:\n{log}"
@@ -796,7 +783,7 @@ async fn a_bad_config_exits_2_naming_every_problem_without_the_secret() {
         ),
     )
     .unwrap();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_cms-xmpp-exporter"))
+    let output = tokio::process::Command::new(crate::BINARY)
         .args(["--config", path.to_str().unwrap()])
         .output()
         .await

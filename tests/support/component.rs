@@ -9,22 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quick_xml::escape::escape;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, Take};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
+
+use super::serve_each;
+use super::xml::{Item, StartTag, XmlInput, IDLE};
 
 const STREAMS_NS: &str = "http://etherx.jabber.org/streams";
 const COMPONENT_NS: &str = "jabber:component:accept";
 const STREAM_ERRORS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
-/// Total bytes read from one client before we stop listening to it.
-const READ_CAP: u64 = 64 * 1024;
-/// Longest wait for any single read, write or TLS handshake (ejabberd's negotiation timeout).
-const IDLE: Duration = Duration::from_secs(30);
 /// Chunk size for the endless Garbage / HugeHeader streams.
 const FLOOD_CHUNK: usize = 64 * 1024;
 
@@ -137,7 +134,12 @@ impl ComponentServer {
                 .collect(),
             shared: Mutex::default(),
         });
-        let accept_task = tokio::spawn(accept_loop(listener, state.clone()));
+        let accept_task = {
+            let state = state.clone();
+            tokio::spawn(serve_each(listener, move |tcp| {
+                handle_connection(tcp, state.clone())
+            }))
+        };
         Ok(ComponentServer {
             addr,
             state,
@@ -181,19 +183,6 @@ pub fn handshake_digest(stream_id: &str, secret: &str) -> String {
 impl State {
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap()
-    }
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
-    // Dropping the set (when this task is aborted) aborts every connection task.
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        while connections.try_join_next().is_some() {}
-        connections.spawn(handle_connection(tcp, state.clone()));
     }
 }
 
@@ -525,94 +514,13 @@ fn attribute_chunk(n: usize) -> Vec<u8> {
     chunk.into_bytes()
 }
 
-/// A start tag the client sent: qualified name plus unescaped attributes.
-struct StartTag {
-    name: String,
-    attrs: Vec<(String, String)>,
-}
-
-impl StartTag {
-    fn parse(tag: &BytesStart<'_>) -> Option<StartTag> {
-        let name = String::from_utf8(tag.name().as_ref().to_vec()).ok()?;
-        let attrs = tag
-            .attributes()
-            .map(|attr| {
-                let attr = attr.ok()?;
-                let key = String::from_utf8(attr.key.as_ref().to_vec()).ok()?;
-                Some((key, attr.unescape_value().ok()?.into_owned()))
-            })
-            .collect::<Option<_>>()?;
-        Some(StartTag { name, attrs })
-    }
-
-    fn attr(&self, key: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 enum ClientSays {
     Handshake(String),
     CloseStream,
     Other,
 }
 
-/// One XML event, owned, reduced to what this server cares about.
-enum Item {
-    Start(StartTag),
-    /// `<name/>`
-    Empty(StartTag),
-    End(String),
-    Text(String),
-    /// Declaration, comment, processing instruction and the like.
-    Ignorable,
-}
-
-/// The client's side of the stream: quick-xml over a capped, buffered reader, so
-/// fragmented input is reassembled and no client can make us read without bound.
-struct XmlInput<R> {
-    reader: Reader<BufReader<Take<ReadHalf<R>>>>,
-    buf: Vec<u8>,
-}
-
 impl<R: AsyncRead + Unpin> XmlInput<R> {
-    fn new(read_half: ReadHalf<R>) -> Self {
-        XmlInput {
-            reader: Reader::from_reader(BufReader::new(read_half.take(READ_CAP))),
-            buf: Vec::new(),
-        }
-    }
-
-    /// The next event; None on end of input, malformed XML, the read cap or an idle timeout.
-    async fn next(&mut self) -> Option<Item> {
-        self.buf.clear();
-        let event = timeout(IDLE, self.reader.read_event_into_async(&mut self.buf))
-            .await
-            .ok()?
-            .ok()?;
-        Some(match event {
-            Event::Start(tag) => Item::Start(StartTag::parse(&tag)?),
-            Event::Empty(tag) => Item::Empty(StartTag::parse(&tag)?),
-            Event::End(tag) => Item::End(String::from_utf8(tag.name().as_ref().to_vec()).ok()?),
-            Event::Text(text) => Item::Text(text.decode().ok()?.into_owned()),
-            Event::Eof => return None,
-            _ => Item::Ignorable,
-        })
-    }
-
-    /// Skips an optional XML declaration and whitespace; returns the first start tag.
-    async fn stream_header(&mut self) -> Option<StartTag> {
-        loop {
-            match self.next().await? {
-                Item::Start(tag) | Item::Empty(tag) => return Some(tag),
-                Item::Text(_) | Item::Ignorable => {}
-                Item::End(_) => return None,
-            }
-        }
-    }
-
     /// Waits for the client's first element after our header.
     async fn handshake(&mut self) -> Option<ClientSays> {
         loop {
@@ -635,31 +543,6 @@ impl<R: AsyncRead + Unpin> XmlInput<R> {
                 Item::End(_) => Some(ClientSays::CloseStream),
                 Item::Start(_) | Item::Empty(_) => Some(ClientSays::Other),
             };
-        }
-    }
-
-    /// Ignores stanzas until the client closes its stream (true) or the input ends (false).
-    async fn until_stream_end(&mut self) -> bool {
-        let mut depth = 0usize;
-        loop {
-            match self.next().await {
-                None => return false,
-                Some(Item::Start(_)) => depth += 1,
-                Some(Item::End(_)) if depth == 0 => return true,
-                Some(Item::End(_)) => depth -= 1,
-                Some(_) => {}
-            }
-        }
-    }
-
-    /// Reads and discards until the client goes away, stays idle too long or hits the cap.
-    async fn drain(self) {
-        let mut raw = self.reader.into_inner();
-        let mut sink = [0u8; 4096];
-        while let Ok(Ok(n)) = timeout(IDLE, raw.read(&mut sink)).await {
-            if n == 0 {
-                return;
-            }
         }
     }
 }

@@ -327,6 +327,13 @@ impl Binary {
         }
     }
 
+    /// Kills the process and returns its whole log.
+    pub async fn killed_log(mut self) -> String {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+        self.log().await
+    }
+
     /// The whole log, once the process has exited (signal or kill it first).
     pub async fn log(self) -> String {
         self.log.await.expect("the log reader")

@@ -1,0 +1,424 @@
+//! A target's `watch` against an in-process c2s server: the login's every failure names its
+//! step and reason, each shape of ping answer is classified, and the password stays secret.
+
+use crate::support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault};
+use crate::support::component::Behaviour;
+use crate::support::exporter::*;
+use crate::support::pki::{Leaf, Validity};
+
+const JID: &str = "monitor@example.test";
+const PASSWORD: &str = "monitor-password-do-not-leak-41c9";
+const CB1: &str = "cb1.example.test";
+const CB2: &str = "cb2.example.test";
+const CB3: &str = "cb3.example.test";
+const CB4: &str = "cb4.example.test";
+/// Known to no router: the server treats it as a remote domain.
+const NOBODY: &str = "nobody.example.test";
+
+async fn c2s(encryption: Encryption, fault: Fault) -> C2sServer {
+    C2sServer::start(C2sConfig {
+        encryption,
+        domain: DOMAIN.to_owned(),
+        user: ("monitor".to_owned(), PASSWORD.to_owned()),
+        components: vec![
+            (CB1.to_owned(), Answer::Result),
+            (CB2.to_owned(), Answer::OwnError),
+            (CB3.to_owned(), Answer::NotConnected),
+            (CB4.to_owned(), Answer::Silent),
+        ],
+        fault,
+    })
+    .await
+}
+
+fn starttls(leaf: &Leaf) -> Encryption {
+    Encryption::Starttls(leaf.server_config())
+}
+
+/// A target whose component flow goes to `component_server` and whose watch logs in at
+/// `watch_server` ("" for SRV) in TLS `mode`, with the password in file `password`.
+fn watch_target(
+    lab: &Lab,
+    name: &str,
+    component_server: &str,
+    watch_server: &str,
+    mode: &str,
+    password: &str,
+    components: &[&str],
+) -> String {
+    format!(
+        "{}    watch:\n      jid: {JID}\n      password_file: {}\n      server_address: \"{watch_server}\"\n      tls:\n        mode: {mode}\n        ca_file: {}\n      components: [{}]\n",
+        lab.target(name, component_server, ""),
+        lab.path(password).display(),
+        lab.path("ca.pem").display(),
+        components.join(", "),
+    )
+}
+
+fn write_passwords(lab: &Lab) {
+    std::fs::write(lab.path("password"), format!("{PASSWORD}\n")).unwrap();
+    std::fs::write(lab.path("wrong-password"), "not-the-password\n").unwrap();
+}
+
+fn registered(scrape: &Scrape, target: &str, component: &str) -> Option<f64> {
+    let ids = [("target", target), ("component", component)];
+    scrape.value(&COMPONENT_REGISTERED, &ids)
+}
+
+fn ping_failure(scrape: &Scrape, target: &str, component: &str) -> Option<String> {
+    let ids = [("target", target), ("component", component)];
+    scrape.label(&COMPONENT_FAILING, &ids, "reason")
+}
+
+/// The login step that failed last for `target`, and why.
+fn watch_failing(scrape: &Scrape, target: &str) -> Option<(String, String)> {
+    let ids = [("target", target)];
+    let step = scrape.label(&WATCH_FAILING_STEP, &ids, "step")?;
+    let reason = scrape.label(&WATCH_FAILING_STEP, &ids, "reason")?;
+    Some((step, reason))
+}
+
+#[tokio::test]
+async fn each_ping_answer_is_classified_and_follows_the_component() {
+    let lab = Lab::new(base_zone()).await;
+    write_passwords(&lab);
+    let leaf = lab.good_leaf();
+    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let component = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let listed = [CB1, CB2, CB3, CB4, NOBODY];
+    let target = watch_target(
+        &lab,
+        "t",
+        &server(XMPP1, component.addr().port()),
+        &server(XMPP1, xmpp.addr().port()),
+        "starttls",
+        "password",
+        &listed,
+    );
+    let exporter = lab.exporter(&[target]).await;
+    let scrape = exporter
+        .wait("every component classified", |s| {
+            s.value(&WATCH_SUCCESS, &[("target", "t")]) == Some(1.0)
+                && listed.iter().all(|c| registered(s, "t", c).is_some())
+        })
+        .await;
+    let values: Vec<Option<f64>> = listed.iter().map(|c| registered(&scrape, "t", c)).collect();
+    assert_eq!(
+        values,
+        [Some(1.0), Some(1.0), Some(0.0), Some(0.0), Some(0.0)],
+        "{}",
+        scrape.relevant()
+    );
+    let reasons: Vec<Option<String>> = listed
+        .iter()
+        .map(|c| ping_failure(&scrape, "t", c))
+        .collect();
+    let reason = |r: &str| Some(r.to_owned());
+    assert_eq!(
+        reasons,
+        [
+            None,
+            None,
+            reason("component_unavailable"),
+            reason("timeout"),
+            reason("component_unavailable"),
+        ]
+    );
+    let round_trip = |c: &str| {
+        let ids = [("target", "t"), ("component", c)];
+        scrape.value(&COMPONENT_PING, &ids)
+    };
+    assert!(round_trip(CB1).is_some_and(|s| s > 0.0 && s < 1.0));
+    assert_eq!(round_trip(CB3), None, "no round trip without an answer");
+    // The login does not disturb the component flow.
+    assert_eq!(scrape.value(&PROBE_SUCCESS, &[("target", "t")]), Some(1.0));
+    let stats = xmpp.stats();
+    assert!(stats.tls_handshakes >= 1, "{stats:?}");
+    assert!(
+        stats
+            .auths
+            .iter()
+            .all(|(mechanism, encrypted)| mechanism == "SCRAM-SHA-256" && *encrypted),
+        "the strongest mechanism, inside TLS: {stats:?}"
+    );
+    assert_eq!(stats.auth_failures, 0);
+
+    // The Callbridge drops its connection, another comes back: the series follow.
+    xmpp.set_answer(CB1, Answer::NotConnected);
+    xmpp.set_answer(CB3, Answer::Result);
+    exporter
+        .wait("cb1 lost, cb3 back", |s| {
+            registered(s, "t", CB1) == Some(0.0)
+                && ping_failure(s, "t", CB1).as_deref() == Some("component_unavailable")
+                && registered(s, "t", CB3) == Some(1.0)
+                && ping_failure(s, "t", CB3).is_none()
+        })
+        .await;
+    // One login per cycle, each ended politely.
+    let stats = xmpp.stats();
+    assert!(stats.binds >= 2, "{stats:?}");
+    assert!(stats.connections <= stats.binds + 1, "{stats:?}");
+    assert!(stats.clean_closes >= stats.binds - 1, "{stats:?}");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn every_login_failure_names_its_step_and_reason() {
+    let lab = Lab::new(base_zone()).await;
+    write_passwords(&lab);
+    let leaf = lab.good_leaf();
+    let without_domain = lab.pki.leaf(&[XMPP1], Validity::Good);
+    let component_flow = server(XMPP1, closed_port().await);
+    let servers = [
+        ("no-starttls", c2s(starttls(&leaf), Fault::NoStarttls).await),
+        ("silent", c2s(starttls(&leaf), Fault::Silent).await),
+        ("name", c2s(starttls(&without_domain), Fault::None).await),
+        ("password", c2s(starttls(&leaf), Fault::None).await),
+        (
+            "proof",
+            c2s(starttls(&leaf), Fault::BadServerSignature).await,
+        ),
+        ("bind", c2s(starttls(&leaf), Fault::RefuseBind).await),
+        (
+            "plain-in-clear",
+            c2s(Encryption::None, Fault::PlainOnly).await,
+        ),
+        (
+            "direct",
+            c2s(Encryption::Direct(leaf.server_config()), Fault::None).await,
+        ),
+    ];
+    let expected = [
+        ("no-starttls", "starttls", "starttls_unavailable"),
+        ("silent", "starttls", "timeout"),
+        ("name", "cert", "cert_name_mismatch"),
+        ("password", "sasl", "not_authorized"),
+        ("proof", "sasl", "sasl_error"),
+        ("bind", "bind", "bind_error"),
+        ("plain-in-clear", "sasl", "sasl_mechanism"),
+        // A STARTTLS client at a port that speaks TLS at once gets no XMPP answer it can read.
+        ("direct", "starttls", "protocol"),
+    ];
+    let targets: Vec<String> = servers
+        .iter()
+        .map(|(name, xmpp)| {
+            let (mode, password) = match *name {
+                "plain-in-clear" => ("none", "password"),
+                "password" => ("starttls", "wrong-password"),
+                _ => ("starttls", "password"),
+            };
+            let address = server(XMPP1, xmpp.addr().port());
+            watch_target(
+                &lab,
+                name,
+                &component_flow,
+                &address,
+                mode,
+                password,
+                &[CB1],
+            )
+        })
+        .collect();
+    let exporter = lab.exporter(&targets).await;
+    let scrape = exporter
+        .wait("every login failed", |s| {
+            expected
+                .iter()
+                .all(|(target, _, _)| watch_failing(s, target).is_some())
+        })
+        .await;
+    for (target, step, reason) in expected {
+        assert_eq!(
+            watch_failing(&scrape, target),
+            Some((step.to_owned(), reason.to_owned())),
+            "target {target}:\n{}",
+            scrape.relevant()
+        );
+        assert_eq!(
+            scrape.value(&WATCH_SUCCESS, &[("target", target)]),
+            Some(0.0)
+        );
+        assert_eq!(
+            registered(&scrape, target, CB1),
+            Some(0.0),
+            "a failed login leaves {target}'s components unregistered"
+        );
+        assert_eq!(ping_failure(&scrape, target, CB1), None, "{target}");
+        let ids = [("target", target), ("step", step), ("reason", reason)];
+        assert!(scrape.value(&WATCH_FAILURES_TOTAL, &ids) >= Some(1.0));
+    }
+    let stats = |name: &str| servers.iter().find(|(n, _)| *n == name).unwrap().1.stats();
+    let plain = stats("plain-in-clear");
+    assert!(
+        plain.auths.is_empty(),
+        "PLAIN was tried in the clear: {plain:?}"
+    );
+    assert!(
+        plain.sasl_payloads.iter().all(|p| !p.contains(PASSWORD)),
+        "the password crossed the wire in the clear"
+    );
+    let wrong = stats("password");
+    assert!(wrong.auth_failures >= 1, "{wrong:?}");
+    assert_eq!(wrong.binds, 0);
+    // The probe never proceeds with a server that could not prove it knows the password.
+    assert_eq!(stats("proof").binds, 0);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn srv_logins_go_to_the_first_server_that_works() {
+    let lab = Lab::new(base_zone()).await;
+    write_passwords(&lab);
+    let leaf = lab.good_leaf();
+    let refusing = c2s(starttls(&leaf), Fault::RefuseBind).await;
+    let working = c2s(starttls(&leaf), Fault::None).await;
+    let direct = c2s(Encryption::Direct(leaf.server_config()), Fault::None).await;
+    let dead = closed_port().await;
+    lab.dns.set_zone(
+        base_zone()
+            .srv("_xmpp-client._tcp.example.test", 5, 0, dead, XMPP1)
+            .srv(
+                "_xmpp-client._tcp.example.test",
+                10,
+                0,
+                refusing.addr().port(),
+                XMPP1,
+            )
+            .srv(
+                "_xmpp-client._tcp.example.test",
+                20,
+                0,
+                working.addr().port(),
+                XMPP2,
+            )
+            .srv(
+                "_xmpps-client._tcp.example.test",
+                10,
+                0,
+                direct.addr().port(),
+                XMPP2,
+            ),
+    );
+    let component_flow = server(XMPP1, closed_port().await);
+    let targets = [
+        watch_target(
+            &lab,
+            "srv",
+            &component_flow,
+            "",
+            "starttls",
+            "password",
+            &[CB1],
+        ),
+        watch_target(
+            &lab,
+            "xmpps",
+            &component_flow,
+            "",
+            "direct",
+            "password",
+            &[CB1],
+        ),
+    ];
+    let exporter = lab.exporter(&targets).await;
+    let scrape = exporter
+        .wait("both watches logged in", |s| {
+            registered(s, "srv", CB1) == Some(1.0) && registered(s, "xmpps", CB1) == Some(1.0)
+        })
+        .await;
+    let failing_servers: Vec<(String, String, String)> = scrape
+        .find(&WATCH_FAILING_STEP, &[("target", "srv")])
+        .iter()
+        .map(|s| {
+            let label = |k: &str| s.labels.iter().find(|(n, _)| n == k).unwrap().1.clone();
+            (label("server"), label("step"), label("reason"))
+        })
+        .collect();
+    assert_eq!(
+        failing_servers,
+        [
+            (
+                server(XMPP1, dead),
+                "connect".to_owned(),
+                "refused".to_owned()
+            ),
+            (
+                server(XMPP1, refusing.addr().port()),
+                "bind".to_owned(),
+                "bind_error".to_owned()
+            ),
+        ],
+        "the servers tried before the one that worked:\n{}",
+        scrape.relevant()
+    );
+    assert_eq!(
+        scrape.value(&WATCH_SUCCESS, &[("target", "srv")]),
+        Some(1.0)
+    );
+    assert!(working.stats().binds >= 1);
+    assert_eq!(direct.stats().auths.len(), direct.stats().tls_handshakes);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn the_password_appears_in_no_log_metric_page_or_probe_output() {
+    let lab = Lab::new(base_zone()).await;
+    write_passwords(&lab);
+    let leaf = lab.good_leaf();
+    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let address = server(XMPP1, xmpp.addr().port());
+    let component_flow = server(XMPP1, closed_port().await);
+    let config = lab.config(&[
+        watch_target(
+            &lab,
+            "good",
+            &component_flow,
+            &address,
+            "starttls",
+            "password",
+            &[CB1],
+        ),
+        // The server's refusal of a wrong password is logged and exported: never the password.
+        watch_target(
+            &lab,
+            "bad",
+            &component_flow,
+            &address,
+            "starttls",
+            "wrong-password",
+            &[CB1],
+        ),
+    ]);
+    let binary = crate::spawn_traced(&lab, &config).await;
+    let exporter = &binary.exporter;
+    let scrape = exporter
+        .wait("one login worked, one was refused", |s| {
+            registered(s, "good", CB1) == Some(1.0)
+                && watch_failing(s, "bad").is_some_and(|(_, reason)| reason == "not_authorized")
+        })
+        .await;
+    let page = http_get(exporter.addr, "/").await;
+    let debug = http_get(exporter.addr, "/probe?target=bad&debug=true").await;
+    let probe = http_get(exporter.addr, "/probe?target=good").await;
+    let log = binary.killed_log().await;
+    for (what, text) in [
+        ("/metrics", &scrape.text),
+        ("the page", &page),
+        ("/probe?debug", &debug),
+        ("/probe", &probe),
+        ("the log", &log),
+    ] {
+        assert!(!text.contains(PASSWORD), "the password leaked into {what}");
+    }
+    assert!(
+        debug.contains("not_authorized") || debug.contains("not-authorized"),
+        "the debug output says why:\n{debug}"
+    );
+    assert!(
+        xmpp.stats()
+            .sasl_payloads
+            .iter()
+            .all(|p| !p.contains(PASSWORD)),
+        "SCRAM never sends the password itself"
+    );
+}
