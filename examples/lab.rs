@@ -1,8 +1,10 @@
-//! A lab for newcomers with no CMS at hand: an in-process DNS server and TLS XEP-0114 component
-//! servers with generated certificates, all on loopback, and the exporter probing them.
+//! A lab for newcomers with no CMS at hand: an in-process DNS server, TLS XEP-0114 component
+//! servers and an XMPP client port (STARTTLS, SCRAM) that routes pings to two Callbridges,
+//! with generated certificates, all on loopback, and the exporter probing them.
 //!
 //!     cargo run --example lab                      # everything green
 //!     cargo run --example lab -- --fault expired   # watch the second target turn red
+//!     cargo run --example lab -- --fault callbridge-down   # cb2 loses its XMPP connection
 //!
 //! Then open http://127.0.0.1:9523/ (status page) and http://127.0.0.1:9523/metrics.
 
@@ -17,8 +19,13 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use cms_xmpp_exporter::config::Config;
 use cms_xmpp_exporter::{error_chain, run};
+use support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault as C2sFault};
 use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
-use support::exporter::{base_zone, server, Lab, COMPONENT, DOMAIN, XMPP1};
+use support::exporter::{base_zone, server, Lab, COMPONENT, DOMAIN, PASSWORD, XMPP1};
+
+/// The production Callbridges whose live registration the lab watches.
+const CB1: &str = "cb1.example.test";
+const CB2: &str = "cb2.example.test";
 use support::pki::{Leaf, Validity};
 
 #[derive(Parser)]
@@ -26,12 +33,13 @@ struct Args {
     /// Where the exporter serves its page and metrics.
     #[arg(long, default_value = "127.0.0.1:9523")]
     listen: SocketAddr,
-    /// A fault for the second target ("lab-single") to show.
+    /// A fault to show (repeat for several): the component faults break the second target
+    /// ("lab-single"), callbridge-down the first target's live registration.
     #[arg(long, value_enum)]
-    fault: Option<Fault>,
+    fault: Vec<Fault>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Fault {
     /// The XMPP server knows the component under another secret.
     WrongSecret,
@@ -41,6 +49,8 @@ enum Fault {
     Expired,
     /// TLS starts later than the probe's deadline allows.
     SlowTls,
+    /// The second production Callbridge (cb2) is not connected to the XMPP server.
+    CallbridgeDown,
 }
 
 #[tokio::main]
@@ -53,9 +63,33 @@ async fn main() -> std::process::ExitCode {
     let lab = Lab::new(base_zone()).await;
     // Kept for as long as the lab runs.
     let _servers = lab.two_srv_servers().await;
-    let single = faulty_server(&lab, args.fault).await;
+    let component_fault = args
+        .fault
+        .iter()
+        .copied()
+        .find(|f| *f != Fault::CallbridgeDown);
+    let single = faulty_server(&lab, component_fault).await;
+    let cb2 = if args.fault.contains(&Fault::CallbridgeDown) {
+        Answer::NotConnected
+    } else {
+        Answer::Result
+    };
+    let xmpp = C2sServer::start(C2sConfig {
+        encryption: Encryption::Starttls(lab.good_leaf().server_config()),
+        domain: DOMAIN.to_owned(),
+        user: ("monitor".to_owned(), PASSWORD.to_owned()),
+        components: vec![(CB1.to_owned(), Answer::Result), (CB2.to_owned(), cb2)],
+        fault: C2sFault::None,
+    })
+    .await;
+    let watch = lab.watch(
+        &server(XMPP1, xmpp.addr().port()),
+        "starttls",
+        "password",
+        &[CB1, CB2],
+    );
     let targets = [
-        lab.timed_target("lab-srv", "", "5s", "2s", ""),
+        lab.timed_target("lab-srv", "", "5s", "2s", "") + &watch,
         lab.timed_target(
             "lab-single",
             &server(XMPP1, single.addr().port()),
@@ -74,8 +108,9 @@ async fn main() -> std::process::ExitCode {
         Ok(running) => {
             let address = running.local_addr();
             println!(
-                "\nlab: domain {DOMAIN}, component {COMPONENT}, DNS at {}",
-                lab.dns.addr()
+                "\nlab: domain {DOMAIN}, component {COMPONENT}, DNS at {}, client port {} watching {CB1} and {CB2}",
+                lab.dns.addr(),
+                xmpp.addr()
             );
             println!("lab: status page http://{address}/  metrics http://{address}/metrics  (Ctrl-C stops)\n");
             let _ = running.until_signal().await;
@@ -90,7 +125,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn faulty_server(lab: &Lab, fault: Option<Fault>) -> ComponentServer {
     let (leaf, secret, tls_delay): (Leaf, &str, _) = match fault {
-        None => (lab.good_leaf(), support::exporter::SECRET, None),
+        None | Some(Fault::CallbridgeDown) => (lab.good_leaf(), support::exporter::SECRET, None),
         Some(Fault::WrongSecret) => (lab.good_leaf(), "not-the-probe-secret", None),
         Some(Fault::MissingSan) => (
             lab.pki.leaf(&[XMPP1], Validity::Good),

@@ -6,8 +6,6 @@ use crate::support::component::Behaviour;
 use crate::support::exporter::*;
 use crate::support::pki::{Leaf, Validity};
 
-const JID: &str = "monitor@example.test";
-const PASSWORD: &str = "monitor-password-do-not-leak-41c9";
 const CB1: &str = "cb1.example.test";
 const CB2: &str = "cb2.example.test";
 const CB3: &str = "cb3.example.test";
@@ -46,18 +44,8 @@ fn watch_target(
     password: &str,
     components: &[&str],
 ) -> String {
-    format!(
-        "{}    watch:\n      jid: {JID}\n      password_file: {}\n      server_address: \"{watch_server}\"\n      tls:\n        mode: {mode}\n        ca_file: {}\n      components: [{}]\n",
-        lab.target(name, component_server, ""),
-        lab.path(password).display(),
-        lab.path("ca.pem").display(),
-        components.join(", "),
-    )
-}
-
-fn write_passwords(lab: &Lab) {
-    std::fs::write(lab.path("password"), format!("{PASSWORD}\n")).unwrap();
-    std::fs::write(lab.path("wrong-password"), "not-the-password\n").unwrap();
+    let watch = lab.watch(watch_server, mode, password, components);
+    format!("{}{watch}", lab.target(name, component_server, ""))
 }
 
 fn registered(scrape: &Scrape, target: &str, component: &str) -> Option<f64> {
@@ -81,7 +69,6 @@ fn watch_failing(scrape: &Scrape, target: &str) -> Option<(String, String)> {
 #[tokio::test]
 async fn each_ping_answer_is_classified_and_follows_the_component() {
     let lab = Lab::new(base_zone()).await;
-    write_passwords(&lab);
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::None).await;
     let component = lab.tls_server(&leaf, Behaviour::Normal).await;
@@ -165,7 +152,6 @@ async fn each_ping_answer_is_classified_and_follows_the_component() {
 #[tokio::test]
 async fn every_login_failure_names_its_step_and_reason() {
     let lab = Lab::new(base_zone()).await;
-    write_passwords(&lab);
     let leaf = lab.good_leaf();
     let without_domain = lab.pki.leaf(&[XMPP1], Validity::Good);
     let component_flow = server(XMPP1, closed_port().await);
@@ -268,7 +254,6 @@ async fn every_login_failure_names_its_step_and_reason() {
 #[tokio::test]
 async fn srv_logins_go_to_the_first_server_that_works() {
     let lab = Lab::new(base_zone()).await;
-    write_passwords(&lab);
     let leaf = lab.good_leaf();
     let refusing = c2s(starttls(&leaf), Fault::RefuseBind).await;
     let working = c2s(starttls(&leaf), Fault::None).await;
@@ -363,7 +348,6 @@ async fn srv_logins_go_to_the_first_server_that_works() {
 #[tokio::test]
 async fn the_password_appears_in_no_log_metric_page_or_probe_output() {
     let lab = Lab::new(base_zone()).await;
-    write_passwords(&lab);
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::None).await;
     let address = server(XMPP1, xmpp.addr().port());

@@ -29,6 +29,9 @@ pub const XMPP1: &str = "xmpp1.example.test";
 pub const XMPP2: &str = "xmpp2.example.test";
 pub const COMPONENT: &str = "probe.example.test";
 pub const SECRET: &str = "probe-secret-do-not-leak-7f3a";
+/// The monitoring user of a `watch`, with its password in the lab's file `password`.
+pub const JID: &str = "monitor@example.test";
+pub const PASSWORD: &str = "monitor-password-do-not-leak-41c9";
 /// How long a test waits for the exporter to show what it expects.
 pub const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -44,6 +47,8 @@ impl Lab {
     pub async fn new(zone: Zone) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("secret"), format!("{SECRET}\n")).unwrap();
+        std::fs::write(dir.path().join("password"), format!("{PASSWORD}\n")).unwrap();
+        std::fs::write(dir.path().join("wrong-password"), "not-the-password\n").unwrap();
         let pki = Pki::new("cms-xmpp-exporter test CA");
         pki.write_ca(dir.path());
         Lab {
@@ -103,6 +108,23 @@ impl Lab {
             "  - name: {name}\n    domain: {DOMAIN}\n    server_address: \"{server_address}\"\n    component: {COMPONENT}\n    secret_file: {secret}\n    interval: {interval}\n    timeout: {timeout}\n    tls:\n      ca_file: {ca}\n{tls}",
             secret = self.path("secret").display(),
             ca = self.path("ca.pem").display(),
+        )
+    }
+
+    /// A `watch:` block to append to a target: the monitoring user logs in at `server_address`
+    /// ("" for SRV) in TLS `mode`, with the password in the lab's file `password_file`.
+    pub fn watch(
+        &self,
+        server_address: &str,
+        mode: &str,
+        password_file: &str,
+        components: &[&str],
+    ) -> String {
+        format!(
+            "    watch:\n      jid: {JID}\n      password_file: {}\n      server_address: \"{server_address}\"\n      tls:\n        mode: {mode}\n        ca_file: {}\n      components: [{}]\n",
+            self.path(password_file).display(),
+            self.path("ca.pem").display(),
+            components.join(", "),
         )
     }
 
