@@ -404,6 +404,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
                 }
             }
             let _ = self.io().shutdown().await;
+            // Read up to the peer's own close (TLS close_notify, FIN): a socket dropped with
+            // data unread is reset, and the server logs a broken stream.
+            let mut sink = [0u8; 512];
+            while matches!(self.reader.get_mut().read(&mut sink).await, Ok(n) if n > 0) {}
         })
         .await;
     }
