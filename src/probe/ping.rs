@@ -13,10 +13,17 @@ use super::{Failure, Ping, Reason};
 
 /// What a server answers for a component when nothing is routed to it: Prosody's
 /// `remote-server-timeout` ("Component unavailable") for a configured component that is not
-/// connected, `remote-server-not-found` for a name it routes as a remote domain. Both come
-/// `from` the component's name, like the component's own answers: only the condition (or a
-/// `by` naming someone else, RFC 6120 8.3.2) tells them apart.
-const NOTHING_ROUTED: [&str; 2] = ["remote-server-timeout", "remote-server-not-found"];
+/// connected; for a name it routes as a remote domain (ejabberd does so for every component
+/// that is not connected), `remote-server-not-found` with s2s on, and with s2s off Prosody's
+/// `not-allowed` or ejabberd's `forbidden` (`s2s_access`). All come `from` the component's
+/// name, like the component's own answers: only the condition (or a `by` naming someone else,
+/// RFC 6120 8.3.2) tells them apart.
+const NOTHING_ROUTED: [&str; 4] = [
+    "remote-server-timeout",
+    "remote-server-not-found",
+    "not-allowed",
+    "forbidden",
+];
 
 /// Pings every component at once, then reads the answers until all came or `deadline`.
 pub async fn ping_all<S: AsyncRead + AsyncWrite + Unpin>(
@@ -140,7 +147,8 @@ mod tests {
         ping.result.as_ref().err().map(|f| f.reason)
     }
 
-    /// The answers as Prosody 0.12 sent them (captured on loopback, see docs/metrics.md).
+    /// The answers as Prosody 0.12 and ejabberd 23.01 sent them (captured on loopback, see
+    /// docs/metrics.md).
     #[tokio::test]
     async fn every_shape_a_server_answers_is_classified() {
         let answers = concat!(
@@ -156,6 +164,14 @@ mod tests {
             "<iq from='nobody.e2e.test' type='error' id='ping-3' to='monitor@e2e.test/I-08'><error type='cancel' by='e2e.test'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Server-to-server connection failed: unable to resolve service</text></error></iq>",
             // The server refuses on the component's behalf, and says so with `by`.
             "<iq from='cb5.e2e.test' type='error' id='ping-4' to='monitor@e2e.test/I-08'><error type='cancel' by='e2e.test'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            // ejabberd 23.01, a component that is not connected, s2s on and off.
+            "<iq xml:lang='en' to='monitor@e2e.test/1443' from='cb6.e2e.test' type='error' id='ping-5'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>DNS lookup failed: enoname</text></error></iq>",
+            "<iq xml:lang='en' to='monitor@e2e.test/6801' from='cb7.e2e.test' type='error' id='ping-6'><ping xmlns='urn:xmpp:ping'/><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Access denied by service policy</text></error></iq>",
+            // Prosody with s2s off, for a name that is no component (condition and text as
+            // recorded in the domain notes).
+            "<iq from='cb8.e2e.test' type='error' id='ping-7' to='monitor@e2e.test/I-08'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Communication with remote domains is not enabled</text></error></iq>",
+            // ejabberd 23.01, a connected component's own error.
+            "<iq to='monitor@e2e.test/1443' from='cb9.e2e.test' type='error' id='ping-8'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
             // Answers to no ping of ours.
             "<iq id='ping-99' type='result'/><iq id='x' type='result'/>",
         );
@@ -166,6 +182,10 @@ mod tests {
             "nobody.e2e.test",
             "cb5.e2e.test",
             "cb6.e2e.test",
+            "cb7.e2e.test",
+            "cb8.e2e.test",
+            "cb9.e2e.test",
+            "cb10.e2e.test",
         ];
         let pings = ping(&names, answers).await;
         let reasons: Vec<Option<Reason>> = pings.iter().map(reason).collect();
@@ -177,6 +197,10 @@ mod tests {
                 Some(Reason::ComponentUnavailable),
                 Some(Reason::ComponentUnavailable),
                 Some(Reason::ComponentUnavailable),
+                Some(Reason::ComponentUnavailable),
+                Some(Reason::ComponentUnavailable),
+                Some(Reason::ComponentUnavailable),
+                None,
                 Some(Reason::Timeout),
             ],
             "{pings:#?}"

@@ -8,6 +8,7 @@ set -euo pipefail
 PACKAGES=(
     dnsmasq-base      # authoritative test DNS (the binary only, no service)
     prosody           # the XMPP server (0.12 in Debian 12), brings lua5.x and its Lua modules
+    ejabberd          # the other XMPP server (23.01 in Debian 12), brings Erlang
     lua-sec           # TLS for Prosody (Depends already, listed to be explicit)
     stunnel4          # serves the bad certificates in front of Prosody's plaintext port
     prometheus        # scrapes the exporter; brings promtool

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end suite: the release binary against real, unmodified servers from Debian's packages
-# (dnsmasq, two Prosody 0.12 instances, stunnel4, Prometheus), all on loopback, started and
-# stopped by this script. See tests/e2e/README.md.
+# (dnsmasq, two Prosody 0.12 instances, ejabberd 23.01, stunnel4, Prometheus), all on loopback,
+# started and stopped by this script. See tests/e2e/README.md. Runs as root: ejabberdctl runs
+# ejabberd as its system user.
 #
 #   tests/e2e/run.sh            (after: sudo tests/e2e/install-deps.sh)
 #
@@ -32,6 +33,7 @@ PASSED=0
 FAILED=0
 T0=$SECONDS # reset after the build: scenario times count from the start of the peers
 WORK=""
+EJ_DIR="" # ejabberd's directory, outside $WORK: ejabberd runs as its own system user
 declare -a PIDS=()          # every process this script started, in start order
 declare -A PID_NAME=()      # pid -> name, for messages
 
@@ -85,16 +87,19 @@ stop_pid() {
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
+    [ -n "$EJ_DIR" ] && stop_ejabberd
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         stop_pid "${PIDS[$i]}"
     done
-    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+    local dir
+    for dir in "$WORK" "$EJ_DIR"; do
+        [ -n "$dir" ] && [ -d "$dir" ] || continue
         if [ "${E2E_KEEP_TMP:-}" = 1 ]; then
-            log "kept $WORK"
+            log "kept $dir"
         else
-            rm -rf "$WORK"
+            rm -rf "$dir"
         fi
-    fi
+    done
     exit "$rc"
 }
 trap cleanup EXIT
@@ -313,15 +318,16 @@ build() {
         BIN="$target_dir/release/cms-xmpp-exporter"
     fi
     [ -x "$BIN" ] || die_setup "no exporter binary at $BIN"
+    [ "$(id -u)" = 0 ] || die_setup "run as root: ejabberdctl runs ejabberd as its system user"
     local tool
-    for tool in dnsmasq prosody stunnel4 prometheus promtool openssl curl "$PY"; do
+    for tool in dnsmasq prosody ejabberdctl stunnel4 prometheus promtool openssl curl "$PY"; do
         command -v "$tool" >/dev/null || die_setup "$tool is not installed: run sudo tests/e2e/install-deps.sh"
     done
 }
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 8 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 13 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
@@ -331,6 +337,11 @@ allocate_ports() {
     PROM_ADDR="$IP1:${ports[5]}"
     WIRE_PORT=${ports[6]}         # recording proxy in front of Prosody 2's plaintext port
     C2S_PORT=${ports[7]}          # Prosody 2's client port (STARTTLS), for the watch
+    EJ_C2S_PORT=${ports[8]}       # ejabberd's client port (STARTTLS), on $IP1
+    EJ_COMPONENT_PORT=${ports[9]} # ejabberd_service with TLS from the first byte, for the probes
+    EJ_CB1_PORT=${ports[10]}      # ejabberd_service for cb1 alone (connected)
+    EJ_CB2_PORT=${ports[11]}      # ejabberd_service for cb2 alone (never connected)
+    EJ_DIST_PORT=${ports[12]}     # Erlang distribution for ejabberdctl, instead of epmd
 }
 
 # The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
@@ -533,6 +544,81 @@ start_callbridges() {
     log "cb1.$DOMAIN and cb3.$DOMAIN are registered and answer pings; cb2.$DOMAIN is not"
 }
 
+# ejabberdctl with this run's node, configuration, spool and logs.
+ejabberdctl_e2e() {
+    ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" \
+        --ctl-config "$EJ_DIR/ejabberdctl.cfg" --spool "$EJ_DIR/spool" --logs "$EJ_DIR/logs" "$@"
+}
+
+# ejabberd 23.01 on $IP1: a client port (STARTTLS, SCRAM), a TLS component listener for the
+# probes, and one listener per production Callbridge (ejabberd routes every host of a
+# listener to the first component that connects to it). Its s2s asks dnsmasq, so a name that
+# is not connected fails fast (NXDOMAIN) instead of waiting on the machine's resolver.
+start_ejabberd() {
+    EJ_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cms-xmpp-e2e-ejabberd.XXXXXX")" || die_setup "mktemp failed"
+    mkdir -p "$EJ_DIR/spool" "$EJ_DIR/logs"
+    cat "$WORK/pki/good.crt" "$WORK/pki/ca.crt" "$WORK/pki/good.key" >"$EJ_DIR/server.pem"
+    cat >"$EJ_DIR/ejabberd.yml" <<EOF
+hosts: ["$DOMAIN"]
+loglevel: info
+certfiles: ["$EJ_DIR/server.pem"]
+auth_method: internal
+auth_password_format: scram
+listen:
+  - {port: $EJ_C2S_PORT, ip: "$IP1", module: ejabberd_c2s, starttls_required: true}
+  - port: $EJ_COMPONENT_PORT
+    ip: "$IP1"
+    module: ejabberd_service
+    tls: true
+    certfile: "$EJ_DIR/server.pem" # without it, ejabberd resets every TLS handshake here
+    hosts:
+      "probe-ej.$DOMAIN": {password: "$SECRET"}
+      "badpw-ej.$DOMAIN": {password: "$SECRET"}
+  - {port: $EJ_CB1_PORT, ip: "$IP1", module: ejabberd_service, hosts: {"cb1.$DOMAIN": {password: "$SECRET"}}}
+  - {port: $EJ_CB2_PORT, ip: "$IP1", module: ejabberd_service, hosts: {"cb2.$DOMAIN": {password: "$SECRET"}}}
+modules:
+  mod_disco: {}
+  mod_ping: {}
+EOF
+    cat >"$EJ_DIR/ejabberdctl.cfg" <<EOF
+ERLANG_NODE=cms-xmpp-e2e@localhost
+ERL_DIST_PORT=$EJ_DIST_PORT
+INET_DIST_INTERFACE=$IP1
+ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0"
+EOF
+    cat >"$EJ_DIR/inetrc" <<EOF
+{file, hosts, "/etc/hosts"}.
+{lookup, [file, dns]}.
+{resolv_conf, ""}.
+{nameserver, {${IP1//./,}}, $DNS_PORT}.
+EOF
+    chown -R ejabberd: "$EJ_DIR"
+    chmod 700 "$EJ_DIR"
+    start ejabberd "$WORK/logs/ejabberd.stdout" ejabberdctl_e2e foreground
+    wait_until 30 tcp_open "$IP1" "$EJ_C2S_PORT" || die_setup "ejabberd does not listen on $IP1:$EJ_C2S_PORT"
+    ejabberdctl_e2e register monitor "$DOMAIN" "$WATCH_PASSWORD" >>"$WORK/logs/ejabberdctl.log" 2>&1 ||
+        die_setup "ejabberdctl could not register monitor@$DOMAIN"
+    start_ejabberd_callbridge
+    log "ejabberd serves clients on $IP1:$EJ_C2S_PORT; cb1.$DOMAIN is connected, cb2.$DOMAIN is not"
+}
+
+start_ejabberd_callbridge() {
+    : >"$WORK/logs/ejcb1.log"
+    start ejcb1 "$WORK/logs/ejcb1.log" "$PY" "$HELPERS/component.py" "$IP1" "$EJ_CB1_PORT" \
+        "cb1.$DOMAIN" "$WORK/secret" --hold --answer result
+    wait_until 10 grep -qx ready "$WORK/logs/ejcb1.log" || die_setup "cb1.$DOMAIN did not register with ejabberd"
+}
+
+# `ejabberdctl foreground` runs the VM under su: stop it through its node, then make sure.
+stop_ejabberd() {
+    ejabberdctl_e2e stop >>"$WORK/logs/ejabberdctl.log" 2>&1 || true
+    local pid
+    pid="$(pid_of ejabberd)" || return 0
+    wait_until 10 bash -c "! kill -0 $pid" || true
+    pkill -KILL -f -- "$EJ_DIR/spool" || true # a VM that ignored the stop
+    stop_pid "$pid"
+}
+
 # ---------------------------------------------------------------- the exporter and Prometheus
 
 write_exporter_config() {
@@ -559,6 +645,10 @@ EOF
     watch_block ""                  watch-password cb1 cb2 cb3
     target badpw             "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "badpw.$DOMAIN"        direct  secret
     watch_block "$XMPP2:$C2S_PORT"  wrong-password cb1
+    target ejabberd          "$DOMAIN"       "$XMPP1:$EJ_COMPONENT_PORT"    "probe-ej.$DOMAIN"     direct  secret
+    watch_block "$XMPP1:$EJ_C2S_PORT" watch-password cb1 cb2
+    target ejbadpw           "$DOMAIN"       "$XMPP1:$EJ_COMPONENT_PORT"    "badpw-ej.$DOMAIN"     direct  secret
+    watch_block "$XMPP1:$EJ_C2S_PORT" wrong-password cb1
 }
 
 watch_block() { # watch_block SERVER_ADDRESS PASSWORD COMPONENT...: for the target above
@@ -890,6 +980,60 @@ live_registration() {
     fi
 }
 
+ejabberd_live_registration() {
+    scenario "ejabberd: the probe over a TLS ejabberd_service, the watch over its c2s" ejabberd \
+        "$EJ_DIR/logs/ejabberd.log|monitor@|cb[12]\\.$DOMAIN|probe-ej|\\[(warning|error)\\]"
+    local t='target="ejabberd"' s="$XMPP1:$EJ_C2S_PORT" step
+    wait_for_metric "ejabberd: the registration probe succeeds" "cms_xmpp_probe_success{$t} == 1"
+    wait_for_metric "ejabberd: cms_xmpp_watch_success is 1" "cms_xmpp_watch_success{$t} == 1"
+    for step in resolve connect starttls tls sasl bind; do
+        expect_metric "ejabberd: $s step $step ran, duration plausible (0 <= d < 1s)" \
+            "cms_xmpp_watch_step_last_duration_seconds{$t,server=\"$s\",step=\"$step\"} >= 0 < 1"
+    done
+    if grep -q "Accepted c2s SCRAM-SHA-1 authentication for monitor@$DOMAIN" "$EJ_DIR/logs/ejabberd.log"; then
+        pass "ejabberd: the monitoring user logged in with SCRAM-SHA-1 (ejabberd's log)"
+    else
+        fail "ejabberd: the monitoring user logged in with SCRAM-SHA-1 (ejabberd's log)"
+    fi
+    # ejabberd logs a client's </stream:stream> as "Stream reset by peer" (xmlstreamend) and a
+    # socket closed without it as "Connection failed: connection closed".
+    local log="$EJ_DIR/logs/ejabberd.log" closes polite
+    closes="$(grep -c "Closing c2s session for monitor@$DOMAIN" "$log")"
+    polite="$(grep "Closing c2s session for monitor@$DOMAIN" "$log" | grep -c ": Stream reset by peer$")"
+    if [ "$closes" -gt 0 ] && [ "$polite" = "$closes" ]; then
+        pass "ejabberd: every session of the monitoring user ended with </stream:stream> ($closes sessions)"
+    else
+        fail "ejabberd: every session of the monitoring user ended with </stream:stream> ($polite of $closes)"
+        grep "Closing c2s session for monitor@$DOMAIN" "$log" | grep -v ": Stream reset by peer$" |
+            tail -n 3 | sed 's/^/      | /'
+    fi
+    expect_metric "ejabberd: cb1 (connected to its listener) is registered" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1"
+    expect_metric "ejabberd: cb2 (never connected) is not registered" \
+        "cms_xmpp_component_registered{$t,component=\"cb2.$DOMAIN\"} == 0"
+    expect_metric "ejabberd: cb2 fails with reason component_unavailable (remote-server-not-found)" \
+        "cms_xmpp_component_failing_info{$t,component=\"cb2.$DOMAIN\",reason=\"component_unavailable\"} == 1"
+    expect_count "ejabberd: only cb2 fails" "cms_xmpp_component_failing_info{$t}" 1
+
+    scenario "ejabberd: cb1 goes away and comes back" ejabberd "$WORK/logs/ejcb1.log|" \
+        "$EJ_DIR/logs/ejabberd.log|cb1\\.$DOMAIN"
+    stop_pid "$(pid_of ejcb1)"
+    log "      stopped cb1's component connection to ejabberd"
+    wait_for_metric "ejabberd: cb1 is not registered within two intervals" \
+        "cms_xmpp_component_failing_info{$t,component=\"cb1.$DOMAIN\",reason=\"component_unavailable\"} == 1" 3
+    expect_metric "ejabberd: the login itself still works" "cms_xmpp_watch_success{$t} == 1"
+    start_ejabberd_callbridge
+    wait_for_metric "ejabberd: cb1 is registered again within two intervals" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1" 3
+
+    scenario "ejabberd: a wrong password" ejbadpw "$EJ_DIR/logs/ejabberd.log|monitor@|[Ff]ailed"
+    t='target="ejbadpw"'
+    wait_for_metric "ejbadpw: the login fails at step sasl with reason not_authorized" \
+        "cms_xmpp_watch_failing_step_info{$t,server=\"$s\",step=\"sasl\",reason=\"not_authorized\"} == 1"
+    expect_metric "ejbadpw: cms_xmpp_watch_success is 0" "cms_xmpp_watch_success{$t} == 0"
+    expect_metric "ejbadpw: the component flow is unaffected" "cms_xmpp_probe_success{$t} == 1"
+}
+
 promtool_check() {
     scenario "promtool check metrics" ""
     scrape
@@ -916,16 +1060,20 @@ prometheus_checks() {
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 11 targets, 6 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
-        'result == 611'
+    wait_for_query "prometheus: 13 targets, 8 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
+        'result == 813'
     # The alerts' `for` is minutes; that they fire for the right series is what counts here.
-    wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for cb2 (only)" \
-        'count by (target, component) (ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' \
-        "result{target=\"watch\",component=\"cb2.$DOMAIN\"} == 1"
+    for target in watch ejabberd; do
+        wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for $target's cb2" \
+            'count by (target, component) (ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' \
+            "result{target=\"$target\",component=\"cb2.$DOMAIN\"} == 1"
+    done
     wait_for_query "prometheus: ... and for no other component" \
-        'count(ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' 'result == 1'
-    wait_for_query "prometheus: CmsXmppWatchLoginFailing is pending for badpw" \
-        'count by (target) (ALERTS{alertname="CmsXmppWatchLoginFailing"})' 'result{target="badpw"} == 1'
+        'count(ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' 'result == 2'
+    for target in badpw ejbadpw; do
+        wait_for_query "prometheus: CmsXmppWatchLoginFailing is pending for $target" \
+            'count by (target) (ALERTS{alertname="CmsXmppWatchLoginFailing"})' "result{target=\"$target\"} == 1"
+    done
     # The shipped alert rules load and evaluate on the real Prometheus; the dashboards'
     # expressions return data against real peers.
     if curl -fsS "http://$PROM_ADDR/api/v1/rules" | "$PY" -c '
@@ -996,6 +1144,7 @@ main() {
     start_wiretap
     start_holder
     start_callbridges
+    start_ejabberd
     start_exporter
     start_prometheus
     log "peers up after $((SECONDS - T0))s"
@@ -1010,6 +1159,7 @@ main() {
     timing
     failover
     live_registration
+    ejabberd_live_registration
     promtool_check
     prometheus_checks
     secrets_check
