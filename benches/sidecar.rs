@@ -1,9 +1,11 @@
 //! What the exporter costs as a sidecar, measured on the real binary in a process of its own
-//! (so that its CPU and memory are its own), for 1, 100 and 1,000 healthy targets. Each target
-//! finds two TLS component servers through SRV and is probed every 15 s; the servers and the
-//! DNS server run in this process, on loopback.
+//! (so that its CPU and memory are its own), for 1, 100 and 1,000 healthy targets, and for 100
+//! targets that also watch two production components each. Each target finds two TLS
+//! component servers through SRV and is probed every 15 s; a watch logs in to a client port
+//! (STARTTLS, SCRAM-SHA-256 with 4,096 iterations) and pings both. The servers and the DNS
+//! server run in this process, on loopback.
 //!
-//!     cargo bench --bench sidecar            (or: -- 1000   for one size)
+//!     cargo bench --bench sidecar       (or: -- 1000  for one size; -- watch  for the watch row)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
@@ -22,10 +24,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault};
 use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use support::exporter::*;
 
 const SIZES: [usize; 3] = [1, 100, 1000];
+/// Targets of the watch row.
+const WATCH_SIZE: usize = 100;
 const INTERVAL: Duration = Duration::from_secs(15);
 /// Renders timed one second apart (the exporter shares a rendering within a second).
 const RENDERS: usize = 60;
@@ -37,9 +42,15 @@ const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
 const GZIP: &str = "Accept-Encoding: gzip\r\n";
 
 fn main() {
-    let sizes: Vec<usize> = match std::env::args().skip(1).find_map(|a| a.parse().ok()) {
-        Some(size) => vec![size],
-        None => SIZES.to_vec(),
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rows: Vec<(usize, bool)> = match args.iter().find_map(|a| a.parse().ok()) {
+        Some(size) => vec![(size, false)],
+        None if args.iter().any(|a| a == "watch") => vec![(1, false), (WATCH_SIZE, true)],
+        None => SIZES
+            .iter()
+            .map(|size| (*size, false))
+            .chain([(WATCH_SIZE, true)])
+            .collect(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -47,8 +58,8 @@ fn main() {
         .build()
         .expect("runtime");
     let mut lone_probe = None;
-    for size in sizes {
-        let row = runtime.block_on(measure(size));
+    for (size, watch) in rows {
+        let row = runtime.block_on(measure(size, watch));
         let lone = *lone_probe.get_or_insert(row.probe_p50);
         row.print(lone);
     }
@@ -56,6 +67,7 @@ fn main() {
 
 struct Row {
     targets: usize,
+    watch: bool,
     series_per_target: f64,
     bytes_per_target: f64,
     gzip_bytes_per_target: f64,
@@ -78,8 +90,13 @@ struct Row {
 
 impl Row {
     fn print(&self, lone_probe_p50: f64) {
+        let watch = if self.watch {
+            ", each watching two components"
+        } else {
+            ""
+        };
         println!(
-            "{} target(s), two SRV servers each, every {:?}:",
+            "{} target(s), two SRV servers each{watch}, every {:?}:",
             self.targets, INTERVAL
         );
         println!(
@@ -119,7 +136,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn measure(targets: usize) -> Row {
+async fn measure(targets: usize, watch: bool) -> Row {
     let lab = Lab::new(base_zone()).await;
     // Each target its own component name, so that they may run at once.
     let names: Vec<String> = (0..targets)
@@ -138,6 +155,21 @@ async fn measure(targets: usize) -> Row {
     };
     let (one, two) = (peer().await, peer().await);
     lab.publish_srv(&one, &two);
+    let components = ["cb1.example.test", "cb2.example.test"];
+    let client_port = C2sServer::start(C2sConfig {
+        encryption: Encryption::Starttls(lab.good_leaf().server_config()),
+        domain: DOMAIN.to_owned(),
+        user: ("monitor".to_owned(), PASSWORD.to_owned()),
+        components: components.map(|c| (c.to_owned(), Answer::Result)).into(),
+        fault: Fault::None,
+    })
+    .await;
+    let watch_block = if watch {
+        let address = server(XMPP1, client_port.addr().port());
+        lab.watch(&address, "starttls", "password", &components)
+    } else {
+        String::new()
+    };
     let config: Vec<String> = (0..targets)
         .map(|i| {
             lab.timed_target(&format!("cms-{i:04}"), "", "15s", "5s", "")
@@ -145,6 +177,7 @@ async fn measure(targets: usize) -> Row {
                     &format!("component: {COMPONENT}"),
                     &format!("component: {}", names[i]),
                 )
+                + &watch_block
         })
         .collect();
     std::fs::write(lab.path("config.yaml"), lab.config(&config)).unwrap();
@@ -248,6 +281,7 @@ async fn measure(targets: usize) -> Row {
     let (resident_mib, peak_mib) = memory_mib(pid);
     let row = Row {
         targets,
+        watch,
         series_per_target: ours.len() as f64 / targets as f64,
         bytes_per_target: ours.iter().map(|l| l.len() + 1).sum::<usize>() as f64 / targets as f64,
         gzip_bytes_per_target: gzipped.body.len() as f64 / targets as f64,
@@ -268,11 +302,17 @@ async fn measure(targets: usize) -> Row {
             .fold(0.0, f64::max),
         cycles: cycles_done,
         late,
-        failures: scrape
-            .find(&FAILURES_TOTAL, &[])
+        // Failed steps of either flow, and watched components that did not answer.
+        failures: [&FAILURES_TOTAL, &WATCH_FAILURES_TOTAL]
             .iter()
+            .flat_map(|metric| scrape.find(metric, &[]))
             .map(|s| s.value as usize)
-            .sum(),
+            .sum::<usize>()
+            + scrape
+                .find(&COMPONENT_REGISTERED, &[])
+                .iter()
+                .filter(|s| s.value != 1.0)
+                .count(),
         storm_scrapes: storm_scrapes.load(Ordering::Relaxed),
     };
     drop(binary);
