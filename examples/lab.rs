@@ -104,7 +104,7 @@ async fn main() -> std::process::ExitCode {
     );
     let config =
         Config::parse(&yaml, std::path::Path::new("lab")).expect("the lab's config is valid");
-    match run(config).await {
+    match run(config, Default::default()).await {
         Ok(running) => {
             let address = running.local_addr();
             println!(

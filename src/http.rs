@@ -17,17 +17,18 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Mutex, Semaphore};
+use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
 
+use crate::admission::Admission;
 use crate::diagnosis::{render_text, Style};
 use crate::metrics::{self, Exposition};
 use crate::store::{ConfigStatus, Snapshot, Store};
 use crate::supervisor::Supervisor;
 
-/// A scraper or two and a person; more than this is a misbehaving client.
-const MAX_CONNECTIONS: usize = 64;
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that has not sent a whole request head within this is closed; so is one idle
+/// this long between requests (hyper times both with the same clock).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const EXPOSITION: &str = "text/plain; version=0.0.4; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
@@ -122,12 +123,31 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Prometheus's own default for `--web.max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u16 = 512;
+
+/// How the HTTP endpoint is served; fixed at start.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// Connections kept open at once (`--web.max-connections`).
+    pub max_connections: usize,
+}
+
+impl Default for WebOptions {
+    fn default() -> Self {
+        WebOptions {
+            max_connections: usize::from(DEFAULT_MAX_CONNECTIONS),
+        }
+    }
+}
+
 pub async fn serve(
     listener: TcpListener,
     supervisor: Arc<Supervisor>,
+    options: WebOptions,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Admission::new(options.max_connections);
     let renderer = Arc::new(Renderer::new(supervisor.store.clone()));
     loop {
         let accepted = tokio::select! {
@@ -143,25 +163,34 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Some(ticket) = admission.admit() else {
+            tracing::debug!("HTTP connection refused: every connection is serving a request");
             continue;
         };
         let supervisor = supervisor.clone();
         let renderer = renderer.clone();
+        let slot = ticket.slot();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let supervisor = supervisor.clone();
-                let renderer = renderer.clone();
-                async move { Ok::<_, Infallible>(respond(request, &supervisor, &renderer).await) }
+                let (supervisor, renderer, slot) =
+                    (supervisor.clone(), renderer.clone(), slot.clone());
+                async move {
+                    slot.request_started();
+                    let response = respond(request, &supervisor, &renderer).await;
+                    slot.request_done();
+                    Ok::<_, Infallible>(response)
+                }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "HTTP connection ended with an error");
+            tokio::select! {
+                ended = connection => if let Err(error) = ended {
+                    tracing::debug!(%error, "HTTP connection ended with an error");
+                },
+                () = ticket.evicted() => tracing::debug!("idle HTTP connection closed to make room"),
             }
-            drop(permit);
         });
     }
 }

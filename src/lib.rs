@@ -3,6 +3,7 @@
 //! step on `/metrics`.
 #![forbid(unsafe_code)]
 
+mod admission;
 pub mod config;
 pub mod diagnosis;
 mod http;
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+pub use crate::http::{WebOptions, DEFAULT_MAX_CONNECTIONS};
 use crate::probe::dns::ResolverSetupError;
 use crate::probe::tls::TlsSetupError;
 use crate::supervisor::Supervisor;
@@ -68,7 +70,7 @@ pub struct Running {
 
 /// Prepares every target, binds the listener, and starts probing. Everything that can be
 /// wrong with the configuration fails here, before the port is bound.
-pub async fn run(config: Config) -> Result<Running, RunError> {
+pub async fn run(config: Config, web: WebOptions) -> Result<Running, RunError> {
     let probes = supervisor::prepare(&config)?;
     let listener = TcpListener::bind(config.listen_address)
         .await
@@ -82,7 +84,8 @@ pub async fn run(config: Config) -> Result<Running, RunError> {
     })?;
     let supervisor = Arc::new(Supervisor::start(&config, probes));
     let (stop_http, http_stopped) = watch::channel(false);
-    let http = tokio::spawn(http::serve(listener, supervisor.clone(), http_stopped));
+    warn_if_short_of_file_descriptors(&config, &web);
+    let http = tokio::spawn(http::serve(listener, supervisor.clone(), web, http_stopped));
     tracing::info!(address = %local_addr, targets = config.targets.len(), "serving /metrics");
     Ok(Running {
         local_addr,
@@ -184,6 +187,30 @@ pub async fn healthcheck(url: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{url}: {status}"))
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go programs do at start: every
+/// probe and every HTTP connection is a socket. Returns the limit before and after.
+pub fn raise_file_limit() -> std::io::Result<(u64, u64)> {
+    let (before, _) = rlimit::Resource::NOFILE.get()?;
+    let after = rlimit::increase_nofile_limit(u64::MAX)?;
+    Ok((before, after))
+}
+
+/// File descriptors the exporter may want at once: HTTP connections, probes (each a socket and
+/// a resolver's), and room for the files it reads.
+fn warn_if_short_of_file_descriptors(config: &Config, web: &WebOptions) {
+    let wanted = web.max_connections as u64 + 4 * config.max_concurrent_probes as u64 + 64;
+    if let Ok((soft, _)) = rlimit::Resource::NOFILE.get() {
+        if soft < wanted {
+            tracing::warn!(
+                limit = soft,
+                wanted,
+                "the open-files limit is below what --web.max-connections and \
+                 max_concurrent_probes may use: raise the limit or lower them"
+            );
+        }
     }
 }
 

@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use cms_xmpp_exporter::config::{AdHocTarget, Config, ConfigError};
 use cms_xmpp_exporter::diagnosis::{render_text, Diagnosis, Style};
 use cms_xmpp_exporter::supervisor::prepare;
-use cms_xmpp_exporter::{error_chain, healthcheck, probe_once, run};
+use cms_xmpp_exporter::{
+    error_chain, healthcheck, probe_once, raise_file_limit, run, WebOptions,
+    DEFAULT_MAX_CONNECTIONS,
+};
 
 /// Probes XMPP servers the way a Cisco Meeting Server Callbridge registers with them
 /// (XEP-0114) and exports every step for Prometheus.
@@ -29,8 +32,12 @@ struct Cli {
     )]
     config: PathBuf,
     /// Overrides `listen_address` from the configuration.
-    #[arg(long)]
+    #[arg(long, visible_alias = "web.listen-address")]
     listen_address: Option<SocketAddr>,
+    /// HTTP connections kept open at once; when full, the longest-idle one makes room.
+    #[arg(long = "web.max-connections", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    web_max_connections: u16,
     /// trace, debug, info, warn or error.
     #[arg(long, global = true, default_value = "info")]
     log_level: tracing::Level,
@@ -165,7 +172,21 @@ async fn serve(cli: &Cli) -> ExitCode {
     if let Some(address) = cli.listen_address {
         config.listen_address = address;
     }
-    match run(config).await {
+    match raise_file_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(
+                before,
+                after,
+                "raised the open-files limit to its hard limit"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
+    }
+    let web = WebOptions {
+        max_connections: usize::from(cli.web_max_connections),
+    };
+    match run(config, web).await {
         Ok(running) => match running.until_signal().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {

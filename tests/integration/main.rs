@@ -6,6 +6,7 @@
 mod support;
 
 mod exposition;
+mod hardening;
 mod operations;
 mod peers;
 mod probe;

@@ -193,7 +193,9 @@ impl Exporter {
     }
 
     async fn run(config: Config) -> Exporter {
-        let running = run(config).await.expect("exporter starts");
+        let running = run(config, Default::default())
+            .await
+            .expect("exporter starts");
         let addr = running.local_addr();
         Exporter {
             running: Some(running),
@@ -298,7 +300,26 @@ impl Binary {
     /// `binary` is `env!("CARGO_BIN_EXE_cms-xmpp-exporter")`, which only tests and benchmarks
     /// can name. The log level must show info lines, where the address is.
     pub async fn spawn(binary: &str, config: &std::path::Path, extra: &[&str]) -> Binary {
-        let mut child = Command::new(binary)
+        Binary::spawn_via(&[], binary, config, extra).await
+    }
+
+    /// Like [`Binary::spawn`], run by a wrapper command (`prlimit …`, say).
+    pub async fn spawn_via(
+        wrapper: &[&str],
+        binary: &str,
+        config: &std::path::Path,
+        extra: &[&str],
+    ) -> Binary {
+        let (program, args) = match wrapper {
+            [program, args @ ..] => (*program, args),
+            [] => (binary, &[][..]),
+        };
+        let mut command = Command::new(program);
+        command.args(args);
+        if !wrapper.is_empty() {
+            command.arg(binary);
+        }
+        let mut child = command
             .args([
                 "--config",
                 config.to_str().unwrap(),
