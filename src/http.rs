@@ -24,7 +24,7 @@ use crate::admission::Admission;
 use crate::diagnosis::{render_text, Style};
 use crate::metrics::{self, Exposition};
 use crate::store::{ConfigStatus, Snapshot, Store};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{OnDemand, Supervisor, PROBE_SPACING};
 
 /// A connection that has not sent a whole request head within this is closed; so is one idle
 /// this long between requests (hyper times both with the same clock).
@@ -266,22 +266,35 @@ async fn probe(query: &str, supervisor: &Supervisor) -> Response<Full<Bytes>> {
         );
     };
     let debug = query_param(query, "debug").is_some_and(|v| v == "true" || v == "1");
-    let Some((probe, report)) = supervisor.probe_now(&name).await else {
-        let known: Vec<String> = supervisor
-            .targets()
-            .iter()
-            .map(|p| p.target.name.clone())
-            .collect();
-        return body(
-            StatusCode::NOT_FOUND,
-            TEXT,
-            format!(
-                "unknown target {name:?}; configured: {}\n",
-                known.join(", ")
-            ),
-        );
+    // The answer names no other target: the port may be reachable by anyone.
+    let Some((probe, answer)) = supervisor.probe_now(&name).await else {
+        return body(StatusCode::NOT_FOUND, TEXT, "unknown target\n");
     };
-    let text = debug.then(|| render_text(&report, &probe.target, Style::new(false)));
+    let (report, age) = match answer {
+        OnDemand::Ran { report, age } => (*report, age),
+        OnDemand::Busy { waited } => {
+            return body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!(
+                    "no run of this target finished within {}: the exporter's probes are busy\n",
+                    humantime::format_duration(waited)
+                ),
+            )
+        }
+    };
+    let text = debug.then(|| {
+        let mut text = String::new();
+        if let Some(age) = age {
+            text.push_str(&format!(
+                "The last run, {:.1} s ago: runs of one target are at least {} apart.\n\n",
+                age.as_secs_f64(),
+                humantime::format_duration(PROBE_SPACING)
+            ));
+        }
+        text.push_str(&render_text(&report, &probe.target, Style::new(false)));
+        text
+    });
     let exposition = Exposition::single_report(probe.target.clone(), report);
     let Some(mut text) = text else {
         return body(StatusCode::OK, EXPOSITION, exposition);

@@ -30,7 +30,7 @@ pub async fn run_target(
         }
         next += probe.target.interval;
         let report = tokio::select! {
-            report = probe.run_exclusive() => report,
+            report = probe.run_shared() => report,
             _ = shutdown.changed() => return,
         };
         if let Some(recorded) = store.record(&probe.target, report) {

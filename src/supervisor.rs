@@ -17,6 +17,19 @@ use crate::{scheduler, RunError};
 
 /// How long stopping the probe loops may take before they are abandoned.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Requests for a target within this of its last run get that run's result.
+pub const PROBE_SPACING: Duration = Duration::from_secs(5);
+
+/// What a request for a run outside the schedule gets.
+pub enum OnDemand {
+    /// A run's report; `age` when it is the last run's, finished that long ago.
+    Ran {
+        report: Box<TargetReport>,
+        age: Option<Duration>,
+    },
+    /// No run finished within the request's patience: the probes are saturated.
+    Busy { waited: Duration },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -157,16 +170,28 @@ impl Supervisor {
         self.probes.read().expect("probes lock").clone()
     }
 
-    /// Runs one target now, outside its schedule (never alongside its scheduled probe, so the
-    /// server never sees the component name twice).
-    pub async fn probe_now(&self, name: &str) -> Option<(Arc<TargetProbe>, TargetReport)> {
+    /// Runs one target for a request, outside its schedule: the run in progress is shared
+    /// (the schedule's, or another request's), and a run that finished less than
+    /// [`PROBE_SPACING`] ago answers instead of a new one, so requests cannot multiply logins
+    /// at the XMPP server nor hold up the schedule.
+    pub async fn probe_now(&self, name: &str) -> Option<(Arc<TargetProbe>, OnDemand)> {
         let probe = self
             .targets()
             .iter()
             .find(|p| p.target.name == name)
             .cloned()?;
-        let report = probe.run_exclusive().await;
-        Some((probe, report))
+        // A run ends by its timeout, plus a close of at most a second, unless it waits for a
+        // free slot behind many others.
+        let patience = probe.target.timeout + Duration::from_secs(2);
+        let run = tokio::time::timeout(patience, probe.run_or_recent(PROBE_SPACING)).await;
+        let answer = match run {
+            Ok((report, age)) => OnDemand::Ran {
+                report: Box::new(report),
+                age,
+            },
+            Err(_) => OnDemand::Busy { waited: patience },
+        };
+        Some((probe, answer))
     }
 
     pub async fn shutdown(&self) {

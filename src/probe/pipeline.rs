@@ -3,13 +3,13 @@
 //! by what is left of the target's deadline and timed.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch as channel, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::client::TlsStream;
@@ -37,6 +37,14 @@ pub struct TargetProbe {
     exclusive: Arc<tokio::sync::Mutex<()>>,
     /// Shared by every target: bounds the probes (sockets, handshakes) running at once.
     slots: Arc<Semaphore>,
+    /// The run in progress, which the schedule and `/probe` share, and the last one's result.
+    flight: Mutex<Flight>,
+}
+
+#[derive(Default)]
+struct Flight {
+    running: Option<channel::Receiver<Option<TargetReport>>>,
+    last: Option<(Instant, TargetReport)>,
 }
 
 impl TargetProbe {
@@ -55,6 +63,69 @@ impl TargetProbe {
             watch_tls,
             exclusive,
             slots,
+            flight: Mutex::default(),
+        }
+    }
+
+    fn flight(&self) -> MutexGuard<'_, Flight> {
+        self.flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A run of this target: the one in progress, whoever started it, or else a new one. The
+    /// run is a task of its own, so a caller that gives up (an HTTP client gone) cancels
+    /// nothing that others wait for.
+    pub async fn run_shared(self: &Arc<Self>) -> TargetReport {
+        let mut receiver = {
+            let mut flight = self.flight();
+            match &flight.running {
+                Some(running) => running.clone(),
+                None => {
+                    let (done, running) = channel::channel(None);
+                    flight.running = Some(running.clone());
+                    let probe = self.clone();
+                    tokio::spawn(async move {
+                        let report = probe.run_exclusive().await;
+                        let mut flight = probe.flight();
+                        flight.running = None;
+                        flight.last = Some((Instant::now(), report.clone()));
+                        drop(flight);
+                        let _ = done.send(Some(report));
+                    });
+                    running
+                }
+            }
+        };
+        let report = receiver
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|finished| finished.clone());
+        match report {
+            Some(report) => report,
+            // The run's task ended without a report (it panicked): run here instead.
+            None => self.run_exclusive().await,
+        }
+    }
+
+    /// For a request from outside the schedule: the last run's report when it finished less
+    /// than `fresh_for` ago (with its age), else [`TargetProbe::run_shared`].
+    pub async fn run_or_recent(
+        self: &Arc<Self>,
+        fresh_for: Duration,
+    ) -> (TargetReport, Option<Duration>) {
+        let recent = {
+            let flight = self.flight();
+            flight
+                .last
+                .as_ref()
+                .filter(|(at, _)| flight.running.is_none() && at.elapsed() < fresh_for)
+                .map(|(at, report)| (report.clone(), at.elapsed()))
+        };
+        match recent {
+            Some((report, age)) => (report, Some(age)),
+            None => (self.run_shared().await, None),
         }
     }
 

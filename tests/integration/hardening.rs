@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
+use crate::support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use crate::support::exporter::*;
 use crate::support::wait_for;
 
@@ -151,4 +152,101 @@ async fn the_open_files_limit_is_raised_to_the_hard_limit_at_start() {
         log.contains("raised the open-files limit") && log.contains("before=256"),
         "the raise is logged:\n{log}"
     );
+}
+
+/// A TLS server that starts its handshake `delay` after the TCP accept: each run takes that long.
+async fn slow_server(lab: &Lab, delay: Duration) -> ComponentServer {
+    ComponentServer::start(ComponentServerConfig {
+        tls: Some(lab.good_leaf().server_config()),
+        components: vec![(COMPONENT.to_owned(), SECRET.to_owned())],
+        behaviour: Behaviour::Normal,
+        tls_delay: Some(delay),
+    })
+    .await
+}
+
+async fn probe_status(addr: SocketAddr, target: &str) -> u16 {
+    http_request(addr, "GET", &format!("/probe?target={target}"))
+        .await
+        .0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_requests_share_runs_and_never_hold_up_the_schedule() {
+    let lab = Lab::new(base_zone()).await;
+    let slow = slow_server(&lab, Duration::from_millis(300)).await;
+    let target = lab.timed_target("t", &server(XMPP1, slow.addr().port()), "1s", "1s", "");
+    let exporter = lab.exporter(&[target]).await;
+    exporter.cycles("t", 1.0).await;
+    let (before, cycles_before) = (slow.stats().connections, cycles(&exporter.scrape().await));
+    let started = std::time::Instant::now();
+    // 500 requests over about 10 s, 60 at a time.
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let wave: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(probe_status(exporter.addr, "t")))
+            .collect();
+        for request in wave {
+            statuses.push(request.await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let scrape = exporter.scrape().await;
+    let runs = slow.stats().connections - before;
+    let scheduled = cycles(&scrape) - cycles_before;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // The schedule's runs (one a second), and a request's at most every 5 s between them.
+    let allowed = elapsed.ceil() as usize + (elapsed / 5.0).ceil() as usize + 1;
+    assert!(
+        runs <= allowed,
+        "{} requests made {runs} runs at the server in {elapsed:.1} s (at most {allowed})",
+        statuses.len()
+    );
+    assert!(
+        scheduled >= elapsed.floor() - 1.0,
+        "the schedule ran {scheduled} cycles in {elapsed:.1} s"
+    );
+    let last = scrape.value(&LAST_PROBE, &[("target", "t")]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        now - last < 2.5,
+        "the last scheduled probe is {:.1} s old",
+        now - last
+    );
+    exporter.stop().await;
+}
+
+fn cycles(scrape: &Scrape) -> f64 {
+    scrape
+        .value(&PROBES_TOTAL, &[("target", "t")])
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_be_served_in_time_gets_503() {
+    let lab = Lab::new(base_zone()).await;
+    let silent = component_server(None, Behaviour::Silent).await;
+    // One probe at a time, and five targets that each hold it for their whole timeout.
+    let targets: Vec<String> = (0..5)
+        .map(|i| lab.target(&format!("t{i}"), &server(XMPP1, silent.addr().port()), ""))
+        .collect();
+    let config = lab
+        .config(&targets)
+        .replace("targets:", "max_concurrent_probes: 1\ntargets:");
+    let exporter = Exporter::start(&config).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let (status, body) = http_request(exporter.addr, "GET", "/probe?target=t0").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("busy"), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    exporter.stop().await;
 }
