@@ -131,12 +131,15 @@ pub const DEFAULT_MAX_CONNECTIONS: u16 = 512;
 pub struct WebOptions {
     /// Connections kept open at once (`--web.max-connections`).
     pub max_connections: usize,
+    /// `POST /-/reload` over HTTP (`--web.enable-lifecycle`); SIGHUP reloads regardless.
+    pub enable_lifecycle: bool,
 }
 
 impl Default for WebOptions {
     fn default() -> Self {
         WebOptions {
             max_connections: usize::from(DEFAULT_MAX_CONNECTIONS),
+            enable_lifecycle: false,
         }
     }
 }
@@ -148,6 +151,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let admission = Admission::new(options.max_connections);
+    let lifecycle = options.enable_lifecycle;
     let renderer = Arc::new(Renderer::new(supervisor.store.clone()));
     loop {
         let accepted = tokio::select! {
@@ -176,7 +180,7 @@ pub async fn serve(
                     (supervisor.clone(), renderer.clone(), slot.clone());
                 async move {
                     slot.request_started();
-                    let response = respond(request, &supervisor, &renderer).await;
+                    let response = respond(request, &supervisor, &renderer, lifecycle).await;
                     slot.request_done();
                     Ok::<_, Infallible>(response)
                 }
@@ -199,6 +203,7 @@ async fn respond(
     request: Request<Incoming>,
     supervisor: &Supervisor,
     renderer: &Renderer,
+    lifecycle: bool,
 ) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let read = method == Method::GET || method == Method::HEAD;
@@ -211,6 +216,13 @@ async fn respond(
             TEXT,
             "not ready: waiting for the first probe of every target\n",
         ),
+        ("/-/reload", _) if (method == Method::POST || method == Method::PUT) && !lifecycle => {
+            body(
+                StatusCode::FORBIDDEN,
+                TEXT,
+                "the lifecycle API is off: start with --web.enable-lifecycle, or send SIGHUP\n",
+            )
+        }
         ("/-/reload", _) if method == Method::POST || method == Method::PUT => {
             match supervisor.reload().await {
                 Ok(()) => body(StatusCode::OK, TEXT, "reloaded\n"),

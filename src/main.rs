@@ -38,6 +38,9 @@ struct Cli {
     #[arg(long = "web.max-connections", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u16).range(1..))]
     web_max_connections: u16,
+    /// Accept `POST /-/reload` over HTTP (SIGHUP reloads regardless), as Prometheus's flag.
+    #[arg(long = "web.enable-lifecycle")]
+    web_enable_lifecycle: bool,
     /// trace, debug, info, warn or error.
     #[arg(long, global = true, default_value = "info")]
     log_level: tracing::Level,
@@ -185,6 +188,7 @@ async fn serve(cli: &Cli) -> ExitCode {
     }
     let web = WebOptions {
         max_connections: usize::from(cli.web_max_connections),
+        enable_lifecycle: cli.web_enable_lifecycle,
     };
     match run(config, web).await {
         Ok(running) => match running.until_signal().await {

@@ -202,7 +202,7 @@ in_image "${ENTRYPOINT[0]}" check-config --config /etc/cms-xmpp-exporter/broken.
 code=$?
 check "check-config rejects a broken config (exit 2)" test "$code" -eq 2
 
-exec_in_image "${ENTRYPOINT[@]}" > "$TMP/exporter.log" 2>&1 &
+exec_in_image "${ENTRYPOINT[@]}" --web.enable-lifecycle > "$TMP/exporter.log" 2>&1 &
 EXPORTER=$!
 ready=0
 for _ in $(seq 100); do

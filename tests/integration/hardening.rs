@@ -250,3 +250,27 @@ async fn a_request_that_cannot_be_served_in_time_gets_503() {
     );
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn reload_over_http_needs_the_lifecycle_flag() {
+    let lab = Lab::new(base_zone()).await;
+    let target = lab.target("t", &server(XMPP1, closed_port().await), "");
+    std::fs::write(lab.path("config.yaml"), lab.config(&[target])).unwrap();
+    let config = cms_xmpp_exporter::config::Config::load(&lab.path("config.yaml")).unwrap();
+    let running = cms_xmpp_exporter::run(config, cms_xmpp_exporter::WebOptions::default())
+        .await
+        .unwrap();
+    let addr = running.local_addr();
+    let loaded = |text: &str| Scrape::parse(text).value(&CONFIG_RELOAD_TIMESTAMP, &[]);
+    let before = loaded(&http_get(addr, "/metrics").await);
+    let (status, body) = http_request(addr, "POST", "/-/reload").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--web.enable-lifecycle"), "{body}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        loaded(&http_get(addr, "/metrics").await),
+        before,
+        "nothing was reloaded"
+    );
+    running.shutdown().await;
+}

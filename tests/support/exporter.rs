@@ -9,7 +9,7 @@ use std::time::Duration;
 pub use cms_xmpp_exporter::metrics::*;
 
 use cms_xmpp_exporter::config::Config;
-use cms_xmpp_exporter::{run, Running};
+use cms_xmpp_exporter::{run, Running, WebOptions};
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::PrometheusValue;
 use std::process::Stdio;
@@ -174,28 +174,38 @@ pub fn server(host: &str, port: u16) -> String {
 
 // ---------- the exporter and its /metrics ----------
 
+fn lifecycle() -> WebOptions {
+    WebOptions {
+        enable_lifecycle: true,
+        ..WebOptions::default()
+    }
+}
+
 pub struct Exporter {
     pub running: Option<Running>,
     pub addr: SocketAddr,
 }
 
 impl Exporter {
+    /// With the lifecycle API on, so that tests can POST /-/reload.
     pub async fn start(yaml: &str) -> Exporter {
+        Exporter::start_with(yaml, lifecycle()).await
+    }
+
+    pub async fn start_with(yaml: &str, web: WebOptions) -> Exporter {
         let config = Config::parse(yaml, std::path::Path::new("test.yaml"))
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{yaml}"));
-        Exporter::run(config).await
+        Exporter::run(config, web).await
     }
 
     /// Loads the configuration from a file, so that reloads re-read it.
     pub async fn start_file(path: &std::path::Path) -> Exporter {
         let config = Config::load(path).unwrap_or_else(|e| panic!("test config invalid: {e}"));
-        Exporter::run(config).await
+        Exporter::run(config, lifecycle()).await
     }
 
-    async fn run(config: Config) -> Exporter {
-        let running = run(config, Default::default())
-            .await
-            .expect("exporter starts");
+    async fn run(config: Config, web: WebOptions) -> Exporter {
+        let running = run(config, web).await.expect("exporter starts");
         let addr = running.local_addr();
         Exporter {
             running: Some(running),
