@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::cert::hex;
 use super::stream::unexpected;
 use super::xmpp::{Incoming, XmppConn};
-use super::Failure;
+use super::{Failure, Reason};
 use crate::config::Secret;
 
 /// Lowercase hex SHA-1 of stream id + secret; lowercase because ejabberd compares exactly.
@@ -24,6 +24,9 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream_id: &str,
     secret: &Secret,
 ) -> Result<(), Failure> {
+    // A server answers our handshake after it has read it: a `<handshake/>` that came before
+    // accepts nobody. (A stream error may come early: Openfire refuses at the header.)
+    let early = conn.has_unread_input();
     conn.send(&format!(
         "<handshake>{}</handshake>",
         digest(stream_id, secret)
@@ -31,6 +34,12 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     .await?;
     loop {
         match conn.next().await? {
+            Incoming::Handshake if early => {
+                return Err(Failure::new(
+                    Reason::Protocol,
+                    "the server sent <handshake/> before it had our handshake",
+                ))
+            }
             Incoming::Handshake => return Ok(()),
             Incoming::Element(_) => continue,
             other => return Err(unexpected(other)),

@@ -165,6 +165,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         self.reader.get_mut().get_mut().get_mut()
     }
 
+    /// Whether the peer has sent more than whitespace that is not read yet.
+    pub fn has_unread_input(&self) -> bool {
+        self.reader
+            .get_ref()
+            .buffer()
+            .iter()
+            .any(|byte| !byte.is_ascii_whitespace())
+    }
+
     fn limit_reached(&self) -> bool {
         self.reader.get_ref().get_ref().limit() == 0
     }

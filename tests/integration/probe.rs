@@ -642,6 +642,15 @@ async fn garbage_is_a_protocol_failure() {
 }
 
 #[tokio::test]
+async fn a_handshake_before_ours_is_a_protocol_failure() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab
+        .tls_server(&lab.good_leaf(), Behaviour::HandshakeFirst)
+        .await;
+    expect_static_failure(&lab, one.addr().port(), "", "handshake", "protocol").await;
+}
+
+#[tokio::test]
 async fn an_endless_header_is_cut_off_with_bounded_memory() {
     let lab = Lab::new(base_zone()).await;
     let one = lab

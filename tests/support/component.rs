@@ -39,6 +39,8 @@ pub enum Behaviour {
     CloseAfterClientHeader,
     /// Like Openfire for a name already connected: header with id, then a conflict stream error.
     ConflictAtHeader,
+    /// Sends its header and `<handshake/>` at once, before the client's handshake.
+    HandshakeFirst,
     /// Like Normal, but Openfire's dialect: `<handshake></handshake>` on success and a header
     /// with double quotes, another attribute order and no XML declaration.
     SuccessAsOpenfire,
@@ -260,6 +262,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State) {
                 format!("<?xml version='1.0'?><stream:stream xmlns:stream='{STREAMS_NS}'");
             if replies.send(&opening).await {
                 replies.flood(attribute_chunk).await;
+            }
+        }
+        Behaviour::HandshakeFirst => {
+            let to = header.attr("to").map(str::to_lowercase);
+            let (_, header) = replies.header_with_new_id(to.as_deref());
+            if replies.send(&format!("{header}<handshake/>")).await {
+                input.drain().await;
             }
         }
         Behaviour::ConflictAtHeader => {
