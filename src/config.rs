@@ -33,6 +33,14 @@ const MAX_WATCHED_COMPONENTS: usize = 64;
 const DNS_PORT: u16 = 53;
 /// Secrets and PEM files are small; a bigger file is a mistake, not something to read whole.
 const MAX_FILE_BYTES: u64 = 1 << 20;
+/// The configuration file itself: room for a fleet of tens of thousands of targets.
+const MAX_CONFIG_BYTES: u64 = 64 << 20;
+/// A probe interval. Below a second is for labs and tests; production wants 15 s or more.
+const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(86_400));
+/// A probe deadline (and never longer than the target's interval).
+const TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(86_400));
 const MAX_SECRET_BYTES: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,12 +51,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config file {path} is not valid: {source}")]
-    Syntax {
-        path: PathBuf,
-        #[source]
-        source: serde_yaml::Error,
-    },
+    /// serde's message with the offending values left out (see [`redact_values`]).
+    #[error("config file {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
     #[error("config file {path} has {} problem(s):\n{}", problems.len(), Problems(problems))]
     Invalid {
         path: PathBuf,
@@ -389,10 +394,13 @@ fn default_true() -> bool {
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let bytes = read_bounded(path, MAX_CONFIG_BYTES).map_err(read)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| read(std::io::Error::other("not UTF-8 text")))?;
         let mut config = Config::parse(&text, path)?;
         config.source = Some(path.to_owned());
         Ok(config)
@@ -400,9 +408,9 @@ impl Config {
 
     /// Parses and validates YAML text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|source| ConfigError::Syntax {
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_owned(),
-            source,
+            message: redact_values(&e.to_string()),
         })?;
         raw.validate().map_err(|problems| ConfigError::Invalid {
             path: path.to_owned(),
@@ -473,7 +481,7 @@ impl AdHocTarget {
             secret: None,
             handshake: !self.no_handshake,
             // One probe: the interval only has to admit the timeout.
-            interval: self.timeout.clone(),
+            interval: Some(humantime::format_duration(INTERVAL_RANGE.1).to_string()),
             timeout: self.timeout,
             tls: RawTls {
                 mode: self.tls_mode,
@@ -524,18 +532,32 @@ impl Checker {
         self.problems.push(format!("{field}: {message}"));
     }
 
-    fn duration(&mut self, field: &str, value: Option<&str>, default: Duration) -> Duration {
+    /// A duration within `(min, max)`, or the default with a problem noted.
+    fn duration(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        default: Duration,
+        (min, max): (Duration, Duration),
+    ) -> Duration {
         let Some(value) = value else { return default };
         match humantime::parse_duration(value.trim()) {
-            Ok(d) if d.is_zero() => {
-                self.problem(field, "must be longer than zero");
+            Ok(d) if d < min || d > max => {
+                self.problem(
+                    field,
+                    format!(
+                        "must be from {} to {}",
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ),
+                );
                 default
             }
             Ok(d) => d,
             Err(e) => {
                 self.problem(
                     field,
-                    format!("{value:?} is not a duration like \"30s\" or \"1m30s\" ({e})"),
+                    format!("is not a duration like \"30s\" or \"1m30s\" ({e})"),
                 );
                 default
             }
@@ -608,7 +630,7 @@ impl Checker {
     }
 
     fn read_file(&mut self, field: &str, path: &str) -> Option<Vec<u8>> {
-        match read_bounded(Path::new(path)) {
+        match read_bounded(Path::new(path), MAX_FILE_BYTES) {
             Ok(bytes) => Some(bytes),
             Err(e) => {
                 self.problem(field, format!("cannot read {path}: {e}"));
@@ -618,18 +640,68 @@ impl Checker {
     }
 }
 
-fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+/// A regular file of at most `limit` bytes. Anything else is refused before it is opened:
+/// opening a FIFO waits for a writer, and a device never ends.
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    let regular = |metadata: std::fs::Metadata| {
+        if metadata.is_file() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(
+                "not a regular file (a directory, FIFO, socket or device)",
+            ))
+        }
+    };
+    regular(std::fs::metadata(path)?)?;
+    let file = std::fs::File::open(path)?;
+    // What was opened, in case the name changed in between.
+    regular(file.metadata()?)?;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {MAX_FILE_BYTES} bytes"
-        )));
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than {limit} bytes")));
     }
     Ok(bytes)
+}
+
+/// serde's messages quote the offending value (`invalid type: string "…"`, "integer `5`"): it
+/// may be a secret typed into the wrong field, so only its kind is kept.
+fn redact_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    loop {
+        let kinds = [
+            "string \"",
+            "integer `",
+            "floating point `",
+            "character `",
+            "variant `",
+        ];
+        let Some((at, kind)) = kinds
+            .iter()
+            .filter_map(|kind| rest.find(kind).map(|at| (at, *kind)))
+            .min()
+        else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(kind.trim_end_matches(['"', '`', ' ']));
+        let quote = kind.chars().last().unwrap_or('"');
+        let value = &rest[at + kind.len()..];
+        // The closing quote; a string's inner quotes are escaped.
+        let mut escaped = false;
+        let end = value.char_indices().find(|&(_, c)| {
+            let close = c == quote && !escaped;
+            escaped = c == '\\' && !escaped;
+            close
+        });
+        match end {
+            Some((end, _)) => rest = &value[end + 1..],
+            None => return out,
+        }
+    }
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
@@ -656,14 +728,21 @@ impl RawConfig {
             .as_deref()
             .unwrap_or(DEFAULT_LISTEN_ADDRESS);
         let listen_address = listen.parse().unwrap_or_else(|_| {
-            check.problem(
-                "listen_address",
-                format!("{listen:?} is not an address like \"0.0.0.0:9523\""),
-            );
+            check.problem("listen_address", "is not an address like \"0.0.0.0:9523\"");
             SocketAddr::from(([0, 0, 0, 0], 0))
         });
-        let interval = check.duration("interval", self.interval.as_deref(), DEFAULT_INTERVAL);
-        let timeout = check.duration("timeout", self.timeout.as_deref(), DEFAULT_TIMEOUT);
+        let interval = check.duration(
+            "interval",
+            self.interval.as_deref(),
+            DEFAULT_INTERVAL,
+            INTERVAL_RANGE,
+        );
+        let timeout = check.duration(
+            "timeout",
+            self.timeout.as_deref(),
+            DEFAULT_TIMEOUT,
+            TIMEOUT_RANGE,
+        );
         let max_concurrent_probes = self
             .max_concurrent_probes
             .unwrap_or(DEFAULT_MAX_CONCURRENT_PROBES);
@@ -684,7 +763,7 @@ impl RawConfig {
                 if parsed.is_none() {
                     check.problem(
                         &format!("dns.nameservers[{i}]"),
-                        format!("{ns:?} is not an IP address with an optional port, like \"10.0.0.2:53\""),
+                        "is not an IP address with an optional port, like \"10.0.0.2:53\"",
                     );
                 }
                 parsed
@@ -750,10 +829,7 @@ impl RawTarget {
         if domain.is_empty() {
             check.problem(&format!("{field}.domain"), "is required (the XMPP domain)");
         } else if !is_dns_name(&domain) {
-            check.problem(
-                &format!("{field}.domain"),
-                format!("{:?} is not a DNS name", self.domain),
-            );
+            check.problem(&format!("{field}.domain"), "is not a DNS name");
         }
         let servers = parse_server_address(&self.server_address, CMS_COMPONENT_PORT)
             .unwrap_or_else(|message| {
@@ -771,11 +847,13 @@ impl RawTarget {
             &format!("{field}.interval"),
             self.interval.as_deref(),
             default_interval,
+            INTERVAL_RANGE,
         );
         let timeout = check.duration(
             &format!("{field}.timeout"),
             self.timeout.as_deref(),
             default_timeout,
+            TIMEOUT_RANGE,
         );
         if timeout > interval {
             check.problem(
@@ -867,10 +945,7 @@ impl RawWatch {
             let name = normalise_host(component);
             let place = format!("{field}.components[{i}]");
             if !is_dns_name(&name) {
-                check.problem(
-                    &place,
-                    format!("{component:?} is not a component JID (a DNS name)"),
-                );
+                check.problem(&place, "is not a component JID (a DNS name)");
             } else if components.contains(&name) {
                 check.problem(&place, format!("{name:?} is listed twice"));
             } else {
@@ -908,7 +983,7 @@ impl RawWatch {
 /// `local@domain`: a bare JID, as a monitoring user logs in with.
 fn parse_jid(text: &str) -> Result<Jid, String> {
     let text = text.trim();
-    let bad = || format!("{text:?} is not a bare JID like \"monitor@example.com\"");
+    let bad = || "is not a bare JID like \"monitor@example.com\"".to_owned();
     let (local, domain) = text.split_once('@').ok_or_else(bad)?;
     let domain = normalise_host(domain);
     let local_ok = !local.is_empty()
@@ -996,7 +1071,7 @@ fn tls_settings(
             if parsed.is_none() {
                 check.problem(
                     &format!("{field}.server_name"),
-                    format!("{name:?} is not a DNS name or IP address"),
+                    "is not a DNS name or IP address",
                 );
             }
             parsed
@@ -1061,7 +1136,8 @@ fn parse_server_address(text: &str, default_port: u16) -> Result<ServerSource, S
         return Ok(ServerSource::Srv);
     }
     let bad = || {
-        format!("{text:?} is not \"host\", \"host:port\", \"ip\" or \"[ipv6]:port\" (empty means SRV lookup)")
+        "is not \"host\", \"host:port\", \"ip\" or \"[ipv6]:port\" (empty means SRV lookup)"
+            .to_owned()
     };
     let fixed =
         |host: Host, port: u16| ServerSource::Static(Server::new(host, port, Origin::Static));
@@ -1248,6 +1324,110 @@ targets:
     }
 
     #[test]
+    fn durations_have_bounds_and_huge_ones_are_refused_not_overflowed() {
+        for (setting, field) in [
+            (
+                "    interval: 50ms\n",
+                "targets[0].interval: must be from 100ms to 1day",
+            ),
+            (
+                "    interval: 300000000000y\n",
+                "targets[0].interval: must be from 100ms to 1day",
+            ),
+            (
+                "    interval: 18446744073709551615s\n",
+                "targets[0].interval:",
+            ),
+            ("    interval: 2d\n", "targets[0].interval:"),
+            (
+                "    timeout: 50ms\n",
+                "targets[0].timeout: must be from 100ms to 1day",
+            ),
+            (
+                "    timeout: 18446744073709551615s\n",
+                "targets[0].timeout:",
+            ),
+        ] {
+            let found = problems(&format!("{MINIMAL}{setting}"));
+            assert!(
+                found.iter().any(|p| p.starts_with(field)),
+                "{setting}: {found:?}"
+            );
+        }
+        let found = problems(&format!("interval: 0s\ntimeout: 1000y\n{MINIMAL}"));
+        assert!(
+            found.iter().any(|p| p.starts_with("interval:")),
+            "{found:?}"
+        );
+        assert!(found.iter().any(|p| p.starts_with("timeout:")), "{found:?}");
+        assert!(parse(&format!("{MINIMAL}    interval: 24h\n    timeout: 100ms\n")).is_ok());
+    }
+
+    #[test]
+    fn a_secret_file_must_be_a_regular_file_and_is_never_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        for path in [fifo.as_path(), dir.path(), Path::new("/dev/zero")] {
+            let text = MINIMAL.replace(
+                "secret: s3cret-value",
+                &format!("secret_file: {}", path.display()),
+            );
+            // Would block forever on the FIFO, or read /dev/zero without end.
+            let found = problems(&text);
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.starts_with("targets[0].secret_file:")
+                        && p.contains("not a regular file")),
+                "{}: {found:?}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_in_the_wrong_field_is_never_echoed() {
+        for (setting, expected) in [
+            (
+                "    handshake: \"hunter2-secret\"\n",
+                "handshake: invalid type: string, expected a boolean",
+            ),
+            (
+                "    handshake: 987654321\n",
+                "handshake: invalid type: integer, expected a boolean",
+            ),
+            (
+                "    tls: {mode: \"hunter2\\\"-secret\"}\n",
+                "tls.mode: unknown variant, expected",
+            ),
+        ] {
+            let err = parse(&format!("{MINIMAL}{setting}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{setting}: {err}");
+            assert!(
+                !err.contains("hunter2") && !err.contains("987654321"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_the_message_and_drops_the_values() {
+        assert_eq!(
+            redact_values(r#"a: invalid type: string "x\"y", expected `direct` at line 1"#),
+            "a: invalid type: string, expected `direct` at line 1"
+        );
+        assert_eq!(
+            redact_values("invalid value: integer `-5`, expected u16 and floating point `1.5`"),
+            "invalid value: integer, expected u16 and floating point"
+        );
+        assert_eq!(redact_values("string \"unterminated"), "string");
+    }
+
+    #[test]
     fn an_ad_hoc_target_is_validated_like_a_file_and_names_its_flags() {
         let flags = |args: &[&str]| {
             use clap::Parser;
@@ -1360,7 +1540,7 @@ targets:
             "      jid: not-a-jid\n      password_env: ALSO_SET\n      components: [cb1.example.com, 'bad name', CB1.example.com]\n",
         ));
         for expected in [
-            "targets[0].watch.jid: \"not-a-jid\" is not a bare JID",
+            "targets[0].watch.jid: is not a bare JID",
             "targets[0].watch: set exactly one of password_file, password_env",
             "targets[0].watch.components[1]:",
             "targets[0].watch.components[2]: \"cb1.example.com\" is listed twice",

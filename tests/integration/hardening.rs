@@ -274,3 +274,48 @@ async fn reload_over_http_needs_the_lifecycle_flag() {
     );
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bad_reload_answers_at_once_echoes_no_value_and_keeps_serving() {
+    let lab = Lab::new(base_zone()).await;
+    let target = lab.target("t", &server(XMPP1, closed_port().await), "");
+    let good = lab.config(&[target]);
+    std::fs::write(lab.path("config.yaml"), &good).unwrap();
+    let exporter = Exporter::start_file(&lab.path("config.yaml")).await;
+    let fifo = lab.path("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let secret_file = format!("secret_file: {}", lab.path("secret").display());
+    for (bad, expected) in [
+        // Opening a FIFO would wait for a writer, and hold up every render meanwhile.
+        (
+            good.replace(&secret_file, &format!("secret_file: {}", fifo.display())),
+            "not a regular file",
+        ),
+        // A secret pasted into the wrong field.
+        (
+            good.replace("    interval: 1s\n", "    interval: hunter2-secret-value\n"),
+            "interval",
+        ),
+        (
+            good.replace(
+                "    interval: 1s\n",
+                "    handshake: \"hunter2-secret-value\"\n",
+            ),
+            "expected a boolean",
+        ),
+    ] {
+        std::fs::write(lab.path("config.yaml"), &bad).unwrap();
+        let reload = http_request(exporter.addr, "POST", "/-/reload");
+        let (status, body) = timeout(Duration::from_secs(5), reload)
+            .await
+            .expect("the reload answers within 5 s");
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains(expected), "{body}");
+        assert!(!body.contains("hunter2"), "the value is echoed: {body}");
+        let scrape = exporter.scrape().await;
+        assert_eq!(scrape.value(&CONFIG_RELOAD_SUCCESSFUL, &[]), Some(0.0));
+        assert!(scrape.value(&PROBES_TOTAL, &[("target", "t")]).is_some());
+    }
+    exporter.stop().await;
+}
