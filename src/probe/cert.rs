@@ -12,7 +12,7 @@ use rustls::CertificateError;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::X509Certificate;
 
-use super::{CertFacts, Failure, NameCoverage, NameRole, Reason};
+use super::{printable, CertFacts, Failure, NameCoverage, NameRole, Reason};
 
 /// What the step needs: the chain as sent, webpki's verdict from the handshake, and the
 /// names the peer requires.
@@ -72,11 +72,11 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
     });
     let coverage = std::iter::once(domain).chain(fqdn).collect();
     let facts = CertFacts {
-        subject: leaf.subject().to_string(),
-        issuer: leaf.issuer().to_string(),
+        subject: printable(&leaf.subject().to_string()),
+        issuer: printable(&leaf.issuer().to_string()),
         serial: serial_hex(leaf.raw_serial()),
         sha256: hex(ring::digest::digest(&ring::digest::SHA256, leaf_der).as_ref()),
-        sans: sans.iter().map(San::to_string).collect(),
+        sans: sans.iter().map(|san| printable(&san.to_string())).collect(),
         not_before: leaf.validity().not_before.timestamp(),
         not_after: leaf.validity().not_after.timestamp(),
         trusted: chain_trusted(input, &leaf),

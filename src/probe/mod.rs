@@ -203,12 +203,31 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// `detail` often quotes the peer: it is kept printable (see [`printable`]).
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
         Failure {
             reason,
-            detail: detail.into(),
+            detail: printable(&detail.into()),
         }
     }
+}
+
+/// Text from the network as data: control characters (ESC, BEL, CR, LF, …) become escapes
+/// such as `\u{1b}`, so that no peer can colour a terminal, forge a log line or break a page.
+pub fn printable(text: &str) -> String {
+    // Most text has nothing to escape: no copy made char by char.
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// What one step did: how long it took and how it ended.
@@ -655,5 +674,21 @@ impl Serialize for TargetReport {
             None => out.skip_field("watch")?,
         }
         out.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_from_a_peer_are_escaped_everywhere_they_go() {
+        assert_eq!(printable("plain text é"), "plain text é");
+        assert_eq!(
+            printable("a\u{1b}[31mb\u{7}c\r\nd\u{9b}"),
+            "a\\u{1b}[31mb\\u{7}c\\r\\nd\\u{9b}"
+        );
+        let failure = Failure::new(Reason::Protocol, "the server said \u{1b}]0;owned\u{7}");
+        assert_eq!(failure.detail, "the server said \\u{1b}]0;owned\\u{7}");
     }
 }

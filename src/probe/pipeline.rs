@@ -333,7 +333,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     else {
         return;
     };
-    report.stream_id = Some(id.clone());
+    report.stream_id = Some(super::printable(&id));
     if let Some(secret) = &probe.target.secret {
         let authenticated = report
             .run(

@@ -121,6 +121,6 @@ async fn login(
         )
         .await?;
     // The bound full JID stands where a component stream's id does.
-    report.stream_id = Some(jid);
+    report.stream_id = Some(super::printable(&jid));
     Some(conn)
 }

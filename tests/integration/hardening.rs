@@ -319,3 +319,50 @@ async fn a_bad_reload_answers_at_once_echoes_no_value_and_keeps_serving() {
     }
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn control_characters_from_a_peer_reach_no_log_page_or_terminal() {
+    let lab = Lab::new(base_zone()).await;
+    let hostile = lab
+        .tls_server(&lab.good_leaf(), Behaviour::HostileText)
+        .await;
+    let address = server(XMPP1, hostile.addr().port());
+    let config = lab.config(&[lab.target("t", &address, "")]);
+    let binary = crate::spawn_traced(&lab, &config).await;
+    let addr = binary.exporter.addr;
+    binary
+        .exporter
+        .wait("the hostile server refused", |s| {
+            failing(s, "t", &address) == Some(("handshake".into(), "not_authorized".into()))
+        })
+        .await;
+    let debug = http_get(addr, "/probe?target=t&debug=true").await;
+    let page = http_get(addr, "/").await;
+    let log = binary.killed_log().await;
+    let probe = tokio::process::Command::new(crate::BINARY)
+        .args(["probe", "--config"])
+        .arg(lab.path("config.yaml"))
+        .output()
+        .await
+        .unwrap();
+    let terminal = String::from_utf8_lossy(&probe.stdout).into_owned();
+    assert!(
+        debug.contains("id\\u{1b}[31mred\\u{7}\\r\\n2026") && debug.contains("\\u{1b}[32mraw"),
+        "the peer's text arrives, escaped:\n{debug}"
+    );
+    for (what, text) in [
+        ("/probe?debug", &debug),
+        ("the page", &page),
+        ("the log", &log),
+        ("the probe command", &terminal),
+    ] {
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r']),
+            "a raw control character reached {what}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("2026-01-01T00:00:00Z")),
+            "a forged line reached {what}"
+        );
+    }
+}

@@ -41,6 +41,9 @@ pub enum Behaviour {
     ConflictAtHeader,
     /// Sends its header and `<handshake/>` at once, before the client's handshake.
     HandshakeFirst,
+    /// A stream id and, after the handshake, a stream error text full of ESC, BEL, CR and LF
+    /// (as character references, and raw), such as forge a log line or colour a terminal.
+    HostileText,
     /// Like Normal, but Openfire's dialect: `<handshake></handshake>` on success and a header
     /// with double quotes, another attribute order and no XML declaration.
     SuccessAsOpenfire,
@@ -262,6 +265,21 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State) {
                 format!("<?xml version='1.0'?><stream:stream xmlns:stream='{STREAMS_NS}'");
             if replies.send(&opening).await {
                 replies.flood(attribute_chunk).await;
+            }
+        }
+        Behaviour::HostileText => {
+            let forged = "&#27;[31mred&#7;&#13;&#10;2026-01-01T00:00:00Z  INFO forged line";
+            let header = format!(
+                "<?xml version='1.0'?><stream:stream xmlns:stream='{STREAMS_NS}' \
+                 xmlns='{COMPONENT_NS}' id='id{forged}'>"
+            );
+            let error = format!(
+                "<stream:error><not-authorized xmlns='{STREAM_ERRORS_NS}'/>\
+                 <text xmlns='{STREAM_ERRORS_NS}'>text{forged}\u{1b}[32mraw\u{7}\r\n\
+                 2026-01-01T00:00:00Z  INFO raw line</text></stream:error></stream:stream>"
+            );
+            if replies.send(&header).await && input.handshake().await.is_some() {
+                replies.send(&error).await;
             }
         }
         Behaviour::HandshakeFirst => {
