@@ -103,7 +103,28 @@ pub struct MetricsConfig {
 pub struct DnsConfig {
     /// Empty: use the system resolver configuration.
     pub nameservers: Vec<SocketAddr>,
+    pub fan_out: FanOut,
 }
+
+/// How far one DNS answer may multiply a probe: servers of an SRV answer probed (the first
+/// in RFC 2782 order), and addresses of a server tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanOut {
+    pub servers: usize,
+    pub addresses: usize,
+}
+
+impl Default for FanOut {
+    fn default() -> Self {
+        FanOut {
+            servers: 32,
+            addresses: 8,
+        }
+    }
+}
+
+/// The largest values `dns.max_servers_per_target` and `dns.max_addresses_per_server` take.
+const MAX_FAN_OUT: (usize, usize) = (1024, 64);
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -313,6 +334,8 @@ struct RawConfig {
 struct RawDns {
     #[serde(default)]
     nameservers: Vec<String>,
+    max_servers_per_target: Option<usize>,
+    max_addresses_per_server: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -498,6 +521,7 @@ impl AdHocTarget {
             timeout: None,
             dns: RawDns {
                 nameservers: self.dns_servers,
+                ..RawDns::default()
             },
             max_concurrent_probes: None,
             metrics: MetricsConfig::default(),
@@ -753,6 +777,28 @@ impl RawConfig {
             );
         }
 
+        let defaults = FanOut::default();
+        let mut bounded = |field: &str, value: Option<usize>, default: usize, max: usize| {
+            let value = value.unwrap_or(default);
+            if !(1..=max).contains(&value) {
+                check.problem(field, format!("must be from 1 to {max}"));
+            }
+            value.clamp(1, max)
+        };
+        let fan_out = FanOut {
+            servers: bounded(
+                "dns.max_servers_per_target",
+                self.dns.max_servers_per_target,
+                defaults.servers,
+                MAX_FAN_OUT.0,
+            ),
+            addresses: bounded(
+                "dns.max_addresses_per_server",
+                self.dns.max_addresses_per_server,
+                defaults.addresses,
+                MAX_FAN_OUT.1,
+            ),
+        };
         let nameservers = self
             .dns
             .nameservers
@@ -797,7 +843,10 @@ impl RawConfig {
         if check.problems.is_empty() {
             Ok(Config {
                 listen_address,
-                dns: DnsConfig { nameservers },
+                dns: DnsConfig {
+                    nameservers,
+                    fan_out,
+                },
                 max_concurrent_probes,
                 metrics: self.metrics,
                 targets,

@@ -292,11 +292,17 @@ pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> Stri
         report.target, target.domain, target.component
     );
     if let Some(srv) = &report.srv {
-        let summary = format!(
+        let mut summary = format!(
             "_xmpp-component._tcp.{}: {} server(s)",
             target.domain,
             report.servers.len()
         );
+        if report.srv_skipped > 0 {
+            summary.push_str(&format!(
+                ", {} more not probed (dns.max_servers_per_target)",
+                report.srv_skipped
+            ));
+        }
         step_line(&mut out, style, Some(srv), Step::Srv, &summary);
         for server in &report.servers {
             if let Origin::Srv {

@@ -122,7 +122,15 @@ metric!(
     GAUGE,
     ["target"],
     srv_records,
-    "Servers in the last SRV answer for _xmpp-component._tcp.<domain> (0 when it failed)."
+    "Servers in the last SRV answer for _xmpp-component._tcp.<domain> (0 when it failed), probed or not."
+);
+metric!(
+    SRV_TRUNCATED,
+    "srv_truncated",
+    GAUGE,
+    ["target"],
+    srv_truncated,
+    "Servers of the last SRV answer left unprobed (beyond dns.max_servers_per_target); absent when none."
 );
 metric!(
     SERVER_UP,
@@ -286,7 +294,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 29] = [
+pub const ALL: [&MetricDef; 30] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -297,6 +305,7 @@ pub const ALL: [&MetricDef; 29] = [
     &PROBE_INTERVAL,
     &TARGET_INFO,
     &SRV_RECORDS,
+    &SRV_TRUNCATED,
     &SERVER_UP,
     &STEP_LAST_DURATION,
     &STEP_DURATION,
@@ -381,8 +390,17 @@ fn target_info(sink: &mut dyn Sink, state: &TargetState) {
 
 fn srv_records(sink: &mut dyn Sink, state: &TargetState) {
     if state.target.servers == ServerSource::Srv {
-        let found = state.latest.as_ref().map_or(0, |r| r.servers.len());
+        let found = state
+            .latest
+            .as_ref()
+            .map_or(0, |r| r.servers.len() + r.srv_skipped);
         sink.number(&[&state.target.name], found as f64);
+    }
+}
+
+fn srv_truncated(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(report) = state.latest.as_ref().filter(|r| r.srv_skipped > 0) {
+        sink.number(&[&state.target.name], report.srv_skipped as f64);
     }
 }
 
@@ -1054,6 +1072,7 @@ mod tests {
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
             duration: Duration::from_millis(12),
             srv: Some(ok(Step::Srv, 800)),
+            srv_skipped: 0,
             servers,
             expected_steps: vec![
                 Step::Resolve,

@@ -139,7 +139,7 @@ fn render_target(out: &mut String, state: &TargetState) {
         render_flows(
             out,
             report.srv.as_ref(),
-            &report.servers,
+            (&report.servers, report.srv_skipped),
             &report.expected_steps,
         );
         render_problems(out, report.failures(), |step, reason, server| {
@@ -178,7 +178,7 @@ fn render_history<'a>(out: &mut String, history: impl ExactSizeIterator<Item = &
 fn render_flows(
     out: &mut String,
     srv: Option<&StepRecord>,
-    servers: &[ServerReport],
+    (servers, skipped): (&[ServerReport], usize),
     expected: &[Step],
 ) {
     if let Some(srv) = srv {
@@ -186,9 +186,13 @@ fn render_flows(
         chip(out, Step::Srv, Some(srv));
         let _ = write!(
             out,
-            "<span class=\"meta\">{} server(s) in the SRV answer</span></div>",
-            servers.len()
+            "<span class=\"meta\">{} server(s) in the SRV answer",
+            servers.len() + skipped
         );
+        if skipped > 0 {
+            let _ = write!(out, ", the last {skipped} not probed");
+        }
+        out.push_str("</span></div>");
     }
     for server in servers {
         render_server(out, server, expected);
@@ -210,7 +214,7 @@ fn render_watch(out: &mut String, report: &WatchReport, watch: &Watch) {
     render_flows(
         out,
         report.srv.as_ref(),
-        &report.servers,
+        (&report.servers, 0),
         &report.expected_steps,
     );
     for component in &watch.components {

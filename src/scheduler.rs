@@ -61,6 +61,22 @@ type State<'a> = Option<(Step, &'a Failure)>;
 /// goes down (warn), fails for another reason, or leaves the SRV answer.
 fn log_report(previous: Option<&TargetReport>, current: &TargetReport) {
     let target = current.target.as_str();
+    let skipped_before = previous.map_or(0, |p| p.srv_skipped);
+    match (skipped_before, current.srv_skipped) {
+        (0, 0) => {}
+        (0, skipped) => tracing::warn!(
+            target,
+            probed = current.servers.len(),
+            skipped,
+            "the SRV answer holds more servers than dns.max_servers_per_target: only the first \
+             (in RFC 2782 order) are probed"
+        ),
+        (_, 0) => tracing::info!(
+            target,
+            "the SRV answer fits dns.max_servers_per_target again"
+        ),
+        _ => {}
+    }
     if let Some(state) = srv_state(current) {
         let before = previous.and_then(srv_state);
         log_place(target, "", before, state, current.srv.as_slice());

@@ -102,6 +102,7 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
         probes.push(Arc::new(TargetProbe::new(
             target.clone(),
             resolver.clone(),
+            config.dns.fan_out,
             tls,
             watch_tls,
             lock,

@@ -484,6 +484,8 @@ pub struct TargetReport {
     pub duration: Duration,
     /// The SRV step, when the target discovers its servers through DNS.
     pub srv: Option<StepRecord>,
+    /// Servers of the SRV answer beyond `dns.max_servers_per_target`, not probed.
+    pub srv_skipped: usize,
     /// The servers probed (the SRV answer, or the configured one), in RFC 2782 order.
     pub servers: Vec<ServerReport>,
     /// The per-server steps this target requires (depends on TLS mode and handshake).

@@ -22,12 +22,14 @@ use super::{
     connect, handshake, resolve, srv, stream, watch, Failure, Reason, Server, ServerReport, Step,
     StepRecord, TargetReport,
 };
-use crate::config::{ServerSource, Target};
+use crate::config::{FanOut, ServerSource, Target};
 
 /// A target with what probing it needs, built once per config load.
 pub struct TargetProbe {
     pub target: Arc<Target>,
     resolver: TokioResolver,
+    /// How far one DNS answer may multiply this target's probe.
+    fan_out: FanOut,
     /// `None` for plaintext; shared by every target with the same TLS settings.
     tls: Option<TlsClient>,
     /// The client path's TLS client, when the target watches components over TLS.
@@ -51,6 +53,7 @@ impl TargetProbe {
     pub fn new(
         target: Arc<Target>,
         resolver: TokioResolver,
+        fan_out: FanOut,
         tls: Option<TlsClient>,
         watch_tls: Option<TlsClient>,
         exclusive: Arc<tokio::sync::Mutex<()>>,
@@ -59,6 +62,7 @@ impl TargetProbe {
         TargetProbe {
             target,
             resolver,
+            fan_out,
             tls,
             watch_tls,
             exclusive,
@@ -167,27 +171,37 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let deadline = clock + probe.target.timeout;
     let client_path = async {
         let watch = probe.target.watch.as_ref()?;
-        Some(watch::probe(&probe.resolver, watch, probe.watch_tls.as_ref(), deadline).await)
+        let tls = probe.watch_tls.as_ref();
+        Some(watch::probe(&probe.resolver, probe.fan_out, watch, tls, deadline).await)
     };
-    let ((srv, servers), watch) = tokio::join!(components(&probe, deadline), client_path);
+    let ((srv, srv_skipped, servers), watch) =
+        tokio::join!(components(&probe, deadline), client_path);
     TargetReport {
         target: probe.target.name.clone(),
         started,
         duration: clock.elapsed(),
         srv,
+        srv_skipped,
         servers,
         expected_steps: probe.expected_steps(),
         watch,
     }
 }
 
-/// The component flow: the SRV step (if any) and every server's report, in RFC 2782 order.
+/// The component flow: the SRV step (if any), how many servers of its answer were left out,
+/// and every server's report, in RFC 2782 order.
 async fn components(
     probe: &Arc<TargetProbe>,
     deadline: Instant,
-) -> (Option<StepRecord>, Vec<ServerReport>) {
-    let (srv, servers) = match &probe.target.servers {
-        ServerSource::Static(server) => (None, vec![server.clone()]),
+) -> (Option<StepRecord>, usize, Vec<ServerReport>) {
+    let (srv, answer) = match &probe.target.servers {
+        ServerSource::Static(server) => (
+            None,
+            srv::SrvAnswer {
+                servers: vec![server.clone()],
+                skipped: 0,
+            },
+        ),
         ServerSource::Srv => {
             let (record, servers) = timed(
                 Step::Srv,
@@ -196,12 +210,14 @@ async fn components(
                     &probe.resolver,
                     srv::COMPONENT_SERVICE,
                     &probe.target.domain,
+                    probe.fan_out.servers,
                 ),
             )
             .await;
             (Some(record), servers.unwrap_or_default())
         }
     };
+    let servers = answer.servers;
 
     // Servers are probed concurrently: a dead one never delays another.
     let mut tasks = JoinSet::new();
@@ -219,12 +235,13 @@ async fn components(
         }
     }
     reports.sort_by_key(|(index, _)| *index);
-    (srv, reports.into_iter().map(|(_, report)| report).collect())
+    let reports = reports.into_iter().map(|(_, report)| report).collect();
+    (srv, answer.skipped, reports)
 }
 
 async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) -> ServerReport {
     let mut report = ServerReport::new(server.clone());
-    let Some(tcp) = reach(&mut report, &probe.resolver, deadline).await else {
+    let Some(tcp) = reach(&mut report, &probe.resolver, probe.fan_out, deadline).await else {
         return report;
     };
     let Some(tls) = &probe.tls else {
@@ -253,6 +270,7 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
 pub(super) async fn reach(
     report: &mut ServerReport,
     resolver: &TokioResolver,
+    fan_out: FanOut,
     deadline: Instant,
 ) -> Option<Tcp> {
     let server = report.server.clone();
@@ -260,7 +278,7 @@ pub(super) async fn reach(
         .run(
             Step::Resolve,
             deadline,
-            resolve::lookup(resolver, server.host()),
+            resolve::lookup(resolver, server.host(), fan_out.addresses),
         )
         .await?;
     report.addresses = addresses.clone();

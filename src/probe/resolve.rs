@@ -6,8 +6,13 @@ use hickory_resolver::TokioResolver;
 
 use super::{dns, Failure, Host, Reason};
 
-/// An IP address needs no lookup; a name is looked up absolutely, AAAA first.
-pub async fn lookup(resolver: &TokioResolver, host: &Host) -> Result<Vec<IpAddr>, Failure> {
+/// An IP address needs no lookup; a name is looked up absolutely, AAAA first, and its first
+/// `max_addresses` addresses are kept.
+pub async fn lookup(
+    resolver: &TokioResolver,
+    host: &Host,
+    max_addresses: usize,
+) -> Result<Vec<IpAddr>, Failure> {
     let host = match host {
         Host::Ip(ip) => return Ok(vec![*ip]),
         Host::Name(name) => name,
@@ -17,7 +22,7 @@ pub async fn lookup(resolver: &TokioResolver, host: &Host) -> Result<Vec<IpAddr>
         .lookup_ip(name.as_str())
         .await
         .map_err(|e| dns::failure(&e, &format!("A/AAAA {name}")))?;
-    let addresses: Vec<IpAddr> = answer.iter().collect();
+    let addresses: Vec<IpAddr> = answer.iter().take(max_addresses).collect();
     if addresses.is_empty() {
         return Err(Failure::new(
             Reason::NoRecords,

@@ -10,13 +10,22 @@ use crate::config::normalise_host;
 /// The SRV service a Callbridge looks up.
 pub const COMPONENT_SERVICE: &str = "_xmpp-component._tcp";
 
-/// The servers in the SRV answer in RFC 2782 order (priority, then heavier weight first); the
-/// lowest-priority group is marked preferred. A lone "." target means "decidedly not offered".
+/// The servers to probe, and how many more the answer held.
+#[derive(Debug, Default)]
+pub struct SrvAnswer {
+    pub servers: Vec<Server>,
+    pub skipped: usize,
+}
+
+/// The first `max_servers` servers of the SRV answer in RFC 2782 order (priority, then heavier
+/// weight first); the lowest-priority group is marked preferred. A lone "." target means
+/// "decidedly not offered".
 pub async fn lookup(
     resolver: &TokioResolver,
     service: &str,
     domain: &str,
-) -> Result<Vec<Server>, Failure> {
+    max_servers: usize,
+) -> Result<SrvAnswer, Failure> {
     let name = dns::absolute(&format!("{service}.{domain}"));
     let answer = resolver
         .lookup(name.as_str(), RecordType::SRV)
@@ -60,5 +69,7 @@ pub async fn lookup(
             servers.push(server);
         }
     }
-    Ok(servers)
+    let skipped = servers.len().saturating_sub(max_servers);
+    servers.truncate(max_servers);
+    Ok(SrvAnswer { servers, skipped })
 }

@@ -14,7 +14,7 @@ use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{bind, ping, sasl, srv, starttls};
 use super::{Failure, Reason, ServerReport, Step, WatchReport};
-use crate::config::{ClientTlsMode, ServerSource, Watch};
+use crate::config::{ClientTlsMode, FanOut, ServerSource, Watch};
 
 /// A logged-in session, over TCP or TLS.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -38,6 +38,7 @@ pub fn expected_steps(mode: ClientTlsMode) -> Vec<Step> {
 /// One login and its pings, all inside `deadline`. `tls` is `None` only in mode `none`.
 pub async fn probe(
     resolver: &TokioResolver,
+    fan_out: FanOut,
     watch: &Watch,
     tls: Option<&TlsClient>,
     deadline: Instant,
@@ -46,9 +47,9 @@ pub async fn probe(
         ServerSource::Static(server) => (None, vec![server.clone()]),
         ServerSource::Srv => {
             let service = watch.tls_mode.srv_service();
-            let lookup = srv::lookup(resolver, service, &watch.jid.domain);
-            let (record, servers) = timed(Step::Srv, deadline, lookup).await;
-            (Some(record), servers.unwrap_or_default())
+            let lookup = srv::lookup(resolver, service, &watch.jid.domain, fan_out.servers);
+            let (record, answer) = timed(Step::Srv, deadline, lookup).await;
+            (Some(record), answer.map(|a| a.servers).unwrap_or_default())
         }
     };
     let mut report = WatchReport {
@@ -61,7 +62,7 @@ pub async fn probe(
     let mut servers = servers.into_iter();
     for server in servers.by_ref() {
         let mut server_report = ServerReport::new(server);
-        let session = login(&mut server_report, resolver, watch, tls, deadline).await;
+        let session = login(&mut server_report, resolver, fan_out, watch, tls, deadline).await;
         report.servers.push(server_report);
         if let Some(mut session) = session {
             report.pings = ping::ping_all(&mut session, &watch.components, deadline).await;
@@ -77,11 +78,12 @@ pub async fn probe(
 async fn login(
     report: &mut ServerReport,
     resolver: &TokioResolver,
+    fan_out: FanOut,
     watch: &Watch,
     tls: Option<&TlsClient>,
     deadline: Instant,
 ) -> Option<Session> {
-    let tcp = reach(report, resolver, deadline).await?;
+    let tcp = reach(report, resolver, fan_out, deadline).await?;
     let io: Box<dyn Io> = match (watch.tls_mode, tls) {
         (ClientTlsMode::None, _) | (_, None) => Box::new(tcp),
         (mode, Some(tls)) => {

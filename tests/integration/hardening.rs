@@ -1,7 +1,7 @@
 //! The exporter's own port against hostile clients: sockets held open and silent, and the
 //! limits it takes from the system at start.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -365,4 +365,63 @@ async fn control_characters_from_a_peer_reach_no_log_page_or_terminal() {
             "a forged line reached {what}"
         );
     }
+}
+
+#[tokio::test]
+async fn one_dns_answer_cannot_multiply_a_probe_without_bound() {
+    let port = closed_port().await;
+    let mut zone = base_zone();
+    for i in 0..100u16 {
+        let name = format!("s{i}.example.test");
+        zone = zone
+            .srv(SRV_NAME, i, 0, port, &name)
+            .a(&name, Ipv4Addr::LOCALHOST);
+    }
+    // One name with twenty addresses.
+    for last in 1..=20 {
+        zone = zone.a("many.example.test", Ipv4Addr::new(127, 0, 0, last));
+    }
+    let lab = Lab::new(zone).await;
+    let targets = [
+        lab.target("srv", "", ""),
+        lab.target("many", &server("many.example.test", port), ""),
+    ];
+    let config = lab.config(&targets).replace(
+        "dns:\n",
+        "dns:\n  max_servers_per_target: 5\n  max_addresses_per_server: 3\n",
+    );
+    let exporter = Exporter::start(&config).await;
+    let scrape = exporter
+        .wait("the SRV answer read", |s| {
+            s.value(&SRV_RECORDS, &[("target", "srv")]) == Some(100.0)
+        })
+        .await;
+    assert_eq!(
+        scrape.value(&SRV_TRUNCATED, &[("target", "srv")]),
+        Some(95.0)
+    );
+    let probed: Vec<String> = scrape
+        .find(&SERVER_UP, &[("target", "srv")])
+        .iter()
+        .map(|s| {
+            s.labels
+                .iter()
+                .find(|(k, _)| k == "server")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    let first_five: Vec<String> = (0..5)
+        .map(|i| server(&format!("s{i}.example.test"), port))
+        .collect();
+    assert_eq!(probed, first_five, "the first five in RFC 2782 order");
+    assert_eq!(scrape.value(&SRV_TRUNCATED, &[("target", "many")]), None);
+    let debug = http_get(exporter.addr, "/probe?target=many&debug=true").await;
+    let resolve = debug
+        .lines()
+        .find(|l| l.trim_start().starts_with("resolve"))
+        .expect("the resolve line");
+    assert_eq!(resolve.matches("127.0.0.").count(), 3, "{resolve}");
+    exporter.stop().await;
 }
