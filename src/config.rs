@@ -2,6 +2,8 @@
 //! every problem at once with its field path. Secrets and key files are read here, so that a
 //! config that loads is a config that can probe.
 
+pub mod web;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

@@ -2,7 +2,8 @@
 //! `/-/healthy`, `/-/ready` and `POST /-/reload` for orchestration.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use flate2::write::GzEncoder;
@@ -10,17 +11,22 @@ use flate2::Compression;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
-    HeaderMap, HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+    WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Admission;
+use crate::auth::BasicAuth;
+use crate::config::web::WebConfig;
 use crate::diagnosis::{render_text, Style};
 use crate::metrics::{self, Exposition};
 use crate::store::{ConfigStatus, Snapshot, Store};
@@ -126,9 +132,11 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 /// Prometheus's own default for `--web.max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: u16 = 512;
 
-/// How the HTTP endpoint is served; fixed at start.
+/// How the HTTP endpoint is served; fixed at start, but for the web config file's contents.
 #[derive(Debug, Clone)]
 pub struct WebOptions {
+    /// `--web.config.file`: TLS and basic authentication, re-read on every reload.
+    pub config_file: Option<PathBuf>,
     /// Connections kept open at once (`--web.max-connections`).
     pub max_connections: usize,
     /// `POST /-/reload` over HTTP (`--web.enable-lifecycle`); SIGHUP reloads regardless.
@@ -138,8 +146,53 @@ pub struct WebOptions {
 impl Default for WebOptions {
     fn default() -> Self {
         WebOptions {
+            config_file: None,
             max_connections: usize::from(DEFAULT_MAX_CONNECTIONS),
             enable_lifecycle: false,
+        }
+    }
+}
+
+/// The web config in force: swapped whole by a reload, read once per connection.
+pub struct Web {
+    file: Option<PathBuf>,
+    current: RwLock<Arc<Served>>,
+}
+
+struct Served {
+    tls: Option<TlsAcceptor>,
+    auth: BasicAuth,
+}
+
+impl Web {
+    pub fn new(file: Option<PathBuf>, config: WebConfig) -> Web {
+        Web {
+            file,
+            current: RwLock::new(Arc::new(Served::from(config))),
+        }
+    }
+
+    pub fn file(&self) -> Option<&PathBuf> {
+        self.file.as_ref()
+    }
+
+    pub fn apply(&self, config: WebConfig) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Served::from(config));
+    }
+
+    fn current(&self) -> Arc<Served> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl From<WebConfig> for Served {
+    fn from(config: WebConfig) -> Served {
+        Served {
+            tls: config.tls.map(TlsAcceptor::from),
+            auth: BasicAuth::new(config.users),
         }
     }
 }
@@ -173,30 +226,75 @@ pub async fn serve(
         };
         let supervisor = supervisor.clone();
         let renderer = renderer.clone();
-        let slot = ticket.slot();
+        let served = supervisor.web.current();
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let (supervisor, renderer, slot) =
-                    (supervisor.clone(), renderer.clone(), slot.clone());
+            let slot = ticket.slot();
+            let auth = served.clone();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let (supervisor, renderer, slot, auth) = (
+                    supervisor.clone(),
+                    renderer.clone(),
+                    slot.clone(),
+                    auth.clone(),
+                );
                 async move {
                     slot.request_started();
-                    let response = respond(request, &supervisor, &renderer, lifecycle).await;
+                    let response = if auth.auth.allows(request.headers().get(AUTHORIZATION)).await {
+                        respond(request, &supervisor, &renderer, lifecycle).await
+                    } else {
+                        unauthorized()
+                    };
                     slot.request_done();
                     Ok::<_, Infallible>(response)
                 }
             });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
+            let connection = async {
+                match &served.tls {
+                    None => serve_connection(stream, service).await,
+                    // The handshake counts against the same clock as a request head.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => serve_connection(tls, service).await,
+                            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    }
+                }
+            };
             tokio::select! {
-                ended = connection => if let Err(error) = ended {
-                    tracing::debug!(%error, "HTTP connection ended with an error");
-                },
+                () = connection => {}
                 () = ticket.evicted() => tracing::debug!("idle HTTP connection closed to make room"),
             }
         });
     }
+}
+
+/// One HTTP/1.1 connection over `io`, plain or TLS.
+async fn serve_connection<I, S>(io: I, service: S)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Full<Bytes>>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+{
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "HTTP connection ended with an error");
+    }
+}
+
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = body(StatusCode::UNAUTHORIZED, TEXT, "authentication required\n");
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"cms-xmpp-exporter\""),
+    );
+    response
 }
 
 async fn respond(

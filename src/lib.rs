@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod admission;
+mod auth;
 pub mod config;
 pub mod diagnosis;
 mod http;
@@ -44,6 +45,8 @@ pub enum RunError {
         #[source]
         source: TlsSetupError,
     },
+    #[error("the web config")]
+    Web(#[source] crate::config::ConfigError),
     #[error("cannot listen on {address}")]
     Bind {
         address: SocketAddr,
@@ -56,7 +59,10 @@ impl RunError {
     /// Problems the operator fixes in the configuration (exit code 2), as opposed to the
     /// environment (exit code 1).
     pub fn is_config_problem(&self) -> bool {
-        matches!(self, RunError::Tls { .. } | RunError::Resolver(_))
+        matches!(
+            self,
+            RunError::Tls { .. } | RunError::Resolver(_) | RunError::Web(_)
+        )
     }
 }
 
@@ -72,6 +78,7 @@ pub struct Running {
 /// wrong with the configuration fails here, before the port is bound.
 pub async fn run(config: Config, web: WebOptions) -> Result<Running, RunError> {
     let probes = supervisor::prepare(&config)?;
+    let web_config = config::web::load_optional(web.config_file.as_ref()).map_err(RunError::Web)?;
     let listener = TcpListener::bind(config.listen_address)
         .await
         .map_err(|source| RunError::Bind {
@@ -82,7 +89,8 @@ pub async fn run(config: Config, web: WebOptions) -> Result<Running, RunError> {
         address: config.listen_address,
         source,
     })?;
-    let supervisor = Arc::new(Supervisor::start(&config, probes));
+    let web_state = http::Web::new(web.config_file.clone(), web_config);
+    let supervisor = Arc::new(Supervisor::start(&config, probes, web_state));
     let (stop_http, http_stopped) = watch::channel(false);
     warn_if_short_of_file_descriptors(&config, &web);
     let http = tokio::spawn(http::serve(listener, supervisor.clone(), web, http_stopped));

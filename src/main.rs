@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cms_xmpp_exporter::config::web::load_optional;
 use cms_xmpp_exporter::config::{AdHocTarget, Config, ConfigError};
 use cms_xmpp_exporter::diagnosis::{render_text, Diagnosis, Style};
 use cms_xmpp_exporter::supervisor::prepare;
 use cms_xmpp_exporter::{
-    error_chain, healthcheck, probe_once, raise_file_limit, run, WebOptions,
+    error_chain, healthcheck, probe_once, raise_file_limit, run, RunError, WebOptions,
     DEFAULT_MAX_CONNECTIONS,
 };
 
@@ -38,6 +39,10 @@ struct Cli {
     #[arg(long = "web.max-connections", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u16).range(1..))]
     web_max_connections: u16,
+    /// TLS and basic authentication of the HTTP endpoint, in the exporter-toolkit format;
+    /// re-read on every reload.
+    #[arg(long = "web.config.file", global = true)]
+    web_config_file: Option<PathBuf>,
     /// Accept `POST /-/reload` over HTTP (SIGHUP reloads regardless), as Prometheus's flag.
     #[arg(long = "web.enable-lifecycle")]
     web_enable_lifecycle: bool,
@@ -110,7 +115,9 @@ fn main() -> ExitCode {
     match cli.command {
         None => runtime.block_on(serve(&cli)),
         Some(Command::CheckConfig) => match load(&cli.config) {
-            Ok(config) => match prepare(&config) {
+            Ok(config) => match prepare(&config)
+                .and_then(|_| load_optional(cli.web_config_file.as_ref()).map_err(RunError::Web))
+            {
                 Ok(_) => {
                     println!(
                         "{}: valid, {} target(s)",
@@ -189,6 +196,7 @@ async fn serve(cli: &Cli) -> ExitCode {
     let web = WebOptions {
         max_connections: usize::from(cli.web_max_connections),
         enable_lifecycle: cli.web_enable_lifecycle,
+        config_file: cli.web_config_file.clone(),
     };
     match run(config, web).await {
         Ok(running) => match running.until_signal().await {

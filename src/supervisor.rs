@@ -10,6 +10,7 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
+use crate::http::Web;
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe, TargetReport};
 use crate::store::Store;
@@ -46,6 +47,8 @@ pub enum ReloadError {
 pub struct Supervisor {
     source: Option<PathBuf>,
     pub store: Arc<Store>,
+    /// The HTTP endpoint's TLS and users, re-read with the configuration.
+    pub web: Web,
     /// The running configuration's probes; swapped at once on reload, so readers never wait.
     probes: RwLock<Arc<[Arc<TargetProbe>]>>,
     /// The running loops. Held only by reload and shutdown, which it serialises.
@@ -114,13 +117,14 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
 
 impl Supervisor {
     /// Starts the loops of prepared probes.
-    pub fn start(config: &Config, probes: Vec<Arc<TargetProbe>>) -> Supervisor {
+    pub fn start(config: &Config, probes: Vec<Arc<TargetProbe>>, web: Web) -> Supervisor {
         let store = Arc::new(Store::default());
         let loops = spawn(&probes, config, &store);
         store.config_loaded(true);
         Supervisor {
             source: config.source.clone(),
             store,
+            web,
             probes: RwLock::new(probes.into()),
             loops: Mutex::new(loops),
         }
@@ -148,10 +152,12 @@ impl Supervisor {
         let mut loops = self.loops.lock().await;
         // Files are read and TLS material parsed off the async workers; nothing that runs is
         // touched until the new configuration is known to be good.
-        let (config, probes) = tokio::task::spawn_blocking(move || {
+        let web_file = self.web.file().cloned();
+        let (config, probes, web) = tokio::task::spawn_blocking(move || {
             let config = Config::load(&path)?;
             let probes = prepare(&config)?;
-            Ok::<_, ReloadError>((config, probes))
+            let web = crate::config::web::load_optional(web_file.as_ref())?;
+            Ok::<_, ReloadError>((config, probes, web))
         })
         .await
         .map_err(ReloadError::Interrupted)??;
@@ -163,6 +169,7 @@ impl Supervisor {
         // Counters restart with the new configuration; Prometheus' rate() handles resets.
         *loops = spawn(&probes, &config, &self.store);
         *self.probes.write().expect("probes lock") = probes.into();
+        self.web.apply(web);
         self.store.config_loaded(true);
         Ok(())
     }

@@ -11,6 +11,7 @@ mod operations;
 mod peers;
 mod probe;
 mod watch;
+mod web;
 
 use support::exporter::{Binary, Lab};
 
