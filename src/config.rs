@@ -1221,6 +1221,8 @@ fn parse_server_address(text: &str, default_port: u16) -> Result<ServerSource, S
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -1462,6 +1464,60 @@ targets:
                 !err.contains("hunter2") && !err.contains("987654321"),
                 "{err}"
             );
+        }
+    }
+
+    /// A value to write into a field: durations of every size, numbers, booleans, free text
+    /// with a marker that no message may quote, and YAML that is no scalar at all.
+    fn field_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ("[0-9]{1,25}", "(ns|us|ms|s|m|h|d|w|y|)").prop_map(|(n, unit)| format!("{n}{unit}")),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("true".to_owned()),
+            "[ -~]{0,30}".prop_map(|text| format!("\"MARK{}\"", text.replace(['"', '\\'], ""))),
+            "[a-z0-9:.\\[\\]]{0,30}".prop_map(|text| format!("MARK{text}")),
+            Just("[1, 2]".to_owned()),
+            Just("{a: b}".to_owned()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any value in any field is accepted or refused with a message; never a panic, never
+        /// a config that overflows the clock, never a message that quotes the value.
+        #[test]
+        fn no_value_in_any_field_crashes_the_loader_or_is_echoed(
+            field in prop::sample::select(&[
+                "    interval", "    timeout", "    handshake", "    server_address",
+                "    domain", "    component", "    tls", "max_concurrent_probes", "interval",
+            ][..]),
+            value in field_value(),
+        ) {
+            let text = if field.starts_with(' ') {
+                format!("{MINIMAL}{field}: {value}\n")
+            } else {
+                format!("{field}: {value}\n{MINIMAL}")
+            };
+            match parse(&text) {
+                Ok(config) => {
+                    for target in &config.targets {
+                        prop_assert!(target.timeout <= target.interval);
+                        let start = std::time::Instant::now();
+                        prop_assert!(start.checked_add(target.interval * 1000).is_some());
+                    }
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    prop_assert!(!message.contains("MARK"), "{message}");
+                }
+            }
+        }
+
+        /// Text that is hardly YAML: refused or accepted, never a panic.
+        #[test]
+        fn arbitrary_text_never_crashes_the_loader(text in "(.|\n){0,300}") {
+            let _ = parse(&text);
         }
     }
 

@@ -522,14 +522,19 @@ pub fn stream_error_failure(condition: &str, text: &str) -> Failure {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
     use tokio::io::AsyncWriteExt;
 
     /// Feeds `server` bytes to a connection and collects items until an error or `End`.
-    async fn read_all(server: &'static [u8]) -> (Vec<Incoming>, Option<Failure>) {
+    async fn read_all<T>(server: T) -> (Vec<Incoming>, Option<Failure>)
+    where
+        T: AsRef<[u8]> + Send + 'static,
+    {
         let (client, mut peer) = tokio::io::duplex(1024);
         tokio::spawn(async move {
-            let _ = peer.write_all(server).await;
+            let _ = peer.write_all(server.as_ref()).await;
             let _ = peer.shutdown().await;
             // Keep the peer alive until the client is done.
             let mut sink = Vec::new();
@@ -715,5 +720,89 @@ mod tests {
         assert!(stream_error_failure("connection-timeout", "idle")
             .detail
             .contains("connection-timeout: idle"));
+    }
+
+    /// Pieces of XMPP, of XML that is almost XMPP, and of what no parser likes.
+    const FRAGMENTS: &[&str] = &[
+        "<?xml version='1.0'?>",
+        "<stream:stream",
+        " xmlns='jabber:component:accept'",
+        " xmlns:stream='http://etherx.jabber.org/streams'",
+        " xmlns:stream='urn:other'",
+        " id='",
+        "'",
+        ">",
+        "<",
+        "/>",
+        "<handshake/>",
+        "<handshake>",
+        "</handshake>",
+        "<stream:error>",
+        "<conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>",
+        "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>",
+        "</text>",
+        "</stream:error>",
+        "</stream:stream>",
+        "<iq type='result' id='x'><query xmlns='q'/></iq>",
+        "<!DOCTYPE x [<!ENTITY a 'b'>]>",
+        "&amp;",
+        "&#27;",
+        "&#x1F600;",
+        "&big;",
+        "<![CDATA[x]]>",
+        "<!-- c -->",
+        "é",
+        "\u{1b}[31m",
+        "\u{0}",
+        "\r\n",
+        " ",
+    ];
+
+    fn transcript() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..2048),
+            prop::collection::vec(prop::sample::select(FRAGMENTS), 0..64)
+                .prop_map(|pieces| pieces.concat().into_bytes()),
+            // A stream error whose text is long and in any script.
+            "\\PC{200,400}".prop_map(|text| {
+                format!(
+                    "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='a1'><stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>{}</text></stream:error>",
+                    quick_xml::escape::escape(text.as_str())
+                )
+                .into_bytes()
+            }),
+            // A valid exchange with bytes inserted here and there.
+            prop::collection::vec(
+                (any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 0..6)),
+                0..6,
+            )
+            .prop_map(|edits| {
+                let mut bytes = b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='a1'><handshake/><stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>held</text></stream:error></stream:stream>".to_vec();
+                for (at, inserted) in edits {
+                    let at = at.index(bytes.len() + 1);
+                    bytes.splice(at..at, inserted);
+                }
+                bytes
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever a server sends, reading ends (an item stream, then an end or a failure),
+        /// never panics, and what it reports is printable.
+        #[test]
+        fn no_server_answer_crashes_the_reader(bytes in transcript()) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (items, failure) = runtime.block_on(read_all(bytes));
+            prop_assert!(items.len() <= READ_LIMIT as usize);
+            if let Some(failure) = failure {
+                prop_assert!(!failure.detail.chars().any(char::is_control), "{}", failure.detail);
+            }
+        }
     }
 }
