@@ -55,6 +55,10 @@ pub fn describe(reason: Reason) -> &'static str {
         Reason::ComponentUnavailable => {
             "the XMPP server holds no connection from this component: it is not registered"
         }
+        Reason::LocalResources => {
+            "the exporter itself ran out of file descriptors or socket buffers: raise its \
+             open-files limit or lower max_concurrent_probes"
+        }
     }
 }
 

@@ -43,8 +43,8 @@ macro_rules! metric {
     ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $series:ident, $help:literal) => {
         metric!(@ $id, $name, $kind, [$($label),*], Source::Target($series), $help);
     };
-    (exporter $id:ident, $name:literal, [$($label:literal),*], $series:ident, $help:literal) => {
-        metric!(@ $id, $name, GAUGE, [$($label),*], Source::Exporter($series), $help);
+    (exporter $id:ident, $name:literal, $kind:ident, [$($label:literal),*], $series:ident, $help:literal) => {
+        metric!(@ $id, $name, $kind, [$($label),*], Source::Exporter($series), $help);
     };
     (@ $id:ident, $name:literal, $kind:ident, [$($label:literal),*], $source:expr, $help:literal) => {
         pub const $id: MetricDef = MetricDef {
@@ -57,11 +57,15 @@ macro_rules! metric {
     };
 }
 
-metric!(exporter BUILD_INFO, "build_info", ["version"], build_info, "The exporter's version.");
-metric!(exporter CONFIG_RELOAD_SUCCESSFUL, "config_last_reload_successful", [], reload_successful,
-    "1 when the last configuration load succeeded.");
-metric!(exporter CONFIG_RELOAD_TIMESTAMP, "config_last_reload_success_timestamp_seconds", [],
-    reload_timestamp, "When the configuration last loaded successfully (Unix time).");
+metric!(exporter BUILD_INFO, "build_info", GAUGE, ["version"], build_info,
+    "The exporter's version.");
+metric!(exporter CONFIG_RELOAD_SUCCESSFUL, "config_last_reload_successful", GAUGE, [],
+    reload_successful, "1 when the last configuration load succeeded.");
+metric!(exporter CONFIG_RELOAD_TIMESTAMP, "config_last_reload_success_timestamp_seconds", GAUGE,
+    [], reload_timestamp, "When the configuration last loaded successfully (Unix time).");
+metric!(exporter DISCARDED_CYCLES, "exporter_discarded_cycles_total", COUNTER, [],
+    discarded_cycles,
+    "Probe cycles discarded because the exporter ran out of file descriptors or socket buffers.");
 metric!(
     PROBE_SUCCESS,
     "probe_success",
@@ -294,10 +298,11 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 30] = [
+pub const ALL: [&MetricDef; 31] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
+    &DISCARDED_CYCLES,
     &PROBE_SUCCESS,
     &PROBES_TOTAL,
     &PROBE_DURATION,
@@ -334,6 +339,10 @@ const NO_SERVER: &str = "";
 
 fn build_info(sink: &mut dyn Sink, _: &ConfigStatus) {
     sink.number(&[env!("CARGO_PKG_VERSION")], 1.0);
+}
+
+fn discarded_cycles(sink: &mut dyn Sink, config: &ConfigStatus) {
+    sink.number(&[], config.discarded_cycles as f64);
 }
 
 fn reload_successful(sink: &mut dyn Sink, config: &ConfigStatus) {
@@ -1462,6 +1471,7 @@ mod tests {
                 successful: true,
                 last_success: None,
                 loads: 1,
+                discarded_cycles: 0,
             },
             step_histograms: true,
         };
@@ -1516,6 +1526,7 @@ mod tests {
                     SystemTime::UNIX_EPOCH + Duration::from_millis(1_750_000_000_123),
                 ),
                 loads: 1,
+                discarded_cycles: 0,
             },
             step_histograms: true,
         };

@@ -33,7 +33,15 @@ pub async fn run_target(
             report = probe.run_shared() => report,
             _ = shutdown.changed() => return,
         };
-        if let Some(recorded) = store.record(&probe.target, report) {
+        if report.exhausted_locally() {
+            store.cycle_discarded();
+            tracing::error!(
+                target = %probe.target.name,
+                "the exporter ran out of file descriptors or socket buffers during this probe: \
+                 the cycle is discarded and no server is blamed; raise the open-files limit or \
+                 lower max_concurrent_probes"
+            );
+        } else if let Some(recorded) = store.record(&probe.target, report) {
             log_report(recorded.previous.as_deref(), &recorded.current);
         }
         // A probe that overran (only possible with a slow close) starts the next one now.

@@ -205,13 +205,16 @@ fn answered<'a>(
         .then(|| servers.map(|s| &s.endpoint).collect())
 }
 
-/// Whether the configuration loaded, for `cms_xmpp_config_last_reload_*`.
+/// The exporter's own state: whether the configuration loaded (`cms_xmpp_config_last_reload_*`)
+/// and the cycles it could not run for want of its own resources.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConfigStatus {
     pub successful: bool,
     pub last_success: Option<SystemTime>,
     /// Loads tried so far, good or bad: a view that caches can tell that the config changed.
     pub loads: u64,
+    /// Probe cycles discarded because the exporter ran out of file descriptors or buffers.
+    pub discarded_cycles: u64,
 }
 
 /// What every view renders, taken at one moment.
@@ -279,6 +282,16 @@ impl Store {
         if ok {
             inner.config.last_success = Some(SystemTime::now());
         }
+    }
+
+    /// A cycle met the exporter's own limits ([`crate::probe::Reason::LocalResources`]) and is
+    /// not recorded: it says nothing about the servers.
+    pub fn cycle_discarded(&self) {
+        self.inner
+            .write()
+            .expect("store lock")
+            .config
+            .discarded_cycles += 1;
     }
 
     /// Every configured target has finished a probe cycle since the configuration loaded.

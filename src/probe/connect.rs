@@ -36,11 +36,32 @@ pub async fn connect(
             };
         attempts.push(format!("{addr}: {detail}"));
         last_reason = reason;
+        // The next address would meet the same limit.
+        if reason == Reason::LocalResources {
+            break;
+        }
     }
     Err(Failure::new(last_reason, attempts.join("; ")))
 }
 
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the exporter's own limits, not the server's doing.
+pub fn out_of_local_resources(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(24 | 23 | 105 | 12))
+}
+
+/// Whether the exporter could not open a socket right now: where a library hides the cause
+/// of a failure (the resolver reports "no connections available", or no records), this tells
+/// the exporter's own exhaustion from the network's answer.
+pub fn out_of_sockets_now() -> bool {
+    std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .err()
+        .is_some_and(|e| out_of_local_resources(&e))
+}
+
 fn classify(error: &std::io::Error) -> Reason {
+    if out_of_local_resources(error) {
+        return Reason::LocalResources;
+    }
     match error.kind() {
         ErrorKind::ConnectionRefused => Reason::Refused,
         ErrorKind::TimedOut => Reason::Timeout,

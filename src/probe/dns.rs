@@ -53,6 +53,14 @@ pub fn resolver(
 
 /// Maps a resolver error to a reason; `what` names the query in the detail.
 pub fn failure(error: &NetError, what: &str) -> Failure {
+    // The resolver turns the exporter's EMFILE into "no connections available" or even "no
+    // records": no answer can be trusted while the exporter cannot open a socket.
+    if super::connect::out_of_sockets_now() {
+        return Failure::new(
+            Reason::LocalResources,
+            format!("{what}: failed while the exporter is out of file descriptors ({error})"),
+        );
+    }
     match error {
         NetError::Dns(DnsError::NoRecordsFound(no))
             if no.response_code == ResponseCode::NXDomain =>

@@ -143,6 +143,9 @@ pub enum Reason {
     BindError,
     /// The client path: the server answered a ping for the component: nothing is routed there.
     ComponentUnavailable,
+    /// The exporter itself ran out of file descriptors or socket buffers: no fact about any
+    /// server, so a cycle that meets it is discarded, never recorded.
+    LocalResources,
 }
 
 impl Reason {
@@ -178,6 +181,7 @@ impl Reason {
             Reason::SaslError => "sasl_error",
             Reason::BindError => "bind_error",
             Reason::ComponentUnavailable => "component_unavailable",
+            Reason::LocalResources => "local_resources",
         }
     }
 }
@@ -498,6 +502,29 @@ impl TargetReport {
     /// At least one server completed every step: a Callbridge could register.
     pub fn success(&self) -> bool {
         self.servers.iter().any(|s| s.up(&self.expected_steps))
+    }
+
+    /// Whether a step failed for want of the exporter's own resources (see
+    /// [`Reason::LocalResources`]).
+    pub fn exhausted_locally(&self) -> bool {
+        let steps = self
+            .srv
+            .iter()
+            .chain(self.servers.iter().flat_map(|s| &s.steps))
+            .chain(
+                self.watch
+                    .iter()
+                    .flat_map(|w| w.srv.iter().chain(w.servers.iter().flat_map(|s| &s.steps))),
+            );
+        let local = |f: &Failure| f.reason == Reason::LocalResources;
+        steps
+            .filter_map(|step| step.result.as_ref().err())
+            .chain(
+                self.watch
+                    .iter()
+                    .flat_map(|w| w.pings.iter().filter_map(|p| p.result.as_ref().err())),
+            )
+            .any(local)
     }
 
     /// A Callbridge could register and, where the target has a watch, every production

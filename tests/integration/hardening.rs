@@ -425,3 +425,48 @@ async fn one_dns_answer_cannot_multiply_a_probe_without_bound() {
     assert_eq!(resolve.matches("127.0.0.").count(), 3, "{resolve}");
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_blames_no_server() {
+    let lab = Lab::new(base_zone()).await;
+    // Each probe holds its socket for its whole timeout: the probes overlap.
+    let peer = lab.tls_server(&lab.good_leaf(), Behaviour::Silent).await;
+    let address = server(XMPP1, peer.addr().port());
+    // Many probes at once, each a DNS socket and a TCP one, in a process allowed 24 files.
+    let targets: Vec<String> = (0..40)
+        .map(|i| {
+            lab.target(&format!("t{i}"), &address, "").replace(
+                &format!("component: {COMPONENT}"),
+                &format!("component: p{i}.example.test"),
+            )
+        })
+        .collect();
+    let config = lab
+        .config(&targets)
+        .replace("targets:", "max_concurrent_probes: 40\ntargets:");
+    std::fs::write(lab.path("config.yaml"), config).unwrap();
+    let binary = Binary::spawn_via(
+        &["prlimit", "--nofile=24:24"],
+        crate::BINARY,
+        &lab.path("config.yaml"),
+        &[],
+    )
+    .await;
+    let scrape = binary
+        .exporter
+        .wait("cycles discarded for want of file descriptors", |s| {
+            s.value(&DISCARDED_CYCLES, &[]).is_some_and(|n| n >= 1.0)
+        })
+        .await;
+    for reason in ["dns_error", "unreachable", "local_resources"] {
+        assert!(
+            scrape
+                .find(&FAILURES_TOTAL, &[("reason", reason)])
+                .is_empty(),
+            "a server was blamed with {reason}:\n{}",
+            scrape.relevant()
+        );
+    }
+    let log = binary.killed_log().await;
+    assert!(log.contains("ran out of file descriptors"), "{log}");
+}
