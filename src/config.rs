@@ -691,6 +691,31 @@ fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `${NAME}` replaced by the environment variable NAME (a `$` elsewhere stays as it is).
+fn expand_environment(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after.find('}').ok_or("has a ${ without its closing }")?;
+        let name = &after[..end];
+        let valid = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err("names a variable that is not like ${HOSTNAME}".to_owned());
+        }
+        let value = std::env::var(name).map_err(|_| {
+            "names an environment variable that is not set (or not UTF-8)".to_owned()
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// serde's messages quote the offending value (`invalid type: string "…"`, "integer `5`"): it
 /// may be a secret typed into the wrong field, so only its kind is kept.
 fn redact_values(message: &str) -> String {
@@ -887,10 +912,23 @@ impl RawTarget {
                 check.problem(&format!("{field}.server_address"), message);
                 ServerSource::Srv
             });
+        // `${HOSTNAME}` and the like give each replica a name of its own.
+        let component = match expand_environment(self.component.trim()) {
+            Ok(name) => name,
+            Err(problem) => {
+                check.problem(&format!("{field}.component"), problem);
+                String::new()
+            }
+        };
         if self.component.trim().is_empty() {
             check.problem(
                 &format!("{field}.component"),
                 "is required (the component name sent in the stream header)",
+            );
+        } else if !component.is_empty() && !is_dns_name(&component) {
+            check.problem(
+                &format!("{field}.component"),
+                "is not a component name (a DNS name), once expanded",
             );
         }
         let secret = self.secret(field, check);
@@ -929,7 +967,7 @@ impl RawTarget {
             name: self.name,
             domain,
             servers,
-            component: self.component.trim().to_owned(),
+            component,
             secret,
             interval,
             timeout,
@@ -1518,6 +1556,41 @@ targets:
         #[test]
         fn arbitrary_text_never_crashes_the_loader(text in "(.|\n){0,300}") {
             let _ = parse(&text);
+        }
+    }
+
+    #[test]
+    fn a_component_name_takes_the_replica_from_the_environment() {
+        // A variable no other test reads, set once: tests run in parallel.
+        std::env::set_var("CMS_XMPP_TEST_REPLICA", "exporter-7f9c4-x2k8q");
+        let config = parse(&MINIMAL.replace(
+            "component: probe.example.com",
+            "component: \"probe-${CMS_XMPP_TEST_REPLICA}.example.com\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            config.targets[0].component,
+            "probe-exporter-7f9c4-x2k8q.example.com"
+        );
+        for (component, expected) in [
+            ("probe-${CMS_XMPP_TEST_UNSET_42}.example.com", "not set"),
+            (
+                "probe-${CMS_XMPP_TEST_REPLICA.example.com",
+                "without its closing }",
+            ),
+            ("probe-${1X}.example.com", "not like ${HOSTNAME}"),
+            ("probe ${CMS_XMPP_TEST_REPLICA}", "not a component name"),
+        ] {
+            let found = problems(&MINIMAL.replace(
+                "component: probe.example.com",
+                &format!("component: \"{component}\""),
+            ));
+            assert!(
+                found
+                    .iter()
+                    .any(|p| p.starts_with("targets[0].component:") && p.contains(expected)),
+                "{component}: {found:?}"
+            );
         }
     }
 
