@@ -527,6 +527,27 @@ fn render_cert(out: &mut String, server: &ServerReport, style: Style) {
             &format!("{:<7} {} {mark}", coverage.role.as_str(), coverage.name),
         );
     }
+    // Every certificate sent, and which one ends the chain's validity.
+    let first = cert.earliest_expiry().map(|c| c.position);
+    for link in &cert.chain {
+        let ends = if Some(link.position) == first && cert.chain.len() > 1 {
+            style.bad(" (expires first)")
+        } else {
+            String::new()
+        };
+        detail_line(
+            out,
+            &format!(
+                "chain {} {}, valid to {} ({}), {}, {}{ends}",
+                link.position,
+                link.subject,
+                rfc3339(link.not_after),
+                days_left(link.not_after),
+                link.key,
+                link.signature
+            ),
+        );
+    }
 }
 
 fn join<T: ToString>(items: impl Iterator<Item = T>) -> String {

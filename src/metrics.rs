@@ -209,6 +209,14 @@ metric!(
     "End of the server certificate's validity (Unix time), as last seen."
 );
 metric!(
+    CERT_CHAIN_NOT_AFTER,
+    "cert_chain_not_after_timestamp_seconds",
+    GAUGE,
+    ["target", "server", "position"],
+    cert_chain_not_after,
+    "End of the validity of the chain the server sends: the earliest of its certificates', with that certificate's position (0 = the leaf), as last seen."
+);
+metric!(
     CERT_TRUSTED,
     "cert_trusted",
     GAUGE,
@@ -298,7 +306,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 31] = [
+pub const ALL: [&MetricDef; 32] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -319,6 +327,7 @@ pub const ALL: [&MetricDef; 31] = [
     &LAST_SUCCESS,
     &SERVER_INFO,
     &CERT_NOT_AFTER,
+    &CERT_CHAIN_NOT_AFTER,
     &CERT_TRUSTED,
     &CERT_SAN_COVERED,
     &CERT_INFO,
@@ -478,6 +487,15 @@ fn server_info(sink: &mut dyn Sink, state: &TargetState) {
 fn cert_not_after(sink: &mut dyn Sink, state: &TargetState) {
     for (s, cert) in certificates(state) {
         sink.number(&[s.target, &s.label], cert.not_after as f64);
+    }
+}
+
+fn cert_chain_not_after(sink: &mut dyn Sink, state: &TargetState) {
+    for (s, cert) in certificates(state) {
+        if let Some(earliest) = cert.earliest_expiry() {
+            let position = earliest.position.to_string();
+            sink.number(&[s.target, &s.label, &position], earliest.not_after as f64);
+        }
     }
 }
 
@@ -1070,6 +1088,19 @@ mod tests {
                         covered: true,
                     },
                 ],
+                chain: [(0, 1_800_000_000), (1, 1_790_000_000)]
+                    .map(|(position, not_after)| crate::probe::ChainCert {
+                        position,
+                        subject: format!("CN=cert {position}"),
+                        issuer: "CN=Example CA".into(),
+                        serial: "0a1b".into(),
+                        sha256: "00".repeat(32),
+                        not_before: 1_700_000_000,
+                        not_after,
+                        key: "EC 256".into(),
+                        signature: "ecdsa-with-SHA256".into(),
+                    })
+                    .into(),
             })),
             stream_id: Some("id".into()),
         }
@@ -1165,7 +1196,7 @@ mod tests {
             false,
         );
         let rows = series(&state);
-        assert_eq!(rows.len(), 36, "{rows:#?}");
+        assert_eq!(rows.len(), 38, "{rows:#?}");
         let t = ("target", "cms-london");
         let one = ("server", "xmpp1.example.com:5223");
         assert_eq!(value(&rows, &PROBE_SUCCESS, &[t]), Some(1.0));
@@ -1201,6 +1232,9 @@ mod tests {
         ];
         assert_eq!(value(&rows, &SERVER_INFO, &info), Some(1.0));
         assert_eq!(value(&rows, &CERT_NOT_AFTER, &[one]), Some(1.8e9));
+        // The intermediate expires first.
+        let (earliest, position) = (&CERT_CHAIN_NOT_AFTER, ("position", "1"));
+        assert_eq!(value(&rows, earliest, &[one, position]), Some(1.79e9));
         assert_eq!(value(&rows, &CERT_TRUSTED, &[one]), Some(1.0));
         assert_eq!(
             value(

@@ -261,9 +261,23 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
     if let Some(cert) = &server.cert {
         let _ = write!(
             out,
-            " <span class=\"meta\">certificate {}</span>",
+            " <span class=\"meta\">certificate {}",
             days_left(cert.not_after)
         );
+        // An intermediate that expires before the leaf ends the chain first.
+        if let Some(first) = cert
+            .earliest_expiry()
+            .filter(|c| c.not_after < cert.not_after)
+        {
+            let _ = write!(
+                out,
+                "; the chain {} (certificate {}: {})",
+                days_left(first.not_after),
+                first.position,
+                escape(&first.subject)
+            );
+        }
+        out.push_str("</span>");
     }
     let _ = write!(out, "<div class=\"flow\" data-server=\"{label}\">");
     for (i, step) in expected.iter().enumerate() {

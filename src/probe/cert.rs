@@ -12,7 +12,7 @@ use rustls::CertificateError;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::X509Certificate;
 
-use super::{printable, CertFacts, Failure, NameCoverage, NameRole, Reason};
+use super::{printable, CertFacts, ChainCert, Failure, NameCoverage, NameRole, Reason};
 
 /// What the step needs: the chain as sent, webpki's verdict from the handshake, and the
 /// names the peer requires.
@@ -81,9 +81,47 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         not_after: leaf.validity().not_after.timestamp(),
         trusted: chain_trusted(input, &leaf),
         coverage,
+        chain: chain_facts(input.chain),
     };
     let verdict = judge(input.verdict, &facts);
     (Some(facts), verdict)
+}
+
+/// What each certificate of the chain says about itself; one that does not parse is left out.
+fn chain_facts(chain: &[CertificateDer<'_>]) -> Vec<ChainCert> {
+    chain
+        .iter()
+        .enumerate()
+        .filter_map(|(position, der)| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            let key = match cert.public_key().parsed() {
+                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                    format!("RSA {}", rsa.key_size())
+                }
+                Ok(x509_parser::public_key::PublicKey::EC(point)) => {
+                    format!("EC {}", point.key_size())
+                }
+                _ => name_of(&cert.public_key().algorithm.algorithm),
+            };
+            Some(ChainCert {
+                position,
+                subject: printable(&cert.subject().to_string()),
+                issuer: printable(&cert.issuer().to_string()),
+                serial: serial_hex(cert.raw_serial()),
+                sha256: hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),
+                not_before: cert.validity().not_before.timestamp(),
+                not_after: cert.validity().not_after.timestamp(),
+                key,
+                signature: name_of(&cert.signature_algorithm.algorithm),
+            })
+        })
+        .collect()
+}
+
+/// An algorithm's short name (`sha256WithRSAEncryption`), or its OID when it has none.
+fn name_of(oid: &x509_parser::oid_registry::Oid<'_>) -> String {
+    x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
+        .map_or_else(|_| oid.to_id_string(), str::to_owned)
 }
 
 fn judge(verdict: &Result<(), rustls::Error>, facts: &CertFacts) -> Result<(), Failure> {
@@ -105,10 +143,23 @@ fn judge(verdict: &Result<(), rustls::Error>, facts: &CertFacts) -> Result<(), F
     };
     match verdict {
         Err(rustls::Error::InvalidCertificate(error)) => Err(match error {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => Failure::new(
-                Reason::CertExpired,
-                format!("the certificate expired at {}", rfc3339(facts.not_after)),
-            ),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                // The leaf may be valid while a certificate above it is not: name the one.
+                let expired = facts
+                    .earliest_expiry()
+                    .filter(|c| c.position > 0 && c.not_after < facts.not_after);
+                let detail = match expired {
+                    Some(cert) => format!(
+                        "certificate {} of the chain ({}) expired at {}; the leaf is valid until {}",
+                        cert.position,
+                        cert.subject,
+                        rfc3339(cert.not_after),
+                        rfc3339(facts.not_after)
+                    ),
+                    None => format!("the certificate expired at {}", rfc3339(facts.not_after)),
+                };
+                Failure::new(Reason::CertExpired, detail)
+            }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 Failure::new(
                     Reason::CertNotYetValid,

@@ -370,6 +370,32 @@ pub struct CertFacts {
     /// The chain leads to a trusted root (judged apart from expiry and names).
     pub trusted: bool,
     pub coverage: Vec<NameCoverage>,
+    /// Every certificate the server sent that parses, by position (0 = the leaf).
+    pub chain: Vec<ChainCert>,
+}
+
+impl CertFacts {
+    /// The certificate of the chain that expires first: an intermediate often does.
+    pub fn earliest_expiry(&self) -> Option<&ChainCert> {
+        self.chain.iter().min_by_key(|c| (c.not_after, c.position))
+    }
+}
+
+/// One certificate of the chain as the server sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChainCert {
+    pub position: usize,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub sha256: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    /// e.g. "RSA 2048", "EC 256".
+    pub key: String,
+    /// e.g. "sha256WithRSAEncryption", "ecdsa-with-SHA256".
+    pub signature: String,
 }
 
 /// Whether one name the Callbridge requires is covered by the certificate's SANs.

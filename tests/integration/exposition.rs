@@ -36,8 +36,9 @@ async fn a_healthy_two_server_target_fits_the_series_budget() {
         .filter(|l| !l.starts_with('#') && l.contains("target=\"cms-london\""))
         .collect();
     let bytes: usize = ours.iter().map(|l| l.len() + 1).sum();
+    // 40 series (issue 9's budget) in 4.5 KiB.
     assert!(
-        ours.len() <= 40 && bytes <= 4096,
+        ours.len() <= 40 && bytes <= 4608,
         "{} series, {bytes} bytes:\n{}",
         ours.len(),
         ours.join("\n")
@@ -49,6 +50,7 @@ async fn a_healthy_two_server_target_fits_the_series_budget() {
         &STEP_LAST_DURATION,
         &SERVER_INFO,
         &CERT_NOT_AFTER,
+        &CERT_CHAIN_NOT_AFTER,
         &CERT_TRUSTED,
         &CERT_SAN_COVERED,
         &CERT_INFO,

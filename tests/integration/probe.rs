@@ -559,11 +559,10 @@ async fn certificate_without_the_xmpp_domain() {
     assert!(version.is_some(), "the handshake completed");
 }
 
-#[tokio::test]
-async fn soon_expiring_certificate_still_succeeds_and_says_when() {
-    let lab = Lab::new(base_zone()).await;
-    let leaf = lab.pki.leaf(&[DOMAIN, XMPP1], Validity::ExpiresInDays(3));
-    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+/// One target against a server that presents `leaf`, once the server is up: the server, its
+/// label, the exporter and that scrape.
+async fn lone_target_up(lab: &Lab, leaf: &Leaf) -> (ComponentServer, String, Exporter, Scrape) {
+    let one = lab.tls_server(leaf, Behaviour::Normal).await;
     let address = server(XMPP1, one.addr().port());
     let exporter = lab.exporter(&[lab.target("t", &address, "")]).await;
     let scrape = exporter
@@ -571,9 +570,66 @@ async fn soon_expiring_certificate_still_succeeds_and_says_when() {
             s.value(&SERVER_UP, &[("server", &address)]) == Some(1.0)
         })
         .await;
+    (one, address, exporter, scrape)
+}
+
+#[tokio::test]
+async fn soon_expiring_certificate_still_succeeds_and_says_when() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.pki.leaf(&[DOMAIN, XMPP1], Validity::ExpiresInDays(3));
+    let (_one, _, exporter, scrape) = lone_target_up(&lab, &leaf).await;
     let not_after = scrape.value(&CERT_NOT_AFTER, &[]);
     let days = (not_after.unwrap() - now()) / 86400.0;
     assert!((2.0..=3.1).contains(&days), "{days} days left");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn an_intermediate_that_expires_first_is_the_chains_end() {
+    let lab = Lab::new(base_zone()).await;
+    let intermediate = lab
+        .pki
+        .intermediate("Issuing CA", Validity::ExpiresInDays(10));
+    let leaf = intermediate.leaf(&[DOMAIN, XMPP1], Validity::Good);
+    let (_one, address, exporter, scrape) = lone_target_up(&lab, &leaf).await;
+    let leaf_days = (scrape.value(&CERT_NOT_AFTER, &[]).unwrap() - now()) / 86400.0;
+    assert!(leaf_days > 80.0, "{leaf_days} days for the leaf");
+    let chain = scrape.find(&CERT_CHAIN_NOT_AFTER, &[("server", &address)]);
+    let [chain] = chain.as_slice() else {
+        panic!("one chain series per server: {chain:?}")
+    };
+    let days = (chain.value - now()) / 86400.0;
+    assert!((9.0..=10.1).contains(&days), "{days} days for the chain");
+    assert!(
+        chain.labels.contains(&("position".into(), "1".into())),
+        "the intermediate ends it: {:?}",
+        chain.labels
+    );
+    let debug = http_get(exporter.addr, "/probe?target=t&debug=true").await;
+    assert!(
+        debug.contains("chain 1 CN=Issuing CA") && debug.contains("(expires first)"),
+        "the chain is listed:\n{debug}"
+    );
+    let page = http_get(exporter.addr, "/").await;
+    assert!(page.contains("; the chain expires in"), "the page says so");
+    exporter.stop().await;
+
+    // Expired, it fails the cert step, and the detail names it rather than the leaf.
+    let expired = lab.pki.intermediate("Old Issuing CA", Validity::Expired);
+    let leaf = expired.leaf(&[DOMAIN, XMPP1], Validity::Good);
+    let two = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let address = server(XMPP1, two.addr().port());
+    let exporter = lab.exporter(&[lab.target("t", &address, "")]).await;
+    exporter
+        .wait("cert_expired", |s| {
+            failing(s, "t", &address) == Some(("cert".into(), "cert_expired".into()))
+        })
+        .await;
+    let debug = http_get(exporter.addr, "/probe?target=t&debug=true").await;
+    assert!(
+        debug.contains("certificate 1 of the chain (CN=Old Issuing CA) expired"),
+        "{debug}"
+    );
     exporter.stop().await;
 }
 

@@ -50,17 +50,19 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 const TLS_VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// A self-signed test CA.
+/// A self-signed test CA, or an intermediate under one.
 pub struct Pki {
     ca_cert: CertificateDer<'static>,
     ca_pem: String,
     issuer: Issuer<'static, KeyPair>,
+    /// The intermediates a server sends after its leaf, nearest first (empty for a root).
+    above: String,
 }
 
 /// A certificate issued by a [`Pki`], PEM encoded.
 #[derive(Clone, Debug)]
 pub struct Leaf {
-    /// The leaf certificate alone (the CA is the trust anchor, no intermediates).
+    /// The leaf certificate, then the intermediates of its issuer (none under a root).
     pub cert_pem: String,
     /// PKCS#8 private key.
     pub key_pem: String,
@@ -86,6 +88,30 @@ impl Pki {
         Pki {
             ca_pem: cert.pem(),
             ca_cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+            above: String::new(),
+        }
+    }
+
+    /// An intermediate CA issued by this one, valid as `validity` says: its leaves come with
+    /// it (their `cert_pem` is leaf, then intermediates), and this CA stays the trust anchor.
+    pub fn intermediate(&self, common_name: &str, validity: Validity) -> Pki {
+        let key = KeyPair::generate().expect("generate intermediate key");
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.use_authority_key_identifier_extension = true;
+        (params.not_before, params.not_after) = validity.window();
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign intermediate");
+        Pki {
+            ca_pem: cert.pem(),
+            ca_cert: cert.der().clone(),
+            above: format!("{}{}", cert.pem(), self.above),
             issuer: Issuer::new(params, key),
         }
     }
@@ -129,7 +155,7 @@ impl Pki {
         let key = KeyPair::generate().expect("generate leaf key");
         let cert = params.signed_by(&key, &self.issuer).expect("sign leaf");
         Leaf {
-            cert_pem: cert.pem(),
+            cert_pem: format!("{}{}", cert.pem(), self.above),
             key_pem: key.serialize_pem(),
         }
     }
