@@ -381,7 +381,7 @@ async fn probe(query: &str, supervisor: &Supervisor) -> Response<Full<Bytes>> {
         return body(StatusCode::NOT_FOUND, TEXT, "unknown target\n");
     };
     let (report, age) = match answer {
-        OnDemand::Ran { report, age } => (*report, age),
+        OnDemand::Ran { report, age } => (report, age),
         OnDemand::Busy { waited } => {
             return body(
                 StatusCode::SERVICE_UNAVAILABLE,

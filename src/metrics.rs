@@ -967,7 +967,7 @@ impl Exposition {
 
     /// The exposition of one report alone, for `/probe` (like blackbox_exporter's): no
     /// exporter-level series. One small report: gathered and encoded by `prometheus`.
-    pub fn single_report(target: Arc<Target>, report: TargetReport) -> Vec<u8> {
+    pub fn single_report(target: Arc<Target>, report: impl Into<Arc<TargetReport>>) -> Vec<u8> {
         let state = TargetState::new(target).after(report, false);
         let exposition = Exposition::new(Snapshot {
             targets: vec![Arc::new(state)],

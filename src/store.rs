@@ -94,7 +94,12 @@ impl TargetState {
     }
 
     /// The state after `report`.
-    pub fn after(&self, report: TargetReport, step_histograms: bool) -> TargetState {
+    pub fn after(
+        &self,
+        report: impl Into<Arc<TargetReport>>,
+        step_histograms: bool,
+    ) -> TargetState {
+        let report: Arc<TargetReport> = report.into();
         let mut next = self.clone();
         next.probes += 1;
         count(&mut next.failures, report.failures());
@@ -152,7 +157,7 @@ impl TargetState {
                 .map(|(_, step, f)| (step, f.reason)),
         });
         next.history.truncate(HISTORY);
-        next.latest = Some(Arc::new(report));
+        next.latest = Some(report);
         next.text = Arc::new(TargetText::new(&next));
         next
     }
@@ -250,7 +255,7 @@ impl Store {
 
     /// Records a report of `target`; returns the report it replaces (if any) and the new
     /// one. A report of a target that a reload replaced (another `Arc`) is dropped: `None`.
-    pub fn record(&self, target: &Arc<Target>, report: TargetReport) -> Option<Recorded> {
+    pub fn record(&self, target: &Arc<Target>, report: Arc<TargetReport>) -> Option<Recorded> {
         // Only the target's own loop records it, so the state read here is still the one to
         // replace below; the new one (its text included) is made without holding the lock.
         let (state, histograms) = {

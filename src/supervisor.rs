@@ -25,7 +25,7 @@ pub const PROBE_SPACING: Duration = Duration::from_secs(5);
 pub enum OnDemand {
     /// A run's report; `age` when it is the last run's, finished that long ago.
     Ran {
-        report: Box<TargetReport>,
+        report: Arc<TargetReport>,
         age: Option<Duration>,
     },
     /// No run finished within the request's patience: the probes are saturated.
@@ -193,10 +193,7 @@ impl Supervisor {
         let patience = probe.target.timeout + Duration::from_secs(2);
         let run = tokio::time::timeout(patience, probe.run_or_recent(PROBE_SPACING)).await;
         let answer = match run {
-            Ok((report, age)) => OnDemand::Ran {
-                report: Box::new(report),
-                age,
-            },
+            Ok((report, age)) => OnDemand::Ran { report, age },
             Err(_) => OnDemand::Busy { waited: patience },
         };
         Some((probe, answer))

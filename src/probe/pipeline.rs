@@ -43,10 +43,11 @@ pub struct TargetProbe {
     flight: Mutex<Flight>,
 }
 
+/// Reports are shared, not copied: the last one is also the store's.
 #[derive(Default)]
 struct Flight {
-    running: Option<channel::Receiver<Option<TargetReport>>>,
-    last: Option<(Instant, TargetReport)>,
+    running: Option<channel::Receiver<Option<Arc<TargetReport>>>>,
+    last: Option<(Instant, Arc<TargetReport>)>,
 }
 
 impl TargetProbe {
@@ -80,7 +81,7 @@ impl TargetProbe {
     /// A run of this target: the one in progress, whoever started it, or else a new one. The
     /// run is a task of its own, so a caller that gives up (an HTTP client gone) cancels
     /// nothing that others wait for.
-    pub async fn run_shared(self: &Arc<Self>) -> TargetReport {
+    pub async fn run_shared(self: &Arc<Self>) -> Arc<TargetReport> {
         let mut receiver = {
             let mut flight = self.flight();
             match &flight.running {
@@ -90,7 +91,7 @@ impl TargetProbe {
                     flight.running = Some(running.clone());
                     let probe = self.clone();
                     tokio::spawn(async move {
-                        let report = probe.run_exclusive().await;
+                        let report = Arc::new(probe.run_exclusive().await);
                         let mut flight = probe.flight();
                         flight.running = None;
                         flight.last = Some((Instant::now(), report.clone()));
@@ -109,7 +110,7 @@ impl TargetProbe {
         match report {
             Some(report) => report,
             // The run's task ended without a report (it panicked): run here instead.
-            None => self.run_exclusive().await,
+            None => Arc::new(self.run_exclusive().await),
         }
     }
 
@@ -118,7 +119,7 @@ impl TargetProbe {
     pub async fn run_or_recent(
         self: &Arc<Self>,
         fresh_for: Duration,
-    ) -> (TargetReport, Option<Duration>) {
+    ) -> (Arc<TargetReport>, Option<Duration>) {
         let recent = {
             let flight = self.flight();
             flight
