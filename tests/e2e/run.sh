@@ -806,6 +806,8 @@ cert_failures() { # the other certificate reasons are proven with rcgen certific
     expect_metric "cert-expired: not_after is exported and in the past" \
         "cms_xmpp_cert_not_after_timestamp_seconds{$t,server=\"$s\"} == $EXPIRED_NOT_AFTER"
     expect_metric "cert-expired: still trusted apart from expiry" "cms_xmpp_cert_trusted{$t,server=\"$s\"} == 1"
+    expect_metric "cert-expired: the chain ends with the leaf (position 0), at its not_after" \
+        "cms_xmpp_cert_chain_not_after_timestamp_seconds{$t,server=\"$s\",position=\"0\"} == $EXPIRED_NOT_AFTER"
 }
 
 wire_format() {
