@@ -71,51 +71,53 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         covered: covers(&sans, input.verified),
     });
     let coverage = std::iter::once(domain).chain(fqdn).collect();
+    // The leaf is parsed and hashed once: its facts are the chain's first.
+    let first = chain_cert(0, leaf_der, &leaf);
+    let above = input
+        .chain
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(position, der)| {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            Some(chain_cert(position, der, &cert))
+        });
+    let chain: Vec<ChainCert> = std::iter::once(first.clone()).chain(above).collect();
     let facts = CertFacts {
-        subject: printable(&leaf.subject().to_string()),
-        issuer: printable(&leaf.issuer().to_string()),
-        serial: serial_hex(leaf.raw_serial()),
-        sha256: hex(ring::digest::digest(&ring::digest::SHA256, leaf_der).as_ref()),
+        subject: first.subject,
+        issuer: first.issuer,
+        serial: first.serial,
+        sha256: first.sha256,
         sans: sans.iter().map(|san| printable(&san.to_string())).collect(),
-        not_before: leaf.validity().not_before.timestamp(),
-        not_after: leaf.validity().not_after.timestamp(),
+        not_before: first.not_before,
+        not_after: first.not_after,
         trusted: chain_trusted(input, &leaf),
         coverage,
-        chain: chain_facts(input.chain),
+        chain,
     };
     let verdict = judge(input.verdict, &facts);
     (Some(facts), verdict)
 }
 
-/// What each certificate of the chain says about itself; one that does not parse is left out.
-fn chain_facts(chain: &[CertificateDer<'_>]) -> Vec<ChainCert> {
-    chain
-        .iter()
-        .enumerate()
-        .filter_map(|(position, der)| {
-            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-            let key = match cert.public_key().parsed() {
-                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-                    format!("RSA {}", rsa.key_size())
-                }
-                Ok(x509_parser::public_key::PublicKey::EC(point)) => {
-                    format!("EC {}", point.key_size())
-                }
-                _ => name_of(&cert.public_key().algorithm.algorithm),
-            };
-            Some(ChainCert {
-                position,
-                subject: printable(&cert.subject().to_string()),
-                issuer: printable(&cert.issuer().to_string()),
-                serial: serial_hex(cert.raw_serial()),
-                sha256: hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),
-                not_before: cert.validity().not_before.timestamp(),
-                not_after: cert.validity().not_after.timestamp(),
-                key,
-                signature: name_of(&cert.signature_algorithm.algorithm),
-            })
-        })
-        .collect()
+/// What one certificate of the chain says about itself. (One that does not parse is left
+/// out of the chain.)
+fn chain_cert(position: usize, der: &[u8], cert: &X509Certificate<'_>) -> ChainCert {
+    let key = match cert.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
+        Ok(x509_parser::public_key::PublicKey::EC(point)) => format!("EC {}", point.key_size()),
+        _ => name_of(&cert.public_key().algorithm.algorithm),
+    };
+    ChainCert {
+        position,
+        subject: printable(&cert.subject().to_string()),
+        issuer: printable(&cert.issuer().to_string()),
+        serial: serial_hex(cert.raw_serial()),
+        sha256: hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        key,
+        signature: name_of(&cert.signature_algorithm.algorithm),
+    }
 }
 
 /// An algorithm's short name (`sha256WithRSAEncryption`), or its OID when it has none.

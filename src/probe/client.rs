@@ -48,15 +48,23 @@ pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(
 /// The defined condition and the text of a stanza's `<error>`, if it has one.
 pub fn stanza_error(stanza: &Element) -> Option<(&str, &str)> {
     let error = stanza.child("error", &stanza.namespace)?;
+    let (condition, text) = condition_and_text(error, STANZAS_NAMESPACE);
+    Some((condition.unwrap_or(""), text.unwrap_or("")))
+}
+
+/// An error element's defined condition (its first child in `namespace` other than
+/// `<text>`) and its `<text>`: the shape of stanza errors and SASL failures alike.
+pub fn condition_and_text<'a>(
+    error: &'a Element,
+    namespace: &str,
+) -> (Option<&'a str>, Option<&'a str>) {
     let condition = error
         .children
         .iter()
-        .find(|c| c.namespace == STANZAS_NAMESPACE && c.name != "text")
-        .map_or("", |c| c.name.as_str());
-    let text = error
-        .child("text", STANZAS_NAMESPACE)
-        .map_or("", |t| t.text.as_str());
-    Some((condition, text))
+        .find(|c| c.namespace == namespace && c.name != "text")
+        .map(|c| c.name.as_str());
+    let text = error.child("text", namespace).map(|t| t.text.as_str());
+    (condition, text)
 }
 
 /// Reads until the IQ answer with `id`, skipping the stanzas a server may push meanwhile.

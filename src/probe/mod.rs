@@ -533,24 +533,11 @@ impl TargetReport {
     /// Whether a step failed for want of the exporter's own resources (see
     /// [`Reason::LocalResources`]).
     pub fn exhausted_locally(&self) -> bool {
-        let steps = self
-            .srv
-            .iter()
-            .chain(self.servers.iter().flat_map(|s| &s.steps))
-            .chain(
-                self.watch
-                    .iter()
-                    .flat_map(|w| w.srv.iter().chain(w.servers.iter().flat_map(|s| &s.steps))),
-            );
-        let local = |f: &Failure| f.reason == Reason::LocalResources;
-        steps
-            .filter_map(|step| step.result.as_ref().err())
-            .chain(
-                self.watch
-                    .iter()
-                    .flat_map(|w| w.pings.iter().filter_map(|p| p.result.as_ref().err())),
-            )
-            .any(local)
+        // Only sockets being opened (DNS, connect) meet it; pings reuse the session's.
+        let watch = self.watch.iter().flat_map(WatchReport::failures);
+        self.failures()
+            .chain(watch)
+            .any(|(_, _, failure)| failure.reason == Reason::LocalResources)
     }
 
     /// A Callbridge could register and, where the target has a watch, every production

@@ -131,15 +131,9 @@ fn mechanism_error(error: sasl::client::MechanismError) -> Failure {
 
 /// A `<failure/>`: `not-authorized` is a wrong password or an unknown user.
 fn refusal(failure: &Element) -> Failure {
-    let condition = failure
-        .children
-        .iter()
-        .find(|c| c.namespace == SASL_NAMESPACE && c.name != "text")
-        .map_or("(no condition)", |c| c.name.as_str());
-    let text = failure
-        .child("text", SASL_NAMESPACE)
-        .map(|t| format!(": {}", t.text))
-        .unwrap_or_default();
+    let (condition, text) = client::condition_and_text(failure, SASL_NAMESPACE);
+    let condition = condition.unwrap_or("(no condition)");
+    let text = text.map(|t| format!(": {t}")).unwrap_or_default();
     let reason = if condition == "not-authorized" {
         Reason::NotAuthorized
     } else {

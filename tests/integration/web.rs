@@ -110,7 +110,7 @@ async fn tls_and_basic_auth_guard_every_endpoint_and_follow_a_reload() {
         );
     }
     // Plain HTTP gets no answer from a TLS port.
-    let (status, _) = tokio::time::timeout(std::time::Duration::from_secs(7), try_http(addr))
+    let status = tokio::time::timeout(std::time::Duration::from_secs(7), try_http(addr))
         .await
         .expect("the plain connection is closed in time");
     assert_eq!(status, None);
@@ -144,19 +144,16 @@ async fn tls_and_basic_auth_guard_every_endpoint_and_follow_a_reload() {
 }
 
 /// A plain HTTP request: the status, `None` when no HTTP answer came.
-async fn try_http(addr: SocketAddr) -> (Option<u16>, ()) {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        return (None, ());
-    };
+async fn try_http(addr: SocketAddr) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         .await;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
-    let status = String::from_utf8_lossy(&response)
+    String::from_utf8_lossy(&response)
         .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3)?.parse().ok());
-    (status, ())
+        .and_then(|rest| rest.get(..3)?.parse().ok())
 }
 
 #[tokio::test]
