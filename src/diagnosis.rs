@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::config::{Target, Watch, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
 use crate::probe::{
-    Endpoint, Failure, Origin, Reason, Server, ServerReport, Step, StepRecord, TargetReport,
-    WatchReport,
+    Endpoint, Failure, FindingKind, Origin, Reason, Server, ServerReport, Step, StepRecord,
+    TargetReport, WatchReport,
 };
 
 /// What a reason means, in words an on-call engineer who has never seen CMS understands.
@@ -32,6 +32,9 @@ pub fn describe(reason: Reason) -> &'static str {
         Reason::CertNotYetValid => "the server certificate is not valid yet",
         Reason::CertNameMismatch => {
             "the server certificate does not name the XMPP domain and the server"
+        }
+        Reason::CertWeak => {
+            "the certificate chain uses a key or signature too weak to verify (RSA under 2048 bits, SHA-1)"
         }
         Reason::NotAuthorized => {
             "the XMPP server rejected the credentials (the component's shared secret, or the monitoring user's password)"
@@ -58,6 +61,29 @@ pub fn describe(reason: Reason) -> &'static str {
         Reason::LocalResources => {
             "the exporter itself ran out of file descriptors or socket buffers: raise its \
              open-files limit or lower max_concurrent_probes"
+        }
+    }
+}
+
+/// What to do about a finding.
+pub fn finding_hint(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::ChainIncomplete => {
+            "Install the full chain on the XMPP server: the leaf, then each intermediate up to (not \
+             including) the root. A Callbridge that trusts only the root fails. Check: openssl \
+             s_client -connect HOST:PORT -showcerts </dev/null"
+        }
+        FindingKind::ChainOrder => {
+            "Concatenate the chain file in issuing order: the leaf, then the certificate that issued \
+             it, and so on up."
+        }
+        FindingKind::SelfSigned => {
+            "Have the certificate issued by a CA the Callbridges trust: a pinned self-signed \
+             certificate must be replaced on every Callbridge at each renewal."
+        }
+        FindingKind::LeafDiffers => {
+            "Nothing to do if each XMPP node has its own certificate; otherwise the certificate was \
+             renewed on some nodes only: install the new one on every node."
         }
     }
 }
@@ -174,6 +200,11 @@ pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&Server>
             "Renew the XMPP server certificate (and check the server's clock). Check: openssl s_client \
              -connect {host}:{port} -servername {host} </dev/null | openssl x509 -noout -dates"
         ),
+        (Step::Cert, Reason::CertWeak) => format!(
+            "Reissue the certificate the detail names with an RSA key of 2048 bits or more (or EC P-256) \
+             and a SHA-256 signature. Check: openssl s_client -connect {host}:{port} -servername {host} \
+             </dev/null | openssl x509 -noout -text | grep -E 'Public-Key|Signature Algorithm'"
+        ),
         (Step::Cert, _) => format!(
             "The chain does not lead to the CA the probe trusts (tls.ca_file): install the full chain on \
              the XMPP server, or trust its CA. Check: openssl s_client -connect {host}:{port} -servername {host} -showcerts"
@@ -230,6 +261,10 @@ impl Style {
 
     fn bad(&self, text: &str) -> String {
         self.paint("1;31", text)
+    }
+
+    fn warn(&self, text: &str) -> String {
+        self.paint("33", text)
     }
 
     fn dim(&self, text: &str) -> String {
@@ -353,6 +388,16 @@ pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> Stri
     explain_failures(&mut out, report.failures(), |step, reason, server| {
         hint(step, reason, target, server)
     });
+    for (server, finding) in report.findings() {
+        let _ = writeln!(
+            out,
+            "  {} {} on {server}: {}",
+            style.warn("finding"),
+            finding.kind.as_str(),
+            finding.detail
+        );
+        let _ = writeln!(out, "    hint: {}", finding_hint(finding.kind));
+    }
     if let (Some(report), Some(watch)) = (&report.watch, &target.watch) {
         render_watch(&mut out, report, watch, style);
     }

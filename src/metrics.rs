@@ -241,6 +241,14 @@ metric!(
     "The server certificate as last seen."
 );
 metric!(
+    FINDING,
+    "finding_info",
+    GAUGE,
+    ["target", "server", "finding"],
+    finding,
+    "1 per thing worth fixing that does not fail a step yet (see docs/metrics.md); absent when none."
+);
+metric!(
     TLS_INFO,
     "tls_info",
     GAUGE,
@@ -306,7 +314,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 32] = [
+pub const ALL: [&MetricDef; 33] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -331,6 +339,7 @@ pub const ALL: [&MetricDef; 32] = [
     &CERT_TRUSTED,
     &CERT_SAN_COVERED,
     &CERT_INFO,
+    &FINDING,
     &TLS_INFO,
     &WATCH_SUCCESS,
     &WATCH_STEP_LAST_DURATION,
@@ -526,6 +535,18 @@ fn cert_info(sink: &mut dyn Sink, state: &TargetState) {
             &sans,
         ];
         sink.number(&labels, 1.0);
+    }
+}
+
+fn finding(sink: &mut dyn Sink, state: &TargetState) {
+    let certs: Vec<_> = certificates(state).collect();
+    let presented: Vec<_> = certs
+        .iter()
+        .map(|(s, cert)| (&s.report.server.endpoint, &**cert))
+        .collect();
+    for (server, finding) in crate::probe::findings(&presented) {
+        let server = server.to_string();
+        sink.number(&[&state.target.name, &server, finding.kind.as_str()], 1.0);
     }
 }
 
@@ -859,10 +880,18 @@ fn header(out: &mut String, def: &MetricDef) {
 
 /// One target's series as text: one string, and where each family's lines end in it (in the
 /// order of [`ALL`]).
-#[derive(Default)]
 pub struct TargetText {
     text: String,
     ends: [usize; ALL.len()],
+}
+
+impl Default for TargetText {
+    fn default() -> Self {
+        TargetText {
+            text: String::new(),
+            ends: [0; ALL.len()],
+        }
+    }
 }
 
 impl TargetText {
@@ -1099,8 +1128,11 @@ mod tests {
                         not_after,
                         key: "EC 256".into(),
                         signature: "ecdsa-with-SHA256".into(),
+                        verified: true,
+                        weakness: None,
                     })
                     .into(),
+                findings: Vec::new(),
             })),
             stream_id: Some("id".into()),
         }

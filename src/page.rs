@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::time::SystemTime;
 
 use crate::config::Watch;
-use crate::diagnosis::{days_left, describe, hint, ping_hint, watch_hint};
+use crate::diagnosis::{days_left, describe, finding_hint, hint, ping_hint, watch_hint};
 use crate::probe::{Failure, Reason, Server, ServerReport, Step, StepRecord, WatchReport};
 use crate::store::{Outcome, Snapshot, TargetState};
 
@@ -27,7 +27,8 @@ a{color:#1658b8}
 .step.skipped{background:#d5d8de;color:#4a5060}
 .arrow{color:#8a8f99}
 .problem{background:#fdecea;border-left:4px solid #c5221f;padding:.5rem .7rem;margin:.4rem 0;font-size:.9rem}
-.problem code{white-space:pre-wrap;word-break:break-word}
+.problem code,.finding code{white-space:pre-wrap;word-break:break-word}
+.finding{background:#fff4e5;border-left:4px solid #e37400;padding:.5rem .7rem;margin:.4rem 0;font-size:.9rem}
 .history{display:flex;gap:3px;margin:.4rem 0}
 .history span{width:14px;height:14px;border-radius:3px;display:inline-block}
 .flows{display:grid;grid-template-columns:repeat(auto-fit,minmax(26rem,1fr));gap:0 1.5rem}
@@ -145,6 +146,16 @@ fn render_target(out: &mut String, state: &TargetState) {
         render_problems(out, report.failures(), |step, reason, server| {
             hint(step, reason, target, server)
         });
+        for (server, finding) in report.findings() {
+            let _ = write!(
+                out,
+                "<div class=\"finding\" data-finding=\"{kind}\"><strong>{kind} on {}</strong>: {}<br>hint: <code>{}</code></div>",
+                escape(&server.to_string()),
+                escape(&finding.detail),
+                escape(finding_hint(finding.kind)),
+                kind = finding.kind.as_str()
+            );
+        }
         out.push_str("</div>");
         if let (Some(watch), Some(config)) = (&report.watch, &target.watch) {
             render_watch(out, watch, config);

@@ -5,21 +5,26 @@
 use std::net::IpAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
-use rustls::client::danger::ServerCertVerifier;
-use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::CertificateError;
+use x509_parser::der_parser::oid;
 use x509_parser::extensions::GeneralName;
+use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::X509Certificate;
+use x509_parser::public_key::PublicKey;
 
-use super::{printable, CertFacts, ChainCert, Failure, NameCoverage, NameRole, Reason};
+use super::tls::Trust;
+use super::{
+    printable, CertFacts, ChainCert, Failure, Finding, FindingKind, NameCoverage, NameRole, Reason,
+    Weakness,
+};
 
 /// What the step needs: the chain as sent, webpki's verdict from the handshake, and the
 /// names the peer requires.
 pub struct CertInput<'a> {
     pub chain: &'a [CertificateDer<'static>],
     pub verdict: &'a Result<(), rustls::Error>,
-    pub verifier: &'a WebPkiServerVerifier,
+    pub trust: &'a Trust,
     /// The XMPP domain, a DNS name: it must be covered.
     pub domain: &'a str,
     /// The name TLS verified: the server's FQDN (or `tls.server_name`), or an address; on the
@@ -36,9 +41,27 @@ pub enum San {
     Ip(IpAddr),
 }
 
+/// One certificate as sent, parsed.
+struct Sent<'a> {
+    position: usize,
+    der: &'a [u8],
+    cert: X509Certificate<'a>,
+}
+
+impl Sent<'_> {
+    fn self_issued(&self) -> bool {
+        self.cert.subject().as_raw() == self.cert.issuer().as_raw()
+    }
+
+    fn issued(&self, other: &Sent<'_>) -> bool {
+        self.position != other.position
+            && self.cert.subject().as_raw() == other.cert.issuer().as_raw()
+    }
+}
+
 /// The facts (when the leaf parses) and the step's verdict.
 pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>) {
-    let Some(leaf_der) = input.chain.first() else {
+    if input.chain.is_empty() {
         return (
             None,
             Err(Failure::new(
@@ -46,20 +69,30 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
                 "the server sent no certificate",
             )),
         );
-    };
-    let leaf = match x509_parser::parse_x509_certificate(leaf_der) {
-        Ok((_, leaf)) => leaf,
-        Err(e) => {
-            return (
-                None,
-                Err(Failure::new(
-                    Reason::CertUntrusted,
-                    format!("the certificate does not parse: {e}"),
-                )),
-            )
+    }
+    let mut sent = Vec::with_capacity(input.chain.len());
+    for (position, der) in input.chain.iter().enumerate() {
+        match x509_parser::parse_x509_certificate(der) {
+            Ok((_, cert)) => sent.push(Sent {
+                position,
+                der,
+                cert,
+            }),
+            Err(e) if position == 0 => {
+                return (
+                    None,
+                    Err(Failure::new(
+                        Reason::CertUntrusted,
+                        format!("the certificate does not parse: {e}"),
+                    )),
+                )
+            }
+            // One that does not parse is left out of the chain.
+            Err(_) => {}
         }
-    };
-    let sans = subject_alt_names(&leaf);
+    }
+    let leaf = &sent[0];
+    let sans = subject_alt_names(&leaf.cert);
     let domain = NameCoverage {
         role: NameRole::Domain,
         name: input.domain.to_owned(),
@@ -71,18 +104,13 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         covered: covers(&sans, input.verified),
     });
     let coverage = std::iter::once(domain).chain(fqdn).collect();
-    // The leaf is parsed and hashed once: its facts are the chain's first.
-    let first = chain_cert(0, leaf_der, &leaf);
-    let above = input
-        .chain
+    let path = verified_path(input.trust, input.chain, &sent);
+    let chain: Vec<ChainCert> = sent
         .iter()
-        .enumerate()
-        .skip(1)
-        .filter_map(|(position, der)| {
-            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-            Some(chain_cert(position, der, &cert))
-        });
-    let chain: Vec<ChainCert> = std::iter::once(first.clone()).chain(above).collect();
+        .map(|s| chain_cert(s, path.as_ref().is_some_and(|p| p.contains(&s.position))))
+        .collect();
+    let top = issuing_top(&sent);
+    let first = chain[0].clone();
     let facts = CertFacts {
         subject: first.subject,
         issuer: first.issuer,
@@ -91,42 +119,156 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         sans: sans.iter().map(|san| printable(&san.to_string())).collect(),
         not_before: first.not_before,
         not_after: first.not_after,
-        trusted: chain_trusted(input, &leaf),
+        trusted: path.is_some(),
         coverage,
+        findings: findings(&sent, top, path.is_some(), input.trust),
         chain,
     };
-    let verdict = judge(input.verdict, &facts);
+    let verdict = judge(input.verdict, &facts, top);
     (Some(facts), verdict)
 }
 
-/// What one certificate of the chain says about itself. (One that does not parse is left
-/// out of the chain.)
-fn chain_cert(position: usize, der: &[u8], cert: &X509Certificate<'_>) -> ChainCert {
-    let key = match cert.public_key().parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
-        Ok(x509_parser::public_key::PublicKey::EC(point)) => format!("EC {}", point.key_size()),
+/// The path that verifies the chain, judged apart from names and time: now, or else at a time
+/// when every certificate sent is valid, or else in the middle of the leaf's validity.
+fn verified_path(
+    trust: &Trust,
+    chain: &[CertificateDer<'static>],
+    sent: &[Sent<'_>],
+) -> Option<Vec<usize>> {
+    let middle = |from: i64, until: i64| from.saturating_add(until.saturating_sub(from) / 2);
+    let validity = |s: &Sent<'_>| {
+        let v = s.cert.validity();
+        (v.not_before.timestamp(), v.not_after.timestamp())
+    };
+    let (from, until) = sent
+        .iter()
+        .map(validity)
+        .fold((i64::MIN, i64::MAX), |(f, u), (nb, na)| {
+            (f.max(nb), u.min(na))
+        });
+    let (leaf_from, leaf_until) = validity(&sent[0]);
+    let at = |seconds: i64| UnixTime::since_unix_epoch(Duration::from_secs(seconds.max(0) as u64));
+    std::iter::once(UnixTime::now())
+        .chain((from <= until).then(|| at(middle(from, until))))
+        .chain(std::iter::once(at(middle(leaf_from, leaf_until))))
+        .find_map(|time| trust.path(chain, time))
+}
+
+/// The last certificate reached from the leaf by following issuers among those sent.
+fn issuing_top<'s, 'a>(sent: &'s [Sent<'a>]) -> &'s Sent<'a> {
+    let mut top = &sent[0];
+    // A chain cannot be longer than what was sent: loops end there.
+    for _ in 1..sent.len() {
+        match sent.iter().find(|s| s.issued(top)) {
+            Some(issuer) if !top.self_issued() => top = issuer,
+            _ => break,
+        }
+    }
+    top
+}
+
+/// What is wrong with the chain as sent, without failing the step.
+fn findings(sent: &[Sent<'_>], top: &Sent<'_>, trusted: bool, trust: &Trust) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let leaf = &sent[0];
+    if leaf.self_issued() {
+        found.push(Finding {
+            kind: FindingKind::SelfSigned,
+            detail: format!(
+                "the leaf ({}) is its own issuer: only a client that pins it accepts it",
+                printable(&leaf.cert.subject().to_string())
+            ),
+        });
+    }
+    let misplaced = sent.iter().enumerate().find_map(|(index, child)| {
+        let issuer = sent.iter().find(|s| s.issued(child))?;
+        let next = sent.get(index + 1).map(|s| s.position);
+        (Some(issuer.position) != next).then_some((child, issuer))
+    });
+    if let Some((child, issuer)) = misplaced {
+        found.push(Finding {
+            kind: FindingKind::ChainOrder,
+            detail: format!(
+                "certificate {} ({}) issued certificate {} but is not sent right after it: \
+                 TLS 1.2 clients may expect the chain in issuing order",
+                issuer.position,
+                printable(&issuer.cert.subject().to_string()),
+                child.position
+            ),
+        });
+    }
+    if trusted && !top.self_issued() && trust.pins_intermediate(top.cert.issuer().as_raw()) {
+        found.push(Finding {
+            kind: FindingKind::ChainIncomplete,
+            detail: format!(
+                "the server does not send the certificate that issued {} ({}): it verifies only \
+                 because tls.ca_file holds that intermediate, and a client without it fails",
+                printable(&top.cert.subject().to_string()),
+                printable(&top.cert.issuer().to_string())
+            ),
+        });
+    }
+    found
+}
+
+const SHA1_RSA: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .5);
+const SHA1_RSA_OIW: Oid<'static> = oid!(1.3.14 .3 .2 .29);
+const SHA1_ECDSA: Oid<'static> = oid!(1.2.840 .10045 .4 .1);
+const SHA1_DSA: Oid<'static> = oid!(1.2.840 .10040 .4 .3);
+const MD5_RSA: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .4);
+const MD2_RSA: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .2);
+
+/// What one certificate of the chain says about itself.
+fn chain_cert(sent: &Sent<'_>, verified: bool) -> ChainCert {
+    let cert = &sent.cert;
+    let parsed_key = cert.public_key().parsed();
+    let key = match &parsed_key {
+        Ok(PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
+        Ok(PublicKey::EC(point)) => format!("EC {}", point.key_size()),
         _ => name_of(&cert.public_key().algorithm.algorithm),
     };
+    let signature = &cert.signature_algorithm.algorithm;
+    let weak_key = match &parsed_key {
+        Ok(PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => Some(Weakness::RsaKey(rsa.key_size())),
+        _ => None,
+    };
+    // A root's signature on itself is never checked: only the leaf's and the intermediates' count.
+    let checked = sent.position == 0 || !sent.self_issued();
+    let weak_signature = if !checked {
+        None
+    } else if [SHA1_RSA, SHA1_RSA_OIW, SHA1_ECDSA, SHA1_DSA].contains(signature) {
+        Some(Weakness::Sha1Signature)
+    } else if [MD5_RSA, MD2_RSA].contains(signature) {
+        Some(Weakness::Md5Signature)
+    } else {
+        None
+    };
     ChainCert {
-        position,
+        position: sent.position,
         subject: printable(&cert.subject().to_string()),
         issuer: printable(&cert.issuer().to_string()),
         serial: serial_hex(cert.raw_serial()),
-        sha256: hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),
+        sha256: hex(ring::digest::digest(&ring::digest::SHA256, sent.der).as_ref()),
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         key,
-        signature: name_of(&cert.signature_algorithm.algorithm),
+        signature: name_of(signature),
+        verified,
+        weakness: weak_key.or(weak_signature),
     }
 }
 
 /// An algorithm's short name (`sha256WithRSAEncryption`), or its OID when it has none.
-fn name_of(oid: &x509_parser::oid_registry::Oid<'_>) -> String {
+fn name_of(oid: &Oid<'_>) -> String {
     x509_parser::objects::oid2sn(oid, x509_parser::objects::oid_registry())
         .map_or_else(|_| oid.to_id_string(), str::to_owned)
 }
 
-fn judge(verdict: &Result<(), rustls::Error>, facts: &CertFacts) -> Result<(), Failure> {
+fn judge(
+    verdict: &Result<(), rustls::Error>,
+    facts: &CertFacts,
+    top: &Sent<'_>,
+) -> Result<(), Failure> {
     let missing: Vec<String> = facts
         .coverage
         .iter()
@@ -143,6 +285,10 @@ fn judge(verdict: &Result<(), rustls::Error>, facts: &CertFacts) -> Result<(), F
             ),
         )
     };
+    let weak = facts
+        .chain
+        .iter()
+        .find_map(|c| c.weakness.map(|weakness| (c, weakness)));
     match verdict {
         Err(rustls::Error::InvalidCertificate(error)) => Err(match error {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
@@ -174,42 +320,41 @@ fn judge(verdict: &Result<(), rustls::Error>, facts: &CertFacts) -> Result<(), F
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 mismatch()
             }
-            other => Failure::new(
-                Reason::CertUntrusted,
-                format!(
-                    "the certificate (issuer {}) is not trusted: {other:?}",
-                    facts.issuer
+            other => match weak {
+                Some((cert, weakness)) => Failure::new(
+                    Reason::CertWeak,
+                    format!(
+                        "certificate {} of the chain ({}) has {weakness}",
+                        cert.position, cert.subject
+                    ),
                 ),
-            ),
+                None if matches!(other, CertificateError::UnknownIssuer) => {
+                    let detail = if top.position == 0 && top.self_issued() {
+                        "the certificate is self-signed and not in tls.ca_file".to_owned()
+                    } else {
+                        format!(
+                            "the chain the server sends ends at {}, issued by {}, which the probe \
+                             does not trust: trust that CA, or have the server send it if it is an \
+                             intermediate",
+                            printable(&top.cert.subject().to_string()),
+                            printable(&top.cert.issuer().to_string())
+                        )
+                    };
+                    Failure::new(Reason::CertUntrusted, detail)
+                }
+                None => Failure::new(
+                    Reason::CertUntrusted,
+                    format!(
+                        "the certificate (issuer {}) is not trusted: {other:?}",
+                        facts.issuer
+                    ),
+                ),
+            },
         }),
         Err(other) => Err(Failure::new(Reason::CertUntrusted, other.to_string())),
         Ok(()) if !missing.is_empty() => Err(mismatch()),
         Ok(()) => Ok(()),
     }
-}
-
-/// Trust judged apart from time and names: verify as if it were the middle of the leaf's
-/// validity; a name error means the chain itself was accepted.
-fn chain_trusted(input: &CertInput<'_>, leaf: &X509Certificate<'_>) -> bool {
-    let (from, until) = (
-        leaf.validity().not_before.timestamp(),
-        leaf.validity().not_after.timestamp(),
-    );
-    let middle = from.saturating_add(until.saturating_sub(from) / 2).max(0) as u64;
-    let result = input.verifier.verify_server_cert(
-        &input.chain[0],
-        &input.chain[1..],
-        input.verified,
-        &[],
-        UnixTime::since_unix_epoch(Duration::from_secs(middle)),
-    );
-    matches!(
-        result,
-        Ok(_)
-            | Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
-            ))
-    )
 }
 
 fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<San> {

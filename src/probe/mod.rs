@@ -124,6 +124,8 @@ pub enum Reason {
     CertExpired,
     CertNotYetValid,
     CertNameMismatch,
+    /// A key or signature in the chain too weak to verify: RSA under 2048 bits, SHA-1, MD5.
+    CertWeak,
     NotAuthorized,
     HostUnknown,
     Conflict,
@@ -167,6 +169,7 @@ impl Reason {
             Reason::CertExpired => "cert_expired",
             Reason::CertNotYetValid => "cert_not_yet_valid",
             Reason::CertNameMismatch => "cert_name_mismatch",
+            Reason::CertWeak => "cert_weak",
             Reason::NotAuthorized => "not_authorized",
             Reason::HostUnknown => "host_unknown",
             Reason::Conflict => "conflict",
@@ -372,12 +375,19 @@ pub struct CertFacts {
     pub coverage: Vec<NameCoverage>,
     /// Every certificate the server sent that parses, by position (0 = the leaf).
     pub chain: Vec<ChainCert>,
+    /// What is wrong with the chain without stopping a Callbridge (yet).
+    pub findings: Vec<Finding>,
 }
 
 impl CertFacts {
-    /// The certificate of the chain that expires first: an intermediate often does.
+    /// The certificate that expires first in the verified path (every certificate sent, when
+    /// none was verified): an intermediate often does.
     pub fn earliest_expiry(&self) -> Option<&ChainCert> {
-        self.chain.iter().min_by_key(|c| (c.not_after, c.position))
+        let verified = self.chain.iter().any(|c| c.verified);
+        self.chain
+            .iter()
+            .filter(|c| c.verified || !verified)
+            .min_by_key(|c| (c.not_after, c.position))
     }
 }
 
@@ -396,6 +406,99 @@ pub struct ChainCert {
     pub key: String,
     /// e.g. "sha256WithRSAEncryption", "ecdsa-with-SHA256".
     pub signature: String,
+    /// Part of the path verification built from the leaf to a trust anchor.
+    pub verified: bool,
+    /// A key or signature too weak to be verified (a root's own signature does not count).
+    pub weakness: Option<Weakness>,
+}
+
+/// Why a certificate cannot be verified by a modern client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weakness {
+    /// An RSA key of this many bits (under 2048).
+    RsaKey(usize),
+    Sha1Signature,
+    Md5Signature,
+}
+
+impl fmt::Display for Weakness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Weakness::RsaKey(bits) => write!(f, "an RSA key of {bits} bits (2048 or more needed)"),
+            Weakness::Sha1Signature => f.write_str("a SHA-1 signature"),
+            Weakness::Md5Signature => f.write_str("an MD5 signature"),
+        }
+    }
+}
+
+/// Something worth fixing that does not fail a step: the `finding` label takes exactly these
+/// values (see docs/metrics.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FindingKind {
+    /// The server does not send an intermediate: only `tls.ca_file` holding it saved the chain.
+    ChainIncomplete,
+    /// The server sends its chain out of issuing order.
+    ChainOrder,
+    /// The leaf is its own issuer: trusted only because it is pinned.
+    SelfSigned,
+    /// The server presents another leaf than the target's first server: renewed on one node only?
+    LeafDiffers,
+}
+
+impl FindingKind {
+    /// The value of the `finding` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::ChainIncomplete => "chain_incomplete",
+            FindingKind::ChainOrder => "chain_order",
+            FindingKind::SelfSigned => "self_signed",
+            FindingKind::LeafDiffers => "leaf_differs",
+        }
+    }
+}
+
+impl Serialize for FindingKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A finding and what it is about, for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub detail: String,
+}
+
+/// Every finding about the servers of one target, from the certificate each presented (in
+/// the target's server order): its chain's own, and `leaf_differs` for a server whose leaf is
+/// not the first server's.
+pub fn findings<'a>(certs: &[(&'a Endpoint, &'a CertFacts)]) -> Vec<(&'a Endpoint, Finding)> {
+    let reference = certs.first();
+    certs
+        .iter()
+        .flat_map(|(server, cert)| {
+            let differs = reference
+                .filter(|(_, first)| first.sha256 != cert.sha256)
+                .map(|(first_server, first)| Finding {
+                    kind: FindingKind::LeafDiffers,
+                    detail: format!(
+                        "its leaf (serial {}, valid to {}) is not the one {first_server} presents \
+                         (serial {}, valid to {})",
+                        cert.serial,
+                        cert::rfc3339(cert.not_after),
+                        first.serial,
+                        cert::rfc3339(first.not_after)
+                    ),
+                });
+            cert.findings
+                .iter()
+                .cloned()
+                .chain(differs)
+                .map(move |finding| (*server, finding))
+        })
+        .collect()
 }
 
 /// Whether one name the Callbridge requires is covered by the certificate's SANs.
@@ -525,6 +628,16 @@ pub struct TargetReport {
 }
 
 impl TargetReport {
+    /// What is worth fixing about the certificates of this probe's servers (see [`findings`]).
+    pub fn findings(&self) -> Vec<(&Endpoint, Finding)> {
+        let certs: Vec<_> = self
+            .servers
+            .iter()
+            .filter_map(|s| Some((&s.server.endpoint, &**s.cert.as_ref()?)))
+            .collect();
+        findings(&certs)
+    }
+
     /// At least one server completed every step: a Callbridge could register.
     pub fn success(&self) -> bool {
         self.servers.iter().any(|s| s.up(&self.expected_steps))

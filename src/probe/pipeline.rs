@@ -319,7 +319,7 @@ pub(super) async fn secure(
     let (facts, verdict) = cert::inspect(&CertInput {
         chain: &outcome.chain,
         verdict: &outcome.verdict,
-        verifier: tls.verifier(),
+        trust: tls.trust(),
         domain: peer.domain,
         verified: &name,
         fqdn_required: peer.fqdn_required,

@@ -36,6 +36,62 @@ pub enum TlsSetupError {
 pub struct TlsClient {
     base: Arc<ClientConfig>,
     webpki: Arc<WebPkiServerVerifier>,
+    trust: Arc<Trust>,
+}
+
+/// The trust anchors, to find the path a chain verifies by, and which of them are not roots.
+#[derive(Debug)]
+pub struct Trust {
+    roots: Arc<RootCertStore>,
+    /// Subjects (DER) of `tls.ca_file` certificates that are not self-issued: intermediates.
+    pinned_intermediates: Vec<Vec<u8>>,
+}
+
+impl Trust {
+    fn new(roots: Arc<RootCertStore>, ca_certs: Option<&[CertificateDer<'static>]>) -> Trust {
+        let pinned_intermediates = ca_certs
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|der| x509_parser::parse_x509_certificate(der).ok())
+            .filter(|(_, cert)| cert.subject().as_raw() != cert.issuer().as_raw())
+            .map(|(_, cert)| cert.subject().as_raw().to_vec())
+            .collect();
+        Trust {
+            roots,
+            pinned_intermediates,
+        }
+    }
+
+    /// The positions in `chain` of the certificates of the path that verifies it at `time`
+    /// (the leaf first), apart from names; `None` when no path leads to a trust anchor.
+    pub fn path(&self, chain: &[CertificateDer<'static>], time: UnixTime) -> Option<Vec<usize>> {
+        let (leaf, intermediates) = chain.split_first()?;
+        let leaf = webpki::EndEntityCert::try_from(leaf).ok()?;
+        let path = leaf
+            .verify_for_usage(
+                provider().signature_verification_algorithms.all,
+                &self.roots.roots,
+                intermediates,
+                time,
+                webpki::KeyUsage::server_auth(),
+                None,
+                None,
+            )
+            .ok()?;
+        let above = path.intermediate_certificates().filter_map(|cert| {
+            let der = cert.der();
+            intermediates
+                .iter()
+                .position(|sent| sent.as_ref() == der.as_ref())
+                .map(|index| index + 1)
+        });
+        Some(std::iter::once(0).chain(above).collect())
+    }
+
+    /// Whether a certificate with this subject is an intermediate in `tls.ca_file`.
+    pub fn pins_intermediate(&self, subject: &[u8]) -> bool {
+        self.pinned_intermediates.iter().any(|s| s == subject)
+    }
 }
 
 /// What the handshake yielded. `stream` is `None` when the probe rejected the certificate:
@@ -87,6 +143,7 @@ impl TlsClient {
                 None => TlsSetupError::NoSystemRoots,
             });
         }
+        let trust = Arc::new(Trust::new(roots.clone(), settings.ca_certs.as_deref()));
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(TlsSetupError::Verifier)?;
@@ -106,6 +163,7 @@ impl TlsClient {
         Ok(TlsClient {
             base: Arc::new(config),
             webpki,
+            trust,
         })
     }
 
@@ -115,8 +173,8 @@ impl TlsClient {
         Arc::ptr_eq(&self.base, &other.base)
     }
 
-    pub fn verifier(&self) -> &WebPkiServerVerifier {
-        &self.webpki
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     pub async fn handshake(
@@ -205,6 +263,22 @@ impl std::fmt::Debug for RecordingVerifier {
     }
 }
 
+impl RecordingVerifier {
+    /// A signature the leaf's key cannot make acceptably (an RSA key under 2048 bits) is the
+    /// certificate's fault: the `cert` step says so.
+    fn signature_verdict(
+        &self,
+        verdict: Result<HandshakeSignatureValid, rustls::Error>,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if let Err(error @ rustls::Error::InvalidCertificate(_)) = &verdict {
+            if let Some(seen) = self.seen.lock().expect("verifier lock").as_mut() {
+                seen.verdict = Err(error.clone());
+            }
+        }
+        verdict
+    }
+}
+
 impl ServerCertVerifier for RecordingVerifier {
     fn verify_server_cert(
         &self,
@@ -238,7 +312,7 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.signature_verdict(self.inner.verify_tls12_signature(message, cert, dss))
     }
 
     fn verify_tls13_signature(
@@ -247,7 +321,7 @@ impl ServerCertVerifier for RecordingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.signature_verdict(self.inner.verify_tls13_signature(message, cert, dss))
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

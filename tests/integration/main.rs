@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod chain;
 mod exposition;
 mod hardening;
 mod operations;

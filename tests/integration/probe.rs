@@ -100,7 +100,7 @@ async fn srv_with_two_servers_succeeds_and_exports_every_fact() {
     exporter.stop().await;
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -594,6 +594,8 @@ async fn an_intermediate_that_expires_first_is_the_chains_end() {
     let (_one, address, exporter, scrape) = lone_target_up(&lab, &leaf).await;
     let leaf_days = (scrape.value(&CERT_NOT_AFTER, &[]).unwrap() - now()) / 86400.0;
     assert!(leaf_days > 80.0, "{leaf_days} days for the leaf");
+    // Trust is judged now, not in the middle of the leaf's validity (the intermediate ends first).
+    assert_eq!(scrape.value(&CERT_TRUSTED, &[]), Some(1.0));
     let chain = scrape.find(&CERT_CHAIN_NOT_AFTER, &[("server", &address)]);
     let [chain] = chain.as_slice() else {
         panic!("one chain series per server: {chain:?}")

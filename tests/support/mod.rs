@@ -6,6 +6,7 @@ pub mod c2s;
 pub mod component;
 pub mod dns;
 pub mod exporter;
+pub mod openssl;
 pub mod pki;
 pub mod xml;
 

@@ -101,7 +101,7 @@ impl Pki {
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.use_authority_key_identifier_extension = true;
         (params.not_before, params.not_after) = validity.window();
@@ -113,6 +113,39 @@ impl Pki {
             ca_cert: cert.der().clone(),
             above: format!("{}{}", cert.pem(), self.above),
             issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// This CA's certificate, PEM encoded.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Writes this CA's certificate and key (`<name>.pem`, `<name>.key`) into `dir`, for
+    /// `openssl x509 -req -CA … -CAkey …`.
+    pub fn write_ca_and_key(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert, &self.ca_pem).expect("write CA certificate");
+        std::fs::write(&key, self.issuer.key().serialize_pem()).expect("write CA key");
+        (cert, key)
+    }
+
+    /// A leaf that is its own issuer (no CA): trusted only where it is pinned.
+    pub fn self_signed_leaf(sans: &[&str]) -> Leaf {
+        let mut params =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .expect("valid SANs");
+        params.distinguished_name.push(DnType::CommonName, sans[0]);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        (params.not_before, params.not_after) = Validity::Good.window();
+        let key = KeyPair::generate().expect("generate leaf key");
+        let cert = params.self_signed(&key).expect("self-sign leaf");
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
         }
     }
 
@@ -210,6 +243,24 @@ impl Leaf {
             .with_single_cert(self.cert_chain(), self.private_key())
             .expect("server cert and key match");
         Arc::new(config)
+    }
+
+    /// The same key with only the certificates at `positions` of the chain, in that order:
+    /// a server that omits or reorders its intermediates.
+    pub fn sending(&self, positions: &[usize]) -> Leaf {
+        let blocks: Vec<&str> = self
+            .cert_pem
+            .split_inclusive("-----END CERTIFICATE-----")
+            .filter(|block| block.contains("BEGIN CERTIFICATE"))
+            .collect();
+        Leaf {
+            cert_pem: positions
+                .iter()
+                .map(|p| blocks[*p].trim())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            key_pem: self.key_pem.clone(),
+        }
     }
 
     pub fn cert_chain(&self) -> Vec<CertificateDer<'static>> {

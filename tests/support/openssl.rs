@@ -1,0 +1,122 @@
+//! Debian's `openssl` command: certificates rcgen cannot make (RSA 1024, SHA-1 signatures) and
+//! a real TLS server that still speaks the versions rustls refuses (TLS 1.0 and 1.1).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::pki::{Leaf, Pki};
+
+/// Runs `openssl` in `dir`; panics with its error output when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (Debian package openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A server certificate issued by `ca` with openssl: `key` as `openssl req -newkey` takes it
+/// (`rsa:1024`, `ec`), signed with `digest` (`sha1`, `sha256`).
+pub fn leaf(dir: &Path, ca: &Pki, sans: &[&str], key: &str, digest: &str) -> Leaf {
+    let (ca_cert, ca_key) = ca.write_ca_and_key(dir, "openssl-ca");
+    let names: Vec<String> = sans.iter().map(|s| format!("DNS:{s}")).collect();
+    std::fs::write(
+        dir.join("leaf.ext"),
+        format!(
+            "subjectAltName={}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+            names.join(",")
+        ),
+    )
+    .unwrap();
+    let mut request = vec!["req", "-new", "-nodes", "-newkey", key];
+    if key == "ec" {
+        request.extend(["-pkeyopt", "ec_paramgen_curve:prime256v1"]);
+    }
+    let subject = format!("/CN={}", sans[0]);
+    request.extend(["-keyout", "leaf.key", "-subj", &subject, "-out", "leaf.csr"]);
+    openssl(dir, &request);
+    let digest = format!("-{digest}");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            ca_cert.to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-set_serial",
+            "0x5eed",
+            "-days",
+            "30",
+            &digest,
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+    Leaf {
+        cert_pem: std::fs::read_to_string(dir.join("leaf.pem")).unwrap(),
+        key_pem: std::fs::read_to_string(dir.join("leaf.key")).unwrap(),
+    }
+}
+
+/// `openssl s_server` on a loopback port, presenting `leaf`, with `options` (e.g. `-tls1_1`);
+/// at security level 0, so that it serves what its defaults would refuse. Stops when dropped.
+pub struct TlsServer {
+    _child: Child,
+    pub addr: SocketAddr,
+}
+
+impl TlsServer {
+    pub async fn start(dir: &Path, leaf: &Leaf, options: &[&str]) -> TlsServer {
+        std::fs::write(dir.join("s_server.pem"), &leaf.cert_pem).unwrap();
+        std::fs::write(dir.join("s_server.key"), &leaf.key_pem).unwrap();
+        let mut child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                "127.0.0.1:0",
+                "-cert",
+                "s_server.pem",
+            ])
+            .args(["-key", "s_server.key", "-cipher", "DEFAULT:@SECLEVEL=0"])
+            .args(options)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start openssl s_server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(addr) = line.strip_prefix("ACCEPT ") {
+                    return addr.parse::<SocketAddr>().expect("ACCEPT host:port");
+                }
+            }
+            panic!("openssl s_server exited before accepting")
+        })
+        .await
+        .expect("openssl s_server listens within 10 s");
+        // What it prints about each connection is drained, never left to fill the pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TlsServer {
+            _child: child,
+            addr,
+        }
+    }
+}
