@@ -141,6 +141,8 @@ pub struct Target {
     pub timeout: Duration,
     pub tls_mode: TlsMode,
     pub tls: TlsSettings,
+    /// `tls.check_legacy_versions`: a second, bare hello per server offering TLS 1.1 at most.
+    pub check_legacy_tls: bool,
     /// The client path: a monitoring user who pings production components.
     pub watch: Option<Watch>,
 }
@@ -410,6 +412,9 @@ struct RawTls {
     client_cert_file: Option<String>,
     #[serde(default)]
     client_key_file: Option<String>,
+    /// Also offer TLS 1.1 at most, and report a server that accepts it.
+    #[serde(default)]
+    check_legacy_versions: bool,
 }
 
 fn default_true() -> bool {
@@ -468,6 +473,9 @@ pub struct AdHocTarget {
     pub server_name: Option<String>,
     #[arg(long, value_enum, default_value = "direct")]
     pub tls_mode: TlsMode,
+    /// Also offer TLS 1.1 at most and say whether the server accepts it.
+    #[arg(long)]
+    pub check_legacy_tls: bool,
     /// The whole-probe deadline, e.g. "10s".
     #[arg(long)]
     pub timeout: Option<String>,
@@ -514,6 +522,7 @@ impl AdHocTarget {
                 server_name: self.server_name,
                 client_cert_file: None,
                 client_key_file: None,
+                check_legacy_versions: self.check_legacy_tls,
             },
             watch: None,
         };
@@ -955,6 +964,12 @@ impl RawTarget {
             );
         }
         let tls_mode = self.tls.mode;
+        let check_legacy_tls = self.tls.check_legacy_versions;
+        if check_legacy_tls && tls_mode == TlsMode::None {
+            check.warnings.push(format!(
+                "{field}.tls: mode is none (plaintext), so check_legacy_versions has nothing to check"
+            ));
+        }
         let tls = self.tls.validate(&format!("{field}.tls"), check);
         let watch = self
             .watch
@@ -973,6 +988,7 @@ impl RawTarget {
             timeout,
             tls_mode,
             tls: tls?,
+            check_legacy_tls: check_legacy_tls && tls_mode != TlsMode::None,
             watch,
         })
     }

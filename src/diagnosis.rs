@@ -81,6 +81,11 @@ pub fn finding_hint(kind: FindingKind) -> &'static str {
             "Have the certificate issued by a CA the Callbridges trust: a pinned self-signed \
              certificate must be replaced on every Callbridge at each renewal."
         }
+        FindingKind::LegacyTls => {
+            "Disable TLS 1.0 and 1.1 on the XMPP server (Prosody: ssl.protocol = \"tlsv1_2+\"; \
+             ejabberd: protocol_options: no_tlsv1, no_tlsv1_1). Check: openssl s_client -tls1_1 \
+             -connect HOST:PORT </dev/null"
+        }
         FindingKind::LeafDiffers => {
             "Nothing to do if each XMPP node has its own certificate; otherwise the certificate was \
              renewed on some nodes only: install the new one on every node."
@@ -531,6 +536,9 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
         step_line(out, style, server.record(*step), *step, &summary);
         if *step == Step::Cert {
             render_cert(out, server, style);
+        }
+        if let Some(legacy) = server.legacy_tls.as_ref().filter(|_| *step == Step::Tls) {
+            detail_line(out, &format!("a TLS 1.1 hello: {legacy}"));
         }
     }
 }

@@ -539,10 +539,14 @@ fn cert_info(sink: &mut dyn Sink, state: &TargetState) {
 }
 
 fn finding(sink: &mut dyn Sink, state: &TargetState) {
-    let certs: Vec<_> = certificates(state).collect();
-    let presented: Vec<_> = certs
+    let seen: Vec<_> = servers(state).collect();
+    let presented: Vec<_> = seen
         .iter()
-        .map(|(s, cert)| (&s.report.server.endpoint, &**cert))
+        .map(|s| crate::probe::Presented {
+            server: &s.report.server.endpoint,
+            cert: s.seen.cert.as_deref(),
+            legacy_tls: s.report.legacy_tls.as_ref(),
+        })
         .collect();
     for (server, finding) in crate::probe::findings(&presented) {
         let server = server.to_string();
@@ -1135,6 +1139,7 @@ mod tests {
                 findings: Vec::new(),
             })),
             stream_id: Some("id".into()),
+            legacy_tls: None,
         }
     }
 

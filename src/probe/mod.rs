@@ -10,6 +10,7 @@ pub mod client;
 pub mod connect;
 pub mod dns;
 pub mod handshake;
+pub mod legacy_tls;
 pub mod ping;
 pub mod pipeline;
 pub mod resolve;
@@ -444,6 +445,8 @@ pub enum FindingKind {
     SelfSigned,
     /// The server presents another leaf than the target's first server: renewed on one node only?
     LeafDiffers,
+    /// The server still accepts TLS 1.1 or 1.0 (`tls.check_legacy_versions`).
+    LegacyTls,
 }
 
 impl FindingKind {
@@ -454,6 +457,7 @@ impl FindingKind {
             FindingKind::ChainOrder => "chain_order",
             FindingKind::SelfSigned => "self_signed",
             FindingKind::LeafDiffers => "leaf_differs",
+            FindingKind::LegacyTls => "legacy_tls",
         }
     }
 }
@@ -471,34 +475,102 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// Every finding about the servers of one target, from the certificate each presented (in
-/// the target's server order): its chain's own, and `leaf_differs` for a server whose leaf is
-/// not the first server's.
-pub fn findings<'a>(certs: &[(&'a Endpoint, &'a CertFacts)]) -> Vec<(&'a Endpoint, Finding)> {
-    let reference = certs.first();
-    certs
-        .iter()
-        .flat_map(|(server, cert)| {
-            let differs = reference
-                .filter(|(_, first)| first.sha256 != cert.sha256)
-                .map(|(first_server, first)| Finding {
-                    kind: FindingKind::LeafDiffers,
-                    detail: format!(
-                        "its leaf (serial {}, valid to {}) is not the one {first_server} presents \
-                         (serial {}, valid to {})",
-                        cert.serial,
-                        cert::rfc3339(cert.not_after),
-                        first.serial,
-                        cert::rfc3339(first.not_after)
-                    ),
-                });
-            cert.findings
-                .iter()
-                .cloned()
-                .chain(differs)
-                .map(move |finding| (*server, finding))
-        })
-        .collect()
+/// What one server presented, as far as findings go.
+pub struct Presented<'a> {
+    pub server: &'a Endpoint,
+    pub cert: Option<&'a CertFacts>,
+    pub legacy_tls: Option<&'a LegacyTls>,
+}
+
+/// Every finding about the servers of one target (in the target's server order): each
+/// chain's own, `leaf_differs` for a server whose leaf is not the first server's, and
+/// `legacy_tls` for one that accepted a TLS 1.1 hello.
+pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
+    let reference = servers.iter().find_map(|p| Some((p.server, p.cert?)));
+    let mut found = Vec::new();
+    for presented in servers {
+        let server = presented.server;
+        if let Some(cert) = presented.cert {
+            found.extend(cert.findings.iter().map(|f| (server, f.clone())));
+            if let Some((first_server, first)) = reference.filter(|(_, c)| c.sha256 != cert.sha256)
+            {
+                let detail = format!(
+                    "its leaf (serial {}, valid to {}) is not the one {first_server} presents \
+                     (serial {}, valid to {})",
+                    cert.serial,
+                    cert::rfc3339(cert.not_after),
+                    first.serial,
+                    cert::rfc3339(first.not_after)
+                );
+                found.push((
+                    server,
+                    Finding {
+                        kind: FindingKind::LeafDiffers,
+                        detail,
+                    },
+                ));
+            }
+        }
+        if let Some(LegacyTls::Accepted(version)) = presented.legacy_tls {
+            let detail = format!(
+                "it answered a TLS 1.1 hello with {}: CMS 2.3 and later refuse TLS below 1.2, \
+                 and so should the server",
+                legacy_tls::version_name(*version)
+            );
+            found.push((
+                server,
+                Finding {
+                    kind: FindingKind::LegacyTls,
+                    detail,
+                },
+            ));
+        }
+    }
+    found
+}
+
+/// What the server did with a TLS 1.1 hello (`tls.check_legacy_versions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LegacyTls {
+    /// An alert, a close, or a TLS 1.2 answer.
+    Refused,
+    /// A ServerHello with this version (0x0302 TLS 1.1, 0x0301 TLS 1.0, 0x0300 SSL 3).
+    Accepted(u16),
+    /// No answer to judge by (the connection failed, the deadline passed, something odd).
+    Unknown(String),
+}
+
+impl fmt::Display for LegacyTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LegacyTls::Refused => f.write_str("refused"),
+            LegacyTls::Accepted(version) => {
+                write!(f, "ACCEPTED ({})", legacy_tls::version_name(*version))
+            }
+            LegacyTls::Unknown(why) => write!(f, "unknown: {why}"),
+        }
+    }
+}
+
+impl Serialize for LegacyTls {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("LegacyTls", 2)?;
+        match self {
+            LegacyTls::Refused => {
+                out.serialize_field("result", "refused")?;
+                out.skip_field("detail")?;
+            }
+            LegacyTls::Accepted(version) => {
+                out.serialize_field("result", "accepted")?;
+                out.serialize_field("detail", &legacy_tls::version_name(*version))?;
+            }
+            LegacyTls::Unknown(why) => {
+                out.serialize_field("result", "unknown")?;
+                out.serialize_field("detail", why)?;
+            }
+        }
+        out.end()
+    }
 }
 
 /// Whether one name the Callbridge requires is covered by the certificate's SANs.
@@ -573,6 +645,8 @@ pub struct ServerReport {
     /// Shared with what the store remembers of the server.
     pub cert: Option<Arc<CertFacts>>,
     pub stream_id: Option<String>,
+    /// What a TLS 1.1 hello met, when `tls.check_legacy_versions` asked.
+    pub legacy_tls: Option<LegacyTls>,
 }
 
 impl ServerReport {
@@ -585,6 +659,7 @@ impl ServerReport {
             tls: None,
             cert: None,
             stream_id: None,
+            legacy_tls: None,
         }
     }
 
@@ -630,12 +705,16 @@ pub struct TargetReport {
 impl TargetReport {
     /// What is worth fixing about the certificates of this probe's servers (see [`findings`]).
     pub fn findings(&self) -> Vec<(&Endpoint, Finding)> {
-        let certs: Vec<_> = self
+        let presented: Vec<_> = self
             .servers
             .iter()
-            .filter_map(|s| Some((&s.server.endpoint, &**s.cert.as_ref()?)))
+            .map(|s| Presented {
+                server: &s.server.endpoint,
+                cert: s.cert.as_deref(),
+                legacy_tls: s.legacy_tls.as_ref(),
+            })
             .collect();
-        findings(&certs)
+        findings(&presented)
     }
 
     /// At least one server completed every step: a Callbridge could register.
@@ -793,7 +872,7 @@ impl<'a> ServerJson<'a> {
 impl Serialize for ServerJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.report;
-        let mut out = serializer.serialize_struct("ServerReport", 9)?;
+        let mut out = serializer.serialize_struct("ServerReport", 10)?;
         out.serialize_field("server", &r.server.endpoint)?;
         out.serialize_field("origin", &r.server.origin)?;
         out.serialize_field("up", &self.up)?;
@@ -810,20 +889,37 @@ impl Serialize for ServerJson<'_> {
             None => out.skip_field("certificate")?,
         }
         out.serialize_field("stream_id", &r.stream_id)?;
+        match &r.legacy_tls {
+            Some(legacy) => out.serialize_field("legacy_tls", legacy)?,
+            None => out.skip_field("legacy_tls")?,
+        }
         out.end()
     }
+}
+
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    server: &'a Endpoint,
+    #[serde(flatten)]
+    finding: Finding,
 }
 
 impl Serialize for TargetReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let servers = ServerJson::all(&self.servers, &self.expected_steps);
-        let mut out = serializer.serialize_struct("TargetReport", 6)?;
+        let mut out = serializer.serialize_struct("TargetReport", 8)?;
         out.serialize_field("target", &self.target)?;
         out.serialize_field("success", &self.success())?;
         out.serialize_field("started", &unix_seconds(self.started))?;
         out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;
         out.serialize_field("srv", &self.srv)?;
         out.serialize_field("servers", &servers)?;
+        let findings: Vec<_> = self
+            .findings()
+            .into_iter()
+            .map(|(server, finding)| FindingJson { server, finding })
+            .collect();
+        out.serialize_field("findings", &findings)?;
         match &self.watch {
             Some(watch) => out.serialize_field("watch", watch)?,
             None => out.skip_field("watch")?,

@@ -19,8 +19,8 @@ use super::connect::Tcp;
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    connect, handshake, resolve, srv, stream, watch, Failure, Reason, Server, ServerReport, Step,
-    StepRecord, TargetReport,
+    connect, handshake, legacy_tls, resolve, srv, stream, watch, Failure, Reason, Server,
+    ServerReport, Step, StepRecord, TargetReport,
 };
 use crate::config::{FanOut, ServerSource, Target};
 
@@ -261,8 +261,17 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
         name,
         fqdn_required: true,
     };
+    let sni = match &peer.name {
+        Ok(ServerName::DnsName(dns)) => Some(dns.as_ref().to_owned()),
+        _ => None,
+    };
     if let Some(stream) = secure(&mut report, tls, tcp, peer, deadline).await {
         converse(probe, &mut report, stream, deadline).await;
+    }
+    // After the Callbridge's own connection has closed (some servers serve one at a time),
+    // within what is left of the deadline.
+    if let Some(address) = report.address.filter(|_| probe.target.check_legacy_tls) {
+        report.legacy_tls = Some(legacy_tls::check(address, sni.as_deref(), deadline).await);
     }
     report
 }

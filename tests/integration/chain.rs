@@ -27,9 +27,19 @@ fn findings(scrape: &Scrape, server: &str) -> Vec<String> {
 /// Target `t` against one server presenting `leaf`, with `ca_pem` as its `tls.ca_file`: the
 /// exporter once the server is up (with its scrape), or once it fails at `cert`.
 async fn probe_once_settled(lab: &Lab, port: u16, ca_pem: &str) -> (Exporter, String, Scrape) {
+    probe_settled_with(lab, port, ca_pem, "").await
+}
+
+/// Like [`probe_once_settled`], with `tls` added to the target's `tls:` block.
+async fn probe_settled_with(
+    lab: &Lab,
+    port: u16,
+    ca_pem: &str,
+    tls: &str,
+) -> (Exporter, String, Scrape) {
     std::fs::write(lab.path("ca.pem"), ca_pem).unwrap();
     let address = server(XMPP1, port);
-    let exporter = lab.exporter(&[lab.target("t", &address, "")]).await;
+    let exporter = lab.exporter(&[lab.target("t", &address, tls)]).await;
     let scrape = exporter
         .wait("a settled probe", |s| {
             s.value(&SERVER_UP, &[("server", &address)]) == Some(1.0)
@@ -273,5 +283,58 @@ async fn a_certificate_outside_the_verified_path_does_not_end_the_chain() {
     );
     let days = (chain.value - now()) / 86400.0;
     assert!((39.0..=40.1).contains(&days), "{days}");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_still_accepts_tls_1_1_or_1_0_is_a_finding_when_asked() {
+    let lab = Lab::new(base_zone()).await;
+    let dir = lab.path("legacy");
+    std::fs::create_dir(&dir).unwrap();
+    let root = lab.pki.ca_pem().to_owned();
+    let check = "      check_legacy_versions: true\n";
+    // openssl s_server takes one connection at a time and no XMPP: a leaf the probe rejects
+    // ends the Callbridge's connection at once, and the check, made after it, has the server.
+    let untrusted = Pki::new("another CA").leaf(&[DOMAIN, XMPP1], Validity::Good);
+    let cases = [
+        (&[][..], "TLSv1.1", ("cert", "cert_untrusted")),
+        (&["-tls1"][..], "TLSv1.0", ("tls", "tls_version")),
+    ];
+    for (options, version, (step, reason)) in cases {
+        let server = TlsServer::start(&dir, &untrusted, options).await;
+        let (exporter, address, _) =
+            probe_settled_with(&lab, server.addr.port(), &root, check).await;
+        let scrape = exporter
+            .wait("the legacy finding", |s| {
+                findings(s, &address) == ["legacy_tls"]
+            })
+            .await;
+        assert_eq!(
+            failing(&scrape, "t", &address),
+            Some((step.into(), reason.into()))
+        );
+        let debug = debug_text(&exporter).await;
+        assert!(
+            debug.contains(&format!("a TLS 1.1 hello: ACCEPTED ({version})"))
+                && debug.contains(&format!("answered a TLS 1.1 hello with {version}")),
+            "{debug}"
+        );
+        exporter.stop().await;
+
+        // Not asked, not checked.
+        let (exporter, address, _) = probe_once_settled(&lab, server.addr.port(), &root).await;
+        let scrape = exporter.cycles("t", 2.0).await;
+        assert_eq!(findings(&scrape, &address), Vec::<String>::new());
+        exporter.stop().await;
+    }
+
+    // rustls speaks TLS 1.2 and 1.3 only: refused, nothing to report, the probe still up.
+    let modern = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let (exporter, address, scrape) =
+        probe_settled_with(&lab, modern.addr().port(), &root, check).await;
+    assert_eq!(scrape.value(&SERVER_UP, &[("server", &address)]), Some(1.0));
+    assert_eq!(findings(&scrape, &address), Vec::<String>::new());
+    let debug = debug_text(&exporter).await;
+    assert!(debug.contains("a TLS 1.1 hello: refused"), "{debug}");
     exporter.stop().await;
 }
