@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::config::{Target, Watch, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
 use crate::probe::{
-    Endpoint, Failure, FindingKind, Origin, Reason, Server, ServerReport, Step, StepRecord,
-    TargetReport, WatchReport,
+    Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server, ServerReport, Staple, Step,
+    StepRecord, TargetReport, WatchReport,
 };
 
 /// What a reason means, in words an on-call engineer who has never seen CMS understands.
@@ -85,6 +85,18 @@ pub fn finding_hint(kind: FindingKind) -> &'static str {
             "Disable TLS 1.0 and 1.1 on the XMPP server (Prosody: ssl.protocol = \"tlsv1_2+\"; \
              ejabberd: protocol_options: no_tlsv1, no_tlsv1_1). Check: openssl s_client -tls1_1 \
              -connect HOST:PORT </dev/null"
+        }
+        FindingKind::OcspRevoked => {
+            "The certificate is revoked: issue and install a new one now; clients that check \
+             revocation already refuse it."
+        }
+        FindingKind::OcspStale => {
+            "The XMPP server staples an OCSP response it no longer refreshes: check that it can \
+             reach the CA's OCSP responder (or stop stapling)."
+        }
+        FindingKind::OcspInvalid => {
+            "The stapled OCSP response is not one for this certificate from its issuer: check the \
+             server's stapling configuration (the response file, the issuer it was fetched for)."
         }
         FindingKind::LeafDiffers => {
             "Nothing to do if each XMPP node has its own certificate; otherwise the certificate was \
@@ -580,6 +592,25 @@ fn render_cert(out: &mut String, server: &ServerReport, style: Style) {
             &format!("{:<7} {} {mark}", coverage.role.as_str(), coverage.name),
         );
     }
+    let ocsp = match &cert.ocsp {
+        None => "not stapled".to_owned(),
+        Some(Staple::Invalid(why)) => style.bad(&format!("INVALID: {why}")),
+        Some(Staple::Response(stapled)) => {
+            let status = match stapled.status {
+                OcspStatus::Revoked { at } => style.bad(&format!("REVOKED at {}", rfc3339(at))),
+                other => other.as_str().to_owned(),
+            };
+            match stapled.next_update {
+                Some(next) => format!(
+                    "{status}, next update {} ({})",
+                    rfc3339(next),
+                    days_left(next)
+                ),
+                None => format!("{status}, no next update"),
+            }
+        }
+    };
+    detail_line(out, &format!("OCSP    {ocsp}"));
     // Every certificate sent, and which one ends the chain's validity.
     let first = cert.earliest_expiry().map(|c| c.position);
     for link in &cert.chain {

@@ -17,8 +17,8 @@ use prometheus::{Encoder, Histogram};
 
 use crate::config::{ServerSource, Target};
 use crate::probe::{
-    unix_seconds, CertFacts, Endpoint, Failure, Origin, Server, ServerReport, Step, StepRecord,
-    TargetReport, WatchReport,
+    unix_seconds, CertFacts, Endpoint, Failure, Origin, Server, ServerReport, Staple, Step,
+    StepRecord, TargetReport, WatchReport,
 };
 use crate::store::{ConfigStatus, FailureKey, Seen, Snapshot, TargetState};
 
@@ -241,6 +241,14 @@ metric!(
     "The server certificate as last seen."
 );
 metric!(
+    CERT_OCSP_NEXT_UPDATE,
+    "cert_ocsp_next_update_timestamp_seconds",
+    GAUGE,
+    ["target", "server", "status"],
+    cert_ocsp_next_update,
+    "When the OCSP response the server staples is to be replaced (Unix time), with its status; absent when none is stapled."
+);
+metric!(
     FINDING,
     "finding_info",
     GAUGE,
@@ -314,7 +322,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 33] = [
+pub const ALL: [&MetricDef; 34] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -339,6 +347,7 @@ pub const ALL: [&MetricDef; 33] = [
     &CERT_TRUSTED,
     &CERT_SAN_COVERED,
     &CERT_INFO,
+    &CERT_OCSP_NEXT_UPDATE,
     &FINDING,
     &TLS_INFO,
     &WATCH_SUCCESS,
@@ -535,6 +544,16 @@ fn cert_info(sink: &mut dyn Sink, state: &TargetState) {
             &sans,
         ];
         sink.number(&labels, 1.0);
+    }
+}
+
+fn cert_ocsp_next_update(sink: &mut dyn Sink, state: &TargetState) {
+    for (s, cert) in certificates(state) {
+        if let Some(Staple::Response(stapled)) = &cert.ocsp {
+            if let Some(next) = stapled.next_update {
+                sink.number(&[s.target, &s.label, stapled.status.as_str()], next as f64);
+            }
+        }
     }
 }
 
@@ -1137,6 +1156,7 @@ mod tests {
                     })
                     .into(),
                 findings: Vec::new(),
+                ocsp: None,
             })),
             stream_id: Some("id".into()),
             legacy_tls: None,

@@ -13,10 +13,10 @@ use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::X509Certificate;
 use x509_parser::public_key::PublicKey;
 
-use super::tls::Trust;
+use super::tls::{Path, Trust};
 use super::{
-    printable, CertFacts, ChainCert, Failure, Finding, FindingKind, NameCoverage, NameRole, Reason,
-    Weakness,
+    ocsp, printable, CertFacts, ChainCert, Failure, Finding, FindingKind, NameCoverage, NameRole,
+    OcspStatus, Reason, Staple, Stapled, Weakness,
 };
 
 /// What the step needs: the chain as sent, webpki's verdict from the handshake, and the
@@ -24,6 +24,8 @@ use super::{
 pub struct CertInput<'a> {
     pub chain: &'a [CertificateDer<'static>],
     pub verdict: &'a Result<(), rustls::Error>,
+    /// The stapled OCSP response, empty when none.
+    pub ocsp: &'a [u8],
     pub trust: &'a Trust,
     /// The XMPP domain, a DNS name: it must be covered.
     pub domain: &'a str,
@@ -107,9 +109,26 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
     let path = verified_path(input.trust, input.chain, &sent);
     let chain: Vec<ChainCert> = sent
         .iter()
-        .map(|s| chain_cert(s, path.as_ref().is_some_and(|p| p.contains(&s.position))))
+        .map(|s| {
+            chain_cert(
+                s,
+                path.as_ref()
+                    .is_some_and(|p| p.positions.contains(&s.position)),
+            )
+        })
         .collect();
     let top = issuing_top(&sent);
+    // Without a verified path, the issuer is whichever certificate sent issued the leaf.
+    let issuer_spki = match &path {
+        Some(path) => Some(path.issuer_spki.as_slice()),
+        None => sent
+            .iter()
+            .find(|s| s.issued(leaf))
+            .map(|s| s.cert.public_key().raw),
+    };
+    let ocsp = (!input.ocsp.is_empty()).then(|| ocsp::read(input.ocsp, &leaf.cert, issuer_spki));
+    let mut found = findings(&sent, top, path.is_some(), input.trust);
+    found.extend(ocsp.as_ref().and_then(staple_finding));
     let first = chain[0].clone();
     let facts = CertFacts {
         subject: first.subject,
@@ -121,7 +140,8 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         not_after: first.not_after,
         trusted: path.is_some(),
         coverage,
-        findings: findings(&sent, top, path.is_some(), input.trust),
+        findings: found,
+        ocsp,
         chain,
     };
     let verdict = judge(input.verdict, &facts, top);
@@ -134,7 +154,7 @@ fn verified_path(
     trust: &Trust,
     chain: &[CertificateDer<'static>],
     sent: &[Sent<'_>],
-) -> Option<Vec<usize>> {
+) -> Option<Path> {
     let middle = |from: i64, until: i64| from.saturating_add(until.saturating_sub(from) / 2);
     let validity = |s: &Sent<'_>| {
         let v = s.cert.validity();
@@ -209,6 +229,41 @@ fn findings(sent: &[Sent<'_>], top: &Sent<'_>, trusted: bool, trust: &Trust) -> 
         });
     }
     found
+}
+
+/// What a stapled response says that needs fixing: revoked, stale or not to be trusted.
+fn staple_finding(staple: &Staple) -> Option<Finding> {
+    let (kind, detail) = match staple {
+        Staple::Invalid(why) => (FindingKind::OcspInvalid, why.clone()),
+        Staple::Response(Stapled {
+            status: OcspStatus::Revoked { at },
+            ..
+        }) => (
+            FindingKind::OcspRevoked,
+            format!(
+                "the stapled OCSP response says the leaf was revoked at {}",
+                rfc3339(*at)
+            ),
+        ),
+        Staple::Response(Stapled {
+            next_update: Some(next),
+            ..
+        }) if *next < unix_now() => (
+            FindingKind::OcspStale,
+            format!(
+                "the stapled OCSP response was to be replaced at {}: the server no longer refreshes it",
+                rfc3339(*next)
+            ),
+        ),
+        Staple::Response(_) => return None,
+    };
+    Some(Finding { kind, detail })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 const SHA1_RSA: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .5);
@@ -510,6 +565,32 @@ mod tests {
         let name = ServerName::try_from("xmpp.example.com").unwrap();
         assert!(covers(&dns(&["*.example.com"]), &name));
         assert!(!covers(&sans, &name));
+    }
+
+    #[test]
+    fn a_stapled_response_past_its_next_update_is_stale() {
+        let stapled = |status, next: i64| {
+            Staple::Response(Stapled {
+                status,
+                this_update: 0,
+                next_update: Some(unix_now() + next),
+            })
+        };
+        let kind = |staple: Staple| staple_finding(&staple).map(|f| f.kind);
+        assert_eq!(kind(stapled(OcspStatus::Good, 3600)), None);
+        assert_eq!(
+            kind(stapled(OcspStatus::Good, -60)),
+            Some(FindingKind::OcspStale)
+        );
+        assert_eq!(
+            kind(stapled(OcspStatus::Revoked { at: 0 }, -60)),
+            Some(FindingKind::OcspRevoked),
+            "revoked says more than stale"
+        );
+        assert_eq!(
+            kind(Staple::Invalid("x".into())),
+            Some(FindingKind::OcspInvalid)
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod dns;
 pub mod handshake;
 pub mod legacy_tls;
+pub mod ocsp;
 pub mod ping;
 pub mod pipeline;
 pub mod resolve;
@@ -378,6 +379,48 @@ pub struct CertFacts {
     pub chain: Vec<ChainCert>,
     /// What is wrong with the chain without stopping a Callbridge (yet).
     pub findings: Vec<Finding>,
+    /// The OCSP response the server stapled, if it did.
+    pub ocsp: Option<Staple>,
+}
+
+/// A stapled OCSP response: what it says, or why it says nothing trustworthy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Staple {
+    Response(Stapled),
+    Invalid(String),
+}
+
+/// A stapled OCSP response about the leaf, signed by its issuer (or a responder it delegated to).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stapled {
+    pub status: OcspStatus,
+    /// Unix seconds.
+    pub this_update: i64,
+    /// Unix seconds; a response without one is never stale by its own account.
+    pub next_update: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OcspStatus {
+    Good,
+    /// Revoked at this Unix time.
+    Revoked {
+        at: i64,
+    },
+    Unknown,
+}
+
+impl OcspStatus {
+    /// The value of the `status` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OcspStatus::Good => "good",
+            OcspStatus::Revoked { .. } => "revoked",
+            OcspStatus::Unknown => "unknown",
+        }
+    }
 }
 
 impl CertFacts {
@@ -447,6 +490,13 @@ pub enum FindingKind {
     LeafDiffers,
     /// The server still accepts TLS 1.1 or 1.0 (`tls.check_legacy_versions`).
     LegacyTls,
+    /// The stapled OCSP response says the leaf is revoked.
+    OcspRevoked,
+    /// The stapled OCSP response is past its next update: the server no longer refreshes it.
+    OcspStale,
+    /// The stapled OCSP response does not parse, is about another certificate or is not signed
+    /// by the issuer.
+    OcspInvalid,
 }
 
 impl FindingKind {
@@ -458,6 +508,9 @@ impl FindingKind {
             FindingKind::SelfSigned => "self_signed",
             FindingKind::LeafDiffers => "leaf_differs",
             FindingKind::LegacyTls => "legacy_tls",
+            FindingKind::OcspRevoked => "ocsp_revoked",
+            FindingKind::OcspStale => "ocsp_stale",
+            FindingKind::OcspInvalid => "ocsp_invalid",
         }
     }
 }

@@ -328,6 +328,7 @@ pub(super) async fn secure(
     let (facts, verdict) = cert::inspect(&CertInput {
         chain: &outcome.chain,
         verdict: &outcome.verdict,
+        ocsp: &outcome.ocsp,
         trust: tls.trust(),
         domain: peer.domain,
         verified: &name,

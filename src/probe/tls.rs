@@ -47,6 +47,15 @@ pub struct Trust {
     pinned_intermediates: Vec<Vec<u8>>,
 }
 
+/// A verified path from the leaf to a trust anchor.
+pub struct Path {
+    /// The positions in the chain as sent of the path's certificates, the leaf first.
+    pub positions: Vec<usize>,
+    /// The public key (SubjectPublicKeyInfo, DER) of the leaf's issuer: an intermediate or the
+    /// trust anchor.
+    pub issuer_spki: Vec<u8>,
+}
+
 impl Trust {
     fn new(roots: Arc<RootCertStore>, ca_certs: Option<&[CertificateDer<'static>]>) -> Trust {
         let pinned_intermediates = ca_certs
@@ -62,9 +71,9 @@ impl Trust {
         }
     }
 
-    /// The positions in `chain` of the certificates of the path that verifies it at `time`
-    /// (the leaf first), apart from names; `None` when no path leads to a trust anchor.
-    pub fn path(&self, chain: &[CertificateDer<'static>], time: UnixTime) -> Option<Vec<usize>> {
+    /// The path that verifies `chain` at `time`, apart from names; `None` when no path leads
+    /// to a trust anchor.
+    pub fn path(&self, chain: &[CertificateDer<'static>], time: UnixTime) -> Option<Path> {
         let (leaf, intermediates) = chain.split_first()?;
         let leaf = webpki::EndEntityCert::try_from(leaf).ok()?;
         let path = leaf
@@ -85,7 +94,10 @@ impl Trust {
                 .position(|sent| sent.as_ref() == der.as_ref())
                 .map(|index| index + 1)
         });
-        Some(std::iter::once(0).chain(above).collect())
+        Some(Path {
+            positions: std::iter::once(0).chain(above).collect(),
+            issuer_spki: path.issuer_spki().as_ref().to_vec(),
+        })
     }
 
     /// Whether a certificate with this subject is an intermediate in `tls.ca_file`.
@@ -101,6 +113,8 @@ pub struct TlsOutcome {
     pub chain: Vec<CertificateDer<'static>>,
     pub verdict: Result<(), rustls::Error>,
     pub facts: Option<TlsFacts>,
+    /// The OCSP response the server stapled (empty when it did not).
+    pub ocsp: Vec<u8>,
 }
 
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -209,6 +223,7 @@ impl TlsClient {
                     chain: seen.chain,
                     verdict: seen.verdict,
                     facts,
+                    ocsp: seen.ocsp,
                 })
             }
             // Our own verifier aborted the handshake: the certificate is the problem.
@@ -217,6 +232,7 @@ impl TlsClient {
                 chain: seen.chain,
                 verdict: seen.verdict,
                 facts: None,
+                ocsp: seen.ocsp,
             }),
             (Err(error), _) => Err(failure(&error)),
             (Ok(_), None) => Err(Failure::new(
@@ -249,6 +265,7 @@ fn failure(error: &std::io::Error) -> Failure {
 struct Seen {
     chain: Vec<CertificateDer<'static>>,
     verdict: Result<(), rustls::Error>,
+    ocsp: Vec<u8>,
 }
 
 /// Delegates every decision to webpki and remembers the chain and the verdict.
@@ -302,6 +319,7 @@ impl ServerCertVerifier for RecordingVerifier {
         *self.seen.lock().expect("verifier lock") = Some(Seen {
             chain,
             verdict: verdict.as_ref().map(|_| ()).map_err(Clone::clone),
+            ocsp: ocsp_response.to_vec(),
         });
         verdict
     }

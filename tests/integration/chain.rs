@@ -338,3 +338,140 @@ async fn a_server_that_still_accepts_tls_1_1_or_1_0_is_a_finding_when_asked() {
     assert!(debug.contains("a TLS 1.1 hello: refused"), "{debug}");
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn a_stapled_ocsp_response_is_read_and_checked() {
+    use crate::support::openssl::{ocsp_responder, ocsp_response, OcspAnswer};
+    let lab = Lab::new(base_zone()).await;
+    let dir = lab.path("ocsp");
+    std::fs::create_dir(&dir).unwrap();
+    let leaf = lab.good_leaf();
+    let (ca, ca_key) = lab.pki.write_ca_and_key(&dir, "issuer");
+    let responder = ocsp_responder(&dir, &lab.pki);
+    let stranger = Pki::new("not the issuer").write_ca_and_key(&dir, "stranger");
+    let root = lab.pki.ca_pem().to_owned();
+    let cases = [
+        (
+            "by the issuer",
+            OcspAnswer::Good,
+            (&ca, &ca_key),
+            Some("good"),
+            None,
+        ),
+        (
+            "by a delegated responder",
+            OcspAnswer::Good,
+            (&responder.0, &responder.1),
+            Some("good"),
+            None,
+        ),
+        (
+            "revoked",
+            OcspAnswer::Revoked,
+            (&ca, &ca_key),
+            Some("revoked"),
+            Some("ocsp_revoked"),
+        ),
+        (
+            "by someone else",
+            OcspAnswer::Good,
+            (&stranger.0, &stranger.1),
+            None,
+            Some("ocsp_invalid"),
+        ),
+    ];
+    for (case, answer, (signer, key), status, finding) in cases {
+        let staple = ocsp_response(&dir, &ca, &leaf, answer, (signer.as_path(), key.as_path()));
+        let config = leaf.server_config_stapling(staple);
+        let one = component_server(Some(config), Behaviour::Normal).await;
+        let (exporter, address, scrape) = probe_once_settled(&lab, one.addr().port(), &root).await;
+        assert_eq!(
+            scrape.value(&SERVER_UP, &[("server", &address)]),
+            Some(1.0),
+            "{case}: OCSP never fails the probe"
+        );
+        let next = scrape.find(&CERT_OCSP_NEXT_UPDATE, &[("server", &address)]);
+        match status {
+            Some(status) => {
+                let [next] = next.as_slice() else {
+                    panic!("{case}: one next-update series: {next:?}")
+                };
+                assert!(
+                    next.labels.contains(&("status".into(), status.into())),
+                    "{case}"
+                );
+                let hours = (next.value - now()) / 3600.0;
+                assert!((23.0..=24.1).contains(&hours), "{case}: {hours} h");
+            }
+            None => assert!(next.is_empty(), "{case}: {next:?}"),
+        }
+        let expected: Vec<String> = finding.into_iter().map(String::from).collect();
+        assert_eq!(findings(&scrape, &address), expected, "{case}");
+        let debug = debug_text(&exporter).await;
+        let line = match (status, finding) {
+            (Some("good"), _) => "OCSP    good, next update".to_owned(),
+            (Some("revoked"), _) => "OCSP    REVOKED at 2024-01-01T00:00:00Z".to_owned(),
+            _ => "OCSP    INVALID: the stapled OCSP response is not signed by the certificate's issuer".to_owned(),
+        };
+        assert!(debug.contains(&line), "{case}: {line}\n{debug}");
+        exporter.stop().await;
+    }
+
+    // Nothing stapled: said so, no series.
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let (exporter, address, scrape) = probe_once_settled(&lab, one.addr().port(), &root).await;
+    assert!(scrape
+        .find(&CERT_OCSP_NEXT_UPDATE, &[("server", &address)])
+        .is_empty());
+    assert!(debug_text(&exporter).await.contains("OCSP    not stapled"));
+    exporter.stop().await;
+}
+
+/// Whatever a server staples (a real response with bytes changed, cut or inserted), reading it
+/// ends, never panics, and says something printable.
+#[test]
+fn no_stapled_bytes_crash_the_reader() {
+    use crate::support::openssl::{ocsp_response, OcspAnswer};
+    use cms_xmpp_exporter::probe::{ocsp, Staple};
+    use proptest::prelude::*;
+    use rustls::pki_types::pem::PemObject;
+
+    let pki = Pki::new("fuzz CA");
+    let dir = tempfile::tempdir().unwrap();
+    let leaf = pki.leaf(&[DOMAIN], Validity::Good);
+    let (ca, key) = pki.write_ca_and_key(dir.path(), "issuer");
+    let real = ocsp_response(dir.path(), &ca, &leaf, OcspAnswer::Revoked, (&ca, &key));
+    let der = leaf.cert_chain().remove(0);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let ca_der =
+        rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem().as_bytes()).unwrap();
+    let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    let spki = ca_cert.public_key().raw;
+    assert!(matches!(
+        ocsp::read(&real, &cert, Some(spki)),
+        Staple::Response(_)
+    ));
+
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3usize), 1..8);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 512,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&edits, |edits| {
+            let mut bytes = real.clone();
+            for (at, byte, how) in edits {
+                let at = at.index(bytes.len().max(1));
+                match how {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.truncate(at),
+                    _ => bytes.insert(at.min(bytes.len()), byte),
+                }
+            }
+            if let Staple::Invalid(why) = ocsp::read(&bytes, &cert, Some(spki)) {
+                prop_assert!(!why.chars().any(char::is_control), "{why}");
+            }
+            Ok(())
+        })
+        .unwrap();
+}

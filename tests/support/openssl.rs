@@ -120,3 +120,120 @@ impl TlsServer {
         }
     }
 }
+
+/// What an OCSP response made by [`ocsp_response`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OcspAnswer {
+    Good,
+    Revoked,
+}
+
+/// An OCSP response (DER) about `leaf`'s certificate, valid for a day, signed by `signer`
+/// (the issuer itself, a responder it delegated to, or anyone) with `signer_key`.
+pub fn ocsp_response(
+    dir: &Path,
+    issuer: &Path,
+    leaf: &Leaf,
+    answer: OcspAnswer,
+    (signer, signer_key): (&Path, &Path),
+) -> Vec<u8> {
+    let first = leaf.sending(&[0]);
+    std::fs::write(dir.join("ocsp-leaf.pem"), &first.cert_pem).unwrap();
+    let output = std::process::Command::new("openssl")
+        .args(["x509", "-in", "ocsp-leaf.pem", "-noout", "-serial"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl x509 -serial");
+    let serial = String::from_utf8(output.stdout).unwrap();
+    let serial = serial.trim().trim_start_matches("serial=");
+    let line = match answer {
+        OcspAnswer::Good => format!("V\t301231235959Z\t\t{serial}\tunknown\t/CN=leaf\n"),
+        OcspAnswer::Revoked => {
+            format!("R\t301231235959Z\t240101000000Z\t{serial}\tunknown\t/CN=leaf\n")
+        }
+    };
+    std::fs::write(dir.join("index.txt"), line).unwrap();
+    let issuer = issuer.to_str().unwrap();
+    openssl(
+        dir,
+        &[
+            "ocsp",
+            "-issuer",
+            issuer,
+            "-cert",
+            "ocsp-leaf.pem",
+            "-no_nonce",
+            "-reqout",
+            "ocsp.req",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-CA",
+            issuer,
+            "-rsigner",
+            signer.to_str().unwrap(),
+            "-rkey",
+            signer_key.to_str().unwrap(),
+            "-reqin",
+            "ocsp.req",
+            "-respout",
+            "ocsp.der",
+            "-ndays",
+            "1",
+        ],
+    );
+    std::fs::read(dir.join("ocsp.der")).unwrap()
+}
+
+/// A certificate issued by `ca` for signing OCSP responses on its behalf (`ocspSigning`):
+/// its certificate and key files in `dir`.
+pub fn ocsp_responder(dir: &Path, ca: &Pki) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (ca_cert, ca_key) = ca.write_ca_and_key(dir, "responder-ca");
+    std::fs::write(dir.join("responder.ext"), "extendedKeyUsage=OCSPSigning\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            "responder.key",
+            "-subj",
+            "/CN=OCSP responder",
+            "-out",
+            "responder.csr",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "responder.csr",
+            "-CA",
+            ca_cert.to_str().unwrap(),
+            "-CAkey",
+            ca_key.to_str().unwrap(),
+            "-set_serial",
+            "0x0c5b",
+            "-days",
+            "30",
+            "-sha256",
+            "-extfile",
+            "responder.ext",
+            "-out",
+            "responder.pem",
+        ],
+    );
+    (dir.join("responder.pem"), dir.join("responder.key"))
+}

@@ -228,6 +228,17 @@ impl Leaf {
         Arc::new(config)
     }
 
+    /// Like [`Leaf::server_config`], stapling `ocsp` (a DER OCSP response) to the certificate.
+    pub fn server_config_stapling(&self, ocsp: Vec<u8>) -> Arc<ServerConfig> {
+        let config = ServerConfig::builder_with_provider(crypto_provider())
+            .with_protocol_versions(TLS_VERSIONS)
+            .expect("ring supports TLS 1.2 and 1.3")
+            .with_no_client_auth()
+            .with_single_cert_with_ocsp(self.cert_chain(), self.private_key(), ocsp)
+            .expect("server cert and key match");
+        Arc::new(config)
+    }
+
     /// Like [`Leaf::server_config`], but the client must present a certificate issued by `client_ca`.
     pub fn server_config_requiring_client_cert(&self, client_ca: &Pki) -> Arc<ServerConfig> {
         let verifier = WebPkiClientVerifier::builder_with_provider(
