@@ -661,6 +661,8 @@ pub struct Diagnosis<'a> {
     #[serde(flatten)]
     report: &'a TargetReport,
     findings: Vec<FindingJson<'a>>,
+    /// What is worth fixing without failing a step (`cms_xmpp_finding_info`).
+    tls_findings: Vec<TlsFindingJson<'a>>,
     /// The client path's failures, when the target has a watch.
     #[serde(skip_serializing_if = "Option::is_none")]
     watch_findings: Option<WatchFindings<'a>>,
@@ -679,6 +681,14 @@ struct ComponentFinding<'a> {
     description: &'static str,
     detail: &'a str,
     hint: String,
+}
+
+#[derive(Serialize)]
+struct TlsFindingJson<'a> {
+    server: &'a Endpoint,
+    finding: FindingKind,
+    detail: String,
+    hint: &'static str,
 }
 
 #[derive(Serialize)]
@@ -741,11 +751,22 @@ impl<'a> Diagnosis<'a> {
                         })
                         .collect(),
                 });
+        let tls_findings = report
+            .findings()
+            .into_iter()
+            .map(|(server, finding)| TlsFindingJson {
+                server,
+                finding: finding.kind,
+                detail: finding.detail,
+                hint: finding_hint(finding.kind),
+            })
+            .collect();
         Diagnosis {
             domain: &target.domain,
             component: &target.component,
             report,
             findings,
+            tls_findings,
             watch_findings,
         }
     }

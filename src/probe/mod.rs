@@ -950,29 +950,16 @@ impl Serialize for ServerJson<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct FindingJson<'a> {
-    server: &'a Endpoint,
-    #[serde(flatten)]
-    finding: Finding,
-}
-
 impl Serialize for TargetReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let servers = ServerJson::all(&self.servers, &self.expected_steps);
-        let mut out = serializer.serialize_struct("TargetReport", 8)?;
+        let mut out = serializer.serialize_struct("TargetReport", 7)?;
         out.serialize_field("target", &self.target)?;
         out.serialize_field("success", &self.success())?;
         out.serialize_field("started", &unix_seconds(self.started))?;
         out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;
         out.serialize_field("srv", &self.srv)?;
         out.serialize_field("servers", &servers)?;
-        let findings: Vec<_> = self
-            .findings()
-            .into_iter()
-            .map(|(server, finding)| FindingJson { server, finding })
-            .collect();
-        out.serialize_field("findings", &findings)?;
         match &self.watch {
             Some(watch) => out.serialize_field("watch", watch)?,
             None => out.skip_field("watch")?,

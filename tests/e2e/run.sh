@@ -327,7 +327,7 @@ build() {
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 13 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 15 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
@@ -342,6 +342,8 @@ allocate_ports() {
     EJ_CB1_PORT=${ports[10]}      # ejabberd_service for cb1 alone (connected)
     EJ_CB2_PORT=${ports[11]}      # ejabberd_service for cb2 alone (never connected)
     EJ_DIST_PORT=${ports[12]}     # Erlang distribution for ejabberdctl, instead of epmd
+    LEGACY_PORT=${ports[13]}      # stunnel still accepting TLS 1.0 and 1.1 (and 1.2+), before Prosody 2
+    OLDTLS_PORT=${ports[14]}      # stunnel speaking TLS 1.0 and 1.1 only, before Prosody 2
 }
 
 # The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
@@ -477,7 +479,7 @@ EOF
     local c
     # cb1-cb3 are the "production Callbridges" of the watch: cb1 and cb3 are connected by
     # start_callbridges, cb2 never is.
-    for c in ready probe plain rapid wrongsecret held wire watch badpw cb1 cb2 cb3; do
+    for c in ready probe plain rapid wrongsecret held wire watch badpw legacy cb1 cb2 cb3; do
         printf 'Component "%s.%s"\n    component_secret = "%s"\n' "$c" "$DOMAIN" "$SECRET" >>"$dir/prosody.cfg.lua"
     done
     prosodyctl --config "$dir/prosody.cfg.lua" register monitor "$DOMAIN" "$WATCH_PASSWORD" \
@@ -500,7 +502,9 @@ start_prosody() { # start_prosody N IP FQDN
     log "prosody$n accepts component handshakes on $ip:$XMPP_TLS_PORT (TLS) and $ip:$XMPP_PLAIN_PORT"
 }
 
-start_stunnel() { # OpenSSL's TLS with an expired certificate, in front of Prosody 2
+# OpenSSL's TLS in front of Prosody 2: an expired certificate, a server that still accepts
+# TLS 1.0/1.1 (security level 0, as old deployments run), one that speaks nothing newer.
+start_stunnel() {
     local conf="$WORK/stunnel.conf"
     cat >"$conf" <<EOF
 foreground = yes
@@ -512,10 +516,30 @@ accept = $IP2:$EXPIRED_PORT
 connect = $IP2:$XMPP_PLAIN_PORT
 cert = $WORK/pki/expired.crt
 key = $WORK/pki/expired.key
+
+[legacy]
+accept = $IP2:$LEGACY_PORT
+connect = $IP2:$XMPP_PLAIN_PORT
+cert = $WORK/pki/good.crt
+key = $WORK/pki/good.key
+sslVersionMin = TLSv1
+ciphers = DEFAULT:@SECLEVEL=0
+
+[oldtls]
+accept = $IP2:$OLDTLS_PORT
+connect = $IP2:$XMPP_PLAIN_PORT
+cert = $WORK/pki/good.crt
+key = $WORK/pki/good.key
+sslVersionMin = TLSv1
+sslVersionMax = TLSv1.1
+ciphers = DEFAULT:@SECLEVEL=0
 EOF
     start stunnel "$WORK/logs/stunnel.log" stunnel4 "$conf"
-    wait_until 10 tcp_open "$IP2" "$EXPIRED_PORT" || die_setup "stunnel does not listen on $IP2:$EXPIRED_PORT"
-    log "stunnel serves the expired certificate on $IP2:$EXPIRED_PORT"
+    local port
+    for port in "$EXPIRED_PORT" "$LEGACY_PORT" "$OLDTLS_PORT"; do
+        wait_until 10 tcp_open "$IP2" "$port" || die_setup "stunnel does not listen on $IP2:$port"
+    done
+    log "stunnel serves the expired certificate on $IP2:$EXPIRED_PORT, TLS 1.0+ on $LEGACY_PORT, TLS 1.0-1.1 on $OLDTLS_PORT"
 }
 
 start_wiretap() { # records what the probe puts on the wire, on its way to Prosody 2
@@ -640,6 +664,9 @@ EOF
     target conflict          "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "held.$DOMAIN"         direct  secret
     target nxdomain          "nx.$DOMAIN"    ""                             "probe.$DOMAIN"        direct  secret
     target cert-expired      "$DOMAIN"       "$XMPP2:$EXPIRED_PORT"         "probe.$DOMAIN"        direct  secret
+    target legacy-tls        "$DOMAIN"       "$XMPP2:$LEGACY_PORT"          "legacy.$DOMAIN"       direct  secret
+    tls_option "check_legacy_versions: true"
+    target old-tls           "$DOMAIN"       "$XMPP2:$OLDTLS_PORT"          "probe.$DOMAIN"        direct  secret
     target wire              "$DOMAIN"       "$IP1:$WIRE_PORT"              "wire.$DOMAIN"         none    secret
     target watch             "$DOMAIN"       "$XMPP2:$XMPP_TLS_PORT"        "watch.$DOMAIN"        direct  secret
     watch_block ""                  watch-password cb1 cb2 cb3
@@ -649,6 +676,10 @@ EOF
     watch_block "$XMPP1:$EJ_C2S_PORT" watch-password cb1 cb2
     target ejbadpw           "$DOMAIN"       "$XMPP1:$EJ_COMPONENT_PORT"    "badpw-ej.$DOMAIN"     direct  secret
     watch_block "$XMPP1:$EJ_C2S_PORT" wrong-password cb1
+}
+
+tls_option() { # tls_option LINE: one more setting in the tls block of the target above
+    printf '      %s\n' "$1" >>"${CONFIG_FILE:-$WORK/exporter.yaml}"
 }
 
 watch_block() { # watch_block SERVER_ADDRESS PASSWORD COMPONENT...: for the target above
@@ -789,6 +820,19 @@ xmpp_failures() {
         fail "conflict: the holder's connection survives"
         show_log "$WORK/logs/holder.log"
     fi
+}
+
+tls_policy() { # the certificate findings are proven with rcgen and openssl (tests/integration)
+    scenario "A server that speaks TLS 1.0/1.1 only (stunnel, sslVersionMax TLSv1.1)" old-tls \
+        "$WORK/logs/stunnel.log|oldtls|SSL"
+    expect_failure old-tls "$XMPP2:$OLDTLS_PORT" tls tls_version
+    scenario "A server that still accepts TLS 1.0/1.1, checked (stunnel, sslVersionMin TLSv1)" legacy-tls \
+        "$WORK/logs/stunnel.log|legacy|SSL"
+    local t='target="legacy-tls"' s="$XMPP2:$LEGACY_PORT"
+    wait_for_metric "legacy-tls: registration works over TLS 1.2+" "cms_xmpp_server_up{$t,server=\"$s\"} == 1"
+    wait_for_metric "legacy-tls: finding legacy_tls" "cms_xmpp_finding_info{$t,server=\"$s\",finding=\"legacy_tls\"} == 1"
+    expect_count "legacy-tls: no other finding" "cms_xmpp_finding_info{$t}" 1
+    expect_count "happy: not asked, no finding" 'cms_xmpp_finding_info{target="happy"}' 0
 }
 
 dns_failures() { # the other DNS reasons are proven against an in-process server (tests/integration)
@@ -1054,16 +1098,16 @@ prometheus_checks() {
     scenario "Prometheus scrapes the exporter" "" "$WORK/logs/prometheus.log|level=(warn|error)"
     wait_for_query "prometheus: up{job=\"cms-xmpp-exporter\"} == 1" 'up{job="cms-xmpp-exporter"}' 'up == 1'
     local target
-    for target in happy plain rapid wire; do
+    for target in happy plain rapid wire legacy-tls; do
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 1" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 1'
     done
-    for target in wrong-secret unknown-component conflict nxdomain cert-expired; do
+    for target in wrong-secret unknown-component conflict nxdomain cert-expired old-tls; do
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 13 targets, 8 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
-        'result == 813'
+    wait_for_query "prometheus: 15 targets, 9 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
+        'result == 915'
     # The alerts' `for` is minutes; that they fire for the right series is what counts here.
     for target in watch ejabberd; do
         wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for $target's cb2" \
@@ -1076,6 +1120,10 @@ prometheus_checks() {
         wait_for_query "prometheus: CmsXmppWatchLoginFailing is pending for $target" \
             'count by (target) (ALERTS{alertname="CmsXmppWatchLoginFailing"})' "result{target=\"$target\"} == 1"
     done
+    wait_for_query "prometheus: CmsXmppTlsFinding is pending for legacy-tls's legacy_tls" \
+        'count by (target, finding) (ALERTS{alertname="CmsXmppTlsFinding"})' \
+        'result{target="legacy-tls",finding="legacy_tls"} == 1'
+    wait_for_query "prometheus: ... and for nothing else" 'count(ALERTS{alertname="CmsXmppTlsFinding"})' 'result == 1'
     # The shipped alert rules load and evaluate on the real Prometheus; the dashboards'
     # expressions return data against real peers.
     if curl -fsS "http://$PROM_ADDR/api/v1/rules" | "$PY" -c '
@@ -1156,6 +1204,7 @@ main() {
     xmpp_failures
     dns_failures
     cert_failures
+    tls_policy
     wire_format
     many_cycles
     timing
