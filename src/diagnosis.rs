@@ -614,11 +614,16 @@ fn render_cert(out: &mut String, server: &ServerReport, style: Style) {
     // Every certificate sent, and which one ends the chain's validity.
     let first = cert.earliest_expiry().map(|c| c.position);
     for link in &cert.chain {
-        let ends = if Some(link.position) == first && cert.chain.len() > 1 {
+        let mut ends = if Some(link.position) == first && cert.chain.len() > 1 {
             style.bad(" (expires first)")
         } else {
             String::new()
         };
+        if !link.sent {
+            ends.push_str(" (trust anchor, not sent)");
+        } else if !link.verified && cert.trusted {
+            ends.push_str(" (not in the verified path)");
+        }
         detail_line(
             out,
             &format!(

@@ -1152,6 +1152,7 @@ mod tests {
                         key: "EC 256".into(),
                         signature: "ecdsa-with-SHA256".into(),
                         verified: true,
+                        sent: true,
                         weakness: None,
                     })
                     .into(),

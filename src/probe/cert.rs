@@ -107,7 +107,7 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
     });
     let coverage = std::iter::once(domain).chain(fqdn).collect();
     let path = verified_path(input.trust, input.chain, &sent);
-    let chain: Vec<ChainCert> = sent
+    let mut chain: Vec<ChainCert> = sent
         .iter()
         .map(|s| {
             chain_cert(
@@ -117,6 +117,25 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
             )
         })
         .collect();
+    // The anchor the path ends at: sent too, or from the trust store.
+    if let Some(anchor) = path.as_ref().and_then(|p| p.anchor.as_ref()) {
+        match sent.iter().position(|s| s.der == anchor.as_ref()) {
+            Some(index) => chain[index].verified = true,
+            None => {
+                if let Ok((_, cert)) = x509_parser::parse_x509_certificate(anchor) {
+                    let stored = Sent {
+                        position: input.chain.len(),
+                        der: anchor,
+                        cert,
+                    };
+                    chain.push(ChainCert {
+                        sent: false,
+                        ..chain_cert(&stored, true)
+                    });
+                }
+            }
+        }
+    }
     let top = issuing_top(&sent);
     // Without a verified path, the issuer is whichever certificate sent issued the leaf.
     let issuer_spki = match &path {
@@ -309,6 +328,7 @@ fn chain_cert(sent: &Sent<'_>, verified: bool) -> ChainCert {
         key,
         signature: name_of(signature),
         verified,
+        sent: true,
         weakness: weak_key.or(weak_signature),
     }
 }

@@ -452,6 +452,9 @@ pub struct ChainCert {
     pub signature: String,
     /// Part of the path verification built from the leaf to a trust anchor.
     pub verified: bool,
+    /// Sent by the server; `false` for the trust anchor the path ends at, from `tls.ca_file`
+    /// or the system (its position is then one past the last certificate sent).
+    pub sent: bool,
     /// A key or signature too weak to be verified (a root's own signature does not count).
     pub weakness: Option<Weakness>,
 }

@@ -3,6 +3,7 @@
 //! The verifier records the peer's chain and webpki's verdict before returning it, so the
 //! `cert` step can export facts about certificates that are rejected.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -42,9 +43,40 @@ pub struct TlsClient {
 /// The trust anchors, to find the path a chain verifies by, and which of them are not roots.
 #[derive(Debug)]
 pub struct Trust {
-    roots: Arc<RootCertStore>,
+    anchors: Arc<Anchors>,
     /// Subjects (DER) of `tls.ca_file` certificates that are not self-issued: intermediates.
     pinned_intermediates: Vec<Vec<u8>>,
+}
+
+/// Trust anchors with the certificates they came from: webpki ignores an anchor's validity,
+/// a Callbridge (OpenSSL) does not, so the chain's end counts the anchor's too.
+#[derive(Debug)]
+struct Anchors {
+    store: Arc<RootCertStore>,
+    certs: Vec<CertificateDer<'static>>,
+    /// An anchor's subject (as webpki holds it) -> its certificate in `certs`.
+    by_subject: HashMap<Vec<u8>, usize>,
+}
+
+impl Anchors {
+    fn new(certs: Vec<CertificateDer<'static>>) -> (Anchors, usize) {
+        let mut store = RootCertStore::empty();
+        let (_, ignored) = store.add_parsable_certificates(certs.iter().cloned());
+        let by_subject = certs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, der)| {
+                let anchor = webpki::anchor_from_trusted_cert(der).ok()?;
+                Some((anchor.subject.as_ref().to_vec(), index))
+            })
+            .collect();
+        let anchors = Anchors {
+            store: Arc::new(store),
+            certs,
+            by_subject,
+        };
+        (anchors, ignored)
+    }
 }
 
 /// A verified path from the leaf to a trust anchor.
@@ -54,10 +86,12 @@ pub struct Path {
     /// The public key (SubjectPublicKeyInfo, DER) of the leaf's issuer: an intermediate or the
     /// trust anchor.
     pub issuer_spki: Vec<u8>,
+    /// The certificate of the trust anchor the path ends at.
+    pub anchor: Option<CertificateDer<'static>>,
 }
 
 impl Trust {
-    fn new(roots: Arc<RootCertStore>, ca_certs: Option<&[CertificateDer<'static>]>) -> Trust {
+    fn new(anchors: Arc<Anchors>, ca_certs: Option<&[CertificateDer<'static>]>) -> Trust {
         let pinned_intermediates = ca_certs
             .unwrap_or_default()
             .iter()
@@ -66,7 +100,7 @@ impl Trust {
             .map(|(_, cert)| cert.subject().as_raw().to_vec())
             .collect();
         Trust {
-            roots,
+            anchors,
             pinned_intermediates,
         }
     }
@@ -79,7 +113,7 @@ impl Trust {
         let path = leaf
             .verify_for_usage(
                 provider().signature_verification_algorithms.all,
-                &self.roots.roots,
+                &self.anchors.store.roots,
                 intermediates,
                 time,
                 webpki::KeyUsage::server_auth(),
@@ -94,9 +128,15 @@ impl Trust {
                 .position(|sent| sent.as_ref() == der.as_ref())
                 .map(|index| index + 1)
         });
+        let anchor = self
+            .anchors
+            .by_subject
+            .get(path.anchor().subject.as_ref())
+            .map(|index| self.anchors.certs[*index].clone());
         Some(Path {
             positions: std::iter::once(0).chain(above).collect(),
             issuer_spki: path.issuer_spki().as_ref().to_vec(),
+            anchor,
         })
     }
 
@@ -125,39 +165,39 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The system's CA certificates, read once.
-fn system_roots() -> Arc<RootCertStore> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+fn system_roots() -> Arc<Anchors> {
+    static ROOTS: OnceLock<Arc<Anchors>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
             let found = rustls_native_certs::load_native_certs();
             for error in &found.errors {
                 tracing::warn!(%error, "could not read some system CA certificates");
             }
-            let mut roots = RootCertStore::empty();
-            let (added, ignored) = roots.add_parsable_certificates(found.certs);
-            tracing::debug!(added, ignored, "loaded system CA certificates");
-            Arc::new(roots)
+            let (anchors, ignored) = Anchors::new(found.certs);
+            tracing::debug!(
+                added = anchors.store.len(),
+                ignored,
+                "loaded system CA certificates"
+            );
+            Arc::new(anchors)
         })
         .clone()
 }
 
 impl TlsClient {
     pub fn new(settings: &TlsSettings) -> Result<TlsClient, TlsSetupError> {
-        let roots = match &settings.ca_certs {
-            Some(certs) => {
-                let mut roots = RootCertStore::empty();
-                roots.add_parsable_certificates(certs.iter().cloned());
-                Arc::new(roots)
-            }
+        let anchors = match &settings.ca_certs {
+            Some(certs) => Arc::new(Anchors::new(certs.clone()).0),
             None => system_roots(),
         };
+        let roots = anchors.store.clone();
         if roots.is_empty() {
             return Err(match settings.ca_certs {
                 Some(_) => TlsSetupError::UnusableCaFile,
                 None => TlsSetupError::NoSystemRoots,
             });
         }
-        let trust = Arc::new(Trust::new(roots.clone(), settings.ca_certs.as_deref()));
+        let trust = Arc::new(Trust::new(anchors, settings.ca_certs.as_deref()));
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
             .build()
             .map_err(TlsSetupError::Verifier)?;

@@ -475,3 +475,42 @@ fn no_stapled_bytes_crash_the_reader() {
         })
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_root_that_expires_first_ends_the_chain_sent_or_not() {
+    let lab = Lab::new(base_zone()).await;
+    let root = Pki::root("Short-lived Root", Validity::ExpiresInDays(5));
+    let issuing = root.intermediate("Issuing CA", Validity::Good);
+    let leaf = issuing.leaf(&[DOMAIN, XMPP1], Validity::Good);
+    let with_root = Leaf {
+        cert_pem: format!("{}\n{}", leaf.cert_pem.trim(), root.ca_pem()),
+        key_pem: leaf.key_pem.clone(),
+    };
+    // Only in tls.ca_file: one past the last certificate sent. Sent as well: where it is sent.
+    for (sent, position) in [(&leaf, "2"), (&with_root, "2")] {
+        let one = lab.tls_server(sent, Behaviour::Normal).await;
+        let (exporter, address, scrape) =
+            probe_once_settled(&lab, one.addr().port(), root.ca_pem()).await;
+        assert_eq!(scrape.value(&SERVER_UP, &[("server", &address)]), Some(1.0));
+        let chain = scrape.find(&CERT_CHAIN_NOT_AFTER, &[("server", &address)]);
+        let [chain] = chain.as_slice() else {
+            panic!("one chain series: {chain:?}")
+        };
+        assert!(
+            chain.labels.contains(&("position".into(), position.into())),
+            "the root ends it: {:?}",
+            chain.labels
+        );
+        let days = (chain.value - now()) / 86400.0;
+        assert!((4.0..=5.1).contains(&days), "{days}");
+        let debug = debug_text(&exporter).await;
+        let anchor_line = "chain 2 CN=Short-lived Root";
+        assert!(debug.contains(anchor_line), "{debug}");
+        assert_eq!(
+            debug.contains("(trust anchor, not sent)"),
+            std::ptr::eq(sent, &leaf),
+            "{debug}"
+        );
+        exporter.stop().await;
+    }
+}

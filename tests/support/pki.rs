@@ -70,6 +70,11 @@ pub struct Leaf {
 
 impl Pki {
     pub fn new(common_name: &str) -> Pki {
+        Pki::root(common_name, Validity::ExpiresInDays(365))
+    }
+
+    /// A self-signed CA valid as `validity` says.
+    pub fn root(common_name: &str, validity: Validity) -> Pki {
         let key = KeyPair::generate().expect("generate CA key");
         let mut params = CertificateParams::default();
         params
@@ -81,9 +86,7 @@ impl Pki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::days(1);
-        params.not_after = now + Duration::days(365);
+        (params.not_before, params.not_after) = validity.window();
         let cert = params.self_signed(&key).expect("self-sign CA");
         Pki {
             ca_pem: cert.pem(),
