@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::config::Watch;
 use crate::diagnosis::{days_left, describe, finding_hint, hint, ping_hint, watch_hint};
-use crate::probe::{Failure, Reason, Server, ServerReport, Step, StepRecord, WatchReport};
+use crate::probe::{Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, WatchReport};
 use crate::store::{Outcome, Snapshot, TargetState};
 
 const REFRESH_SECONDS: u32 = 10;
@@ -287,6 +287,12 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
                 first.position,
                 escape(&first.subject)
             );
+        }
+        if let Some(Staple::Response(stapled)) = &cert.ocsp {
+            let _ = write!(out, "; OCSP {}", stapled.status.as_str());
+            if let Some(next) = stapled.next_update {
+                let _ = write!(out, ", next update {}", days_left(next));
+            }
         }
         out.push_str("</span>");
     }

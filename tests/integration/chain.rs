@@ -414,6 +414,11 @@ async fn a_stapled_ocsp_response_is_read_and_checked() {
             _ => "OCSP    INVALID: the stapled OCSP response is not signed by the certificate's issuer".to_owned(),
         };
         assert!(debug.contains(&line), "{case}: {line}\n{debug}");
+        if let Some(status) = status {
+            let page = http_get(exporter.addr, "/").await;
+            let shown = format!("; OCSP {status}, next update expires in");
+            assert!(page.contains(&shown), "{case}: {shown}\n{page}");
+        }
         exporter.stop().await;
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use crate::support::exporter::*;
+use crate::support::pki::Pki;
 use tokio::process::{Child, Command};
 
 use crate::BINARY;
@@ -307,7 +308,41 @@ async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
             .map(|v| v.starts_with("TLSv1.")),
         Some(true)
     );
-    assert!(json[0]["servers"][0]["certificate"]["sha256"].is_string());
+    let certificate = &json[0]["servers"][0]["certificate"];
+    assert!(certificate["sha256"].is_string());
+    assert_eq!(certificate["chain"][0]["verified"], true, "{certificate}");
+    assert!(
+        certificate["ocsp"].is_null(),
+        "nothing stapled: {certificate}"
+    );
+    assert_eq!(json[0]["tls_findings"], serde_json::json!([]));
+
+    // A pinned self-signed leaf: registration works, and the finding comes with its hint.
+    let leaf = Pki::self_signed_leaf(&[DOMAIN, XMPP1]);
+    std::fs::write(lab.path("ca.pem"), &leaf.cert_pem).unwrap();
+    let pinned = ComponentServer::start(ComponentServerConfig {
+        tls: Some(leaf.server_config()),
+        components: vec![(COMPONENT.to_owned(), SECRET.to_owned())],
+        behaviour: Behaviour::Normal,
+        tls_delay: None,
+    })
+    .await;
+    let mut args = probe_args(&lab, pinned.addr().port());
+    args.extend(["--output".into(), "json".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, _) = output(&args).await;
+    assert_eq!(code, Some(0), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON output");
+    let finding = &json[0]["tls_findings"][0];
+    assert_eq!(finding["finding"], "self_signed", "{stdout}");
+    assert!(
+        finding["hint"].as_str().unwrap().contains("issued by a CA"),
+        "{finding}"
+    );
+    assert_eq!(
+        json[0]["servers"][0]["certificate"]["findings"][0]["kind"],
+        "self_signed"
+    );
 }
 
 #[tokio::test]
