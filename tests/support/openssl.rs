@@ -2,7 +2,7 @@
 //! a real TLS server that still speaks the versions rustls refuses (TLS 1.0 and 1.1).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -27,50 +27,76 @@ pub fn openssl(dir: &Path, args: &[&str]) {
 /// A server certificate issued by `ca` with openssl: `key` as `openssl req -newkey` takes it
 /// (`rsa:1024`, `ec`), signed with `digest` (`sha1`, `sha256`).
 pub fn leaf(dir: &Path, ca: &Pki, sans: &[&str], key: &str, digest: &str) -> Leaf {
-    let (ca_cert, ca_key) = ca.write_ca_and_key(dir, "openssl-ca");
     let names: Vec<String> = sans.iter().map(|s| format!("DNS:{s}")).collect();
-    std::fs::write(
-        dir.join("leaf.ext"),
-        format!(
-            "subjectAltName={}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
-            names.join(",")
-        ),
-    )
-    .unwrap();
+    let extensions = format!(
+        "subjectAltName={}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n",
+        names.join(",")
+    );
+    let (cert, key) = issue(
+        dir,
+        ca,
+        "leaf",
+        &format!("/CN={}", sans[0]),
+        key,
+        digest,
+        &extensions,
+    );
+    Leaf {
+        cert_pem: std::fs::read_to_string(cert).unwrap(),
+        key_pem: std::fs::read_to_string(key).unwrap(),
+    }
+}
+
+/// `<name>.pem` and `<name>.key` in `dir`: a certificate for `subject` that `ca` signed with
+/// `digest`, with `extensions` (an openssl extension file's lines).
+fn issue(
+    dir: &Path,
+    ca: &Pki,
+    name: &str,
+    subject: &str,
+    key: &str,
+    digest: &str,
+    extensions: &str,
+) -> (PathBuf, PathBuf) {
+    let (ca_cert, ca_key) = ca.write_ca_and_key(dir, &format!("{name}-ca"));
+    let (ext, csr, cert, key_file) = (
+        format!("{name}.ext"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.key"),
+    );
+    std::fs::write(dir.join(&ext), extensions).unwrap();
     let mut request = vec!["req", "-new", "-nodes", "-newkey", key];
     if key == "ec" {
         request.extend(["-pkeyopt", "ec_paramgen_curve:prime256v1"]);
     }
-    let subject = format!("/CN={}", sans[0]);
-    request.extend(["-keyout", "leaf.key", "-subj", &subject, "-out", "leaf.csr"]);
+    request.extend(["-keyout", &key_file, "-subj", subject, "-out", &csr]);
     openssl(dir, &request);
     let digest = format!("-{digest}");
+    let (ca_cert, ca_key) = (ca_cert.to_str().unwrap(), ca_key.to_str().unwrap());
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "leaf.csr",
+            &csr,
             "-CA",
-            ca_cert.to_str().unwrap(),
+            ca_cert,
             "-CAkey",
-            ca_key.to_str().unwrap(),
+            ca_key,
             "-set_serial",
             "0x5eed",
             "-days",
             "30",
             &digest,
             "-extfile",
-            "leaf.ext",
+            &ext,
             "-out",
-            "leaf.pem",
+            &cert,
         ],
     );
-    Leaf {
-        cert_pem: std::fs::read_to_string(dir.join("leaf.pem")).unwrap(),
-        key_pem: std::fs::read_to_string(dir.join("leaf.key")).unwrap(),
-    }
+    (dir.join(cert), dir.join(key_file))
 }
 
 /// `openssl s_server` on a loopback port, presenting `leaf`, with `options` (e.g. `-tls1_1`);
@@ -192,48 +218,15 @@ pub fn ocsp_response(
 
 /// A certificate issued by `ca` for signing OCSP responses on its behalf (`ocspSigning`):
 /// its certificate and key files in `dir`.
-pub fn ocsp_responder(dir: &Path, ca: &Pki) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (ca_cert, ca_key) = ca.write_ca_and_key(dir, "responder-ca");
-    std::fs::write(dir.join("responder.ext"), "extendedKeyUsage=OCSPSigning\n").unwrap();
-    openssl(
+pub fn ocsp_responder(dir: &Path, ca: &Pki) -> (PathBuf, PathBuf) {
+    let extensions = "extendedKeyUsage=OCSPSigning\n";
+    issue(
         dir,
-        &[
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            "responder.key",
-            "-subj",
-            "/CN=OCSP responder",
-            "-out",
-            "responder.csr",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "responder.csr",
-            "-CA",
-            ca_cert.to_str().unwrap(),
-            "-CAkey",
-            ca_key.to_str().unwrap(),
-            "-set_serial",
-            "0x0c5b",
-            "-days",
-            "30",
-            "-sha256",
-            "-extfile",
-            "responder.ext",
-            "-out",
-            "responder.pem",
-        ],
-    );
-    (dir.join("responder.pem"), dir.join("responder.key"))
+        ca,
+        "responder",
+        "/CN=OCSP responder",
+        "ec",
+        "sha256",
+        extensions,
+    )
 }
