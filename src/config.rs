@@ -4,7 +4,7 @@
 
 pub mod web;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -86,6 +86,8 @@ pub struct Config {
     pub max_concurrent_probes: usize,
     pub metrics: MetricsConfig,
     pub targets: Vec<Arc<Target>>,
+    /// Settings for targets that Prometheus names: `/probe?module=NAME&target=DOMAIN`.
+    pub modules: BTreeMap<String, Arc<Module>>,
     /// Things that work but should be changed (e.g. an inline secret); logged at startup.
     pub warnings: Vec<String>,
     /// The file it was loaded from, re-read on reload; `None` when built in memory.
@@ -331,6 +333,28 @@ struct RawConfig {
     metrics: MetricsConfig,
     #[serde(default)]
     targets: Vec<RawTarget>,
+    #[serde(default)]
+    modules: BTreeMap<String, RawModule>,
+}
+
+/// A target's settings without its domain and server, which each request names.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModule {
+    #[serde(default)]
+    component: String,
+    #[serde(default)]
+    secret_file: Option<String>,
+    #[serde(default)]
+    secret_env: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default = "default_true")]
+    handshake: bool,
+    #[serde(default)]
+    timeout: Option<String>,
+    #[serde(default)]
+    tls: RawTls,
 }
 
 #[derive(Deserialize, Default)]
@@ -537,6 +561,7 @@ impl AdHocTarget {
             max_concurrent_probes: None,
             metrics: MetricsConfig::default(),
             targets: vec![target],
+            modules: BTreeMap::new(),
         };
         Some(raw.validate_as(Some(ad_hoc_flag)).map_err(|mut problems| {
             // --timeout is both interval and timeout: one message is enough.
@@ -852,9 +877,20 @@ impl RawConfig {
             })
             .collect();
 
-        if self.targets.is_empty() {
-            check.problem("targets", "at least one target is required");
+        if self.targets.is_empty() && self.modules.is_empty() {
+            check.problem(
+                "targets",
+                "at least one target (or a module, for /probe?module=) is required",
+            );
         }
+        let modules = self
+            .modules
+            .into_iter()
+            .filter_map(|(name, raw)| {
+                let module = raw.validate(&name, timeout, &mut check)?;
+                Some((name, Arc::new(module)))
+            })
+            .collect();
         let mut names = HashSet::new();
         let targets = self
             .targets
@@ -886,12 +922,146 @@ impl RawConfig {
                 max_concurrent_probes,
                 metrics: self.metrics,
                 targets,
+                modules,
                 warnings: check.warnings,
                 source: None,
             })
         } else {
             Err(check.problems)
         }
+    }
+}
+
+/// Where `{domain}` stands in a module's component name.
+const DOMAIN_TOKEN: &str = "{domain}";
+/// A domain that validation puts for `{domain}` and a request's target.
+const SAMPLE_DOMAIN: &str = "module.invalid";
+
+impl RawModule {
+    /// Checked as a target would be, with a sample domain for the one each request names.
+    fn validate(
+        self,
+        name: &str,
+        default_timeout: Duration,
+        check: &mut Checker,
+    ) -> Option<Module> {
+        let field = format!("modules.{name}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            check.problem(&field, "a module name is letters, digits, - and _");
+        }
+        let template = self.component.trim().to_owned();
+        let target = RawTarget {
+            name: name.to_owned(),
+            domain: SAMPLE_DOMAIN.to_owned(),
+            server_address: String::new(),
+            component: template.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN),
+            secret_file: self.secret_file,
+            secret_env: self.secret_env,
+            secret: self.secret,
+            handshake: self.handshake,
+            interval: Some(humantime::format_duration(INTERVAL_RANGE.1).to_string()),
+            timeout: self.timeout,
+            tls: self.tls,
+            watch: None,
+        };
+        let template_target = target.validate(&field, INTERVAL_RANGE.1, default_timeout, check)?;
+        let component = match expand_environment(&template) {
+            Ok(expanded) => expanded.to_ascii_lowercase(),
+            Err(_) => return None, // reported by the target's own check
+        };
+        Some(Module {
+            name: name.to_owned(),
+            component,
+            template: template_target,
+        })
+    }
+}
+
+/// The settings of targets that requests name (`/probe?module=NAME&target=…`).
+#[derive(Debug)]
+pub struct Module {
+    pub name: String,
+    /// The component name, environment expanded, `{domain}` standing for the request's domain.
+    component: String,
+    /// A target with the module's settings: name, domain and server are the request's.
+    template: Target,
+}
+
+/// Why a request's `target` (or `domain`) cannot be probed with a module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleTargetError {
+    #[error("target must be an XMPP domain (SRV lookup) or host:port (one server)")]
+    BadTarget,
+    #[error("domain must be an XMPP domain (a DNS name)")]
+    BadDomain,
+    #[error("a host:port target needs domain=XMPP_DOMAIN")]
+    NoDomain,
+    #[error("the module's component name is not a DNS name for this domain")]
+    BadComponent,
+}
+
+impl Module {
+    /// The longest a run may take (a request's scrape timeout may shorten it).
+    pub fn timeout(&self) -> Duration {
+        self.template.timeout
+    }
+
+    pub fn tls_mode(&self) -> TlsMode {
+        self.template.tls_mode
+    }
+
+    pub fn tls_settings(&self) -> &TlsSettings {
+        &self.template.tls
+    }
+
+    /// The target a request names: `target` is an XMPP domain (servers from its SRV record)
+    /// or `host:port` with `domain` the XMPP domain; `timeout` caps the module's.
+    pub fn target(
+        &self,
+        target: &str,
+        domain: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Target, ModuleTargetError> {
+        let text = target.trim();
+        if text.is_empty() || text.len() > 300 {
+            return Err(ModuleTargetError::BadTarget);
+        }
+        let fixed = text.contains(':') || text.parse::<IpAddr>().is_ok();
+        let (servers, domain) = if fixed {
+            let servers = parse_server_address(text, CMS_COMPONENT_PORT)
+                .map_err(|_| ModuleTargetError::BadTarget)?;
+            let domain = normalise_host(domain.ok_or(ModuleTargetError::NoDomain)?);
+            (servers, domain)
+        } else {
+            let domain = normalise_host(domain.unwrap_or(text));
+            if !is_dns_name(&normalise_host(text)) {
+                return Err(ModuleTargetError::BadTarget);
+            }
+            (ServerSource::Srv, domain)
+        };
+        if !is_dns_name(&domain) {
+            return Err(ModuleTargetError::BadDomain);
+        }
+        let component = self.component.replace(DOMAIN_TOKEN, &domain);
+        if !is_dns_name(&component) {
+            return Err(ModuleTargetError::BadComponent);
+        }
+        let timeout = timeout.map_or(self.template.timeout, |t| {
+            t.clamp(TIMEOUT_RANGE.0, self.template.timeout)
+        });
+        Ok(Target {
+            name: text.to_owned(),
+            domain,
+            servers,
+            component,
+            interval: timeout,
+            timeout,
+            ..self.template.clone()
+        })
     }
 }
 

@@ -334,7 +334,10 @@ async fn respond(
                 ),
             }
         }
-        ("/probe", true) => probe(request.uri().query().unwrap_or(""), supervisor).await,
+        ("/probe", true) => {
+            let query = request.uri().query().unwrap_or("");
+            probe(query, request.headers(), supervisor).await
+        }
         ("/", true) => {
             // A fleet's page is megabytes of HTML: built off the async workers, like /metrics.
             let snapshot = supervisor.store.snapshot();
@@ -365,19 +368,42 @@ async fn respond(
     }
 }
 
+/// What Prometheus' scrape timeout leaves for the run (as blackbox_exporter's
+/// `timeout_offset`): the answer must be written before Prometheus gives up.
+const SCRAPE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
+
 /// `/probe?target=NAME`: runs the target now and answers with the metrics of that run alone
 /// (like blackbox_exporter); with `debug=true`, the step-by-step report first.
-async fn probe(query: &str, supervisor: &Supervisor) -> Response<Full<Bytes>> {
+/// `/probe?module=M&target=DOMAIN` (or `target=HOST:PORT&domain=DOMAIN`) probes a target the
+/// configuration does not list, with module M's settings.
+async fn probe(query: &str, headers: &HeaderMap, supervisor: &Supervisor) -> Response<Full<Bytes>> {
     let Some(name) = query_param(query, "target") else {
         return body(
             StatusCode::BAD_REQUEST,
             TEXT,
-            "the target parameter is required: /probe?target=NAME\n",
+            "the target parameter is required: /probe?target=NAME (or module=M&target=DOMAIN)\n",
         );
     };
     let debug = query_param(query, "debug").is_some_and(|v| v == "true" || v == "1");
+    let found = match query_param(query, "module") {
+        Some(module) => {
+            let domain = query_param(query, "domain");
+            let timeout = scrape_timeout(headers);
+            match supervisor
+                .probe_module(&module, &name, domain.as_deref(), timeout)
+                .await
+            {
+                Ok(found) => Some(found),
+                // The answer echoes nothing of the request.
+                Err(error) => {
+                    return body(StatusCode::BAD_REQUEST, TEXT, format!("{error}\n"));
+                }
+            }
+        }
+        None => supervisor.probe_now(&name).await,
+    };
     // The answer names no other target: the port may be reachable by anyone.
-    let Some((probe, answer)) = supervisor.probe_now(&name).await else {
+    let Some((probe, answer)) = found else {
         return body(StatusCode::NOT_FOUND, TEXT, "unknown target\n");
     };
     let (report, age) = match answer {
@@ -436,6 +462,19 @@ async fn metrics(headers: &HeaderMap, renderer: &Renderer) -> Response<Full<Byte
 }
 
 /// A query parameter, percent-decoded.
+/// `X-Prometheus-Scrape-Timeout-Seconds` less the margin; `None` without a usable header.
+fn scrape_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers
+        .get("x-prometheus-scrape-timeout-seconds")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let timeout = Duration::try_from_secs_f64(seconds).ok()?;
+    Some(timeout.saturating_sub(SCRAPE_TIMEOUT_MARGIN))
+}
+
 fn query_param(query: &str, key: &str) -> Option<String> {
     query
         .split('&')

@@ -9,6 +9,7 @@ pub mod config;
 pub mod diagnosis;
 mod http;
 pub mod metrics;
+pub mod modules;
 mod page;
 pub mod probe;
 mod scheduler;
@@ -38,10 +39,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub enum RunError {
     #[error(transparent)]
     Resolver(#[from] ResolverSetupError),
-    #[error("targets[{index}] ({target}): TLS setup failed")]
+    /// `field` names the target (`targets[N] (NAME)`) or module (`modules.NAME`).
+    #[error("{field}: TLS setup failed")]
     Tls {
-        index: usize,
-        target: String,
+        field: String,
         #[source]
         source: TlsSetupError,
     },
@@ -148,6 +149,7 @@ pub async fn probe_once(
     only: Option<&str>,
 ) -> Result<Option<Vec<(Arc<probe::TargetProbe>, probe::TargetReport)>>, RunError> {
     let probes: Vec<_> = supervisor::prepare(config)?
+        .probes
         .into_iter()
         .filter(|p| only.is_none_or(|name| p.target.name == name))
         .collect();

@@ -1,7 +1,7 @@
 //! Owns the probing side of the exporter: builds a probe per target, runs their loops, and
 //! swaps them on reload. A bad new configuration is rejected and the old one keeps running.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
 use crate::http::Web;
+use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe, TargetReport};
 use crate::store::Store;
@@ -51,6 +52,8 @@ pub struct Supervisor {
     pub web: Web,
     /// The running configuration's probes; swapped at once on reload, so readers never wait.
     probes: RwLock<Arc<[Arc<TargetProbe>]>>,
+    /// The running configuration's modules, for `/probe?module=`; swapped likewise.
+    modules: RwLock<Arc<Modules>>,
     /// The running loops. Held only by reload and shutdown, which it serialises.
     loops: Mutex<Loops>,
 }
@@ -63,13 +66,14 @@ struct Loops {
 /// Builds what every target needs to probe: one resolver, one TLS client per distinct set of
 /// TLS settings, one lock per component name and the shared cap on running probes. Everything
 /// `serve` prepares before binding, so `check-config` runs it too.
-pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
+pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     // A single DNS request may take the shortest target deadline; each step is cut at its own
     // target's deadline anyway.
     let request_timeout = config
         .targets
         .iter()
         .map(|t| t.timeout)
+        .chain(config.modules.values().map(|m| m.timeout()))
         .min()
         .unwrap_or(crate::config::DEFAULT_TIMEOUT);
     let resolver = dns::resolver(&config.dns, request_timeout)?;
@@ -83,8 +87,7 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
                 return Ok(client.clone());
             }
             let client = TlsClient::new(settings).map_err(|source| RunError::Tls {
-                index,
-                target: target.name.clone(),
+                field: format!("targets[{index}] ({})", target.name),
                 source,
             })?;
             clients.push((settings, client.clone()));
@@ -112,12 +115,39 @@ pub fn prepare(config: &Config) -> Result<Vec<Arc<TargetProbe>>, RunError> {
             slots.clone(),
         )));
     }
-    Ok(probes)
+    let mut modules = BTreeMap::new();
+    for (name, module) in &config.modules {
+        let settings = module.tls_settings();
+        let tls = match module.tls_mode() {
+            TlsMode::None => None,
+            TlsMode::Direct => Some(match clients.iter().find(|(s, _)| s.same_trust(settings)) {
+                Some((_, client)) => client.clone(),
+                None => TlsClient::new(settings).map_err(|source| RunError::Tls {
+                    field: format!("modules.{name}"),
+                    source,
+                })?,
+            }),
+        };
+        let module = module.clone();
+        modules.insert(name.clone(), ModuleProbe { module, tls });
+    }
+    let modules = Modules::new(modules, resolver, config.dns.fan_out, slots, locks);
+    Ok(Prepared {
+        probes,
+        modules: Arc::new(modules),
+    })
+}
+
+/// What a configuration runs: its targets' probes, and its modules for requests.
+pub struct Prepared {
+    pub probes: Vec<Arc<TargetProbe>>,
+    pub modules: Arc<Modules>,
 }
 
 impl Supervisor {
     /// Starts the loops of prepared probes.
-    pub fn start(config: &Config, probes: Vec<Arc<TargetProbe>>, web: Web) -> Supervisor {
+    pub fn start(config: &Config, prepared: Prepared, web: Web) -> Supervisor {
+        let Prepared { probes, modules } = prepared;
         let store = Arc::new(Store::default());
         let loops = spawn(&probes, config, &store);
         store.config_loaded(true);
@@ -126,6 +156,7 @@ impl Supervisor {
             store,
             web,
             probes: RwLock::new(probes.into()),
+            modules: RwLock::new(modules),
             loops: Mutex::new(loops),
         }
     }
@@ -153,11 +184,11 @@ impl Supervisor {
         // Files are read and TLS material parsed off the async workers; nothing that runs is
         // touched until the new configuration is known to be good.
         let web_file = self.web.file().cloned();
-        let (config, probes, web) = tokio::task::spawn_blocking(move || {
+        let (config, Prepared { probes, modules }, web) = tokio::task::spawn_blocking(move || {
             let config = Config::load(&path)?;
-            let probes = prepare(&config)?;
+            let prepared = prepare(&config)?;
             let web = crate::config::web::load_optional(web_file.as_ref())?;
-            Ok::<_, ReloadError>((config, probes, web))
+            Ok::<_, ReloadError>((config, prepared, web))
         })
         .await
         .map_err(ReloadError::Interrupted)??;
@@ -169,6 +200,7 @@ impl Supervisor {
         // Counters restart with the new configuration; Prometheus' rate() handles resets.
         *loops = spawn(&probes, &config, &self.store);
         *self.probes.write().expect("probes lock") = probes.into();
+        *self.modules.write().expect("modules lock") = modules;
         self.web.apply(web);
         self.store.config_loaded(true);
         Ok(())
@@ -176,6 +208,10 @@ impl Supervisor {
 
     pub fn targets(&self) -> Arc<[Arc<TargetProbe>]> {
         self.probes.read().expect("probes lock").clone()
+    }
+
+    pub fn modules(&self) -> Arc<Modules> {
+        self.modules.read().expect("modules lock").clone()
     }
 
     /// Runs one target for a request, outside its schedule: the run in progress is shared
@@ -188,15 +224,19 @@ impl Supervisor {
             .iter()
             .find(|p| p.target.name == name)
             .cloned()?;
-        // A run ends by its timeout, plus a close of at most a second, unless it waits for a
-        // free slot behind many others.
-        let patience = probe.target.timeout + Duration::from_secs(2);
-        let run = tokio::time::timeout(patience, probe.run_or_recent(PROBE_SPACING)).await;
-        let answer = match run {
-            Ok((report, age)) => OnDemand::Ran { report, age },
-            Err(_) => OnDemand::Busy { waited: patience },
-        };
-        Some((probe, answer))
+        Some(on_demand(probe).await)
+    }
+
+    /// Like [`Supervisor::probe_now`], for a target that a request names with a module.
+    pub async fn probe_module(
+        &self,
+        module: &str,
+        target: &str,
+        domain: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<(Arc<TargetProbe>, OnDemand), ModuleError> {
+        let probe = self.modules().probe(module, target, domain, timeout)?;
+        Ok(on_demand(probe).await)
     }
 
     pub async fn shutdown(&self) {
@@ -204,6 +244,18 @@ impl Supervisor {
         let old = std::mem::replace(&mut *loops, idle());
         stop(old).await;
     }
+}
+
+/// A run for a request: a run ends by its timeout, plus a close of at most a second, unless it
+/// waits for a free slot behind many others.
+async fn on_demand(probe: Arc<TargetProbe>) -> (Arc<TargetProbe>, OnDemand) {
+    let patience = probe.target.timeout + Duration::from_secs(2);
+    let run = tokio::time::timeout(patience, probe.run_or_recent(PROBE_SPACING)).await;
+    let answer = match run {
+        Ok((report, age)) => OnDemand::Ran { report, age },
+        Err(_) => OnDemand::Busy { waited: patience },
+    };
+    (probe, answer)
 }
 
 /// No loops: what stands while loops are replaced, and after shutdown.
@@ -278,7 +330,7 @@ mod tests {
             target("plain", "      mode: none\n".into()),
         );
         let config = Config::parse(&yaml, std::path::Path::new("test.yaml")).unwrap();
-        let probes = prepare(&config).unwrap();
+        let probes = prepare(&config).unwrap().probes;
         let client = |i: usize| probes[i].tls().expect("a TLS target");
         assert!(client(0).is(client(1)), "a and b trust the same CA");
         assert!(!client(0).is(client(2)), "c trusts another");

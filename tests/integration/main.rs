@@ -8,6 +8,7 @@ mod support;
 mod chain;
 mod exposition;
 mod hardening;
+mod modules;
 mod operations;
 mod peers;
 mod probe;

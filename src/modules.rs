@@ -1,0 +1,137 @@
+//! Targets that requests name, the blackbox way: `/probe?module=NAME&target=DOMAIN` probes
+//! `DOMAIN` with the module's settings. Each (module, target) gets a probe of its own, kept
+//! while it is asked for, so that requests for it share runs as a configured target's do (one
+//! run at a time, a recent run answering instead of a new one).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use hickory_resolver::TokioResolver;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::config::{FanOut, Module, ModuleTargetError};
+use crate::probe::tls::TlsClient;
+use crate::probe::TargetProbe;
+
+/// Distinct (module, target) probes kept; beyond, the longest unused makes room.
+pub const MAX_KEPT: usize = 4096;
+
+/// Why a request names nothing to probe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleError {
+    #[error("unknown module")]
+    Unknown,
+    #[error(transparent)]
+    Target(#[from] ModuleTargetError),
+}
+
+/// A module with the TLS client its targets share.
+pub struct ModuleProbe {
+    pub module: Arc<Module>,
+    pub tls: Option<TlsClient>,
+}
+
+/// The configuration's modules and the probes that requests made of them.
+pub struct Modules {
+    modules: BTreeMap<String, ModuleProbe>,
+    resolver: TokioResolver,
+    fan_out: FanOut,
+    slots: Arc<Semaphore>,
+    /// The configured targets' component locks: a module's target with the same component
+    /// name waits for them too.
+    configured_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    probes: HashMap<Key, (Arc<TargetProbe>, Instant)>,
+    locks: HashMap<String, Weak<tokio::sync::Mutex<()>>>,
+}
+
+/// Module, target and domain, as the request spelt them.
+type Key = (String, String, Option<String>);
+
+impl Modules {
+    pub fn new(
+        modules: BTreeMap<String, ModuleProbe>,
+        resolver: TokioResolver,
+        fan_out: FanOut,
+        slots: Arc<Semaphore>,
+        configured_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    ) -> Modules {
+        Modules {
+            modules,
+            resolver,
+            fan_out,
+            slots,
+            configured_locks,
+            kept: Mutex::default(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
+    /// The probe of `target` (with `domain`, for a `host:port` target) under `module`, its
+    /// timeout capped at `timeout`: the one kept from an earlier request when it is the same.
+    pub fn probe(
+        &self,
+        module: &str,
+        target: &str,
+        domain: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Arc<TargetProbe>, ModuleError> {
+        let entry = self.modules.get(module).ok_or(ModuleError::Unknown)?;
+        let wanted = entry.module.target(target, domain, timeout)?;
+        let key = (
+            module.to_owned(),
+            target.to_owned(),
+            domain.map(str::to_owned),
+        );
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((probe, used)) = kept.probes.get_mut(&key) {
+            if probe.target.timeout == wanted.timeout {
+                *used = Instant::now();
+                return Ok(probe.clone());
+            }
+        }
+        if kept.probes.len() >= MAX_KEPT && !kept.probes.contains_key(&key) {
+            let oldest = kept
+                .probes
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                kept.probes.remove(&oldest);
+            }
+            kept.locks.retain(|_, lock| lock.strong_count() > 0);
+        }
+        let name = wanted.component.to_ascii_lowercase();
+        let lock = match self.configured_locks.get(&name) {
+            Some(lock) => lock.clone(),
+            None => match kept.locks.get(&name).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    kept.locks.insert(name, Arc::downgrade(&lock));
+                    lock
+                }
+            },
+        };
+        let probe = Arc::new(TargetProbe::new(
+            Arc::new(wanted),
+            self.resolver.clone(),
+            self.fan_out,
+            entry.tls.clone(),
+            None,
+            lock,
+            self.slots.clone(),
+        ));
+        kept.probes.insert(key, (probe.clone(), Instant::now()));
+        Ok(probe)
+    }
+}

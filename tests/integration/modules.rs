@@ -1,0 +1,178 @@
+//! Targets that Prometheus names: `/probe?module=M&target=DOMAIN`, the blackbox way, against
+//! in-process peers (real DNS, real TLS, real XEP-0114).
+
+use crate::support::component::Behaviour;
+use crate::support::exporter::*;
+
+/// A configuration without targets and one module, `cms`: the lab's secret and CA, the
+/// component named after each request's domain, `timeout` at most.
+fn modules_only(lab: &Lab, timeout: &str) -> String {
+    format!(
+        "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{dns}\"]\nmodules:\n  cms:\n    component: \"probe.{{domain}}\"\n    secret_file: {secret}\n    timeout: {timeout}\n    tls:\n      ca_file: {ca}\n",
+        dns = lab.dns.addr(),
+        secret = lab.path("secret").display(),
+        ca = lab.path("ca.pem").display(),
+    )
+}
+
+async fn get(exporter: &Exporter, path: &str, headers: &str) -> (u16, String) {
+    let response = http_exchange(exporter.addr, "GET", path, headers).await;
+    (
+        response.status,
+        String::from_utf8_lossy(&response.body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_module_probes_a_domain_that_only_the_request_names() {
+    let lab = Lab::new(base_zone()).await;
+    let (one, two) = lab.two_srv_servers().await;
+    let exporter = Exporter::start(&modules_only(&lab, "5s")).await;
+
+    let (status, text) = get(&exporter, "/probe?module=cms&target=example.test", "").await;
+    assert_eq!(status, 200, "{text}");
+    let run = Scrape::parse(&text);
+    assert_eq!(
+        run.value(&PROBE_SUCCESS, &[("target", "example.test")]),
+        Some(1.0),
+        "{text}"
+    );
+    for (port, host) in [(one.addr().port(), XMPP1), (two.addr().port(), XMPP2)] {
+        let address = server(host, port);
+        assert_eq!(
+            run.value(&SERVER_UP, &[("server", &address)]),
+            Some(1.0),
+            "{text}"
+        );
+    }
+    assert_eq!(one.stats().handshakes_ok + two.stats().handshakes_ok, 2);
+
+    // One fixed server: host:port, with the XMPP domain beside it.
+    let fixed = format!(
+        "/probe?module=cms&target={}&domain=example.test",
+        server(XMPP1, one.addr().port())
+    );
+    let (status, text) = get(&exporter, &fixed, "").await;
+    assert_eq!(status, 200, "{text}");
+    let run = Scrape::parse(&text);
+    assert_eq!(run.find(&SERVER_UP, &[]).len(), 1, "{text}");
+    assert_eq!(
+        run.find(&SERVER_UP, &[]).first().map(|s| s.value),
+        Some(1.0)
+    );
+
+    // The exporter's own /metrics keeps no trace of them: the run's metrics are the answer.
+    let metrics = exporter.scrape().await;
+    assert!(
+        metrics.find(&PROBE_SUCCESS, &[]).is_empty(),
+        "{}",
+        metrics.relevant()
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn requests_that_name_nothing_probeable_are_refused_without_echo() {
+    let lab = Lab::new(base_zone()).await;
+    let exporter = Exporter::start(&modules_only(&lab, "5s")).await;
+    let cases = [
+        (
+            "/probe?module=nosuch%3Cscript%3E&target=example.test",
+            "unknown module",
+        ),
+        (
+            "/probe?module=cms&target=not%20a%20name",
+            "target must be an XMPP domain",
+        ),
+        (
+            "/probe?module=cms&target=xmpp1.example.test:5223",
+            "needs domain=XMPP_DOMAIN",
+        ),
+        (
+            "/probe?module=cms&target=xmpp1.example.test:0&domain=example.test",
+            "target must be",
+        ),
+        (
+            "/probe?module=cms&target=10.0.0.1:5223&domain=no%20domain",
+            "domain must be an XMPP domain",
+        ),
+    ];
+    for (path, expected) in cases {
+        let (status, text) = get(&exporter, path, "").await;
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains(expected), "{path}: {text}");
+        assert!(
+            !text.contains("script") && !text.contains("not a name"),
+            "{text}"
+        );
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn the_scrape_timeout_header_bounds_the_run() {
+    let lab = Lab::new(base_zone()).await;
+    let silent = lab.tls_server(&lab.good_leaf(), Behaviour::Silent).await;
+    let exporter = Exporter::start(&modules_only(&lab, "10s")).await;
+    let path = format!(
+        "/probe?module=cms&target={}&domain=example.test",
+        server(XMPP1, silent.addr().port())
+    );
+    let started = std::time::Instant::now();
+    let (status, text) = get(
+        &exporter,
+        &path,
+        "X-Prometheus-Scrape-Timeout-Seconds: 1.5\r\n",
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "{text}");
+    let run = Scrape::parse(&text);
+    let duration = run.value(&PROBE_DURATION, &[]).expect("the run's duration");
+    assert!(
+        (0.9..1.3).contains(&duration),
+        "1.5 s less the 0.5 s margin, not the module's 10 s: {duration}"
+    );
+    assert!(
+        took.as_secs_f64() < 1.5,
+        "answered within the scrape timeout: {took:?}"
+    );
+    let address = server(XMPP1, silent.addr().port());
+    assert_eq!(
+        failing(&run, &address, &address),
+        Some(("stream".into(), "timeout".into()))
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_target_share_one_run() {
+    let lab = Lab::new(base_zone()).await;
+    let (one, two) = lab.two_srv_servers().await;
+    let exporter = Exporter::start(&modules_only(&lab, "5s")).await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let addr = exporter.addr;
+        requests.spawn(async move {
+            let path = "/probe?module=cms&target=example.test";
+            let response = http_exchange(addr, "GET", path, "").await;
+            (
+                response.status,
+                String::from_utf8_lossy(&response.body).into_owned(),
+            )
+        });
+    }
+    for (status, text) in requests.join_all().await {
+        assert_eq!(status, 200, "{text}");
+        assert!(
+            text.contains("cms_xmpp_probe_success{target=\"example.test\"} 1"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        one.stats().handshakes_ok + two.stats().handshakes_ok,
+        2,
+        "one run for eight requests: one handshake per server"
+    );
+    exporter.stop().await;
+}
