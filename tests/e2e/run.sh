@@ -24,6 +24,7 @@ PY="${PYTHON:-python3}"
 DOMAIN="e2e.test"
 XMPP1="xmpp1.$DOMAIN" # Prosody 1 on 127.0.0.1 (stopped and restarted by the failover check)
 XMPP2="xmpp2.$DOMAIN" # Prosody 2 on 127.0.0.2 (stays up; the single-server scenarios use it)
+DOMAIN2="fleet.test"  # a second XMPP domain on the same servers, known only to Prometheus (/probe?module=)
 IP1="127.0.0.1"
 IP2="127.0.0.2"
 SRV_PRIO1=10 SRV_WEIGHT1=60 SRV_PRIO2=20 SRV_WEIGHT2=40
@@ -385,7 +386,7 @@ EOF
             -keyout "$pki/$ca.key" -out "$pki/$ca.crt" -days 30 -subj "/CN=cms-xmpp-exporter e2e $ca" \
             -extensions v3_ca 2>>"$WORK/logs/openssl.log" || die_setup "openssl: cannot make $ca"
     done
-    local sans="DNS:$DOMAIN,DNS:$XMPP1,DNS:$XMPP2"
+    local sans="DNS:$DOMAIN,DNS:$XMPP1,DNS:$XMPP2,DNS:$DOMAIN2"
     issue good ca "$sans" "$(utc '-1 day')" "$(utc '+30 days')"
     issue expired ca "$sans" "$(utc '-30 days')" "$(utc '-1 day')"
     # As `openssl x509 -serial` prints it, in lowercase: what cms_xmpp_cert_info says.
@@ -425,9 +426,12 @@ start_dnsmasq() {
     local s="_xmpp-component._tcp"
     start dnsmasq "$WORK/logs/dnsmasq.stderr" dnsmasq --keep-in-foreground --conf-file=/dev/null \
         --no-resolv --no-hosts --bind-interfaces --listen-address="$IP1" --port="$DNS_PORT" \
-        --user=root --local-ttl=5 --local="/$DOMAIN/" --log-queries --log-facility="$WORK/logs/dnsmasq.log" \
+        --user=root --local-ttl=5 --local="/$DOMAIN/" --local="/$DOMAIN2/" --log-queries \
+        --log-facility="$WORK/logs/dnsmasq.log" \
         --srv-host="$s.$DOMAIN,$XMPP1,$XMPP_TLS_PORT,$SRV_PRIO1,$SRV_WEIGHT1" \
         --srv-host="$s.$DOMAIN,$XMPP2,$XMPP_TLS_PORT,$SRV_PRIO2,$SRV_WEIGHT2" \
+        --srv-host="$s.$DOMAIN2,$XMPP1,$XMPP_TLS_PORT,10,50" \
+        --srv-host="$s.$DOMAIN2,$XMPP2,$XMPP_TLS_PORT,10,50" \
         --srv-host="_xmpp-client._tcp.$DOMAIN,$XMPP2,$C2S_PORT,0,0" \
         --host-record="$XMPP1,$IP1" \
         --host-record="$XMPP2,$IP2"
@@ -479,9 +483,10 @@ EOF
     local c
     # cb1-cb3 are the "production Callbridges" of the watch: cb1 and cb3 are connected by
     # start_callbridges, cb2 never is.
-    for c in ready probe plain rapid wrongsecret held wire watch badpw legacy cb1 cb2 cb3; do
+    for c in ready probe plain rapid wrongsecret held wire watch badpw legacy fleet cb1 cb2 cb3; do
         printf 'Component "%s.%s"\n    component_secret = "%s"\n' "$c" "$DOMAIN" "$SECRET" >>"$dir/prosody.cfg.lua"
     done
+    printf 'Component "fleet.%s"\n    component_secret = "%s"\n' "$DOMAIN2" "$SECRET" >>"$dir/prosody.cfg.lua"
     prosodyctl --config "$dir/prosody.cfg.lua" register monitor "$DOMAIN" "$WATCH_PASSWORD" \
         >>"$WORK/logs/prosodyctl.log" 2>&1 || die_setup "prosodyctl could not register monitor@$DOMAIN"
 }
@@ -676,6 +681,16 @@ EOF
     watch_block "$XMPP1:$EJ_C2S_PORT" watch-password cb1 cb2
     target ejbadpw           "$DOMAIN"       "$XMPP1:$EJ_COMPONENT_PORT"    "badpw-ej.$DOMAIN"     direct  secret
     watch_block "$XMPP1:$EJ_C2S_PORT" wrong-password cb1
+    # For the domains only Prometheus knows (the cms-xmpp-fleet job): /probe?module=cms.
+    cat >>"$cfg" <<EOF
+modules:
+  cms:
+    component: "fleet.{domain}"
+    secret_file: $WORK/secret
+    timeout: 5s
+    tls:
+      ca_file: $WORK/pki/ca.crt
+EOF
 }
 
 tls_option() { # tls_option LINE: one more setting in the tls block of the target above
@@ -729,7 +744,23 @@ scrape_configs:
   - job_name: cms-xmpp-exporter
     static_configs:
       - targets: ["$EXPORTER_ADDR"]
+  # The fleet recipe of docs/deploy.md: Prometheus knows the XMPP domains, the exporter probes
+  # each through /probe?module=cms.
+  - job_name: cms-xmpp-fleet
+    metrics_path: /probe
+    params: {module: [cms]}
+    file_sd_configs:
+      - files: ["$WORK/fleet-targets.json"]
+    relabel_configs:
+      - source_labels: [__address__]
+        target_label: __param_target
+      - source_labels: [__param_target]
+        target_label: instance
+      - target_label: __address__
+        replacement: "$EXPORTER_ADDR"
 EOF
+    printf '[{"targets": ["%s", "%s"], "labels": {"cluster": "lab"}}]\n' "$DOMAIN" "$DOMAIN2" \
+        >"$WORK/fleet-targets.json"
     start prometheus "$WORK/logs/prometheus.log" prometheus --config.file="$WORK/prometheus.yml" \
         --storage.tsdb.path="$WORK/prometheus-data" --web.listen-address="$PROM_ADDR" \
         --log.level=info
@@ -763,7 +794,7 @@ happy_path() {
             "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"fqdn\",name=\"${s%%:*}\"} == 1"
         expect_metric "happy: $s TLS 1.2 or 1.3" "cms_xmpp_tls_info{$t,server=\"$s\",version=~\"TLSv1\\.[23]\"} == 1"
         expect_metric "happy: $s cert_info has the leaf's serial (as openssl prints it) and SANs" \
-            "cms_xmpp_cert_info{$t,server=\"$s\",serial=\"$GOOD_SERIAL\",sans=\"$DOMAIN,$XMPP1,$XMPP2\"} == 1"
+            "cms_xmpp_cert_info{$t,server=\"$s\",serial=\"$GOOD_SERIAL\",sans=\"$DOMAIN,$XMPP1,$XMPP2,$DOMAIN2\"} == 1"
         expect_metric "happy: $s last success timestamp is recent" \
             "cms_xmpp_last_success_timestamp_seconds{$t,server=\"$s\"} > $(($(date +%s) - 30))"
     done
@@ -1106,7 +1137,8 @@ prometheus_checks() {
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 15 targets, 9 successful" 'sum(cms_xmpp_probe_success) * 100 + count(cms_xmpp_probe_success)' \
+    wait_for_query "prometheus: 15 targets, 9 successful" \
+        'sum(cms_xmpp_probe_success{job="cms-xmpp-exporter"}) * 100 + count(cms_xmpp_probe_success{job="cms-xmpp-exporter"})' \
         'result == 915'
     # The alerts' `for` is minutes; that they fire for the right series is what counts here.
     for target in watch ejabberd; do
@@ -1120,6 +1152,13 @@ prometheus_checks() {
         wait_for_query "prometheus: CmsXmppWatchLoginFailing is pending for $target" \
             'count by (target) (ALERTS{alertname="CmsXmppWatchLoginFailing"})' "result{target=\"$target\"} == 1"
     done
+    local domain
+    for domain in "$DOMAIN" "$DOMAIN2"; do
+        wait_for_query "prometheus: the fleet job (file_sd, relabelling) registers at $domain through /probe?module=cms" \
+            'cms_xmpp_probe_success{job="cms-xmpp-fleet"}' "cms_xmpp_probe_success{instance=\"$domain\",target=\"$domain\",cluster=\"lab\"} == 1"
+    done
+    wait_for_query "prometheus: ... one series per domain, both servers of each up" \
+        'count(cms_xmpp_server_up{job="cms-xmpp-fleet"} == 1)' 'result == 4'
     wait_for_query "prometheus: CmsXmppTlsFinding is pending for legacy-tls's legacy_tls" \
         'count by (target, finding) (ALERTS{alertname="CmsXmppTlsFinding"})' \
         'result{target="legacy-tls",finding="legacy_tls"} == 1'
