@@ -42,7 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "static-binary.sh needs root (chroot, unshare --net)" >&2
     exit 1
 fi
-for tool in cargo python3 file ldd readelf openssl curl ip unshare chroot; do
+for tool in cargo python3 file ldd readelf openssl curl ip unshare chroot buildah; do
     command -v "$tool" > /dev/null || { echo "static-binary.sh needs $tool" >&2; exit 1; }
 done
 
@@ -102,12 +102,60 @@ check "ENV names the config at /etc/cms-xmpp-exporter/config.yaml" \
     test "$(json 'd["env"].get("CMS_XMPP_EXPORTER_CONFIG", "")')" = /etc/cms-xmpp-exporter/config.yaml
 
 # ---------------------------------------------------------------------------------------------
-echo "== run in the empty root"
+echo "== the image, built by buildah without a daemon, from the Dockerfile's final stage"
+# The Dockerfile's `FROM scratch` stage as it is, fed the root assembled above instead of the
+# build stage's: the image a registry would get, with its real config.
+BUILDAH=$WORK/buildah
+BH=(buildah --storage-driver vfs --root "$BUILDAH/storage" --runroot "$BUILDAH/run")
+IMAGE=localhost/cms-xmpp-exporter:$CARGO_VERSION
+"${BH[@]}" rm --all > /dev/null 2>&1 || true
+rm -rf "$BUILDAH"
+mkdir -p "$BUILDAH/context"
+cp -a "$ROOT" "$BUILDAH/context/rootfs"
+sed -n '/^FROM scratch/,$p' Dockerfile | sed 's|^COPY --from=build /src/rootfs/ /|COPY rootfs/ /|' \
+    > "$BUILDAH/context/Containerfile"
+check "the final stage takes the assembled root (one COPY of rootfs/)" \
+    grep -qx 'COPY rootfs/ /' "$BUILDAH/context/Containerfile"
+if "${BH[@]}" build --quiet --isolation chroot --format docker --build-arg "VERSION=$CARGO_VERSION" \
+    -f "$BUILDAH/context/Containerfile" -t "$IMAGE" "$BUILDAH/context" > "$BUILDAH/build.log" 2>&1; then
+    pass "buildah built $IMAGE (vfs storage, chroot isolation, no daemon)"
+else
+    fail "buildah built $IMAGE"
+    cat "$BUILDAH/build.log"
+    finish
+    exit 1
+fi
+"${BH[@]}" inspect --type image "$IMAGE" > "$BUILDAH/inspect.json"
+inspect() { python3 -c "import json,sys; c=json.load(open('$BUILDAH/inspect.json'))['Docker']['config']; print(eval(sys.argv[1]))" "$1"; }
+check "image USER 65532:65532" test "$(inspect 'c["User"]')" = "65532:65532"
+check "image ENTRYPOINT [$ENTRY]" test "$(inspect '" ".join(c["Entrypoint"])')" = "$ENTRY"
+check "image HEALTHCHECK runs '$ENTRY healthcheck'" \
+    test "$(inspect '" ".join(c["Healthcheck"]["Test"])')" = "CMD $ENTRY healthcheck"
+check "image exposes 9523/tcp" test "$(inspect '" ".join(c["ExposedPorts"])')" = "9523/tcp"
+check "image label version = $CARGO_VERSION" \
+    test "$(inspect 'c["Labels"]["org.opencontainers.image.version"]')" = "$CARGO_VERSION"
+check "image ENV names the config" \
+    test "$(inspect '"CMS_XMPP_EXPORTER_CONFIG=/etc/cms-xmpp-exporter/config.yaml" in c["Env"]')" = True
+# What a registry stores and a node pulls: the gzip-compressed layer; and the image unpacked.
+"${BH[@]}" push --quiet --compression-format gzip "$IMAGE" "oci:$BUILDAH/oci:$CARGO_VERSION" > /dev/null
+IMAGE_COMPRESSED=$(python3 deploy/check/oci-size.py "$BUILDAH/oci")
+CONTAINER=$("${BH[@]}" from --quiet "$IMAGE")
+MOUNT=$("${BH[@]}" mount "$CONTAINER")
+IMAGE_UNPACKED=$(du -sb "$MOUNT" | cut -f1)
+echo "image: $IMAGE_COMPRESSED bytes compressed (registry, pull), $IMAGE_UNPACKED bytes unpacked"
+check "the image is under 15 MB compressed ($IMAGE_COMPRESSED bytes) and unpacked ($IMAGE_UNPACKED bytes)" \
+    test "$IMAGE_COMPRESSED" -lt 15000000 -a "$IMAGE_UNPACKED" -lt 15000000
+check "the image has no shell (no sh, bash, ash or busybox anywhere)" \
+    test -z "$(find "$MOUNT" \( -name sh -o -name bash -o -name busybox -o -name ash \) -print -quit)"
+check "the image's files are the assembled root's" diff -r "$MOUNT" "$ROOT"
+
+# ---------------------------------------------------------------------------------------------
+echo "== run the image's root filesystem (buildah mount)"
 RUN=$WORK/run
 rm -rf "$RUN"
 mkdir -p "$RUN"
 RUNROOT=$RUN/root
-cp -a "$ROOT" "$RUNROOT"
+cp -a "$MOUNT/." "$RUNROOT"
 TMP=$RUN/tmp
 mkdir -p "$TMP"
 
@@ -341,6 +389,45 @@ PY
     fi
 done
 
+# ---------------------------------------------------------------------------------------------
+echo "== the example config in the image: it loads, serves and is healthy"
+XROOT=$RUN/example
+cp -a "$MOUNT/." "$XROOT"
+cp config.example.yaml "$XROOT/etc/cms-xmpp-exporter/config.yaml"
+echo "nameserver 127.0.0.1" > "$XROOT/etc/resolv.conf"
+# The files and the variable it names, as a Deployment would mount and set them.
+for file in run/secrets/cms-probe/secret run/secrets/cms-monitor/password run/secrets/prosody-probe/secret; do
+    mkdir -p "$(dirname "$XROOT/$file")"
+    printf 'example-secret\n' > "$XROOT/$file"
+done
+mkdir -p "$XROOT/etc/cms"
+cp "$TMP/ca.pem" "$XROOT/etc/cms/ca.pem"
+cat > "$RUN/example.sh" <<'EXAMPLE'
+set -uo pipefail
+ip link set lo up
+XROOT=$1; USERSPEC=$2; ENTRY=$3; LOG=$4
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOSTNAME=exporter CMS_PARIS_PROBE_SECRET=example-secret \
+    CMS_XMPP_EXPORTER_CONFIG=/etc/cms-xmpp-exporter/config.yaml \
+    chroot --userspec="$USERSPEC" "$XROOT" "$ENTRY" > "$LOG" 2>&1 &
+EXPORTER=$!
+healthy=1
+for _ in $(seq 100); do
+    if curl -fs -o /dev/null http://127.0.0.1:9523/-/healthy; then healthy=0; break; fi
+    sleep 0.1
+done
+kill -TERM "$EXPORTER" 2>/dev/null
+wait "$EXPORTER"
+exit $healthy
+EXAMPLE
+if unshare --net bash "$RUN/example.sh" "$XROOT" "$USERSPEC" "$ENTRY" "$RUN/example.log"; then
+    pass "the image's root with config.example.yaml starts and /-/healthy answers 200"
+else
+    fail "the image's root with config.example.yaml starts and /-/healthy answers 200"
+    tail -n 20 "$RUN/example.log"
+fi
+
+"${BH[@]}" umount "$CONTAINER" > /dev/null
+"${BH[@]}" rm "$CONTAINER" > /dev/null
 rm -rf "$RUN"
-echo "binary size: $SIZE bytes"
+echo "binary size: $SIZE bytes; image: $IMAGE_COMPRESSED bytes compressed, $IMAGE_UNPACKED bytes unpacked"
 finish

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs, as root, the Debian 12 packages the end-to-end suite (tests/e2e/run.sh) needs.
+# Installs, as root, the Debian 12 packages the tests need: the end-to-end suite
+# (tests/e2e/run.sh), the integration tests' openssl, and the image check's buildah.
 # The packages' own services are kept from starting: a temporary /usr/sbin/policy-rc.d that
 # exits 101 is in place during the install and removed afterwards, also on failure.
 # Idempotent: when everything is installed already it returns at once without apt.
@@ -12,7 +13,8 @@ PACKAGES=(
     lua-sec           # TLS for Prosody (Depends already, listed to be explicit)
     stunnel4          # serves the bad certificates in front of Prosody's plaintext port
     prometheus        # scrapes the exporter; brings promtool
-    openssl           # makes the test PKI at run time
+    openssl           # makes the test PKI at run time; RSA 1024, SHA-1, OCSP, s_server in tests
+    buildah           # builds and inspects the container image without a daemon (deploy/check)
     curl              # reads /metrics and the Prometheus API
     python3           # small helpers: metrics parsing, the wiretap, name holder
     ca-certificates
