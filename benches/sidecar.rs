@@ -5,7 +5,8 @@
 //! (STARTTLS, SCRAM-SHA-256 with 4,096 iterations) and pings both. The servers and the DNS
 //! server run in this process, on loopback.
 //!
-//!     cargo bench --bench sidecar       (or: -- 1000  for one size; -- watch  for the watch row)
+//!     cargo bench --bench sidecar       (or: -- 1000  for one size; -- watch  for the watch row;
+//!                                         -- fleet  for 1,000 targets named by /probe requests)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
@@ -43,6 +44,15 @@ const GZIP: &str = "Accept-Encoding: gzip\r\n";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "fleet") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(measure_fleet(FLEET_SIZE)).print();
+        return;
+    }
     let rows: Vec<(usize, bool)> = match args.iter().find_map(|a| a.parse().ok()) {
         Some(size) => vec![(size, false)],
         None if args.iter().any(|a| a == "watch") => vec![(1, false), (WATCH_SIZE, true)],
@@ -317,6 +327,151 @@ async fn measure(targets: usize, watch: bool) -> Row {
     };
     drop(binary);
     row
+}
+
+/// Targets of the fleet row, each named only by the requests (`/probe?module=cms&target=…`).
+const FLEET_SIZE: usize = 1000;
+/// Rounds of the fleet row: one to warm up, then the measured ones.
+const FLEET_ROUNDS: u32 = 3;
+
+struct FleetRow {
+    targets: usize,
+    requests: usize,
+    latency_p50: Duration,
+    latency_p99: Duration,
+    latency_max: Duration,
+    failed: usize,
+    cpu_ms_per_probe: f64,
+    cpu_share: f64,
+    resident_mib: f64,
+    peak_mib: f64,
+}
+
+impl FleetRow {
+    fn print(&self) {
+        println!(
+            "{} targets named by Prometheus-like requests (/probe?module=cms&target=DOMAIN), each every {:?}, two SRV servers each:",
+            self.targets, INTERVAL
+        );
+        println!(
+            "  {} measured requests: latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} failed",
+            self.requests,
+            ms(self.latency_p50),
+            ms(self.latency_p99),
+            ms(self.latency_max),
+            self.failed
+        );
+        println!(
+            "  CPU {:.2} ms per probe ({:.1}% of one core); resident memory {:.1} MiB, peak {:.1} MiB",
+            self.cpu_ms_per_probe,
+            self.cpu_share * 100.0,
+            self.resident_mib,
+            self.peak_mib
+        );
+    }
+}
+
+/// One exporter with a module and no targets; a scheduler plays Prometheus: each of `targets`
+/// domains scraped through `/probe` every interval, the scrapes spread evenly over it, with
+/// Prometheus' scrape-timeout header.
+async fn measure_fleet(targets: usize) -> FleetRow {
+    let lab = Lab::new(base_zone()).await;
+    let domains: Vec<String> = (0..targets)
+        .map(|i| format!("d{i:04}.example.test"))
+        .collect();
+    let leaf = lab.pki.leaf(
+        &[DOMAIN, XMPP1, XMPP2, "*.example.test"],
+        support::pki::Validity::Good,
+    );
+    let peer = || {
+        ComponentServer::start(ComponentServerConfig {
+            tls: Some(leaf.server_config()),
+            components: domains
+                .iter()
+                .map(|d| (format!("probe.{d}"), SECRET.to_owned()))
+                .collect(),
+            behaviour: Behaviour::Normal,
+            tls_delay: None,
+        })
+    };
+    let (one, two) = (peer().await, peer().await);
+    let zone = domains.iter().fold(base_zone(), |zone, domain| {
+        let name = format!("_xmpp-component._tcp.{domain}");
+        zone.srv(&name, 10, 60, one.addr().port(), XMPP1).srv(
+            &name,
+            20,
+            40,
+            two.addr().port(),
+            XMPP2,
+        )
+    });
+    lab.dns.set_zone(zone);
+    let config = format!(
+        "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{dns}\"]\nmodules:\n  cms:\n    component: \"probe.{{domain}}\"\n    secret_file: {secret}\n    timeout: 10s\n    tls:\n      ca_file: {ca}\n",
+        dns = lab.dns.addr(),
+        secret = lab.path("secret").display(),
+        ca = lab.path("ca.pem").display(),
+    );
+    std::fs::write(lab.path("config.yaml"), config).unwrap();
+    let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+    let pid = binary.child.id().expect("running");
+    let addr = binary.exporter.addr;
+
+    let start = tokio::time::Instant::now();
+    let spacing = INTERVAL / targets as u32;
+    let mut measured = tokio::task::JoinSet::new();
+    let mut warm_up = tokio::task::JoinSet::new();
+    let mut cpu_before = None;
+    for round in 0..FLEET_ROUNDS {
+        if round == 1 {
+            cpu_before = Some((cpu_seconds(pid), Instant::now()));
+        }
+        for (i, domain) in domains.iter().enumerate() {
+            tokio::time::sleep_until(start + INTERVAL * round + spacing * i as u32).await;
+            let path = format!("/probe?module=cms&target={domain}");
+            let expected = format!("cms_xmpp_probe_success{{target=\"{domain}\"}} 1");
+            let request = async move {
+                let sent = Instant::now();
+                let response = http_exchange(
+                    addr,
+                    "GET",
+                    &path,
+                    "X-Prometheus-Scrape-Timeout-Seconds: 10\r\n",
+                )
+                .await;
+                let ok = response.status == 200
+                    && String::from_utf8_lossy(&response.body).contains(&expected);
+                (sent.elapsed(), ok)
+            };
+            if round == 0 {
+                warm_up.spawn(request);
+            } else {
+                measured.spawn(request);
+            }
+        }
+    }
+    let answers = measured.join_all().await;
+    let (cpu_start, window_start) = cpu_before.expect("measured rounds");
+    let cpu = cpu_seconds(pid) - cpu_start;
+    let window = window_start.elapsed().as_secs_f64();
+    warm_up.join_all().await;
+    let (resident_mib, peak_mib) = memory_mib(pid);
+    let mut latencies: Vec<Duration> = answers.iter().map(|(latency, _)| *latency).collect();
+    latencies.sort();
+    let n = latencies.len();
+    drop(binary);
+    FleetRow {
+        targets,
+        requests: n,
+        latency_p50: latencies[n / 2],
+        latency_p99: latencies[n * 99 / 100],
+        latency_max: latencies[n - 1],
+        failed: answers.iter().filter(|(_, ok)| !ok).count(),
+        cpu_ms_per_probe: cpu * 1000.0 / n as f64,
+        cpu_share: cpu / window,
+        resident_mib,
+        peak_mib,
+    }
 }
 
 fn cycles(scrape: &Scrape) -> f64 {
