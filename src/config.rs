@@ -1855,6 +1855,86 @@ targets:
     }
 
     #[test]
+    fn a_module_makes_the_targets_that_requests_name() {
+        let config = parse(
+            "modules:\n  cms:\n    component: \"probe.{domain}\"\n    secret: s3cret-value\n    timeout: 5s\n",
+        )
+        .unwrap();
+        assert!(
+            config.targets.is_empty(),
+            "modules alone are a configuration"
+        );
+        let module = &config.modules["cms"];
+        let target = module.target("Example.COM.", None, None).unwrap();
+        assert_eq!(
+            (
+                target.name.as_str(),
+                target.domain.as_str(),
+                target.component.as_str()
+            ),
+            ("Example.COM.", "example.com", "probe.example.com")
+        );
+        assert!(matches!(target.servers, ServerSource::Srv));
+        assert_eq!(target.timeout, Duration::from_secs(5));
+        let fixed = module
+            .target(
+                "xmpp1.example.com:5223",
+                Some("example.com"),
+                Some(Duration::from_secs(2)),
+            )
+            .unwrap();
+        assert!(matches!(fixed.servers, ServerSource::Static(_)));
+        assert_eq!(
+            fixed.timeout,
+            Duration::from_secs(2),
+            "the scrape timeout caps it"
+        );
+        let longer = module.target("example.com", None, Some(Duration::from_secs(60)));
+        assert_eq!(
+            longer.unwrap().timeout,
+            Duration::from_secs(5),
+            "never beyond the module's"
+        );
+        for (target, domain, error) in [
+            ("xmpp1.example.com:5223", None, ModuleTargetError::NoDomain),
+            ("not a name", None, ModuleTargetError::BadTarget),
+            ("host:0", Some("example.com"), ModuleTargetError::BadTarget),
+            (
+                "10.0.0.1:5223",
+                Some("bad domain"),
+                ModuleTargetError::BadDomain,
+            ),
+            ("", None, ModuleTargetError::BadTarget),
+        ] {
+            assert_eq!(
+                module.target(target, domain, None).err(),
+                Some(error),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_module_names_its_field() {
+        let problems = problems(
+            "modules:\n  cms:\n    component: \"\"\n    timeout: 1h\n  \"b@d\":\n    component: probe.{domain}\n    secret: x\n",
+        );
+        for expected in [
+            "modules.cms.component",
+            "modules.cms: ",
+            "modules.b@d: a module name",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{expected} missing in {problems:#?}"
+            );
+        }
+        let unknown: Result<RawConfig, _> =
+            serde_yaml::from_str("modules:\n  cms:\n    domain: example.com\n");
+        assert!(unknown.is_err(), "a module names no domain: requests do");
+    }
+
+    #[test]
     fn the_example_config_uses_only_known_keys() {
         // Its files and secrets do not exist here: only the shape is checked.
         let example: Result<RawConfig, _> =

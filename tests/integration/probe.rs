@@ -922,3 +922,49 @@ async fn targets_sharing_a_component_name_take_turns() {
     assert_eq!(one.stats().conflicts, 0);
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn two_replicas_named_from_their_environment_never_conflict() {
+    // Two exporters with one config, `component: "probe-${HOSTNAME}.…"`, and each its own
+    // HOSTNAME, as two pods of a StatefulSet: both register at once, every cycle.
+    let lab = Lab::new(base_zone()).await;
+    let names = [
+        "probe-replica-0.example.test",
+        "probe-replica-1.example.test",
+    ];
+    let one = ComponentServer::start(ComponentServerConfig {
+        tls: Some(lab.good_leaf().server_config()),
+        components: names.map(|n| (n.to_owned(), SECRET.to_owned())).into(),
+        behaviour: Behaviour::Normal,
+        tls_delay: None,
+    })
+    .await;
+    let address = server(XMPP1, one.addr().port());
+    let target = lab
+        .timed_target("t", &address, "200ms", "200ms", "")
+        .replace(
+            &format!("component: {COMPONENT}"),
+            "component: \"probe-${HOSTNAME}.example.test\"",
+        );
+    std::fs::write(lab.path("config.yaml"), lab.config(&[target])).unwrap();
+    let mut replicas = Vec::new();
+    for hostname in ["replica-0", "replica-1"] {
+        let env = format!("HOSTNAME={hostname}");
+        let binary =
+            Binary::spawn_via(&["env", &env], crate::BINARY, &lab.path("config.yaml"), &[]).await;
+        replicas.push(binary);
+    }
+    for replica in &replicas {
+        let scrape = replica.exporter.cycles("t", 10.0).await;
+        assert_eq!(scrape.value(&PROBE_SUCCESS, &[("target", "t")]), Some(1.0));
+        let failures = scrape.find(&FAILURES_TOTAL, &[]);
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    let stats = one.stats();
+    assert_eq!(stats.conflicts, 0);
+    assert!(
+        stats.handshakes_ok >= 20,
+        "both names registered: {}",
+        stats.handshakes_ok
+    );
+}
