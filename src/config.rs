@@ -355,6 +355,9 @@ struct RawModule {
     timeout: Option<String>,
     #[serde(default)]
     tls: RawTls,
+    /// `{domain}` may stand in the JID's domain and in the components' names.
+    #[serde(default)]
+    watch: Option<RawWatch>,
 }
 
 #[derive(Deserialize, Default)]
@@ -966,7 +969,13 @@ impl RawModule {
             interval: Some(humantime::format_duration(INTERVAL_RANGE.1).to_string()),
             timeout: self.timeout,
             tls: self.tls,
-            watch: None,
+            watch: self.watch.map(|mut watch| {
+                watch.jid = watch.jid.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
+                for component in &mut watch.components {
+                    *component = component.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
+                }
+                watch
+            }),
         };
         let template_target = target.validate(&field, INTERVAL_RANGE.1, default_timeout, check)?;
         let component = match expand_environment(&template) {
@@ -1018,6 +1027,12 @@ impl Module {
         &self.template.tls
     }
 
+    /// The watch's TLS settings, when its login uses TLS.
+    pub fn watch_tls_settings(&self) -> Option<&TlsSettings> {
+        let watch = self.template.watch.as_ref()?;
+        (watch.tls_mode != ClientTlsMode::None).then_some(&watch.tls)
+    }
+
     /// The target a request names: `target` is an XMPP domain (servers from its SRV record)
     /// or `host:port` with `domain` the XMPP domain; `timeout` caps the module's.
     pub fn target(
@@ -1053,6 +1068,19 @@ impl Module {
         let timeout = timeout.map_or(self.template.timeout, |t| {
             t.clamp(TIMEOUT_RANGE.0, self.template.timeout)
         });
+        // The sample domain that validation put for `{domain}` becomes the request's.
+        let watch = self.template.watch.as_ref().map(|watch| Watch {
+            jid: Jid {
+                local: watch.jid.local.clone(),
+                domain: watch.jid.domain.replace(SAMPLE_DOMAIN, &domain),
+            },
+            components: watch
+                .components
+                .iter()
+                .map(|c| c.replace(SAMPLE_DOMAIN, &domain))
+                .collect(),
+            ..watch.clone()
+        });
         Ok(Target {
             name: text.to_owned(),
             domain,
@@ -1060,6 +1088,7 @@ impl Module {
             component,
             interval: timeout,
             timeout,
+            watch,
             ..self.template.clone()
         })
     }

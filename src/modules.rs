@@ -27,10 +27,12 @@ pub enum ModuleError {
     Target(#[from] ModuleTargetError),
 }
 
-/// A module with the TLS client its targets share.
+/// A module with the TLS clients its targets share.
 pub struct ModuleProbe {
     pub module: Arc<Module>,
     pub tls: Option<TlsClient>,
+    /// For the watch's login, when it uses TLS.
+    pub watch_tls: Option<TlsClient>,
 }
 
 /// The configuration's modules and the probes that requests made of them.
@@ -127,7 +129,7 @@ impl Modules {
             self.resolver.clone(),
             self.fan_out,
             entry.tls.clone(),
-            None,
+            entry.watch_tls.clone(),
             lock,
             self.slots.clone(),
         ));

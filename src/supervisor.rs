@@ -79,20 +79,11 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let resolver = dns::resolver(&config.dns, request_timeout)?;
     let slots = Arc::new(Semaphore::new(config.max_concurrent_probes));
     let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
-    let mut clients: Vec<(&TlsSettings, TlsClient)> = Vec::new();
+    let mut clients = Clients::default();
     let mut probes = Vec::with_capacity(config.targets.len());
     for (index, target) in config.targets.iter().enumerate() {
-        let mut client_for = |settings| -> Result<TlsClient, RunError> {
-            if let Some((_, client)) = clients.iter().find(|(s, _)| s.same_trust(settings)) {
-                return Ok(client.clone());
-            }
-            let client = TlsClient::new(settings).map_err(|source| RunError::Tls {
-                field: format!("targets[{index}] ({})", target.name),
-                source,
-            })?;
-            clients.push((settings, client.clone()));
-            Ok(client)
-        };
+        let field = || format!("targets[{index}] ({})", target.name);
+        let mut client_for = |settings| clients.get(settings, field);
         let tls = match target.tls_mode {
             TlsMode::None => None,
             TlsMode::Direct => Some(client_for(&target.tls)?),
@@ -117,25 +108,53 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     }
     let mut modules = BTreeMap::new();
     for (name, module) in &config.modules {
-        let settings = module.tls_settings();
+        let field = || format!("modules.{name}");
+        let mut client_for = |settings| clients.get(settings, field);
         let tls = match module.tls_mode() {
             TlsMode::None => None,
-            TlsMode::Direct => Some(match clients.iter().find(|(s, _)| s.same_trust(settings)) {
-                Some((_, client)) => client.clone(),
-                None => TlsClient::new(settings).map_err(|source| RunError::Tls {
-                    field: format!("modules.{name}"),
-                    source,
-                })?,
-            }),
+            TlsMode::Direct => Some(client_for(module.tls_settings())?),
         };
+        let watch_tls = module.watch_tls_settings().map(client_for).transpose()?;
         let module = module.clone();
-        modules.insert(name.clone(), ModuleProbe { module, tls });
+        modules.insert(
+            name.clone(),
+            ModuleProbe {
+                module,
+                tls,
+                watch_tls,
+            },
+        );
     }
     let modules = Modules::new(modules, resolver, config.dns.fan_out, slots, locks);
     Ok(Prepared {
         probes,
         modules: Arc::new(modules),
     })
+}
+
+/// One TLS client per distinct set of trust settings, shared by whoever has them.
+#[derive(Default)]
+struct Clients<'c> {
+    built: Vec<(&'c TlsSettings, TlsClient)>,
+}
+
+impl<'c> Clients<'c> {
+    /// The client for `settings`, built the first time; `field` names who asked, for errors.
+    fn get(
+        &mut self,
+        settings: &'c TlsSettings,
+        field: impl Fn() -> String,
+    ) -> Result<TlsClient, RunError> {
+        if let Some((_, client)) = self.built.iter().find(|(s, _)| s.same_trust(settings)) {
+            return Ok(client.clone());
+        }
+        let client = TlsClient::new(settings).map_err(|source| RunError::Tls {
+            field: field(),
+            source,
+        })?;
+        self.built.push((settings, client.clone()));
+        Ok(client)
+    }
 }
 
 /// What a configuration runs: its targets' probes, and its modules for requests.

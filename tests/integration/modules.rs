@@ -176,3 +176,40 @@ async fn concurrent_requests_for_one_target_share_one_run() {
     );
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn a_modules_watch_pings_the_components_of_the_requested_domain() {
+    use crate::support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault};
+    let lab = Lab::new(base_zone()).await;
+    let (_one, _two) = lab.two_srv_servers().await;
+    let client_port = C2sServer::start(C2sConfig {
+        encryption: Encryption::Starttls(lab.good_leaf().server_config()),
+        domain: DOMAIN.to_owned(),
+        user: ("monitor".to_owned(), PASSWORD.to_owned()),
+        components: vec![
+            ("cb1.example.test".to_owned(), Answer::Result),
+            ("cb2.example.test".to_owned(), Answer::NotConnected),
+        ],
+        fault: Fault::None,
+    })
+    .await;
+    let watch = lab
+        .watch(
+            &server(XMPP1, client_port.addr().port()),
+            "starttls",
+            "password",
+            &["\"cb1.{domain}\"", "\"cb2.{domain}\""],
+        )
+        .replace(&format!("jid: {JID}"), "jid: \"monitor@{domain}\"");
+    let exporter = Exporter::start(&(modules_only(&lab, "5s") + &watch)).await;
+    let (status, text) = get(&exporter, "/probe?module=cms&target=example.test", "").await;
+    assert_eq!(status, 200, "{text}");
+    let run = Scrape::parse(&text);
+    assert_eq!(run.value(&WATCH_SUCCESS, &[]), Some(1.0), "{text}");
+    let registered =
+        |component: &str| run.value(&COMPONENT_REGISTERED, &[("component", component)]);
+    assert_eq!(registered("cb1.example.test"), Some(1.0), "{text}");
+    assert_eq!(registered("cb2.example.test"), Some(0.0), "{text}");
+    assert!(!text.contains(PASSWORD));
+    exporter.stop().await;
+}
