@@ -109,6 +109,16 @@ async fn tls_and_basic_auth_guard_every_endpoint_and_follow_a_reload() {
             "{path}"
         );
     }
+    // Requests that name a module are guarded before they are read (this config has none).
+    let module = "/probe?module=cms&target=example.test";
+    assert_eq!(
+        https(addr, client.clone(), "GET", module, None).await,
+        Some(401)
+    );
+    assert_eq!(
+        https(addr, client.clone(), "GET", module, prometheus).await,
+        Some(400)
+    );
     // Plain HTTP gets no answer from a TLS port.
     let status = tokio::time::timeout(std::time::Duration::from_secs(7), try_http(addr))
         .await
