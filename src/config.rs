@@ -333,31 +333,9 @@ struct RawConfig {
     metrics: MetricsConfig,
     #[serde(default)]
     targets: Vec<RawTarget>,
+    /// A module is a target without name, domain, server or interval: each request names them.
     #[serde(default)]
-    modules: BTreeMap<String, RawModule>,
-}
-
-/// A target's settings without its domain and server, which each request names.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawModule {
-    #[serde(default)]
-    component: String,
-    #[serde(default)]
-    secret_file: Option<String>,
-    #[serde(default)]
-    secret_env: Option<String>,
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default = "default_true")]
-    handshake: bool,
-    #[serde(default)]
-    timeout: Option<String>,
-    #[serde(default)]
-    tls: RawTls,
-    /// `{domain}` may stand in the JID's domain and in the components' names.
-    #[serde(default)]
-    watch: Option<RawWatch>,
+    modules: BTreeMap<String, RawTarget>,
 }
 
 #[derive(Deserialize, Default)]
@@ -890,7 +868,7 @@ impl RawConfig {
             .modules
             .into_iter()
             .filter_map(|(name, raw)| {
-                let module = raw.validate(&name, timeout, &mut check)?;
+                let module = raw.validate_module(&name, timeout, &mut check)?;
                 Some((name, Arc::new(module)))
             })
             .collect();
@@ -940,10 +918,10 @@ const DOMAIN_TOKEN: &str = "{domain}";
 /// A domain that validation puts for `{domain}` and a request's target.
 const SAMPLE_DOMAIN: &str = "module.invalid";
 
-impl RawModule {
+impl RawTarget {
     /// Checked as a target would be, with a sample domain for the one each request names.
-    fn validate(
-        self,
+    fn validate_module(
+        mut self,
         name: &str,
         default_timeout: Duration,
         check: &mut Checker,
@@ -956,28 +934,36 @@ impl RawModule {
         {
             check.problem(&field, "a module name is letters, digits, - and _");
         }
+        let named = [
+            ("name", !self.name.is_empty()),
+            ("domain", !self.domain.is_empty()),
+            ("server_address", !self.server_address.is_empty()),
+            ("interval", self.interval.is_some()),
+        ];
+        for (key, set) in named {
+            if set {
+                check.problem(
+                    &format!("{field}.{key}"),
+                    "a module has none: each request names its target (and Prometheus its interval)",
+                );
+            }
+        }
         let template = self.component.trim().to_owned();
-        let target = RawTarget {
-            name: name.to_owned(),
-            domain: SAMPLE_DOMAIN.to_owned(),
-            server_address: String::new(),
-            component: template.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN),
-            secret_file: self.secret_file,
-            secret_env: self.secret_env,
-            secret: self.secret,
-            handshake: self.handshake,
-            interval: Some(humantime::format_duration(INTERVAL_RANGE.1).to_string()),
-            timeout: self.timeout,
-            tls: self.tls,
-            watch: self.watch.map(|mut watch| {
-                watch.jid = watch.jid.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
-                for component in &mut watch.components {
-                    *component = component.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
-                }
-                watch
-            }),
-        };
-        let template_target = target.validate(&field, INTERVAL_RANGE.1, default_timeout, check)?;
+        self.name = name.to_owned();
+        self.domain = SAMPLE_DOMAIN.to_owned();
+        self.component = template.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
+        self.interval = Some(humantime::format_duration(INTERVAL_RANGE.1).to_string());
+        if let Some(watch) = &mut self.watch {
+            watch.jid = watch.jid.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
+            for component in &mut watch.components {
+                *component = component.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
+            }
+        }
+        let problems_before = check.problems.len();
+        let template_target = self.validate(&field, INTERVAL_RANGE.1, default_timeout, check);
+        if check.problems.len() > problems_before {
+            return None;
+        }
         let component = match expand_environment(&template) {
             Ok(expanded) => expanded.to_ascii_lowercase(),
             Err(_) => return None, // reported by the target's own check
@@ -985,7 +971,7 @@ impl RawModule {
         Some(Module {
             name: name.to_owned(),
             component,
-            template: template_target,
+            template: template_target?,
         })
     }
 }
@@ -1945,7 +1931,7 @@ targets:
 
     #[test]
     fn a_bad_module_names_its_field() {
-        let problems = problems(
+        let found = problems(
             "modules:\n  cms:\n    component: \"\"\n    timeout: 1h\n  \"b@d\":\n    component: probe.{domain}\n    secret: x\n",
         );
         for expected in [
@@ -1954,13 +1940,19 @@ targets:
             "modules.b@d: a module name",
         ] {
             assert!(
-                problems.iter().any(|p| p.starts_with(expected)),
-                "{expected} missing in {problems:#?}"
+                found.iter().any(|p| p.starts_with(expected)),
+                "{expected} missing in {found:#?}"
             );
         }
-        let unknown: Result<RawConfig, _> =
-            serde_yaml::from_str("modules:\n  cms:\n    domain: example.com\n");
-        assert!(unknown.is_err(), "a module names no domain: requests do");
+        let named = problems(
+            "modules:\n  cms:\n    domain: example.com\n    component: probe.{domain}\n    secret: x\n",
+        );
+        assert!(
+            named
+                .iter()
+                .any(|p| p.starts_with("modules.cms.domain: a module has none")),
+            "a module names no domain, requests do: {named:#?}"
+        );
     }
 
     #[test]
