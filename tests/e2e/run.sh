@@ -511,40 +511,25 @@ start_prosody() { # start_prosody N IP FQDN
 # TLS 1.0/1.1 (security level 0, as old deployments run), one that speaks nothing newer.
 start_stunnel() {
     local conf="$WORK/stunnel.conf"
-    cat >"$conf" <<EOF
-foreground = yes
-pid =
-debug = info
-
-[expired]
-accept = $IP2:$EXPIRED_PORT
-connect = $IP2:$XMPP_PLAIN_PORT
-cert = $WORK/pki/expired.crt
-key = $WORK/pki/expired.key
-
-[legacy]
-accept = $IP2:$LEGACY_PORT
-connect = $IP2:$XMPP_PLAIN_PORT
-cert = $WORK/pki/good.crt
-key = $WORK/pki/good.key
-sslVersionMin = TLSv1
-ciphers = DEFAULT:@SECLEVEL=0
-
-[oldtls]
-accept = $IP2:$OLDTLS_PORT
-connect = $IP2:$XMPP_PLAIN_PORT
-cert = $WORK/pki/good.crt
-key = $WORK/pki/good.key
-sslVersionMin = TLSv1
-sslVersionMax = TLSv1.1
-ciphers = DEFAULT:@SECLEVEL=0
-EOF
+    printf 'foreground = yes\npid =\ndebug = info\n' >"$conf"
+    local old=("sslVersionMin = TLSv1" "ciphers = DEFAULT:@SECLEVEL=0")
+    stunnel_service expired "$EXPIRED_PORT" expired >>"$conf"
+    stunnel_service legacy "$LEGACY_PORT" good "${old[@]}" >>"$conf"
+    stunnel_service oldtls "$OLDTLS_PORT" good "${old[@]}" "sslVersionMax = TLSv1.1" >>"$conf"
     start stunnel "$WORK/logs/stunnel.log" stunnel4 "$conf"
     local port
     for port in "$EXPIRED_PORT" "$LEGACY_PORT" "$OLDTLS_PORT"; do
         wait_until 10 tcp_open "$IP2" "$port" || die_setup "stunnel does not listen on $IP2:$port"
     done
     log "stunnel serves the expired certificate on $IP2:$EXPIRED_PORT, TLS 1.0+ on $LEGACY_PORT, TLS 1.0-1.1 on $OLDTLS_PORT"
+}
+
+stunnel_service() { # stunnel_service NAME PORT CERT [OPTION...]: TLS before Prosody 2's plaintext port
+    local name="$1" port="$2" cert="$WORK/pki/$3"
+    shift 3
+    printf '\n[%s]\naccept = %s:%s\nconnect = %s:%s\ncert = %s.crt\nkey = %s.key\n' \
+        "$name" "$IP2" "$port" "$IP2" "$XMPP_PLAIN_PORT" "$cert" "$cert"
+    [ $# -eq 0 ] || printf '%s\n' "$@"
 }
 
 start_wiretap() { # records what the probe puts on the wire, on its way to Prosody 2
