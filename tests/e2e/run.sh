@@ -729,21 +729,16 @@ scrape_configs:
   - job_name: cms-xmpp-exporter
     static_configs:
       - targets: ["$EXPORTER_ADDR"]
-  # The fleet recipe of docs/deploy.md: Prometheus knows the XMPP domains, the exporter probes
-  # each through /probe?module=cms.
-  - job_name: cms-xmpp-fleet
-    metrics_path: /probe
-    params: {module: [cms]}
-    file_sd_configs:
-      - files: ["$WORK/fleet-targets.json"]
-    relabel_configs:
-      - source_labels: [__address__]
-        target_label: __param_target
-      - source_labels: [__param_target]
-        target_label: instance
-      - target_label: __address__
-        replacement: "$EXPORTER_ADDR"
 EOF
+    # The shipped fleet job (deploy/prometheus/fleet.yml): Prometheus knows the XMPP domains,
+    # the exporter probes each through /probe?module=cms. Only addresses and pace are ours.
+    sed -n '/^  - job_name/,$p' "$ROOT/deploy/prometheus/fleet.yml" |
+        sed -e "s|cms-xmpp-exporter.monitoring.svc:9523|$EXPORTER_ADDR|" \
+            -e "s|/etc/prometheus/cms-domains/\*.json|$WORK/fleet-targets.json|" \
+            -e 's|scrape_interval: 30s|scrape_interval: 1s|' -e 's|scrape_timeout: 10s|scrape_timeout: 1s|' \
+            >>"$WORK/prometheus.yml"
+    { [ "$(grep -c "$EXPORTER_ADDR" "$WORK/prometheus.yml")" -ge 2 ] && grep -q fleet-targets.json "$WORK/prometheus.yml"; } ||
+        die_setup "deploy/prometheus/fleet.yml: its exporter address or target files were not found to set"
     printf '[{"targets": ["%s", "%s"], "labels": {"cluster": "lab"}}]\n' "$DOMAIN" "$DOMAIN2" \
         >"$WORK/fleet-targets.json"
     start prometheus "$WORK/logs/prometheus.log" prometheus --config.file="$WORK/prometheus.yml" \
