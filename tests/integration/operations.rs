@@ -361,7 +361,8 @@ async fn check_config_version_and_healthcheck() {
     let (code, _, stderr) = output(&["check-config", "--config", config.to_str().unwrap()]).await;
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("targets: at least one target is required"),
+        stderr
+            .contains("targets: at least one target (or a module, for /probe?module=) is required"),
         "{stderr}"
     );
 
