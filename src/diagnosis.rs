@@ -99,8 +99,8 @@ pub fn finding_hint(kind: FindingKind) -> &'static str {
              server's stapling configuration (the response file, the issuer it was fetched for)."
         }
         FindingKind::LeafDiffers => {
-            "Nothing to do if each XMPP node has its own certificate; otherwise the certificate was \
-             renewed on some nodes only: install the new one on every node."
+            "The XMPP nodes' certificates were renewed apart (or come from different CAs): install \
+             the renewed certificate on every node, or renew the others before the first expires."
         }
     }
 }

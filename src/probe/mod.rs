@@ -489,7 +489,8 @@ pub enum FindingKind {
     ChainOrder,
     /// The leaf is its own issuer: trusted only because it is pinned.
     SelfSigned,
-    /// The server presents another leaf than the target's first server: renewed on one node only?
+    /// The server's leaf is out of step with the target's first server's (another issuer, or
+    /// ends more than a week apart): renewed on one node only?
     LeafDiffers,
     /// The server still accepts TLS 1.1 or 1.0 (`tls.check_legacy_versions`).
     LegacyTls,
@@ -539,8 +540,8 @@ pub struct Presented<'a> {
 }
 
 /// Every finding about the servers of one target (in the target's server order): each
-/// chain's own, `leaf_differs` for a server whose leaf is not the first server's, and
-/// `legacy_tls` for one that accepted a TLS 1.1 hello.
+/// chain's own, `leaf_differs` for a server whose leaf is out of step with the first server's
+/// (renewed apart), and `legacy_tls` for one that accepted a TLS 1.1 hello.
 pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
     let reference = servers.iter().find_map(|p| Some((p.server, p.cert?)));
     let mut found = Vec::new();
@@ -548,14 +549,15 @@ pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
         let server = presented.server;
         if let Some(cert) = presented.cert {
             found.extend(cert.findings.iter().map(|f| (server, f.clone())));
-            if let Some((first_server, first)) = reference.filter(|(_, c)| c.sha256 != cert.sha256)
-            {
+            if let Some((first_server, first)) = reference.filter(|(_, c)| out_of_step(c, cert)) {
                 let detail = format!(
-                    "its leaf (serial {}, valid to {}) is not the one {first_server} presents \
-                     (serial {}, valid to {})",
+                    "its leaf (serial {}, issuer {}, valid to {}) is out of step with the one \
+                     {first_server} presents (serial {}, issuer {}, valid to {})",
                     cert.serial,
+                    cert.issuer,
                     cert::rfc3339(cert.not_after),
                     first.serial,
+                    first.issuer,
                     cert::rfc3339(first.not_after)
                 );
                 found.push((
@@ -583,6 +585,18 @@ pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
         }
     }
     found
+}
+
+/// Leaves issued together (one certificate, or one per node from the same renewal) end within
+/// a week of each other.
+const RENEWED_TOGETHER: i64 = 7 * 86_400;
+
+/// Whether two servers' leaves look renewed apart: another issuer, or ends more than
+/// [`RENEWED_TOGETHER`] apart. Per-node certificates renewed together are in step.
+fn out_of_step(first: &CertFacts, other: &CertFacts) -> bool {
+    first.sha256 != other.sha256
+        && (first.issuer != other.issuer
+            || first.not_after.abs_diff(other.not_after) > RENEWED_TOGETHER.unsigned_abs())
 }
 
 /// What the server did with a TLS 1.1 hello (`tls.check_legacy_versions`).

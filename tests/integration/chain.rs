@@ -250,8 +250,32 @@ async fn servers_presenting_different_leaves_say_so() {
     let debug = debug_text(&exporter).await;
     assert!(
         debug.contains(&format!("finding leaf_differs on {second}"))
-            && debug.contains(&format!("is not the one {first} presents")),
+            && debug.contains(&format!("is out of step with the one {first} presents")),
         "{debug}"
+    );
+    exporter.stop().await;
+
+    // Per-node certificates renewed together (another leaf each, the same validity): in step.
+    let three = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let four = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    lab.publish_srv(&three, &four);
+    let exporter = lab.exporter(&[lab.target("t", "", "")]).await;
+    let (third, fourth) = (
+        server(XMPP1, three.addr().port()),
+        server(XMPP2, four.addr().port()),
+    );
+    let scrape = exporter
+        .wait("both servers up", |s| {
+            s.value(&SERVER_UP, &[("server", &third)]) == Some(1.0)
+                && s.value(&SERVER_UP, &[("server", &fourth)]) == Some(1.0)
+        })
+        .await;
+    let serials = scrape.find(&CERT_INFO, &[]);
+    assert_eq!(serials.len(), 2, "two leaves: {serials:?}");
+    assert!(
+        scrape.find(&FINDING, &[]).is_empty(),
+        "{}",
+        scrape.relevant()
     );
     exporter.stop().await;
 }
