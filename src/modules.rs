@@ -137,3 +137,53 @@ impl Modules {
         Ok(probe)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn modules() -> Arc<Modules> {
+        let config = Config::parse(
+            "dns:\n  nameservers: [\"127.0.0.1:53\"]\nmodules:\n  cms:\n    component: \"probe.{domain}\"\n    secret: s3cret-value\n    tls: {mode: none}\n",
+            std::path::Path::new("test.yaml"),
+        )
+        .unwrap();
+        crate::supervisor::prepare(&config).unwrap().modules
+    }
+
+    #[test]
+    fn the_same_request_gets_the_same_probe_and_the_longest_unused_makes_room() {
+        let modules = modules();
+        let probe = |target: &str| modules.probe("cms", target, None, None).unwrap();
+        let first = probe("d0.example.com");
+        assert!(Arc::ptr_eq(&first, &probe("d0.example.com")), "kept");
+        let shorter = modules
+            .probe("cms", "d0.example.com", None, Some(Duration::from_secs(1)))
+            .unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &shorter),
+            "another timeout, another probe"
+        );
+        assert_eq!(shorter.target.component, "probe.d0.example.com");
+        let recent = probe("d1.example.com");
+        for i in 2..=MAX_KEPT {
+            probe(&format!("d{i}.example.com"));
+            if i == MAX_KEPT / 2 {
+                // Asked for again: no longer the longest unused.
+                probe("d1.example.com");
+            }
+        }
+        assert!(
+            !Arc::ptr_eq(&shorter, &probe("d0.example.com")),
+            "made room"
+        );
+        assert!(Arc::ptr_eq(&recent, &probe("d1.example.com")), "kept");
+        let kept = modules.kept.lock().unwrap().probes.len();
+        assert_eq!(kept, MAX_KEPT);
+        assert_eq!(
+            modules.probe("nosuch", "d0.example.com", None, None).err(),
+            Some(ModuleError::Unknown)
+        );
+    }
+}
