@@ -948,10 +948,9 @@ impl RawTarget {
                 );
             }
         }
-        let template = self.component.trim().to_owned();
         self.name = name.to_owned();
         self.domain = SAMPLE_DOMAIN.to_owned();
-        self.component = template.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
+        self.component = self.component.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
         self.interval = Some(humantime::format_duration(INTERVAL_RANGE.1).to_string());
         if let Some(watch) = &mut self.watch {
             watch.jid = watch.jid.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
@@ -960,18 +959,13 @@ impl RawTarget {
             }
         }
         let problems_before = check.problems.len();
-        let template_target = self.validate(&field, INTERVAL_RANGE.1, default_timeout, check);
+        let template = self.validate(&field, INTERVAL_RANGE.1, default_timeout, check);
         if check.problems.len() > problems_before {
             return None;
         }
-        let component = match expand_environment(&template) {
-            Ok(expanded) => expanded.to_ascii_lowercase(),
-            Err(_) => return None, // reported by the target's own check
-        };
         Some(Module {
             name: name.to_owned(),
-            component,
-            template: template_target?,
+            template: template?,
         })
     }
 }
@@ -980,9 +974,9 @@ impl RawTarget {
 #[derive(Debug)]
 pub struct Module {
     pub name: String,
-    /// The component name, environment expanded, `{domain}` standing for the request's domain.
-    component: String,
-    /// A target with the module's settings: name, domain and server are the request's.
+    /// A target with the module's settings, validated with a sample domain where `{domain}`
+    /// stood (in the component name, the watch's JID and components): name, domain and server
+    /// are the request's.
     template: Target,
 }
 
@@ -1047,24 +1041,21 @@ impl Module {
         if !is_dns_name(&domain) {
             return Err(ModuleTargetError::BadDomain);
         }
-        let component = self.component.replace(DOMAIN_TOKEN, &domain);
+        // The sample domain that validation put for `{domain}` becomes the request's.
+        let for_domain = |name: &str| name.replace(SAMPLE_DOMAIN, &domain);
+        let component = for_domain(&self.template.component).to_ascii_lowercase();
         if !is_dns_name(&component) {
             return Err(ModuleTargetError::BadComponent);
         }
         let timeout = timeout.map_or(self.template.timeout, |t| {
             t.clamp(TIMEOUT_RANGE.0, self.template.timeout)
         });
-        // The sample domain that validation put for `{domain}` becomes the request's.
         let watch = self.template.watch.as_ref().map(|watch| Watch {
             jid: Jid {
                 local: watch.jid.local.clone(),
-                domain: watch.jid.domain.replace(SAMPLE_DOMAIN, &domain),
+                domain: for_domain(&watch.jid.domain),
             },
-            components: watch
-                .components
-                .iter()
-                .map(|c| c.replace(SAMPLE_DOMAIN, &domain))
-                .collect(),
+            components: watch.components.iter().map(|c| for_domain(c)).collect(),
             ..watch.clone()
         });
         Ok(Target {

@@ -267,7 +267,7 @@ fn staple_finding(staple: &Staple) -> Option<Finding> {
         Staple::Response(Stapled {
             next_update: Some(next),
             ..
-        }) if *next < unix_now() => (
+        }) if *next < super::unix_seconds(std::time::SystemTime::now()) as i64 => (
             FindingKind::OcspStale,
             format!(
                 "the stapled OCSP response was to be replaced at {}: the server no longer refreshes it",
@@ -277,12 +277,6 @@ fn staple_finding(staple: &Staple) -> Option<Finding> {
         Staple::Response(_) => return None,
     };
     Some(Finding { kind, detail })
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 const SHA1_RSA: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .5);
@@ -593,7 +587,9 @@ mod tests {
             Staple::Response(Stapled {
                 status,
                 this_update: 0,
-                next_update: Some(unix_now() + next),
+                next_update: Some(
+                    super::super::unix_seconds(std::time::SystemTime::now()) as i64 + next,
+                ),
             })
         };
         let kind = |staple: Staple| staple_finding(&staple).map(|f| f.kind);

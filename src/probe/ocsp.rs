@@ -88,11 +88,10 @@ fn parse(
     let next_update = single.explicit(0).and_then(|t| timestamp(&t));
 
     let issuer = issuer_spki.ok_or("no issuer is known to check the stapled OCSP response by")?;
-    let signer = match responder_certs.and_then(|certs| delegated(&certs, issuer)) {
-        Some(responder) => responder,
-        None => issuer.to_vec(),
-    };
-    if !signed(&signer, algorithm.data, tbs_raw, signature) {
+    let signer = responder_certs
+        .and_then(|certs| delegated(&certs, issuer))
+        .unwrap_or(issuer);
+    if !signed(signer, algorithm.data, tbs_raw, signature) {
         return Err("the stapled OCSP response is not signed by the certificate's issuer");
     }
     Ok(Stapled {
@@ -103,7 +102,7 @@ fn parse(
 }
 
 /// The SPKI of a responder certificate that the issuer signed for OCSP signing, if one is sent.
-fn delegated(certs: &Any<'_>, issuer: &[u8]) -> Option<Vec<u8>> {
+fn delegated<'a>(certs: &Any<'a>, issuer: &[u8]) -> Option<&'a [u8]> {
     let mut items = Items::within(certs, Tag::Sequence)?;
     while let Some((_, raw)) = items.next_raw() {
         let Ok((_, responder)) = x509_parser::parse_x509_certificate(raw) else {
@@ -117,23 +116,23 @@ fn delegated(certs: &Any<'_>, issuer: &[u8]) -> Option<Vec<u8>> {
         let issued = algorithm_contents(raw).is_some_and(|algorithm| {
             signed(
                 issuer,
-                &algorithm,
+                algorithm,
                 responder.tbs_certificate.as_ref(),
                 &responder.signature_value.data,
             )
         });
         if for_ocsp && issued {
-            return Some(responder.public_key().raw.to_vec());
+            return Some(responder.tbs_certificate.subject_pki.raw);
         }
     }
     None
 }
 
 /// The contents of a certificate's outer `signatureAlgorithm` (its second element).
-fn algorithm_contents(cert_der: &[u8]) -> Option<Vec<u8>> {
+fn algorithm_contents(cert_der: &[u8]) -> Option<&[u8]> {
     let mut cert = Items::of(cert_der, Tag::Sequence)?;
     cert.next()?;
-    Some(cert.next()?.data.to_vec())
+    Some(cert.next()?.data)
 }
 
 /// Whether the key of `spki` (DER) made `signature` over `message` with `algorithm`.
