@@ -54,9 +54,15 @@ pub fn describe(reason: Reason) -> &'static str {
             "the server offers no login mechanism the probe accepts (SCRAM, or PLAIN inside TLS)"
         }
         Reason::SaslError => "the login failed for another reason than the password",
+        Reason::SaslIterations => {
+            "the XMPP server asks the login for more SCRAM rounds than watch.max_scram_iterations allows"
+        }
         Reason::BindError => "the server gave the monitoring user no session",
         Reason::ComponentUnavailable => {
             "the XMPP server holds no connection from this component: it is not registered"
+        }
+        Reason::WrongSender => {
+            "the ping was answered by someone other than the component: nothing says it is registered"
         }
         Reason::LocalResources => {
             "the exporter itself ran out of file descriptors or socket buffers: raise its \
@@ -140,6 +146,12 @@ pub fn watch_hint(step: Step, reason: Reason, watch: &Watch, server: Option<&Ser
              PLAIN can be used."
                 .to_owned()
         }
+        (Step::Sasl, Reason::SaslIterations) => format!(
+            "The server's SCRAM iteration count for {} is above watch.max_scram_iterations: if the \
+             server is yours and the count is intended (each login costs the exporter that many \
+             PBKDF2 rounds, once per salt), raise the limit; otherwise suspect the server.",
+            watch.jid
+        ),
         (Step::Sasl, _) => format!(
             "The login of {} failed: is the account enabled? The XMPP server's log has the reason.",
             watch.jid
@@ -163,6 +175,12 @@ pub fn ping_hint(reason: Reason, component: &str) -> String {
         Reason::Timeout => format!(
             "Neither {component} nor the XMPP server answered the ping in time: the component may be \
              overloaded, or the server slow to route to it."
+        ),
+        Reason::WrongSender => format!(
+            "Another JID answered the ping for {component}, so {component} itself may hold no \
+             connection. On ejabberd, one ejabberd_service listener whose hosts list several \
+             Callbridges routes them all to whichever is connected: give each Callbridge a listener \
+             (and port) of its own."
         ),
         _ => format!("The session ended before {component} answered: see the XMPP server's log."),
     }

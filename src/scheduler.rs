@@ -10,7 +10,10 @@ use sha1::{Digest, Sha1};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
-use crate::probe::{Endpoint, Failure, Step, StepRecord, TargetProbe, TargetReport};
+use crate::probe::{
+    Endpoint, Failure, Ping, Reason, Server, Step, StepRecord, TargetProbe, TargetReport,
+    WatchReport,
+};
 use crate::store::Store;
 
 /// How far apart, on average, the first probes of a fleet start.
@@ -109,6 +112,64 @@ fn log_report(previous: Option<&TargetReport>, current: &TargetReport) {
         .filter(|s| server_state(current, &s.server.endpoint).is_none());
     for server in left {
         tracing::info!(target = target, server = %server.server, "server left the SRV answer");
+    }
+    if let Some(watch) = &current.watch {
+        log_watch(target, previous.and_then(|p| p.watch.as_ref()), watch);
+    }
+}
+
+/// Why the monitoring user could not log in: the last failure among the servers tried.
+fn login_failure(watch: &WatchReport) -> Option<(Option<&Server>, Step, &Failure)> {
+    if watch.success() {
+        return None;
+    }
+    watch.failures().last()
+}
+
+/// Why a component counts as not registered, if it does.
+fn ping_reason(watch: &WatchReport, component: &str) -> Option<Option<Reason>> {
+    let ping = watch.pings.iter().find(|p| p.component == component)?;
+    Some(ping.result.as_ref().err().map(|f| f.reason))
+}
+
+/// The watch as the component flow is logged: at info or warn once per change — the login
+/// fails or works again, a component is no longer registered or is again — and one line per
+/// cycle at debug. While the login fails, the components are not logged: nothing was pinged.
+fn log_watch(target: &str, previous: Option<&WatchReport>, current: &WatchReport) {
+    let key = |f: Option<(Option<&Server>, Step, &Failure)>| f.map(|(_, step, f)| (step, f.reason));
+    let login = login_failure(current);
+    let changed = previous.map(|p| key(login_failure(p))) != Some(key(login));
+    match login {
+        Some((server, step, f)) if changed => tracing::warn!(
+            target, server = %server.map(ToString::to_string).unwrap_or_default(), step = %step,
+            reason = %f.reason, detail = %f.detail, "the monitoring user cannot log in"
+        ),
+        None if changed => tracing::info!(target, "the monitoring user logs in"),
+        _ => {}
+    }
+    let registered = current.pings.iter().filter(|p| p.registered()).count();
+    tracing::debug!(
+        target,
+        logged_in = login.is_none(),
+        registered,
+        components = current.pings.len(),
+        "watch cycle"
+    );
+    for Ping { component, result } in &current.pings {
+        let before = previous.and_then(|p| ping_reason(p, component));
+        if before == Some(result.as_ref().err().map(|f| f.reason)) {
+            continue;
+        }
+        match result {
+            Ok(round_trip) => tracing::info!(
+                target, component = %component, round_trip_ms = round_trip.as_secs_f64() * 1000.0,
+                "component is registered"
+            ),
+            Err(f) => tracing::warn!(
+                target, component = %component, reason = %f.reason, detail = %f.detail,
+                "component is not registered"
+            ),
+        }
     }
 }
 

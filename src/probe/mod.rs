@@ -16,6 +16,7 @@ pub mod ping;
 pub mod pipeline;
 pub mod resolve;
 pub mod sasl;
+pub mod scram;
 pub mod srv;
 pub mod starttls;
 pub mod stream;
@@ -143,10 +144,15 @@ pub enum Reason {
     SaslMechanism,
     /// The client path: SASL failed otherwise, or the server's SCRAM proof was wrong.
     SaslError,
+    /// The client path: the server asks for more SCRAM rounds than
+    /// `watch.max_scram_iterations` allows; refused before deriving anything.
+    SaslIterations,
     /// The client path: no resource could be bound.
     BindError,
     /// The client path: the server answered a ping for the component: nothing is routed there.
     ComponentUnavailable,
+    /// The client path: a ping was answered from a JID other than the component's.
+    WrongSender,
     /// The exporter itself ran out of file descriptors or socket buffers: no fact about any
     /// server, so a cycle that meets it is discarded, never recorded.
     LocalResources,
@@ -184,8 +190,10 @@ impl Reason {
             Reason::StarttlsUnavailable => "starttls_unavailable",
             Reason::SaslMechanism => "sasl_mechanism",
             Reason::SaslError => "sasl_error",
+            Reason::SaslIterations => "sasl_iterations",
             Reason::BindError => "bind_error",
             Reason::ComponentUnavailable => "component_unavailable",
+            Reason::WrongSender => "wrong_sender",
             Reason::LocalResources => "local_resources",
         }
     }

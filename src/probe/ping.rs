@@ -1,6 +1,7 @@
 //! The pings (client path): an XEP-0199 ping to each production component, over the user's
 //! session. Whoever answers tells whether the component is connected: the component itself
-//! (a result, or an error of its own), or the server, for lack of anything routed there.
+//! (a result, or an error of its own), or the server, for lack of anything routed there. An
+//! answer from any other JID says nothing about the component, whatever it says.
 
 use std::time::Duration;
 
@@ -85,6 +86,36 @@ async fn read_answers<S: AsyncRead + AsyncWrite + Unpin>(
     no_answer()
 }
 
+/// The answer must come from the component's JID: bare (RFC 7622: the resource, after the
+/// first `/`, is ignored, and so is a domain's trailing dot), compared without case. ejabberd
+/// hands the pings for every host of one listener to whichever of them is connected, and that
+/// one answers under its own name.
+fn check_sender(from: Option<&str>, component: &str) -> Result<(), Failure> {
+    let bare = from.map(|from| {
+        let bare = from.split_once('/').map_or(from, |(bare, _)| bare);
+        bare.strip_suffix('.').unwrap_or(bare)
+    });
+    match bare {
+        Some(bare) if bare.eq_ignore_ascii_case(component) => Ok(()),
+        Some(_) => {
+            let from = from.unwrap_or_default();
+            let shown: String = from.chars().take(SENDER_SHOWN).collect();
+            let cut = if shown.len() < from.len() { "…" } else { "" };
+            Err(Failure::new(
+                Reason::WrongSender,
+                format!(
+                    "the ping was answered from {shown}{cut}, not from the component: it says \
+                     nothing about the component"
+                ),
+            ))
+        }
+        None => Err(Failure::new(
+            Reason::WrongSender,
+            "the ping's answer names no sender (from): it says nothing about the component",
+        )),
+    }
+}
+
 fn no_answer() -> Failure {
     Failure::new(
         Reason::Timeout,
@@ -92,8 +123,12 @@ fn no_answer() -> Failure {
     )
 }
 
-/// The component answered, or the server did for it.
-pub fn classify(answer: &Element, component: &str) -> Result<(), Failure> {
+/// The most of a sender's JID a detail quotes.
+const SENDER_SHOWN: usize = 256;
+
+/// The component answered, or the server did for it; or someone else did.
+fn classify(answer: &Element, component: &str) -> Result<(), Failure> {
+    check_sender(answer.attribute("from"), component)?;
     if answer.attribute("type") != Some("error") {
         return Ok(());
     }
@@ -174,6 +209,17 @@ mod tests {
             "<iq to='monitor@e2e.test/1443' from='cb9.e2e.test' type='error' id='ping-8'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
             // Answers to no ping of ours.
             "<iq id='ping-99' type='result'/><iq id='x' type='result'/>",
+            // ejabberd 23.01, one listener for cb11 and cb12 where only cb12 is connected: the
+            // ping for cb11 goes to cb12, which answers under its own name.
+            "<iq xml:lang='en' to='monitor@e2e.test/1443' from='cb12.e2e.test' type='result' id='ping-10'/>",
+            // A result with the component's name in another case, a resource and a trailing dot.
+            "<iq from='CB13.e2e.test./res' id='ping-11' type='result'/>",
+            // A result from the domain, from a user at the component's name, from no one.
+            "<iq from='e2e.test' id='ping-12' type='result'/>",
+            "<iq from='x@cb15.e2e.test' id='ping-13' type='result'/>",
+            "<iq id='ping-14' type='result'/>",
+            // The server's own \"nothing routed\" from another JID is not about the component.
+            "<iq from='e2e.test' type='error' id='ping-15'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
         );
         let names = [
             "cb1.e2e.test",
@@ -186,9 +232,16 @@ mod tests {
             "cb8.e2e.test",
             "cb9.e2e.test",
             "cb10.e2e.test",
+            "cb11.e2e.test",
+            "cb13.e2e.test",
+            "cb14.e2e.test",
+            "cb15.e2e.test",
+            "cb16.e2e.test",
+            "cb17.e2e.test",
         ];
         let pings = ping(&names, answers).await;
         let reasons: Vec<Option<Reason>> = pings.iter().map(reason).collect();
+        let detail = |i: usize| pings[i].result.as_ref().unwrap_err().detail.clone();
         assert_eq!(
             reasons,
             [
@@ -202,10 +255,21 @@ mod tests {
                 Some(Reason::ComponentUnavailable),
                 None,
                 Some(Reason::Timeout),
+                Some(Reason::WrongSender),
+                None,
+                Some(Reason::WrongSender),
+                Some(Reason::WrongSender),
+                Some(Reason::WrongSender),
+                Some(Reason::WrongSender),
             ],
             "{pings:#?}"
         );
-        let detail = |i: usize| pings[i].result.as_ref().unwrap_err().detail.clone();
+        assert!(
+            detail(10).contains("answered from cb12.e2e.test, not from the component"),
+            "{}",
+            detail(10)
+        );
+        assert!(detail(14).contains("names no sender"), "{}", detail(14));
         assert!(
             detail(2).contains("remote-server-timeout (Component unavailable)"),
             "{}",
@@ -213,6 +277,25 @@ mod tests {
         );
         assert!(detail(4).contains("generated by e2e.test"), "{}", detail(4));
         assert_eq!(pings[0].component, "cb1.e2e.test");
+    }
+
+    #[test]
+    fn a_sender_shown_in_a_detail_is_cut_and_printable() {
+        let long = format!("\u{1b}[31m{}", "a".repeat(1000));
+        let failure = check_sender(Some(&long), "cb1.e2e.test").unwrap_err();
+        assert!(
+            failure
+                .detail
+                .starts_with("the ping was answered from \\u{1b}[31maaa"),
+            "{}",
+            failure.detail
+        );
+        assert!(
+            failure.detail.contains("a…, not from"),
+            "{}",
+            failure.detail
+        );
+        assert!(failure.detail.len() < 400, "{}", failure.detail.len());
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::cert::{self, CertInput};
 use super::connect::Tcp;
+use super::scram::SaltedPasswords;
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
@@ -34,6 +35,8 @@ pub struct TargetProbe {
     tls: Option<TlsClient>,
     /// The client path's TLS client, when the target watches components over TLS.
     watch_tls: Option<TlsClient>,
+    /// The watch's SCRAM derivations, kept for the life of this config.
+    salted: SaltedPasswords,
     /// Held while a probe runs. Shared by every target with the same component name: an XMPP
     /// server must never see the name twice at once, or it answers `conflict`.
     exclusive: Arc<tokio::sync::Mutex<()>>,
@@ -66,6 +69,7 @@ impl TargetProbe {
             fan_out,
             tls,
             watch_tls,
+            salted: SaltedPasswords::default(),
             exclusive,
             slots,
             flight: Mutex::default(),
@@ -172,8 +176,13 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let deadline = clock + probe.target.timeout;
     let client_path = async {
         let watch = probe.target.watch.as_ref()?;
-        let tls = probe.watch_tls.as_ref();
-        Some(watch::probe(&probe.resolver, probe.fan_out, watch, tls, deadline).await)
+        let client = watch::Client {
+            resolver: &probe.resolver,
+            fan_out: probe.fan_out,
+            tls: probe.watch_tls.as_ref(),
+            salted: &probe.salted,
+        };
+        Some(watch::probe(&client, watch, deadline).await)
     };
     let ((srv, srv_skipped, servers), watch) =
         tokio::join!(components(&probe, deadline), client_path);

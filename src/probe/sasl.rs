@@ -1,16 +1,16 @@
 //! Step `sasl` (client path): the monitoring user proves its password (RFC 6120 §6).
 //! SCRAM-SHA-256 or SCRAM-SHA-1 (RFC 5802, RFC 7677) first: the password never crosses the
-//! wire and the server proves it knows it too. PLAIN only inside TLS.
+//! wire and the server proves it knows it too (see [`super::scram`]). PLAIN only inside TLS.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use sasl::client::mechanisms::{Plain, Scram};
+use sasl::client::mechanisms::Plain;
 use sasl::client::Mechanism;
-use sasl::common::scram::{Sha1, Sha256};
-use sasl::common::{ChannelBinding, Credentials};
+use sasl::common::Credentials;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::client::{self, SASL_NAMESPACE};
+use super::scram::{self, Derivation, Hash, Scram};
 use super::stream::unexpected;
 use super::xmpp::{Element, Incoming, XmppConn};
 use super::{Failure, Reason};
@@ -25,58 +25,109 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     jid: &Jid,
     password: &Secret,
     encrypted: bool,
+    derivation: Derivation<'_>,
 ) -> Result<&'static str, Failure> {
     let features = client::open(conn, &jid.domain).await?;
     let name = choose(&features, encrypted)?;
-    let credentials = Credentials::default().with_channel_binding(ChannelBinding::None);
-    let mut mechanism: Box<dyn Mechanism + Send> = match name {
-        "PLAIN" => Box::new(
-            Plain::from_credentials(
-                credentials
-                    .with_username(jid.local.as_str())
-                    .with_password(password.expose()),
-            )
-            .map_err(mechanism_error)?,
-        ),
-        scram => {
-            let credentials = credentials
-                .with_username(scram_name(&jid.local))
+    let hash = match name {
+        "SCRAM-SHA-256" => Hash::Sha256,
+        "SCRAM-SHA-1" => Hash::Sha1,
+        _ => {
+            let credentials = Credentials::default()
+                .with_username(jid.local.as_str())
                 .with_password(password.expose());
-            if scram == "SCRAM-SHA-256" {
-                Box::new(Scram::<Sha256>::from_credentials(credentials).map_err(mechanism_error)?)
-            } else {
-                Box::new(Scram::<Sha1>::from_credentials(credentials).map_err(mechanism_error)?)
-            }
+            let initial = Plain::from_credentials(credentials)
+                .map_err(mechanism_error)?
+                .initial();
+            send_auth(conn, name, &initial).await?;
+            return match next_sasl(conn).await? {
+                Answer::Success(_) => Ok(name),
+                Answer::Challenge(_) => Err(Failure::new(
+                    Reason::SaslError,
+                    "the server sent a challenge to PLAIN, which has none",
+                )),
+            };
         }
     };
-    conn.send(&format!(
-        "<auth xmlns='{SASL_NAMESPACE}' mechanism='{name}'>{}</auth>",
-        BASE64.encode(mechanism.initial())
-    ))
-    .await?;
-    loop {
-        match conn.next().await? {
-            Incoming::Element(e) if e.is("challenge", SASL_NAMESPACE) => {
-                let response = mechanism.response(&decode(&e)?).map_err(mechanism_error)?;
-                conn.send(&format!(
-                    "<response xmlns='{SASL_NAMESPACE}'>{}</response>",
-                    BASE64.encode(response)
-                ))
-                .await?;
+    let (scram, first) = Scram::start(hash, &scram_name(&jid.local))?;
+    send_auth(conn, name, &first).await?;
+    let Answer::Challenge(challenge) = next_sasl(conn).await? else {
+        return Err(Failure::new(
+            Reason::SaslError,
+            "the server declared success before the client proved anything",
+        ));
+    };
+    let server_first = scram.read_server_first(&challenge)?;
+    let (last, expected) = scram
+        .client_final(&server_first, password, &derivation)
+        .await?;
+    send_response(conn, &last).await?;
+    // RFC 6120 §6.3.10: the server's proof comes with the success, or as a last challenge
+    // answered with an empty response.
+    match next_sasl(conn).await? {
+        Answer::Success(data) if data.is_empty() => Err(Failure::new(
+            Reason::SaslError,
+            "the server declared success without its SCRAM proof",
+        )),
+        Answer::Success(data) => scram::verify_server_final(&expected, &data).map(|()| name),
+        Answer::Challenge(data) => {
+            scram::verify_server_final(&expected, &data)?;
+            send_response(conn, &[]).await?;
+            match next_sasl(conn).await? {
+                Answer::Success(_) => Ok(name),
+                Answer::Challenge(_) => Err(Failure::new(
+                    Reason::SaslError,
+                    "the server sent a challenge after its SCRAM proof",
+                )),
             }
-            Incoming::Element(e) if e.is("success", SASL_NAMESPACE) => {
-                // SCRAM: the server's signature proves it knows the password as well.
-                mechanism.success(&decode(&e)?).map_err(|e| {
-                    Failure::new(
-                        Reason::SaslError,
-                        format!("the server's proof does not verify ({e}): it does not know the user's password"),
-                    )
-                })?;
-                return Ok(name);
-            }
-            Incoming::Element(e) if e.is("failure", SASL_NAMESPACE) => return Err(refusal(&e)),
-            other => return Err(unexpected(other)),
         }
+    }
+}
+
+async fn send_auth<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut XmppConn<S>,
+    mechanism: &str,
+    initial: &[u8],
+) -> Result<(), Failure> {
+    conn.send(&format!(
+        "<auth xmlns='{SASL_NAMESPACE}' mechanism='{mechanism}'>{}</auth>",
+        BASE64.encode(initial)
+    ))
+    .await
+}
+
+async fn send_response<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut XmppConn<S>,
+    payload: &[u8],
+) -> Result<(), Failure> {
+    // RFC 6120 §6.4.2: an empty response is "=".
+    let payload = if payload.is_empty() {
+        "=".to_owned()
+    } else {
+        BASE64.encode(payload)
+    };
+    conn.send(&format!(
+        "<response xmlns='{SASL_NAMESPACE}'>{payload}</response>"
+    ))
+    .await
+}
+
+/// What the server said next in the SASL exchange, decoded.
+enum Answer {
+    Challenge(Vec<u8>),
+    Success(Vec<u8>),
+}
+
+async fn next_sasl<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut XmppConn<S>,
+) -> Result<Answer, Failure> {
+    match conn.next().await? {
+        Incoming::Element(e) if e.is("challenge", SASL_NAMESPACE) => {
+            Ok(Answer::Challenge(decode(&e)?))
+        }
+        Incoming::Element(e) if e.is("success", SASL_NAMESPACE) => Ok(Answer::Success(decode(&e)?)),
+        Incoming::Element(e) if e.is("failure", SASL_NAMESPACE) => Err(refusal(&e)),
+        other => Err(unexpected(other)),
     }
 }
 
@@ -145,56 +196,6 @@ fn refusal(failure: &Element) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sasl::common::scram::ScramProvider;
-    use sasl::common::Password;
-
-    /// ClientProof and ServerSignature from an exchange's messages (RFC 5802 §3).
-    fn proof_and_signature<P: ScramProvider>(
-        password: &str,
-        salt: &str,
-        iterations: u32,
-        auth_message: &str,
-    ) -> (String, String) {
-        let salted = P::derive(
-            &Password::Plain(password.to_owned()),
-            &BASE64.decode(salt).unwrap(),
-            iterations,
-        )
-        .unwrap();
-        let client_key = P::hmac(b"Client Key", &salted).unwrap();
-        let stored_key = P::hash(&client_key);
-        let signature = P::hmac(auth_message.as_bytes(), &stored_key).unwrap();
-        let proof: Vec<u8> = client_key
-            .iter()
-            .zip(&signature)
-            .map(|(a, b)| a ^ b)
-            .collect();
-        let server_key = P::hmac(b"Server Key", &salted).unwrap();
-        let server_signature = P::hmac(auth_message.as_bytes(), &server_key).unwrap();
-        (BASE64.encode(proof), BASE64.encode(server_signature))
-    }
-
-    #[test]
-    fn scram_computes_the_rfc_test_vectors() {
-        // RFC 5802 §5: SCRAM-SHA-1, user "user", password "pencil".
-        let auth = "n=user,r=fyko+d2lbbFgONRv9qkxdawL,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096,c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j";
-        assert_eq!(
-            proof_and_signature::<Sha1>("pencil", "QSXCR+Q6sek8bf92", 4096, auth),
-            (
-                "v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=".into(),
-                "rmF9pqV8S7suAoZWja4dJRkFsKQ=".into()
-            )
-        );
-        // RFC 7677 §3: SCRAM-SHA-256.
-        let auth = "n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
-        assert_eq!(
-            proof_and_signature::<Sha256>("pencil", "W22ZaJ0SNY7soEsUEjb6gQ==", 4096, auth),
-            (
-                "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=".into(),
-                "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".into()
-            )
-        );
-    }
 
     fn features(mechanisms: &[&str]) -> Element {
         let mechanism = |name: &str| Element {

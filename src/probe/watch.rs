@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::pipeline::{reach, secure, timed, Peer};
+use super::scram::{Derivation, SaltedPasswords};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{bind, ping, sasl, srv, starttls};
@@ -35,14 +36,20 @@ pub fn expected_steps(mode: ClientTlsMode) -> Vec<Step> {
         .collect()
 }
 
-/// One login and its pings, all inside `deadline`. `tls` is `None` only in mode `none`.
-pub async fn probe(
-    resolver: &TokioResolver,
-    fan_out: FanOut,
-    watch: &Watch,
-    tls: Option<&TlsClient>,
-    deadline: Instant,
-) -> WatchReport {
+/// What a login needs that lives as long as the config: the resolver, the TLS client (`None`
+/// only in mode `none`) and the SCRAM derivations already made.
+pub struct Client<'a> {
+    pub resolver: &'a TokioResolver,
+    pub fan_out: FanOut,
+    pub tls: Option<&'a TlsClient>,
+    pub salted: &'a SaltedPasswords,
+}
+
+/// One login and its pings, all inside `deadline`.
+pub async fn probe(client: &Client<'_>, watch: &Watch, deadline: Instant) -> WatchReport {
+    let Client {
+        resolver, fan_out, ..
+    } = *client;
     let (srv, servers) = match &watch.servers {
         ServerSource::Static(server) => (None, vec![server.clone()]),
         ServerSource::Srv => {
@@ -62,7 +69,7 @@ pub async fn probe(
     let mut servers = servers.into_iter();
     for server in servers.by_ref() {
         let mut server_report = ServerReport::new(server);
-        let session = login(&mut server_report, resolver, fan_out, watch, tls, deadline).await;
+        let session = login(&mut server_report, client, watch, deadline).await;
         report.servers.push(server_report);
         if let Some(mut session) = session {
             report.pings = ping::ping_all(&mut session, &watch.components, deadline).await;
@@ -77,14 +84,12 @@ pub async fn probe(
 /// Every step up to a bound resource; `None` when one failed (the report says which).
 async fn login(
     report: &mut ServerReport,
-    resolver: &TokioResolver,
-    fan_out: FanOut,
+    client: &Client<'_>,
     watch: &Watch,
-    tls: Option<&TlsClient>,
     deadline: Instant,
 ) -> Option<Session> {
-    let tcp = reach(report, resolver, fan_out, deadline).await?;
-    let io: Box<dyn Io> = match (watch.tls_mode, tls) {
+    let tcp = reach(report, client.resolver, client.fan_out, deadline).await?;
+    let io: Box<dyn Io> = match (watch.tls_mode, client.tls) {
         (ClientTlsMode::None, _) | (_, None) => Box::new(tcp),
         (mode, Some(tls)) => {
             let tcp = match mode {
@@ -112,7 +117,20 @@ async fn login(
     };
     let mut conn = XmppConn::new(io);
     let encrypted = watch.tls_mode != ClientTlsMode::None;
-    let authentication = sasl::authenticate(&mut conn, &watch.jid, &watch.password, encrypted);
+    let server = report.server.endpoint.clone();
+    let derivation = Derivation {
+        cache: client.salted,
+        server: &server,
+        max_iterations: watch.max_scram_iterations,
+        deadline,
+    };
+    let authentication = sasl::authenticate(
+        &mut conn,
+        &watch.jid,
+        &watch.password,
+        encrypted,
+        derivation,
+    );
     report.run(Step::Sasl, deadline, authentication).await?;
     let mut conn = conn.restart();
     let jid = report

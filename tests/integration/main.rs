@@ -8,6 +8,7 @@ mod support;
 mod chain;
 mod exposition;
 mod hardening;
+mod isolation;
 mod modules;
 mod operations;
 mod peers;

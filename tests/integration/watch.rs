@@ -5,11 +5,14 @@ use crate::support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault};
 use crate::support::component::Behaviour;
 use crate::support::exporter::*;
 use crate::support::pki::{Leaf, Validity};
+use crate::BINARY;
 
 const CB1: &str = "cb1.example.test";
 const CB2: &str = "cb2.example.test";
 const CB3: &str = "cb3.example.test";
 const CB4: &str = "cb4.example.test";
+/// Answered for by another JID.
+const CB5: &str = "cb5.example.test";
 /// Known to no router: the server treats it as a remote domain.
 const NOBODY: &str = "nobody.example.test";
 
@@ -23,6 +26,7 @@ async fn c2s(encryption: Encryption, fault: Fault) -> C2sServer {
             (CB2.to_owned(), Answer::OwnError),
             (CB3.to_owned(), Answer::NotConnected),
             (CB4.to_owned(), Answer::Silent),
+            (CB5.to_owned(), Answer::FromOther),
         ],
         fault,
     })
@@ -72,7 +76,7 @@ async fn each_ping_answer_is_classified_and_follows_the_component() {
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::None).await;
     let component = lab.tls_server(&leaf, Behaviour::Normal).await;
-    let listed = [CB1, CB2, CB3, CB4, NOBODY];
+    let listed = [CB1, CB2, CB3, CB4, NOBODY, CB5];
     let target = watch_target(
         &lab,
         "t",
@@ -92,7 +96,14 @@ async fn each_ping_answer_is_classified_and_follows_the_component() {
     let values: Vec<Option<f64>> = listed.iter().map(|c| registered(&scrape, "t", c)).collect();
     assert_eq!(
         values,
-        [Some(1.0), Some(1.0), Some(0.0), Some(0.0), Some(0.0)],
+        [
+            Some(1.0),
+            Some(1.0),
+            Some(0.0),
+            Some(0.0),
+            Some(0.0),
+            Some(0.0)
+        ],
         "{}",
         scrape.relevant()
     );
@@ -109,6 +120,7 @@ async fn each_ping_answer_is_classified_and_follows_the_component() {
             reason("component_unavailable"),
             reason("timeout"),
             reason("component_unavailable"),
+            reason("wrong_sender"),
         ]
     );
     let round_trip = |c: &str| {
@@ -166,6 +178,10 @@ async fn every_login_failure_names_its_step_and_reason() {
         ),
         ("bind", c2s(starttls(&leaf), Fault::RefuseBind).await),
         (
+            "iterations",
+            c2s(starttls(&leaf), Fault::Iterations(2_000_000_000)).await,
+        ),
+        (
             "plain-in-clear",
             c2s(Encryption::None, Fault::PlainOnly).await,
         ),
@@ -181,6 +197,8 @@ async fn every_login_failure_names_its_step_and_reason() {
         ("password", "sasl", "not_authorized"),
         ("proof", "sasl", "sasl_error"),
         ("bind", "bind", "bind_error"),
+        // Refused before a single round is computed (the default limit is 1,000,000).
+        ("iterations", "sasl", "sasl_iterations"),
         ("plain-in-clear", "sasl", "sasl_mechanism"),
         // A STARTTLS client at a port that speaks TLS at once gets no XMPP answer it can read.
         ("direct", "starttls", "protocol"),
@@ -404,5 +422,79 @@ async fn the_password_appears_in_no_log_metric_page_or_probe_output() {
             .iter()
             .all(|p| !p.contains(PASSWORD)),
         "SCRAM never sends the password itself"
+    );
+}
+
+#[tokio::test]
+async fn every_watch_state_change_is_one_log_line() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.good_leaf();
+    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let watch = lab.watch(
+        &server(XMPP1, xmpp.addr().port()),
+        "starttls",
+        "password",
+        &[CB1, CB3],
+    );
+    let component_flow = server(XMPP1, closed_port().await);
+    let target = lab.timed_target("t", &component_flow, "200ms", "200ms", "") + &watch;
+    std::fs::write(lab.path("config.yaml"), lab.config(&[target])).unwrap();
+    let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+    let exporter = &binary.exporter;
+    let cycles = |s: &Scrape| s.value(&PROBES_TOTAL, &[("target", "t")]).unwrap_or(0.0);
+    // Waits for `what`, then three more cycles in that state.
+    let settle = |what: &'static str, state: fn(&Scrape) -> bool| async move {
+        let reached = cycles(&exporter.wait(what, state).await);
+        exporter
+            .wait(what, |s| state(s) && cycles(s) >= reached + 3.0)
+            .await;
+    };
+    settle("cb1 registered", |s| registered(s, "t", CB1) == Some(1.0)).await;
+    xmpp.set_answer(CB1, Answer::NotConnected);
+    settle("cb1 lost", |s| registered(s, "t", CB1) == Some(0.0)).await;
+    xmpp.set_answer(CB1, Answer::Result);
+    settle("cb1 back", |s| registered(s, "t", CB1) == Some(1.0)).await;
+    drop(xmpp);
+    settle("the login fails", |s| watch_failing(s, "t").is_some()).await;
+
+    let log = binary.killed_log().await;
+    let lines = |message: &str, component: Option<&str>| -> Vec<&str> {
+        let component = component.map(|c| format!("component={c}"));
+        log.lines()
+            .filter(|l| l.contains("target=\"t\"") && l.contains(message))
+            .filter(|l| component.as_ref().is_none_or(|c| l.contains(c.as_str())))
+            .collect()
+    };
+    let logs_in = lines("the monitoring user logs in", None);
+    assert!(logs_in.len() == 1 && logs_in[0].contains("INFO"), "{log}");
+    let cannot = lines("the monitoring user cannot log in", None);
+    assert!(
+        cannot.len() == 1
+            && cannot[0].contains("WARN")
+            && cannot[0].contains("step=connect")
+            && cannot[0].contains("reason=refused"),
+        "{log}"
+    );
+    let up = lines("component is registered", Some(CB1));
+    assert!(
+        up.len() == 2 && up.iter().all(|l| l.contains("INFO")),
+        "{log}"
+    );
+    let down = lines("component is not registered", Some(CB1));
+    assert!(
+        down.len() == 1
+            && down[0].contains("WARN")
+            && down[0].contains("reason=component_unavailable")
+            && down[0].contains("Component unavailable"),
+        "{log}"
+    );
+    assert_eq!(
+        lines("component is not registered", Some(CB3)).len(),
+        1,
+        "{log}"
+    );
+    assert!(
+        lines("component is registered", Some(CB3)).is_empty(),
+        "{log}"
     );
 }

@@ -56,6 +56,9 @@ pub enum Fault {
     BadServerSignature,
     /// Refuses every resource bind with `not-allowed`.
     RefuseBind,
+    /// Asks SCRAM clients for this many PBKDF2 rounds (and holds no key that would verify
+    /// their proof): a hostile or misconfigured server.
+    Iterations(u32),
 }
 
 /// How a ping to a component JID is answered.
@@ -69,6 +72,9 @@ pub enum Answer {
     NotConnected,
     /// The stanza is routed and never answered.
     Silent,
+    /// Another JID answers: a result from the domain, as ejabberd's one listener for several
+    /// components has another component answer under its own name.
+    FromOther,
 }
 
 pub struct C2sConfig {
@@ -138,7 +144,7 @@ impl C2sServer {
         let state = Arc::new(State {
             encryption,
             domain: config.domain,
-            account: Account::new(local, password),
+            account: Account::new(local, password, config.fault),
             fault: config.fault,
             shared: Mutex::new(Shared {
                 stats: Stats::default(),
@@ -447,6 +453,10 @@ fn answer_iq(iq: &Node, state: &State, jid: &str) -> (Option<String>, Option<Str
             Some("Component unavailable"),
         ))),
         Some(Answer::Silent) => None,
+        Some(Answer::FromOther) => Some(format!(
+            "<iq from='{}' id='{id}' type='result' to='{jid_attr}'/>",
+            escape(&state.domain)
+        )),
         None => Some(error(stanza_error(
             "cancel",
             &state.domain,
@@ -534,11 +544,17 @@ struct Account {
 }
 
 impl Account {
-    fn new(name: String, password: String) -> Account {
+    fn new(name: String, password: String, fault: Fault) -> Account {
         let salt = b"cms-xmpp-exporter test salt";
+        let mut sha1 = Pbkdf2Sha1::derive(&password, salt, ITERATIONS).unwrap();
+        let mut sha256 = Pbkdf2Sha256::derive(&password, salt, ITERATIONS).unwrap();
+        if let Fault::Iterations(count) = fault {
+            sha1.iterations = count;
+            sha256.iterations = count;
+        }
         Account {
-            sha1: Pbkdf2Sha1::derive(&password, salt, ITERATIONS).unwrap(),
-            sha256: Pbkdf2Sha256::derive(&password, salt, ITERATIONS).unwrap(),
+            sha1,
+            sha256,
             name,
             password,
         }
