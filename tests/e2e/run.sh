@@ -328,7 +328,7 @@ build() {
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 15 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 16 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
@@ -345,6 +345,7 @@ allocate_ports() {
     EJ_DIST_PORT=${ports[12]}     # Erlang distribution for ejabberdctl, instead of epmd
     LEGACY_PORT=${ports[13]}      # stunnel still accepting TLS 1.0 and 1.1 (and 1.2+), before Prosody 2
     OLDTLS_PORT=${ports[14]}      # stunnel speaking TLS 1.0 and 1.1 only, before Prosody 2
+    EJ_SHARED_PORT=${ports[15]}   # ejabberd_service for cb3 and cb4 together (only cb4 connected)
 }
 
 # The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
@@ -565,8 +566,8 @@ ejabberdctl_e2e() {
 }
 
 # ejabberd 23.01 on $IP1: a client port (STARTTLS, SCRAM), a TLS component listener for the
-# probes, and one listener per production Callbridge (ejabberd routes every host of a
-# listener to the first component that connects to it). Its s2s asks dnsmasq, so a name that
+# probes, one listener per production Callbridge, and one listener for two (ejabberd routes
+# every host of a listener to whichever component is connected to it: cb4 gets cb3's pings). Its s2s asks dnsmasq, so a name that
 # is not connected fails fast (NXDOMAIN) instead of waiting on the machine's resolver.
 start_ejabberd() {
     EJ_DIR="$(mktemp -d "${TMPDIR:-/tmp}/cms-xmpp-e2e-ejabberd.XXXXXX")" || die_setup "mktemp failed"
@@ -588,8 +589,15 @@ listen:
     hosts:
       "probe-ej.$DOMAIN": {password: "$SECRET"}
       "badpw-ej.$DOMAIN": {password: "$SECRET"}
+      "probe-ejs.$DOMAIN": {password: "$SECRET"}
   - {port: $EJ_CB1_PORT, ip: "$IP1", module: ejabberd_service, hosts: {"cb1.$DOMAIN": {password: "$SECRET"}}}
   - {port: $EJ_CB2_PORT, ip: "$IP1", module: ejabberd_service, hosts: {"cb2.$DOMAIN": {password: "$SECRET"}}}
+  - port: $EJ_SHARED_PORT
+    ip: "$IP1"
+    module: ejabberd_service
+    hosts:
+      "cb3.$DOMAIN": {password: "$SECRET"}
+      "cb4.$DOMAIN": {password: "$SECRET"}
 modules:
   mod_disco: {}
   mod_ping: {}
@@ -613,7 +621,12 @@ EOF
     ejabberdctl_e2e register monitor "$DOMAIN" "$WATCH_PASSWORD" >>"$WORK/logs/ejabberdctl.log" 2>&1 ||
         die_setup "ejabberdctl could not register monitor@$DOMAIN"
     start_ejabberd_callbridge
-    log "ejabberd serves clients on $IP1:$EJ_C2S_PORT; cb1.$DOMAIN is connected, cb2.$DOMAIN is not"
+    # cb4 answers under its own name, as a component that knows it does.
+    : >"$WORK/logs/ejcb4.log"
+    start ejcb4 "$WORK/logs/ejcb4.log" "$PY" "$HELPERS/component.py" "$IP1" "$EJ_SHARED_PORT" \
+        "cb4.$DOMAIN" "$WORK/secret" --hold --answer result --own-name
+    wait_until 10 grep -qx ready "$WORK/logs/ejcb4.log" || die_setup "cb4.$DOMAIN did not register with ejabberd"
+    log "ejabberd serves clients on $IP1:$EJ_C2S_PORT; cb1.$DOMAIN and cb4.$DOMAIN are connected, cb2.$DOMAIN and cb3.$DOMAIN are not"
 }
 
 start_ejabberd_callbridge() {
@@ -666,6 +679,8 @@ EOF
     watch_block "$XMPP1:$EJ_C2S_PORT" watch-password cb1 cb2
     target ejbadpw           "$DOMAIN"       "$XMPP1:$EJ_COMPONENT_PORT"    "badpw-ej.$DOMAIN"     direct  secret
     watch_block "$XMPP1:$EJ_C2S_PORT" wrong-password cb1
+    target ejshared          "$DOMAIN"       "$XMPP1:$EJ_COMPONENT_PORT"    "probe-ejs.$DOMAIN"    direct  secret
+    watch_block "$XMPP1:$EJ_C2S_PORT" watch-password cb3 cb4
     # For the domains only Prometheus knows (the cms-xmpp-fleet job): /probe?module=cms.
     cat >>"$cfg" <<EOF
 modules:
@@ -1089,6 +1104,25 @@ ejabberd_live_registration() {
         "cms_xmpp_watch_failing_step_info{$t,server=\"$s\",step=\"sasl\",reason=\"not_authorized\"} == 1"
     expect_metric "ejbadpw: cms_xmpp_watch_success is 0" "cms_xmpp_watch_success{$t} == 0"
     expect_metric "ejbadpw: the component flow is unaffected" "cms_xmpp_probe_success{$t} == 1"
+
+    scenario "ejabberd: one listener for cb3 and cb4, only cb4 connected" ejshared \
+        "$WORK/logs/ejcb4.log|" "$EJ_DIR/logs/ejabberd.log|cb[34]\\.$DOMAIN"
+    t='target="ejshared"'
+    wait_for_metric "ejshared: cms_xmpp_watch_success is 1" "cms_xmpp_watch_success{$t} == 1"
+    wait_for_metric "ejshared: cb4 (connected) is registered" \
+        "cms_xmpp_component_registered{$t,component=\"cb4.$DOMAIN\"} == 1"
+    expect_metric "ejshared: cb3 (answered by cb4, under cb4's name) is not registered" \
+        "cms_xmpp_component_registered{$t,component=\"cb3.$DOMAIN\"} == 0"
+    expect_metric "ejshared: cb3 fails with reason wrong_sender" \
+        "cms_xmpp_component_failing_info{$t,component=\"cb3.$DOMAIN\",reason=\"wrong_sender\"} == 1"
+    expect_count "ejshared: only cb3 fails" "cms_xmpp_component_failing_info{$t}" 1
+    local lines
+    lines="$(grep -c "component is not registered.*target=\"ejshared\" component=cb3\.$DOMAIN reason=wrong_sender detail=the ping was answered from cb4\.$DOMAIN" "$WORK/logs/exporter.log")"
+    if [ "$lines" = 1 ]; then
+        pass "ejshared: the exporter's log has one warning for cb3, naming cb4 as the sender"
+    else
+        fail "ejshared: the exporter's log has one warning for cb3, naming cb4 as the sender ($lines lines)"
+    fi
 }
 
 promtool_check() {
@@ -1117,17 +1151,20 @@ prometheus_checks() {
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 15 targets, 9 successful" \
+    wait_for_query "prometheus: 16 targets, 10 successful" \
         'sum(cms_xmpp_probe_success{job="cms-xmpp-exporter"}) * 100 + count(cms_xmpp_probe_success{job="cms-xmpp-exporter"})' \
-        'result == 915'
+        'result == 1016'
     # The alerts' `for` is minutes; that they fire for the right series is what counts here.
     for target in watch ejabberd; do
         wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for $target's cb2" \
             'count by (target, component) (ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' \
             "result{target=\"$target\",component=\"cb2.$DOMAIN\"} == 1"
     done
+    wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for ejshared's cb3 (wrong_sender)" \
+        'count by (target, component) (ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' \
+        "result{target=\"ejshared\",component=\"cb3.$DOMAIN\"} == 1"
     wait_for_query "prometheus: ... and for no other component" \
-        'count(ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' 'result == 2'
+        'count(ALERTS{alertname="CmsXmppCallbridgeNotRegistered"})' 'result == 3'
     for target in badpw ejbadpw; do
         wait_for_query "prometheus: CmsXmppWatchLoginFailing is pending for $target" \
             'count by (target) (ALERTS{alertname="CmsXmppWatchLoginFailing"})' "result{target=\"$target\"} == 1"

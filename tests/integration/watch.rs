@@ -498,3 +498,37 @@ async fn every_watch_state_change_is_one_log_line() {
         "{log}"
     );
 }
+
+/// The salted password is kept per salt: a server that stores the password anew (a new salt)
+/// at every login gets a fresh derivation each time, never a stale one.
+#[tokio::test]
+async fn a_new_salt_at_every_login_is_derived_anew() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.good_leaf();
+    let xmpp = c2s(starttls(&leaf), Fault::FreshSalt).await;
+    let watch = lab.watch(
+        &server(XMPP1, xmpp.addr().port()),
+        "starttls",
+        "password",
+        &[CB1],
+    );
+    let component_flow = server(XMPP1, closed_port().await);
+    let target = lab.timed_target("t", &component_flow, "200ms", "200ms", "") + &watch;
+    let exporter = lab.exporter(&[target]).await;
+    exporter
+        .wait("three logins, each with its own salt", |_| {
+            xmpp.stats().auths.len() >= 3
+        })
+        .await;
+    let scrape = exporter
+        .wait("the last login recorded", |s| {
+            s.value(&PROBES_TOTAL, &[("target", "t")]) >= Some(3.0)
+        })
+        .await;
+    assert_eq!(scrape.value(&WATCH_SUCCESS, &[("target", "t")]), Some(1.0));
+    assert!(scrape
+        .find(&WATCH_FAILURES_TOTAL, &[("target", "t")])
+        .is_empty());
+    assert_eq!(xmpp.stats().auth_failures, 0, "{:?}", xmpp.stats());
+    exporter.stop().await;
+}

@@ -59,6 +59,9 @@ pub enum Fault {
     /// Asks SCRAM clients for this many PBKDF2 rounds (and holds no key that would verify
     /// their proof): a hostile or misconfigured server.
     Iterations(u32),
+    /// A new salt at every login (the password stored anew each time): no client can reuse
+    /// a derivation.
+    FreshSalt,
 }
 
 /// How a ping to a component JID is answered.
@@ -327,16 +330,25 @@ where
             return None;
         }
         let name = auth.attr("mechanism").unwrap_or_default().to_owned();
-        state.lock().stats.auths.push((name.clone(), encrypted));
+        let logins = {
+            let mut shared = state.lock();
+            shared.stats.auths.push((name.clone(), encrypted));
+            shared.stats.auths.len()
+        };
+        let account = match state.fault {
+            Fault::FreshSalt => state
+                .account
+                .salted(format!("salt of login {logins}").as_bytes()),
+            _ => state.account.clone(),
+        };
         let mut mechanism: Box<dyn Mechanism + Send> = match name.as_str() {
-            "SCRAM-SHA-256" if offered.contains(&"SCRAM-SHA-256") => Box::new(
-                Scram::<Sha256, _>::new(state.account.clone(), no_channel_binding()),
-            ),
-            "SCRAM-SHA-1" if offered.contains(&"SCRAM-SHA-1") => Box::new(Scram::<Sha1, _>::new(
-                state.account.clone(),
-                no_channel_binding(),
-            )),
-            "PLAIN" if offered.contains(&"PLAIN") => Box::new(Plain::new(state.account.clone())),
+            "SCRAM-SHA-256" if offered.contains(&"SCRAM-SHA-256") => {
+                Box::new(Scram::<Sha256, _>::new(account, no_channel_binding()))
+            }
+            "SCRAM-SHA-1" if offered.contains(&"SCRAM-SHA-1") => {
+                Box::new(Scram::<Sha1, _>::new(account, no_channel_binding()))
+            }
+            "PLAIN" if offered.contains(&"PLAIN") => Box::new(Plain::new(account)),
             _ => {
                 out.sasl_failure("invalid-mechanism").await;
                 continue;
@@ -545,19 +557,26 @@ struct Account {
 
 impl Account {
     fn new(name: String, password: String, fault: Fault) -> Account {
-        let salt = b"cms-xmpp-exporter test salt";
-        let mut sha1 = Pbkdf2Sha1::derive(&password, salt, ITERATIONS).unwrap();
-        let mut sha256 = Pbkdf2Sha256::derive(&password, salt, ITERATIONS).unwrap();
+        let mut account = Account::with_salt(name, password, b"cms-xmpp-exporter test salt");
         if let Fault::Iterations(count) = fault {
-            sha1.iterations = count;
-            sha256.iterations = count;
+            account.sha1.iterations = count;
+            account.sha256.iterations = count;
         }
+        account
+    }
+
+    fn with_salt(name: String, password: String, salt: &[u8]) -> Account {
         Account {
-            sha1,
-            sha256,
+            sha1: Pbkdf2Sha1::derive(&password, salt, ITERATIONS).unwrap(),
+            sha256: Pbkdf2Sha256::derive(&password, salt, ITERATIONS).unwrap(),
             name,
             password,
         }
+    }
+
+    /// The same account with its password stored under `salt`.
+    fn salted(&self, salt: &[u8]) -> Account {
+        Account::with_salt(self.name.clone(), self.password.clone(), salt)
     }
 
     fn known(&self, identity: &Identity) -> Result<(), ProviderError> {

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """A minimal XEP-0114 component client for the end-to-end suite.
 
-    component.py HOST PORT NAME SECRET_FILE [--tls CA_FILE SNI] [--hold [--answer result|error]]
-                 [--timeout S]
+    component.py HOST PORT NAME SECRET_FILE [--tls CA_FILE SNI]
+                 [--hold [--answer result|error [--own-name]]] [--timeout S]
 
 Opens a jabber:component:accept stream to NAME, sends the lowercase hex SHA-1 of stream id +
 secret, and waits for <handshake/>. Without --hold it then closes the stream politely and
 exits 0 (a readiness check: a real handshake). With --hold it prints "ready" and keeps the
 registered connection open until killed, so that the name is taken (the conflict scenario).
 With --answer it also answers every IQ get, as a Callbridge answers a monitoring user's ping:
-with a result, or with an error of its own (service-unavailable).
+with a result, or with an error of its own (service-unavailable). The answer comes from the
+address that was pinged, or with --own-name from NAME: what a component that knows its own
+name sends when its server hands it a stanza for another name (ejabberd does, for every host
+of a listener).
 Exits 1 with the server's answer on stderr when the handshake fails.
 """
 import hashlib
@@ -29,6 +32,7 @@ def main() -> int:
     rest = args[4:]
     hold = "--hold" in rest
     answer = rest[rest.index("--answer") + 1] if "--answer" in rest else None
+    own_name = name if "--own-name" in rest else None
     timeout = 3.0
     tls = None
     if "--timeout" in rest:
@@ -96,7 +100,7 @@ def main() -> int:
     while True:  # keep the name registered; discard keepalives and, unless told, stanzas
         if answer:
             for iq in IQ_GET.finditer(buf):
-                send(reply(iq.group(0), answer))
+                send(reply(iq.group(0), answer, own_name))
             buf = buf[buf.rfind(">") + 1:] if IQ_GET.search(buf) else buf[-4096:]
         chunk = sock.recv(4096)
         if not chunk:
@@ -113,11 +117,10 @@ def attribute(tag: str, name: str) -> str:
     return m.group(2) if m else ""
 
 
-def reply(iq: str, answer: str) -> str:
+def reply(iq: str, answer: str, own_name: str | None) -> str:
     start = iq[: iq.index(">")]
-    addressing = (
-        f"id='{attribute(start, 'id')}' from='{attribute(start, 'to')}' to='{attribute(start, 'from')}'"
-    )
+    sender = own_name or attribute(start, "to")
+    addressing = f"id='{attribute(start, 'id')}' from='{sender}' to='{attribute(start, 'from')}'"
     if answer == "result":
         return f"<iq type='result' {addressing}/>"
     return (
