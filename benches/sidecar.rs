@@ -2,19 +2,25 @@
 //! (so that its CPU and memory are its own), for 1, 100 and 1,000 healthy targets, and for 100
 //! targets that also watch two production components each. Each target finds two TLS
 //! component servers through SRV and is probed every 15 s; a watch logs in to a client port
-//! (STARTTLS, SCRAM-SHA-256 with 4,096 iterations) and pings both. The servers and the DNS
-//! server run in this process, on loopback.
+//! (STARTTLS, SCRAM-SHA-256 with 4,096 iterations) and pings both: a client port that keeps
+//! its salt (the exporter derives once), one that stores the password under a new salt at
+//! every login (every login derives, as every login did before the derivations were kept), and
+//! a hostile one that asks for 2,000,000,000 rounds (with the limit raised so that each login
+//! derives until its deadline). The servers and the DNS server run in this process, on
+//! loopback.
 //!
-//!     cargo bench --bench sidecar       (or: -- 1000  for one size; -- watch  for the watch row;
-//!                                         -- fleet  for 1,000 targets named by /probe requests)
+//!     cargo bench --bench sidecar       (or: -- 1000  for one size; -- watch  for the watch rows;
+//!                                         -- fleet  for 1,000 targets named by /probe requests;
+//!                                         -- scram  for the cost of one SCRAM key derivation)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
 //! the last render) and after a quiet probe interval (every target rewritten: what a scrape
 //! interval at least as long as the probe interval costs); resident memory (now and peak), CPU
-//! per probe cycle, probe durations against a lone target's, the slowest step, and whether
-//! every target ran every cycle on time while four clients scraped without pause. Numbers vary
-//! with the machine; compare runs on the same one.
+//! per probe cycle, probe durations against a lone target's, the slowest step, whether
+//! every target ran every cycle on time while four clients scraped without pause, and how fast
+//! `/-/healthy` answered meanwhile (a request every 10 ms). Numbers vary with the machine;
+//! compare runs on the same one.
 
 // The benchmark uses a part of the test peers; the tests use all of it.
 #[allow(dead_code)]
@@ -28,6 +34,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault};
 use support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use support::exporter::*;
+
+/// The client port a row's targets log in to, if they watch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    None,
+    /// Keeps its salt: the exporter derives the salted password once.
+    SaltKept,
+    /// A new salt at every login: every login derives.
+    FreshSalt,
+    /// Asks for 2,000,000,000 rounds; the limit is raised so that each login derives until
+    /// its deadline.
+    Hostile,
+}
 
 const SIZES: [usize; 3] = [1, 100, 1000];
 /// Targets of the watch row.
@@ -44,6 +63,15 @@ const GZIP: &str = "Accept-Encoding: gzip\r\n";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "scram") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(measure_scram());
+        return;
+    }
     if args.iter().any(|a| a == "fleet") {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -53,13 +81,16 @@ fn main() {
         runtime.block_on(measure_fleet(FLEET_SIZE)).print();
         return;
     }
-    let rows: Vec<(usize, bool)> = match args.iter().find_map(|a| a.parse().ok()) {
-        Some(size) => vec![(size, false)],
-        None if args.iter().any(|a| a == "watch") => vec![(1, false), (WATCH_SIZE, true)],
+    let watch_rows = [Watch::SaltKept, Watch::FreshSalt, Watch::Hostile].map(|w| (WATCH_SIZE, w));
+    let rows: Vec<(usize, Watch)> = match args.iter().find_map(|a| a.parse().ok()) {
+        Some(size) => vec![(size, Watch::None)],
+        None if args.iter().any(|a| a == "watch") => {
+            [(1, Watch::None)].into_iter().chain(watch_rows).collect()
+        }
         None => SIZES
             .iter()
-            .map(|size| (*size, false))
-            .chain([(WATCH_SIZE, true)])
+            .map(|size| (*size, Watch::None))
+            .chain(watch_rows)
             .collect(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -77,7 +108,7 @@ fn main() {
 
 struct Row {
     targets: usize,
-    watch: bool,
+    watch: Watch,
     series_per_target: f64,
     bytes_per_target: f64,
     gzip_bytes_per_target: f64,
@@ -96,14 +127,23 @@ struct Row {
     late: usize,
     failures: usize,
     storm_scrapes: usize,
+    /// `/-/healthy` while four clients scraped: p99, the highest, and how many were asked.
+    healthy_p99: Duration,
+    healthy_max: Duration,
+    healthy_requests: usize,
 }
 
 impl Row {
     fn print(&self, lone_probe_p50: f64) {
-        let watch = if self.watch {
-            ", each watching two components"
-        } else {
-            ""
+        let watch = match self.watch {
+            Watch::None => "",
+            Watch::SaltKept => ", each watching two components",
+            Watch::FreshSalt => {
+                ", each watching two components through a client port with a new salt at every login"
+            }
+            Watch::Hostile => {
+                ", each watching two components through a client port asking 2,000,000,000 SCRAM rounds"
+            }
         };
         println!(
             "{} target(s), two SRV servers each{watch}, every {:?}:",
@@ -139,6 +179,12 @@ impl Row {
             "  {:.0} cycles, {} target(s) with a late or missing cycle, {} failed, while four clients scraped {} times",
             self.cycles, self.late, self.failures, self.storm_scrapes
         );
+        println!(
+            "  /-/healthy meanwhile: p99 {:.2} ms, max {:.2} ms ({} requests)",
+            ms(self.healthy_p99),
+            ms(self.healthy_max),
+            self.healthy_requests
+        );
     }
 }
 
@@ -146,7 +192,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn measure(targets: usize, watch: bool) -> Row {
+async fn measure(targets: usize, watch: Watch) -> Row {
     let lab = Lab::new(base_zone()).await;
     // Each target its own component name, so that they may run at once.
     let names: Vec<String> = (0..targets)
@@ -171,14 +217,23 @@ async fn measure(targets: usize, watch: bool) -> Row {
         domain: DOMAIN.to_owned(),
         user: ("monitor".to_owned(), PASSWORD.to_owned()),
         components: components.map(|c| (c.to_owned(), Answer::Result)).into(),
-        fault: Fault::None,
+        fault: match watch {
+            Watch::FreshSalt => Fault::FreshSalt,
+            Watch::Hostile => Fault::Iterations(2_000_000_000),
+            Watch::None | Watch::SaltKept => Fault::None,
+        },
     })
     .await;
-    let watch_block = if watch {
-        let address = server(XMPP1, client_port.addr().port());
-        lab.watch(&address, "starttls", "password", &components)
-    } else {
-        String::new()
+    let address = server(XMPP1, client_port.addr().port());
+    let watch_block = match watch {
+        Watch::None => String::new(),
+        Watch::SaltKept | Watch::FreshSalt => {
+            lab.watch(&address, "starttls", "password", &components)
+        }
+        Watch::Hostile => {
+            lab.watch(&address, "starttls", "password", &components)
+                + "      max_scram_iterations: 4000000000\n"
+        }
     };
     let config: Vec<String> = (0..targets)
         .map(|i| {
@@ -242,7 +297,16 @@ async fn measure(targets: usize, watch: bool) -> Row {
             })
         })
         .collect();
-    tokio::time::sleep(SCRAPE_STORM).await;
+    let mut healthy = Vec::new();
+    let storm = Instant::now();
+    while storm.elapsed() < SCRAPE_STORM {
+        let start = Instant::now();
+        let response = http_exchange(exporter.addr, "GET", "/-/healthy", "").await;
+        healthy.push(start.elapsed());
+        assert_eq!(response.status, 200);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    healthy.sort();
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.await.unwrap();
@@ -324,9 +388,55 @@ async fn measure(targets: usize, watch: bool) -> Row {
                 .filter(|s| s.value != 1.0)
                 .count(),
         storm_scrapes: storm_scrapes.load(Ordering::Relaxed),
+        healthy_p99: healthy[healthy.len() * 99 / 100],
+        healthy_max: healthy[healthy.len() - 1],
+        healthy_requests: healthy.len(),
     };
     drop(binary);
     row
+}
+
+/// SCRAM-SHA-256 counts whose derivation the `scram` mode times: ejabberd's and the RFC's
+/// minimum, Prosody 0.12's default, OWASP's advice for PBKDF2-SHA256, the default limit.
+const SCRAM_COUNTS: [u32; 4] = [4_096, 10_000, 600_000, 1_000_000];
+
+/// The `sasl` step of one login whose server asks for each count, in an exporter of its own:
+/// the step is the key derivation plus a few round trips on loopback (the count alone
+/// differs). The server holds no key for that count, so the login then fails: the time is
+/// what counts.
+async fn measure_scram() {
+    println!("one SCRAM-SHA-256 login (the sasl step), by the server's iteration count:");
+    for count in SCRAM_COUNTS {
+        let lab = Lab::new(base_zone()).await;
+        let client_port = C2sServer::start(C2sConfig {
+            encryption: Encryption::Starttls(lab.good_leaf().server_config()),
+            domain: DOMAIN.to_owned(),
+            user: ("monitor".to_owned(), PASSWORD.to_owned()),
+            components: vec![("cb1.example.test".to_owned(), Answer::Result)],
+            fault: Fault::Iterations(count),
+        })
+        .await;
+        let address = server(XMPP1, client_port.addr().port());
+        let target = lab.timed_target("t", &server(XMPP1, closed_port().await), "60s", "30s", "")
+            + &lab.watch(&address, "starttls", "password", &["cb1.example.test"])
+            + "      max_scram_iterations: 4000000000\n";
+        std::fs::write(lab.path("config.yaml"), lab.config(&[target])).unwrap();
+        let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+        let ids = [("target", "t"), ("step", "sasl")];
+        let scrape = binary
+            .exporter
+            .wait("the login's sasl step", |s| {
+                s.value(&WATCH_STEP_LAST_DURATION, &ids).is_some()
+            })
+            .await;
+        let seconds = scrape.value(&WATCH_STEP_LAST_DURATION, &ids).unwrap();
+        println!(
+            "  {count:>9} rounds: {:.1} ms ({:.3} ms per 1,000)",
+            seconds * 1000.0,
+            seconds * 1e6 / f64::from(count)
+        );
+        drop(binary);
+    }
 }
 
 /// Targets of the fleet row, each named only by the requests (`/probe?module=cms&target=…`).

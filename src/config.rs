@@ -33,7 +33,8 @@ const CLIENT_DIRECT_TLS_PORT: u16 = 5223;
 /// One login pings every component: a few dozen is a large CMS deployment.
 const MAX_WATCHED_COMPONENTS: usize = 64;
 /// `watch.max_scram_iterations` by default: above what honest servers ask (4,096 for
-/// ejabberd, 10,000 to 600,000 where hardened), about 0.3 s of one core with SHA-256 here.
+/// ejabberd, 10,000 to 600,000 where hardened); about 0.23 s of one core with SHA-256 on the
+/// development machine (`cargo bench --bench sidecar -- scram`).
 const DEFAULT_MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
 /// RFC 7677 §4: servers must ask for at least 4,096 rounds.
 const MIN_SCRAM_ITERATIONS: u32 = 4096;

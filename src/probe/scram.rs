@@ -171,20 +171,22 @@ async fn derive(
     iterations: u32,
     deadline: Instant,
 ) -> Result<SaltedPassword, Failure> {
-    let late = || {
+    let late = |what: &str| {
         Failure::new(
             Reason::Timeout,
             format!(
-                "deriving the SCRAM key ({iterations} PBKDF2 rounds, as the server asked) did \
-                 not finish before the probe's deadline"
+                "{what} the SCRAM key ({iterations} PBKDF2 rounds, as the server asked) before \
+                 the probe's deadline"
             ),
         )
     };
     // Held by the thread itself: it counts until the thread has really stopped.
-    let slot = timeout_at(deadline, DERIVATIONS.clone().acquire_owned())
-        .await
-        .map_err(|_| late())?
-        .map_err(|_| late())?;
+    let slot = match timeout_at(deadline, DERIVATIONS.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        // Other logins' derivations held every slot until the deadline (the semaphore is
+        // never closed).
+        Ok(Err(_)) | Err(_) => return Err(late("no derivation slot came free to derive")),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let _stop_on_drop = StopOnDrop(stop.clone());
     let (password, salt) = (password.expose().as_bytes().to_vec(), salt.to_vec());
@@ -207,7 +209,7 @@ async fn derive(
         })?;
     match timeout_at(deadline, result).await {
         Ok(Ok(Some(salted))) => Ok(SaltedPassword(salted)),
-        Ok(Ok(None) | Err(_)) | Err(_) => Err(late()),
+        Ok(Ok(None) | Err(_)) | Err(_) => Err(late("could not finish deriving")),
     }
 }
 
