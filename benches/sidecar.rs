@@ -64,21 +64,11 @@ const GZIP: &str = "Accept-Encoding: gzip\r\n";
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "scram") {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(measure_scram());
+        runtime().block_on(measure_scram());
         return;
     }
     if args.iter().any(|a| a == "fleet") {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(measure_fleet(FLEET_SIZE)).print();
+        runtime().block_on(measure_fleet(FLEET_SIZE)).print();
         return;
     }
     let watch_rows = [Watch::SaltKept, Watch::FreshSalt, Watch::Hostile].map(|w| (WATCH_SIZE, w));
@@ -93,17 +83,22 @@ fn main() {
             .chain(watch_rows)
             .collect(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     let mut lone_probe = None;
     for (size, watch) in rows {
         let row = runtime.block_on(measure(size, watch));
         let lone = *lone_probe.get_or_insert(row.probe_p50);
         row.print(lone);
     }
+}
+
+/// The benchmark's own peers get two workers, as the exporter does.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 struct Row {

@@ -10,6 +10,7 @@ pub mod client;
 pub mod connect;
 pub mod dns;
 pub mod handshake;
+pub mod kdf;
 pub mod legacy_tls;
 pub mod ocsp;
 pub mod ping;

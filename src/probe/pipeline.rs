@@ -16,7 +16,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::cert::{self, CertInput};
 use super::connect::Tcp;
-use super::scram::SaltedPasswords;
+use super::kdf::SaltedPasswords;
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{

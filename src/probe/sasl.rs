@@ -10,7 +10,8 @@ use sasl::common::Credentials;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::client::{self, SASL_NAMESPACE};
-use super::scram::{self, Derivation, Hash, Scram};
+use super::kdf::Hash;
+use super::scram::{self, Derivation, Scram};
 use super::stream::unexpected;
 use super::xmpp::{Element, Incoming, XmppConn};
 use super::{Failure, Reason};

@@ -9,8 +9,9 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::kdf::SaltedPasswords;
 use super::pipeline::{reach, secure, timed, Peer};
-use super::scram::{Derivation, SaltedPasswords};
+use super::scram::Derivation;
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{bind, ping, sasl, srv, starttls};

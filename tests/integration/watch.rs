@@ -52,6 +52,19 @@ fn watch_target(
     format!("{}{watch}", lab.target(name, component_server, ""))
 }
 
+/// Target "t", probed every 200 ms: its component flow goes to a closed port, its watch logs
+/// in to `xmpp` (STARTTLS) and pings `components`.
+async fn fast_watch_target(lab: &Lab, xmpp: &C2sServer, components: &[&str]) -> String {
+    let watch = lab.watch(
+        &server(XMPP1, xmpp.addr().port()),
+        "starttls",
+        "password",
+        components,
+    );
+    let component_flow = server(XMPP1, closed_port().await);
+    lab.timed_target("t", &component_flow, "200ms", "200ms", "") + &watch
+}
+
 fn registered(scrape: &Scrape, target: &str, component: &str) -> Option<f64> {
     let ids = [("target", target), ("component", component)];
     scrape.value(&COMPONENT_REGISTERED, &ids)
@@ -430,14 +443,7 @@ async fn every_watch_state_change_is_one_log_line() {
     let lab = Lab::new(base_zone()).await;
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::None).await;
-    let watch = lab.watch(
-        &server(XMPP1, xmpp.addr().port()),
-        "starttls",
-        "password",
-        &[CB1, CB3],
-    );
-    let component_flow = server(XMPP1, closed_port().await);
-    let target = lab.timed_target("t", &component_flow, "200ms", "200ms", "") + &watch;
+    let target = fast_watch_target(&lab, &xmpp, &[CB1, CB3]).await;
     std::fs::write(lab.path("config.yaml"), lab.config(&[target])).unwrap();
     let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
     let exporter = &binary.exporter;
@@ -506,14 +512,7 @@ async fn a_new_salt_at_every_login_is_derived_anew() {
     let lab = Lab::new(base_zone()).await;
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::FreshSalt).await;
-    let watch = lab.watch(
-        &server(XMPP1, xmpp.addr().port()),
-        "starttls",
-        "password",
-        &[CB1],
-    );
-    let component_flow = server(XMPP1, closed_port().await);
-    let target = lab.timed_target("t", &component_flow, "200ms", "200ms", "") + &watch;
+    let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
     exporter
         .wait("three logins, each with its own salt", |_| {
