@@ -152,6 +152,12 @@ pub fn watch_hint(step: Step, reason: Reason, watch: &Watch, server: Option<&Ser
              PBKDF2 rounds, once per salt), raise the limit; otherwise suspect the server.",
             watch.jid
         ),
+        (Step::Sasl, Reason::Timeout) => format!(
+            "The login of {} did not finish in time: a slow server, or an iteration count too \
+             high to derive within the target's timeout (the detail says which); raise the \
+             timeout, or lower the server's SCRAM iteration count.",
+            watch.jid
+        ),
         (Step::Sasl, _) => format!(
             "The login of {} failed: is the account enabled? The XMPP server's log has the reason.",
             watch.jid
