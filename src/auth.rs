@@ -34,6 +34,11 @@ impl BasicAuth {
         }
     }
 
+    /// Whether requests must authenticate (the web config names users).
+    pub fn required(&self) -> bool {
+        self.decoy.is_some()
+    }
+
     /// Whether a request with this `Authorization` header may pass.
     pub async fn allows(&self, authorization: Option<&HeaderValue>) -> bool {
         let Some(decoy) = &self.decoy else {

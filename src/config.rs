@@ -226,6 +226,63 @@ impl Target {
     pub fn handshake(&self) -> bool {
         self.secret.is_some()
     }
+
+    /// Whether `other` probes the same thing the same way, so that a reload keeps this
+    /// target's record: every setting, TLS material by content, but not the secrets' values
+    /// (a rotated secret or password is the same check of the same thing).
+    pub fn same_settings(&self, other: &Target) -> bool {
+        // Destructured so that a new setting cannot be forgotten here.
+        let Target {
+            name,
+            domain,
+            servers,
+            component,
+            secret,
+            interval,
+            timeout,
+            tls_mode,
+            tls,
+            check_legacy_tls,
+            watch,
+        } = self;
+        let watches = match (watch, &other.watch) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same_settings(b),
+            _ => false,
+        };
+        *name == other.name
+            && *domain == other.domain
+            && *servers == other.servers
+            && *component == other.component
+            && secret.is_some() == other.secret.is_some()
+            && *interval == other.interval
+            && *timeout == other.timeout
+            && *tls_mode == other.tls_mode
+            && tls.same_as(&other.tls)
+            && *check_legacy_tls == other.check_legacy_tls
+            && watches
+    }
+}
+
+impl Watch {
+    /// As [`Target::same_settings`]: all but the password.
+    fn same_settings(&self, other: &Watch) -> bool {
+        let Watch {
+            jid,
+            password: _,
+            servers,
+            tls_mode,
+            tls,
+            components,
+            max_scram_iterations,
+        } = self;
+        *jid == other.jid
+            && *servers == other.servers
+            && *tls_mode == other.tls_mode
+            && tls.same_as(&other.tls)
+            && *components == other.components
+            && *max_scram_iterations == other.max_scram_iterations
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,6 +331,11 @@ impl TlsSettings {
             _ => false,
         };
         self.ca_certs == other.ca_certs && same_identity
+    }
+
+    /// The same trust, identity and names.
+    pub fn same_as(&self, other: &TlsSettings) -> bool {
+        self.same_trust(other) && self.server_name == other.server_name
     }
 }
 
@@ -1976,6 +2038,41 @@ targets:
         let example: Result<RawConfig, _> =
             serde_yaml::from_str(include_str!("../config.example.yaml"));
         assert!(example.is_ok(), "{:?}", example.err());
+    }
+
+    #[test]
+    fn a_reload_keeps_a_target_whose_settings_are_the_same_secrets_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "first").unwrap();
+        let watch = format!(
+            "    watch:\n      jid: m@example.com\n      password_file: {}\n      components: [cb1.example.com]\n",
+            password.display()
+        );
+        let target = |yaml: &str| parse(yaml).unwrap().targets[0].clone();
+        let base = target(&format!("{MINIMAL}{watch}"));
+        assert!(base.same_settings(&target(&format!("{MINIMAL}{watch}"))));
+        // A rotated secret and password: the same check of the same thing.
+        std::fs::write(&password, "second").unwrap();
+        let rotated = MINIMAL.replace("s3cret-value", "rotated-value");
+        assert!(base.same_settings(&target(&format!("{rotated}{watch}"))));
+        for changed in [
+            format!("{MINIMAL}    interval: 45s\n{watch}"),
+            format!(
+                "{}{watch}",
+                MINIMAL.replace("probe.example.com", "other.example.com")
+            ),
+            format!("{MINIMAL}    server_address: xmpp.example.com\n{watch}"),
+            format!("{MINIMAL}    tls: {{mode: none}}\n{watch}"),
+            format!(
+                "{MINIMAL}{}",
+                watch.replace("cb1.example.com", "cb2.example.com")
+            ),
+            format!("{MINIMAL}{watch}      max_scram_iterations: 10000\n"),
+            MINIMAL.to_owned(),
+        ] {
+            assert!(!base.same_settings(&target(&changed)), "{changed}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `/-/healthy`, `/-/ready` and `POST /-/reload` for orchestration.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -204,15 +205,19 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let admission = Admission::new(options.max_connections);
-    let lifecycle = options.enable_lifecycle;
+    let lifecycle = if options.enable_lifecycle {
+        Lifecycle::On
+    } else {
+        Lifecycle::Off
+    };
     let renderer = Arc::new(Renderer::new(supervisor.store.clone()));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => return,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(%error, "cannot accept an HTTP connection");
@@ -240,6 +245,13 @@ pub async fn serve(
                 async move {
                     slot.request_started();
                     let response = if auth.auth.allows(request.headers().get(AUTHORIZATION)).await {
+                        // Without users to authenticate, only the pod itself may reload.
+                        let lifecycle = match lifecycle {
+                            Lifecycle::On if !auth.auth.required() && !is_loopback(peer.ip()) => {
+                                Lifecycle::LoopbackOnly
+                            }
+                            lifecycle => lifecycle,
+                        };
                         respond(request, &supervisor, &renderer, lifecycle).await
                     } else {
                         unauthorized()
@@ -297,11 +309,31 @@ fn unauthorized() -> Response<Full<Bytes>> {
     response
 }
 
+/// Whether `POST /-/reload` may be served to this request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// `--web.enable-lifecycle` is not set.
+    Off,
+    On,
+    /// Set, but the request comes from another host and no web config authenticates it.
+    LoopbackOnly,
+}
+
+/// A client on this host (the pod): 127.0.0.0/8, ::1, or either mapped into IPv6.
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
 async fn respond(
     request: Request<Incoming>,
     supervisor: &Supervisor,
     renderer: &Renderer,
-    lifecycle: bool,
+    lifecycle: Lifecycle,
 ) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let read = method == Method::GET || method == Method::HEAD;
@@ -314,11 +346,24 @@ async fn respond(
             TEXT,
             "not ready: waiting for the first probe of every target\n",
         ),
-        ("/-/reload", _) if (method == Method::POST || method == Method::PUT) && !lifecycle => {
+        ("/-/reload", _)
+            if (method == Method::POST || method == Method::PUT) && lifecycle == Lifecycle::Off =>
+        {
             body(
                 StatusCode::FORBIDDEN,
                 TEXT,
                 "the lifecycle API is off: start with --web.enable-lifecycle, or send SIGHUP\n",
+            )
+        }
+        ("/-/reload", _)
+            if (method == Method::POST || method == Method::PUT)
+                && lifecycle == Lifecycle::LoopbackOnly =>
+        {
+            body(
+                StatusCode::FORBIDDEN,
+                TEXT,
+                "/-/reload answers only clients on this host (loopback) unless the web config \
+                 requires basic authentication; or send SIGHUP\n",
             )
         }
         ("/-/reload", _) if method == Method::POST || method == Method::PUT => {
@@ -556,5 +601,27 @@ mod tests {
         assert!(!accepts("gzip; q=0.000"));
         assert!(!accepts("deflate, br"));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn only_this_host_counts_as_loopback() {
+        let loopback = ["127.0.0.1", "127.4.5.6", "::1", "::ffff:127.0.0.1"];
+        let elsewhere = [
+            "10.213.77.2",
+            "192.0.2.1",
+            "0.0.0.0",
+            "::",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "fe80::1",
+            // IPv4-compatible (deprecated), not mapped: not this host.
+            "::127.0.0.1",
+        ];
+        for ip in loopback {
+            assert!(is_loopback(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in elsewhere {
+            assert!(!is_loopback(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

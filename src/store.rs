@@ -230,6 +230,17 @@ pub struct Snapshot {
     pub step_histograms: bool,
 }
 
+/// What a (re)loaded configuration did to the targets' records, by name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TargetChanges {
+    /// Unchanged settings: the record goes on.
+    pub kept: Vec<String>,
+    /// Changed settings: the record starts afresh.
+    pub changed: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
 /// What recording a report changed.
 pub struct Recorded {
     pub previous: Option<Arc<TargetReport>>,
@@ -242,15 +253,39 @@ pub struct Store {
 }
 
 impl Store {
-    /// A (re)loaded configuration: every target starts afresh (counters restart, readiness
-    /// waits for a first probe of each again).
-    pub fn set_targets(&self, targets: &[Arc<Target>], step_histograms: bool) {
+    /// A (re)loaded configuration. A target whose settings did not change keeps its record
+    /// (counters, history, last report, so readiness too) under its new `Arc`; a changed or
+    /// new one starts afresh and waits for its first probe; a removed one is forgotten.
+    pub fn set_targets(&self, targets: &[Arc<Target>], step_histograms: bool) -> TargetChanges {
         let mut inner = self.inner.write().expect("store lock");
-        inner.targets = targets
-            .iter()
-            .map(|t| Arc::new(TargetState::new(t.clone())))
-            .collect();
+        let mut changes = TargetChanges::default();
+        let mut before = std::mem::take(&mut inner.targets);
+        for target in targets {
+            let same_name = before.iter().position(|s| s.target.name == target.name);
+            let kept = match same_name.map(|i| before.swap_remove(i)) {
+                Some(old) if old.target.same_settings(target) => {
+                    let mut state = TargetState {
+                        target: target.clone(),
+                        ..(*old).clone()
+                    };
+                    state.text = Arc::new(TargetText::new(&state));
+                    changes.kept.push(target.name.clone());
+                    state
+                }
+                Some(_) => {
+                    changes.changed.push(target.name.clone());
+                    TargetState::new(target.clone())
+                }
+                None => {
+                    changes.added.push(target.name.clone());
+                    TargetState::new(target.clone())
+                }
+            };
+            inner.targets.push(Arc::new(kept));
+        }
+        changes.removed = before.iter().map(|s| s.target.name.clone()).collect();
         inner.step_histograms = step_histograms;
+        changes
     }
 
     /// Records a report of `target`; returns the report it replaces (if any) and the new

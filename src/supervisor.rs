@@ -14,7 +14,7 @@ use crate::http::Web;
 use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe, TargetReport};
-use crate::store::Store;
+use crate::store::{Store, TargetChanges};
 use crate::{scheduler, RunError};
 
 /// How long stopping the probe loops may take before they are abandoned.
@@ -168,7 +168,7 @@ impl Supervisor {
     pub fn start(config: &Config, prepared: Prepared, web: Web) -> Supervisor {
         let Prepared { probes, modules } = prepared;
         let store = Arc::new(Store::default());
-        let loops = spawn(&probes, config, &store);
+        let (loops, _) = spawn(&probes, config, &store);
         store.config_loaded(true);
         Supervisor {
             source: config.source.clone(),
@@ -216,8 +216,9 @@ impl Supervisor {
         }
         // The store keeps serving the old targets' state until the new loops replace it.
         stop(std::mem::replace(&mut *loops, idle())).await;
-        // Counters restart with the new configuration; Prometheus' rate() handles resets.
-        *loops = spawn(&probes, &config, &self.store);
+        let (running, changes) = spawn(&probes, &config, &self.store);
+        *loops = running;
+        log_changes(&changes);
         *self.probes.write().expect("probes lock") = probes.into();
         *self.modules.write().expect("modules lock") = modules;
         self.web.apply(web);
@@ -286,9 +287,13 @@ fn idle() -> Loops {
 }
 
 /// Starts a loop per probe and gives the store the new set of targets.
-fn spawn(probes: &[Arc<TargetProbe>], config: &Config, store: &Arc<Store>) -> Loops {
+fn spawn(
+    probes: &[Arc<TargetProbe>],
+    config: &Config,
+    store: &Arc<Store>,
+) -> (Loops, TargetChanges) {
     let targets: Vec<_> = probes.iter().map(|p| p.target.clone()).collect();
-    store.set_targets(&targets, config.metrics.step_histograms);
+    let changes = store.set_targets(&targets, config.metrics.step_histograms);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for probe in probes {
@@ -301,7 +306,27 @@ fn spawn(probes: &[Arc<TargetProbe>], config: &Config, store: &Arc<Store>) -> Lo
             stopped.clone(),
         ));
     }
-    Loops { stop, tasks }
+    (Loops { stop, tasks }, changes)
+}
+
+/// A reload says which targets start afresh; the kept ones go on silently.
+fn log_changes(changes: &TargetChanges) {
+    for target in &changes.changed {
+        tracing::info!(
+            target = target.as_str(),
+            "target settings changed: its counters, history and readiness start afresh"
+        );
+    }
+    for target in &changes.added {
+        tracing::info!(target = target.as_str(), "target added");
+    }
+    for target in &changes.removed {
+        tracing::info!(target = target.as_str(), "target removed");
+    }
+    tracing::debug!(
+        kept = changes.kept.len(),
+        "targets with unchanged settings keep their record"
+    );
 }
 
 async fn stop(loops: Loops) {

@@ -16,6 +16,7 @@ PACKAGES=(
     openssl           # makes the test PKI at run time; RSA 1024, SHA-1, OCSP, s_server in tests
     buildah           # builds and inspects the container image without a daemon (deploy/check)
     curl              # reads /metrics and the Prometheus API
+    iproute2          # a network namespace as "another host" (ip netns, veth)
     python3           # small helpers: metrics parsing, the wiretap, name holder
     ca-certificates
     chromium          # renders the status page (tests/browser/check-status-page.sh)

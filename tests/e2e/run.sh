@@ -35,6 +35,7 @@ FAILED=0
 T0=$SECONDS # reset after the build: scenario times count from the start of the peers
 WORK=""
 EJ_DIR="" # ejabberd's directory, outside $WORK: ejabberd runs as its own system user
+NETNS=""  # a network namespace of this run's own: a client on "another host"
 declare -a PIDS=()          # every process this script started, in start order
 declare -A PID_NAME=()      # pid -> name, for messages
 
@@ -92,6 +93,7 @@ cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         stop_pid "${PIDS[$i]}"
     done
+    [ -n "$NETNS" ] && remove_netns
     local dir
     for dir in "$WORK" "$EJ_DIR"; do
         [ -n "$dir" ] && [ -d "$dir" ] || continue
@@ -126,6 +128,7 @@ wait_until() {
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
+closed_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 tcp_open() { "$PY" -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' "$1" "$2"; }
 http_ok() { curl -sf --max-time 2 -o /dev/null "$1"; }
 
@@ -321,7 +324,7 @@ build() {
     [ -x "$BIN" ] || die_setup "no exporter binary at $BIN"
     [ "$(id -u)" = 0 ] || die_setup "run as root: ejabberdctl runs ejabberd as its system user"
     local tool
-    for tool in dnsmasq prosody ejabberdctl stunnel4 prometheus promtool openssl curl "$PY"; do
+    for tool in dnsmasq prosody ejabberdctl stunnel4 prometheus promtool openssl curl ip "$PY"; do
         command -v "$tool" >/dev/null || die_setup "$tool is not installed: run sudo tests/e2e/install-deps.sh"
     done
 }
@@ -1210,6 +1213,69 @@ sys.exit(1 if bad or not rules else 0)' >"$WORK/rules-health.log" 2>&1; then
     fi
 }
 
+# ---------------------------------------------------------------- another host
+
+# A network namespace of this run's own, joined to this one by a veth pair: the exporter side
+# 10.213.77.1, the "other host" 10.213.77.2. Nothing leaves the machine.
+NETNS_HOST_IP=10.213.77.1
+NETNS_PEER_IP=10.213.77.2
+make_netns() {
+    NETNS="cms-xmpp-e2e-$$"
+    ip netns add "$NETNS" &&
+        ip link add "cmsx$$h" type veth peer name "cmsx$$n" &&
+        ip link set "cmsx$$n" netns "$NETNS" &&
+        ip addr add "$NETNS_HOST_IP/30" dev "cmsx$$h" &&
+        ip link set "cmsx$$h" up &&
+        ip netns exec "$NETNS" ip addr add "$NETNS_PEER_IP/30" dev "cmsx$$n" &&
+        ip netns exec "$NETNS" ip link set "cmsx$$n" up
+}
+
+remove_netns() {
+    ip link del "cmsx$$h" 2>/dev/null || true
+    ip netns del "$NETNS" 2>/dev/null || true
+}
+
+# POST /-/reload from another host: refused without a web config, though the lifecycle API
+# is on; from the pod itself (loopback) it works (tests/integration/web.rs).
+lifecycle_from_another_host() {
+    scenario "/-/reload from another host (a network namespace)" ""
+    if ! make_netns; then
+        fail "create a network namespace and a veth pair (ip netns add: run as root)"
+        return
+    fi
+    local port addr out
+    port="$("$PY" "$HELPERS/metrics.py" free-ports 1 "$NETNS_HOST_IP")"
+    addr="$NETNS_HOST_IP:$port"
+    # A target of its own that reaches no XMPP server: the main exporter's names stay its own.
+    printf 'targets:\n' >"$WORK/lifecycle.yaml"
+    CONFIG_FILE="$WORK/lifecycle.yaml" target idle "$DOMAIN" "$IP1:$(closed_port)" "idle.$DOMAIN" none secret
+    start exporter-lifecycle "$WORK/logs/exporter-lifecycle.log" env NO_COLOR=1 "$BIN" \
+        --config "$WORK/lifecycle.yaml" --listen-address "$addr" --web.enable-lifecycle
+    if ! wait_until 15 http_ok "http://$addr/-/healthy"; then
+        fail "the second exporter serves http://$addr/-/healthy"
+        return
+    fi
+    if ip netns exec "$NETNS" curl -s --max-time 5 "http://$addr/-/healthy" | grep -qx OK; then
+        pass "from $NETNS_PEER_IP, GET /-/healthy answers (the veth pair carries HTTP)"
+    else
+        fail "from $NETNS_PEER_IP, GET /-/healthy answers (the veth pair carries HTTP)"
+    fi
+    out="$(ip netns exec "$NETNS" curl -s --max-time 5 -w ' %{http_code}' -X POST "http://$addr/-/reload")"
+    if [[ "$out" == *"only clients on this host"*" 403" ]]; then
+        pass "from $NETNS_PEER_IP, POST /-/reload is refused with 403 (no web config)"
+    else
+        fail "from $NETNS_PEER_IP, POST /-/reload is refused with 403 (no web config): $out"
+    fi
+    if grep -q "configuration reloaded" "$WORK/logs/exporter-lifecycle.log"; then
+        fail "the refused request reloaded nothing"
+    else
+        pass "the refused request reloaded nothing"
+    fi
+    stop_pid "$(pid_of exporter-lifecycle)"
+    remove_netns
+    NETNS=""
+}
+
 secrets_check() {
     scenario "Secrets appear nowhere" ""
     scrape
@@ -1269,6 +1335,7 @@ main() {
     ejabberd_live_registration
     promtool_check
     prometheus_checks
+    lifecycle_from_another_host
     secrets_check
 
     local pid dead=()

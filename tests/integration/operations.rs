@@ -70,6 +70,72 @@ async fn reload_applies_a_good_config_and_keeps_the_old_one_on_a_bad_one() {
 }
 
 #[tokio::test]
+async fn reloads_keep_the_record_of_targets_whose_settings_did_not_change() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    let config = lab.path("config.yaml");
+    let write = |b_interval: &str| {
+        let targets = [
+            lab.timed_target("a", &address, "200ms", "200ms", ""),
+            lab.timed_target("b", &address, b_interval, "200ms", ""),
+        ];
+        std::fs::write(&config, lab.config(&targets)).unwrap();
+    };
+    write("200ms");
+    let binary = Binary::spawn(BINARY, &config, &["--web.enable-lifecycle"]).await;
+    let exporter = &binary.exporter;
+    let probes = |s: &Scrape, t: &str| s.value(&PROBES_TOTAL, &[("target", t)]).unwrap_or(0.0);
+    let mut last = exporter
+        .wait("a and b probed twice", |s| {
+            probes(s, "a") >= 2.0 && probes(s, "b") >= 2.0
+        })
+        .await;
+    let first = (probes(&last, "a"), probes(&last, "b"));
+    for reload in 0..10 {
+        write("200ms");
+        let (status, body) = http_request(exporter.addr, "POST", "/-/reload").await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = http_request(exporter.addr, "GET", "/-/ready").await;
+        assert_eq!(status, 200, "ready right after reload {reload}: {body}");
+        let now = exporter.scrape().await;
+        for t in ["a", "b"] {
+            assert!(
+                probes(&now, t) >= probes(&last, t),
+                "{t}'s counter went back at reload {reload}: {} -> {}",
+                probes(&last, t),
+                probes(&now, t)
+            );
+        }
+        last = now;
+    }
+    let kept = exporter
+        .wait("both probed again after the reloads", |s| {
+            probes(s, "a") > first.0 + 2.0 && probes(s, "b") > first.1 + 2.0
+        })
+        .await;
+    assert_eq!(success(&kept, "a"), Some(1.0));
+
+    // b's interval changes: b starts afresh, a goes on.
+    write("300ms");
+    let before = exporter.scrape().await;
+    let (status, body) = http_request(exporter.addr, "POST", "/-/reload").await;
+    assert_eq!(status, 200, "{body}");
+    let after = exporter.scrape().await;
+    assert!(probes(&after, "b") < probes(&before, "b"), "b restarted");
+    assert!(probes(&after, "a") >= probes(&before, "a"), "a kept");
+    let log = binary.killed_log().await;
+    let said = |target: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("target=\"{target}\"")))
+            .filter(|l| l.contains("target settings changed"))
+            .count()
+    };
+    assert_eq!((said("a"), said("b")), (0, 1), "{log}");
+    assert_eq!(log.matches("configuration reloaded").count(), 11, "{log}");
+}
+
+#[tokio::test]
 async fn a_config_not_from_a_file_cannot_be_reloaded() {
     let lab = Lab::new(base_zone()).await;
     let exporter = lab
