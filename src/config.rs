@@ -20,7 +20,7 @@ use crate::probe::{Host, Origin, Server};
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9523";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Enough for a fleet of healthy targets at once, few enough file descriptors (two or three
+/// Enough for a fleet of healthy targets at once, few enough file descriptors (up to four
 /// per running probe) for the default limit of 1024.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 128;
 /// Far beyond any file-descriptor limit; a semaphore cannot hold more than about 2^61.
@@ -153,6 +153,9 @@ pub struct Target {
     pub check_legacy_tls: bool,
     /// The client path: a monitoring user who pings production components.
     pub watch: Option<Watch>,
+    /// A module's target (`/probe?module=`): run only when a request names it, so Prometheus
+    /// sets its pace and it has no interval of its own (its `interval` is its timeout).
+    pub requested: bool,
 }
 
 /// A monitoring user's login, and the components whose registration it checks (issue 10).
@@ -244,6 +247,7 @@ impl Target {
             tls,
             check_legacy_tls,
             watch,
+            requested,
         } = self;
         let watches = match (watch, &other.watch) {
             (None, None) => true,
@@ -260,6 +264,7 @@ impl Target {
             && *tls_mode == other.tls_mode
             && tls.same_as(&other.tls)
             && *check_legacy_tls == other.check_legacy_tls
+            && *requested == other.requested
             && watches
     }
 }
@@ -1139,6 +1144,7 @@ impl Module {
             interval: timeout,
             timeout,
             watch,
+            requested: true,
             ..self.template.clone()
         })
     }
@@ -1238,6 +1244,7 @@ impl RawTarget {
             tls_mode,
             tls: tls?,
             check_legacy_tls: check_legacy_tls && tls_mode != TlsMode::None,
+            requested: false,
             watch,
         })
     }

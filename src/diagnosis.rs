@@ -192,6 +192,16 @@ pub fn ping_hint(reason: Reason, component: &str) -> String {
     }
 }
 
+/// The name CMS knows a component by (`xmpp callbridge add NAME`): its JID less the XMPP
+/// domain (`probe.example.com` → `probe`), or the whole JID when it is not under the domain.
+fn cms_name<'a>(component: &'a str, domain: &str) -> &'a str {
+    component
+        .strip_suffix(domain)
+        .and_then(|name| name.strip_suffix('.'))
+        .filter(|name| !name.is_empty())
+        .unwrap_or(component)
+}
+
 /// What to check or run next, naming the record, name or command involved.
 pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&Server>) -> String {
     let domain = &target.domain;
@@ -252,13 +262,16 @@ pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&Server>
         ),
         (_, Reason::NotAuthorized) => format!(
             "The shared secret of component {component} differs from the XMPP server's: on every XMPP node \
-             run the MMP command `xmpp callbridge add-secret {component}` and put the same secret in the \
-             probe's secret file."
+             run the MMP command `xmpp callbridge add-secret {name}` with the secret of the probe's secret \
+             file (or put the secret CMS gave in that file), then reload the exporter.",
+            name = cms_name(component, domain)
         ),
         (_, Reason::HostUnknown) => format!(
             "Component {component} is not configured on the XMPP server: on CMS run `xmpp callbridge add \
-             {component}` then `xmpp callbridge add-secret {component}` on every XMPP node; check with \
-             `xmpp callbridge list`."
+             {name}` on one XMPP node (it prints the secret for the probe's secret file), then \
+             `xmpp callbridge add-secret {name}` with that secret on every other; check with \
+             `xmpp callbridge list`.",
+            name = cms_name(component, domain)
         ),
         (_, Reason::Conflict) => format!(
             "Another connection holds {component}. The probe must use its own component name, never a \
@@ -798,5 +811,26 @@ impl<'a> Diagnosis<'a> {
             tls_findings,
             watch_findings,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_on_cms_is_the_component_less_the_domain() {
+        assert_eq!(cms_name("probe.example.com", "example.com"), "probe");
+        assert_eq!(
+            cms_name("probe-a.b.example.com", "example.com"),
+            "probe-a.b"
+        );
+        // Not under the domain, or the domain itself: the whole JID is the name to add.
+        assert_eq!(
+            cms_name("probe.other.org", "example.com"),
+            "probe.other.org"
+        );
+        assert_eq!(cms_name("example.com", "example.com"), "example.com");
+        assert_eq!(cms_name("xexample.com", "example.com"), "xexample.com");
     }
 }

@@ -403,7 +403,12 @@ fn last_probe(sink: &mut dyn Sink, state: &TargetState) {
     }
 }
 
+/// Only for a scheduled target: a module's run comes when Prometheus asks, and is as fresh as
+/// the scrape that asked (a run that hangs fails the scrape: `up` says so).
 fn probe_interval(sink: &mut dyn Sink, state: &TargetState) {
+    if state.target.requested {
+        return;
+    }
     let interval = state.target.interval.as_secs_f64();
     sink.number(&[&state.target.name], interval);
 }

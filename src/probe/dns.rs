@@ -18,8 +18,9 @@ use crate::config::DnsConfig;
 )]
 pub struct ResolverSetupError(#[source] NetError);
 
-/// A resolver that asks the network on every call (no cache, no hosts file), so each probe
-/// measures a real lookup.
+/// A resolver that asks the network on every call (no cache), so each probe measures a real
+/// lookup, and never reads /etc/hosts: a Callbridge resolves through its DNS servers, and a
+/// hosts entry on the exporter's host would hide a name they cannot resolve.
 pub fn resolver(
     config: &DnsConfig,
     request_timeout: Duration,

@@ -598,6 +598,20 @@ def main():
             for m in re.finditer(r"docs/runbook\.md#([\w\-]+)", s):
                 report(m.group(1) in anchors, f"{name}: link to docs/runbook.md#{m.group(1)} resolves", f"no such heading ({where})")
 
+    # ------------------------------------------------------------------ the runbook's panels
+    # A sentence of the runbook that mentions a dashboard names panels in double quotes; each
+    # must exist ("Step latency" stands for "Step latency: $step", one panel per value).
+    titles = {p.get("title", "") for d in dashboards.values() for p in all_panels(d.get("panels"))}
+    titles |= {t.split(":")[0] for t in titles if "$" in t}
+    if os.path.exists(runbook_path):
+        with open(runbook_path, encoding="utf-8") as f:
+            prose = re.sub(r"```.*?```", " ", f.read(), flags=re.S)
+        sentences = re.split(r"(?<=[.?!])\s+", re.sub(r"\s+", " ", prose))
+        named = [q for s in sentences if "dashboard" in s.lower() for q in re.findall(r'"([^"]+)"', s)]
+        for name in named:
+            report(name in titles, f"docs/runbook.md names dashboard panel {name!r}: it exists", "no panel has that title")
+        report(bool(named), f"docs/runbook.md names {len(named)} dashboard panels", "none found: the check reads nothing")
+
     # ------------------------------------------------------------------ dashboards: the PromQL
     substituted = [(where, substitute(e), need) for where, e, need in dash_exprs]
     for where, e, _ in substituted:

@@ -35,6 +35,7 @@ FAILED=0
 T0=$SECONDS # reset after the build: scenario times count from the start of the peers
 WORK=""
 EJ_DIR="" # ejabberd's directory, outside $WORK: ejabberd runs as its own system user
+PROM_STARTED=0 # when Prometheus started (Unix seconds)
 NETNS=""  # a network namespace of this run's own: a client on "another host"
 declare -a PIDS=()          # every process this script started, in start order
 declare -A PID_NAME=()      # pid -> name, for messages
@@ -753,12 +754,14 @@ EOF
     sed -n '/^  - job_name/,$p' "$ROOT/deploy/prometheus/fleet.yml" |
         sed -e "s|cms-xmpp-exporter.monitoring.svc:9523|$EXPORTER_ADDR|" \
             -e "s|/etc/prometheus/cms-domains/\*.json|$WORK/fleet-targets.json|" \
-            -e 's|scrape_interval: 30s|scrape_interval: 1s|' -e 's|scrape_timeout: 10s|scrape_timeout: 1s|' \
             >>"$WORK/prometheus.yml"
+    grep -q 'scrape_interval: 30s' "$WORK/prometheus.yml" ||
+        die_setup "deploy/prometheus/fleet.yml: the shipped 30 s pace was not found"
     { [ "$(grep -c "$EXPORTER_ADDR" "$WORK/prometheus.yml")" -ge 2 ] && grep -q fleet-targets.json "$WORK/prometheus.yml"; } ||
         die_setup "deploy/prometheus/fleet.yml: its exporter address or target files were not found to set"
     printf '[{"targets": ["%s", "%s"], "labels": {"cluster": "lab"}}]\n' "$DOMAIN" "$DOMAIN2" \
         >"$WORK/fleet-targets.json"
+    PROM_STARTED=$(date +%s)
     start prometheus "$WORK/logs/prometheus.log" prometheus --config.file="$WORK/prometheus.yml" \
         --storage.tsdb.path="$WORK/prometheus-data" --web.listen-address="$PROM_ADDR" \
         --log.level=info
@@ -1175,10 +1178,10 @@ prometheus_checks() {
     local domain
     for domain in "$DOMAIN" "$DOMAIN2"; do
         wait_for_query "prometheus: the fleet job (file_sd, relabelling) registers at $domain through /probe?module=cms" \
-            'cms_xmpp_probe_success{job="cms-xmpp-fleet"}' "cms_xmpp_probe_success{instance=\"$domain\",target=\"$domain\",cluster=\"lab\"} == 1"
+            'cms_xmpp_probe_success{job="cms-xmpp-fleet"}' "cms_xmpp_probe_success{instance=\"$domain\",target=\"$domain\",cluster=\"lab\"} == 1" 45
     done
     wait_for_query "prometheus: ... one series per domain, both servers of each up" \
-        'count(cms_xmpp_server_up{job="cms-xmpp-fleet"} == 1)' 'result == 4'
+        'count(cms_xmpp_server_up{job="cms-xmpp-fleet"} == 1)' 'result == 4' 45
     wait_for_query "prometheus: CmsXmppTlsFinding is pending for legacy-tls's legacy_tls" \
         'count by (target, finding) (ALERTS{alertname="CmsXmppTlsFinding"})' \
         'result{target="legacy-tls",finding="legacy_tls"} == 1'
@@ -1276,6 +1279,33 @@ lifecycle_from_another_host() {
     NETNS=""
 }
 
+# The shipped fleet job scrapes every 30 s; a run's timeout is 9.5 s at most. Between two
+# scrapes the last probe grows 30 s old: the stale rule must know that Prometheus sets a fleet
+# target's pace. The rule is evaluated at every second of the run, so no phase escapes.
+fleet_never_stale() {
+    scenario "The fleet job at its shipped pace: never stale, at any phase" ""
+    wait_for_query "prometheus: each fleet domain scraped at least twice (30 s apart)" \
+        'count_over_time(cms_xmpp_last_probe_timestamp_seconds{job="cms-xmpp-fleet"}[10m])' \
+        'result >= 2' 75
+    local window=$(($(date +%s) - PROM_STARTED + 1)) stale
+    wait_for_query "prometheus: between scrapes a fleet probe grows older than 3 x 9.5 s (the run's timeout)" \
+        "max_over_time((time() - cms_xmpp_last_probe_timestamp_seconds{job=\"cms-xmpp-fleet\"})[${window}s:1s])" \
+        'result > 28.5'
+    stale="$(awk '/- alert: CmsXmppProbeStale/ {f = 1; next} f && /^ *for:/ {exit} f && !/expr:/' \
+        "$ROOT/alerts/cms-xmpp.rules.yml" | tr -s ' \n' ' ')"
+    if [ -z "${stale// /}" ]; then
+        fail "the CmsXmppProbeStale expression is read from alerts/cms-xmpp.rules.yml"
+    elif prom_query "count_over_time(($stale)[${window}s:1s])" &&
+        ! grep -q 'job="cms-xmpp-fleet"' "$PROM_FILE"; then
+        pass "prometheus: CmsXmppProbeStale's expression holds at no second of the last ${window}s for the fleet job"
+    else
+        fail "prometheus: CmsXmppProbeStale's expression holds at no second of the last ${window}s for the fleet job"
+        sed 's/^/      | /' "$PROM_FILE" | head -n 5
+    fi
+    wait_for_query "prometheus: ... while it still evaluates for the scheduled targets" \
+        "count(cms_xmpp_probe_interval_seconds{job=\"cms-xmpp-exporter\"})" 'result == 16'
+}
+
 secrets_check() {
     scenario "Secrets appear nowhere" ""
     scrape
@@ -1335,6 +1365,7 @@ main() {
     ejabberd_live_registration
     promtool_check
     prometheus_checks
+    fleet_never_stale
     lifecycle_from_another_host
     secrets_check
 

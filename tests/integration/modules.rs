@@ -46,6 +46,9 @@ async fn a_module_probes_a_domain_that_only_the_request_names() {
         );
     }
     assert_eq!(one.stats().handshakes_ok + two.stats().handshakes_ok, 2);
+    // Prometheus sets the pace: no interval of its own that a stale alert would hold it to.
+    assert!(run.find(&PROBE_INTERVAL, &[]).is_empty(), "{text}");
+    assert!(run.value(&LAST_PROBE, &[]).is_some(), "{text}");
 
     // One fixed server: host:port, with the XMPP domain beside it.
     let fixed = format!(

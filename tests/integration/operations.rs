@@ -283,6 +283,39 @@ async fn output(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// config.example.yaml as shipped passes `check-config` in a plain shell, where nothing is
+/// exported (no `HOSTNAME` either) but the variable it names: only the files it points at are
+/// the test's own.
+#[tokio::test]
+async fn the_example_config_checks_clean_in_a_plain_shell() {
+    let lab = Lab::new(base_zone()).await;
+    let mut example = include_str!("../../config.example.yaml").to_owned();
+    for (shipped, ours) in [
+        ("/run/secrets/cms-probe/secret", "secret"),
+        ("/run/secrets/prosody-probe/secret", "secret"),
+        ("/run/secrets/cms-monitor/password", "password"),
+        ("/etc/cms/ca.pem", "ca.pem"),
+    ] {
+        example = example.replace(shipped, lab.path(ours).to_str().unwrap());
+    }
+    assert!(!example.contains("/run/secrets/") && !example.contains("/etc/cms/"));
+    let path = lab.path("example.yaml");
+    std::fs::write(&path, example).unwrap();
+    let out = Command::new(BINARY)
+        .env_clear()
+        .env("CMS_PARIS_PROBE_SECRET", "paris-secret")
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid"),
+        "{stderr}"
+    );
+}
+
 /// `probe` arguments describing one server of the lab on the command line.
 fn probe_args(lab: &Lab, port: u16) -> Vec<String> {
     [
@@ -338,7 +371,7 @@ async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("xmpp callbridge add-secret probe.example.test"),
+        stdout.contains("xmpp callbridge add-secret probe` with"),
         "{stdout}"
     );
     assert!(!stdout.contains(SECRET));
