@@ -37,22 +37,65 @@ use serde::Serialize;
 
 pub use pipeline::{probe_target, TargetProbe};
 
-/// One step of the Callbridge → XMPP signal flow, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Step {
-    Srv,
-    Resolve,
-    Connect,
-    /// The client path: `<starttls/>` on a plaintext client stream.
-    Starttls,
-    Tls,
-    Cert,
-    Stream,
-    Handshake,
-    /// The client path: SASL authentication of the monitoring user.
-    Sasl,
-    /// The client path: resource binding (and the session, where a server wants one).
-    Bind,
+/// An enum whose values are a label's values: each variant with its text, `ALL` of them in
+/// order (what the contract test holds against docs/metrics.md), `as_str`, `Display` and
+/// serialization as that text. One list, so a value cannot be added without its text.
+macro_rules! label_values {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$doc:meta])* $variant:ident => $text:literal,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The label's value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+label_values! {
+    /// One step of the Callbridge → XMPP signal flow, in order.
+    pub enum Step {
+        Srv => "srv",
+        Resolve => "resolve",
+        Connect => "connect",
+        /// The client path: `<starttls/>` on a plaintext client stream.
+        Starttls => "starttls",
+        Tls => "tls",
+        Cert => "cert",
+        Stream => "stream",
+        Handshake => "handshake",
+        /// The client path: SASL authentication of the monitoring user.
+        Sasl => "sasl",
+        /// The client path: resource binding (and the session, where a server wants one).
+        Bind => "bind",
+    }
 }
 
 impl Step {
@@ -66,22 +109,6 @@ impl Step {
         Step::Stream,
         Step::Handshake,
     ];
-
-    /// The value of the `step` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Srv => "srv",
-            Step::Resolve => "resolve",
-            Step::Connect => "connect",
-            Step::Tls => "tls",
-            Step::Cert => "cert",
-            Step::Stream => "stream",
-            Step::Handshake => "handshake",
-            Step::Starttls => "starttls",
-            Step::Sasl => "sasl",
-            Step::Bind => "bind",
-        }
-    }
 
     /// Whether the step's duration says something about the servers. `cert` is judged in
     /// memory from what `tls` received: its time is the exporter's own CPU.
@@ -98,119 +125,57 @@ impl Step {
     }
 }
 
-impl fmt::Display for Step {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+label_values! {
+    /// Why a step failed. The `reason` label takes exactly these values (see docs/metrics.md).
+    pub enum Reason {
+        Nxdomain => "nxdomain",
+        NoRecords => "no_records",
+        Servfail => "servfail",
+        DnsError => "dns_error",
+        DnsTimeout => "dns_timeout",
+        SrvUnavailable => "srv_unavailable",
+        Refused => "refused",
+        Unreachable => "unreachable",
+        Timeout => "timeout",
+        TlsHandshake => "tls_handshake",
+        TlsVersion => "tls_version",
+        CertUntrusted => "cert_untrusted",
+        CertExpired => "cert_expired",
+        CertNotYetValid => "cert_not_yet_valid",
+        CertNameMismatch => "cert_name_mismatch",
+        /// A key or signature in the chain too weak to verify: RSA under 2048 bits, SHA-1, MD5.
+        CertWeak => "cert_weak",
+        NotAuthorized => "not_authorized",
+        HostUnknown => "host_unknown",
+        Conflict => "conflict",
+        ImproperAddressing => "improper_addressing",
+        InvalidNamespace => "invalid_namespace",
+        StreamError => "stream_error",
+        Closed => "closed",
+        Protocol => "protocol",
+        Oversized => "oversized",
+        /// The client path: no STARTTLS offered, or refused.
+        StarttlsUnavailable => "starttls_unavailable",
+        /// The client path: no SASL mechanism the probe accepts.
+        SaslMechanism => "sasl_mechanism",
+        /// The client path: SASL failed otherwise, or the server's SCRAM proof was wrong.
+        SaslError => "sasl_error",
+        /// The client path: the server asks for more SCRAM rounds than
+        /// `watch.max_scram_iterations` allows; refused before deriving anything.
+        SaslIterations => "sasl_iterations",
+        /// The client path: no resource could be bound.
+        BindError => "bind_error",
+        /// The client path: the server answered a ping for the component: nothing is routed there.
+        ComponentUnavailable => "component_unavailable",
+        /// The client path: a ping was answered from a JID other than the component's.
+        WrongSender => "wrong_sender",
+        /// The exporter itself ran out of file descriptors or socket buffers: no fact about any
+        /// server, so a cycle that meets it is discarded, never recorded.
+        LocalResources => "local_resources",
     }
 }
 
-impl Serialize for Step {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-/// Why a step failed. The `reason` label takes exactly these values (see docs/metrics.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    Nxdomain,
-    NoRecords,
-    Servfail,
-    DnsError,
-    DnsTimeout,
-    SrvUnavailable,
-    Refused,
-    Unreachable,
-    Timeout,
-    TlsHandshake,
-    TlsVersion,
-    CertUntrusted,
-    CertExpired,
-    CertNotYetValid,
-    CertNameMismatch,
-    /// A key or signature in the chain too weak to verify: RSA under 2048 bits, SHA-1, MD5.
-    CertWeak,
-    NotAuthorized,
-    HostUnknown,
-    Conflict,
-    ImproperAddressing,
-    InvalidNamespace,
-    StreamError,
-    Closed,
-    Protocol,
-    Oversized,
-    /// The client path: no STARTTLS offered, or refused.
-    StarttlsUnavailable,
-    /// The client path: no SASL mechanism the probe accepts.
-    SaslMechanism,
-    /// The client path: SASL failed otherwise, or the server's SCRAM proof was wrong.
-    SaslError,
-    /// The client path: the server asks for more SCRAM rounds than
-    /// `watch.max_scram_iterations` allows; refused before deriving anything.
-    SaslIterations,
-    /// The client path: no resource could be bound.
-    BindError,
-    /// The client path: the server answered a ping for the component: nothing is routed there.
-    ComponentUnavailable,
-    /// The client path: a ping was answered from a JID other than the component's.
-    WrongSender,
-    /// The exporter itself ran out of file descriptors or socket buffers: no fact about any
-    /// server, so a cycle that meets it is discarded, never recorded.
-    LocalResources,
-}
-
-impl Reason {
-    /// The value of the `reason` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Nxdomain => "nxdomain",
-            Reason::NoRecords => "no_records",
-            Reason::Servfail => "servfail",
-            Reason::DnsError => "dns_error",
-            Reason::DnsTimeout => "dns_timeout",
-            Reason::SrvUnavailable => "srv_unavailable",
-            Reason::Refused => "refused",
-            Reason::Unreachable => "unreachable",
-            Reason::Timeout => "timeout",
-            Reason::TlsHandshake => "tls_handshake",
-            Reason::TlsVersion => "tls_version",
-            Reason::CertUntrusted => "cert_untrusted",
-            Reason::CertExpired => "cert_expired",
-            Reason::CertNotYetValid => "cert_not_yet_valid",
-            Reason::CertNameMismatch => "cert_name_mismatch",
-            Reason::CertWeak => "cert_weak",
-            Reason::NotAuthorized => "not_authorized",
-            Reason::HostUnknown => "host_unknown",
-            Reason::Conflict => "conflict",
-            Reason::ImproperAddressing => "improper_addressing",
-            Reason::InvalidNamespace => "invalid_namespace",
-            Reason::StreamError => "stream_error",
-            Reason::Closed => "closed",
-            Reason::Protocol => "protocol",
-            Reason::Oversized => "oversized",
-            Reason::StarttlsUnavailable => "starttls_unavailable",
-            Reason::SaslMechanism => "sasl_mechanism",
-            Reason::SaslError => "sasl_error",
-            Reason::SaslIterations => "sasl_iterations",
-            Reason::BindError => "bind_error",
-            Reason::ComponentUnavailable => "component_unavailable",
-            Reason::WrongSender => "wrong_sender",
-            Reason::LocalResources => "local_resources",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Reason {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+impl Reason {}
 
 /// A step's failure: the reason (a label) and a detail for logs. Never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -488,51 +453,32 @@ impl fmt::Display for Weakness {
     }
 }
 
-/// Something worth fixing that does not fail a step: the `finding` label takes exactly these
-/// values (see docs/metrics.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FindingKind {
-    /// The server does not send an intermediate: only `tls.ca_file` holding it saved the chain.
-    ChainIncomplete,
-    /// The server sends its chain out of issuing order.
-    ChainOrder,
-    /// The leaf is its own issuer: trusted only because it is pinned.
-    SelfSigned,
-    /// The server's leaf is out of step with the target's first server's (another issuer, or
-    /// ends more than a week apart): renewed on one node only?
-    LeafDiffers,
-    /// The server still accepts TLS 1.1 or 1.0 (`tls.check_legacy_versions`).
-    LegacyTls,
-    /// The stapled OCSP response says the leaf is revoked.
-    OcspRevoked,
-    /// The stapled OCSP response is past its next update: the server no longer refreshes it.
-    OcspStale,
-    /// The stapled OCSP response does not parse, is about another certificate or is not signed
-    /// by the issuer.
-    OcspInvalid,
-}
-
-impl FindingKind {
-    /// The value of the `finding` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingKind::ChainIncomplete => "chain_incomplete",
-            FindingKind::ChainOrder => "chain_order",
-            FindingKind::SelfSigned => "self_signed",
-            FindingKind::LeafDiffers => "leaf_differs",
-            FindingKind::LegacyTls => "legacy_tls",
-            FindingKind::OcspRevoked => "ocsp_revoked",
-            FindingKind::OcspStale => "ocsp_stale",
-            FindingKind::OcspInvalid => "ocsp_invalid",
-        }
+label_values! {
+    /// Something worth fixing that does not fail a step: the `finding` label takes exactly these
+    /// values (see docs/metrics.md).
+    pub enum FindingKind {
+        /// The server does not send an intermediate: only `tls.ca_file` holding it saved the chain.
+        ChainIncomplete => "chain_incomplete",
+        /// The server sends its chain out of issuing order.
+        ChainOrder => "chain_order",
+        /// The leaf is its own issuer: trusted only because it is pinned.
+        SelfSigned => "self_signed",
+        /// The server's leaf is out of step with the target's first server's (another issuer, or
+        /// ends more than a week apart): renewed on one node only?
+        LeafDiffers => "leaf_differs",
+        /// The server still accepts TLS 1.1 or 1.0 (`tls.check_legacy_versions`).
+        LegacyTls => "legacy_tls",
+        /// The stapled OCSP response says the leaf is revoked.
+        OcspRevoked => "ocsp_revoked",
+        /// The stapled OCSP response is past its next update: the server no longer refreshes it.
+        OcspStale => "ocsp_stale",
+        /// The stapled OCSP response does not parse, is about another certificate or is not signed
+        /// by the issuer.
+        OcspInvalid => "ocsp_invalid",
     }
 }
 
-impl Serialize for FindingKind {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+impl FindingKind {}
 
 /// A finding and what it is about, for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

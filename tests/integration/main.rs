@@ -6,6 +6,7 @@
 mod support;
 
 mod chain;
+mod contract;
 mod exposition;
 mod hardening;
 mod isolation;
