@@ -3,8 +3,9 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::client::{self, answer, stanza_error, BIND_NAMESPACE, SESSION_NAMESPACE};
+use super::client::{self, answer, stanza_error};
 use super::xmpp::{Element, XmppConn};
+use super::xmpp::{BIND_NAMESPACE, SESSION_NAMESPACE};
 use super::{Failure, Reason};
 
 /// Opens the restarted stream and binds a resource the server picks, so that two exporters

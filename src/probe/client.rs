@@ -4,15 +4,10 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::stream::unexpected;
-use super::xmpp::{Element, Incoming, XmppConn, STREAMS_NAMESPACE};
+use super::xmpp::{
+    Element, Incoming, XmppConn, CLIENT_NAMESPACE, STANZAS_NAMESPACE, STREAMS_NAMESPACE,
+};
 use super::{Failure, Reason};
-
-pub const CLIENT_NAMESPACE: &str = "jabber:client";
-pub const TLS_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-tls";
-pub const SASL_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
-pub const BIND_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-bind";
-pub const SESSION_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-session";
-pub const STANZAS_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// Opens a client stream to `domain` and returns the server's stream features.
 pub async fn open<S: AsyncRead + AsyncWrite + Unpin>(

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{timeout_at, Instant};
 
-use super::client::{stanza_error, CLIENT_NAMESPACE};
+use super::client::stanza_error;
+use super::xmpp::CLIENT_NAMESPACE;
 use super::xmpp::{Element, Incoming, XmppConn};
 use super::{Failure, Ping, Reason};
 

@@ -9,10 +9,11 @@ use sasl::client::Mechanism;
 use sasl::common::Credentials;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::client::{self, SASL_NAMESPACE};
+use super::client;
 use super::kdf::Hash;
 use super::scram::{self, Derivation, Scram};
 use super::stream::unexpected;
+use super::xmpp::SASL_NAMESPACE;
 use super::xmpp::{Element, Incoming, XmppConn};
 use super::{Failure, Reason};
 use crate::config::{Jid, Secret};

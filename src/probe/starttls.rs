@@ -1,8 +1,9 @@
 //! Step `starttls` (client path): RFC 6120 §5, a plaintext client stream upgraded to TLS.
 
-use super::client::{self, TLS_NAMESPACE};
+use super::client;
 use super::connect::Tcp;
 use super::stream::unexpected;
+use super::xmpp::TLS_NAMESPACE;
 use super::xmpp::{Incoming, XmppConn};
 use super::{Failure, Reason};
 

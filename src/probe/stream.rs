@@ -2,10 +2,8 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::xmpp::{stream_error_failure, Incoming, XmppConn};
+use super::xmpp::{stream_error_failure, Incoming, XmppConn, COMPONENT_NAMESPACE};
 use super::{Failure, Reason};
-
-pub const COMPONENT_NAMESPACE: &str = "jabber:component:accept";
 
 /// The header a Callbridge sends, naming the component in `to`.
 pub fn header(component: &str) -> String {

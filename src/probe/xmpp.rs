@@ -17,7 +17,17 @@ pub const READ_LIMIT: u64 = 64 * 1024;
 const STREAM_ERROR_TEXT_LIMIT: usize = 256;
 /// Stanzas are a few levels deep; anything deeper is not XMPP we need.
 const MAX_DEPTH: usize = 16;
+// The XML namespaces of both flows, in one place.
 pub const STREAMS_NAMESPACE: &str = "http://etherx.jabber.org/streams";
+/// XEP-0114: a component's stream.
+pub const COMPONENT_NAMESPACE: &str = "jabber:component:accept";
+/// RFC 6120: a client's stream and its negotiation.
+pub const CLIENT_NAMESPACE: &str = "jabber:client";
+pub const TLS_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-tls";
+pub const SASL_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+pub const BIND_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+pub const SESSION_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-session";
+pub const STANZAS_NAMESPACE: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// What the server said next, at the level of the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -453,7 +463,7 @@ fn header(start: &BytesStart<'_>) -> Result<Incoming, Failure> {
 /// namespace) and `<stream:error>`.
 fn kind(element: &BytesStart<'_>, namespace: &str) -> Option<Incoming> {
     match (element.local_name().as_ref(), namespace) {
-        (b"handshake", super::stream::COMPONENT_NAMESPACE) => Some(Incoming::Handshake),
+        (b"handshake", COMPONENT_NAMESPACE) => Some(Incoming::Handshake),
         (b"error", STREAMS_NAMESPACE) => Some(Incoming::StreamError {
             condition: String::new(),
             text: String::new(),
