@@ -20,6 +20,7 @@ pub mod sasl;
 pub mod scram;
 pub mod srv;
 pub mod starttls;
+pub mod steps;
 pub mod stream;
 pub mod tls;
 pub mod watch;

@@ -2,7 +2,6 @@
 //! concurrently through resolve → connect → tls → cert → stream → handshake, each step bounded
 //! by what is left of the target's deadline and timed.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -11,17 +10,15 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch as channel, Semaphore};
 use tokio::task::JoinSet;
-use tokio::time::{timeout_at, Instant};
-use tokio_rustls::client::TlsStream;
+use tokio::time::Instant;
 
-use super::cert::{self, CertInput};
-use super::connect::Tcp;
 use super::kdf::SaltedPasswords;
+use super::steps::{reach, secure, timed, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    connect, handshake, legacy_tls, resolve, srv, stream, watch, Failure, Reason, Server,
-    ServerReport, Step, StepRecord, TargetReport,
+    handshake, legacy_tls, srv, stream, watch, Failure, Reason, Server, ServerReport, Step,
+    StepRecord, TargetReport,
 };
 use crate::config::{FanOut, ServerSource, Target};
 
@@ -285,74 +282,6 @@ async fn probe_server(probe: &TargetProbe, server: Server, deadline: Instant) ->
     report
 }
 
-/// Steps `resolve` and `connect`: the report's server reached over TCP.
-pub(super) async fn reach(
-    report: &mut ServerReport,
-    resolver: &TokioResolver,
-    fan_out: FanOut,
-    deadline: Instant,
-) -> Option<Tcp> {
-    let server = report.server.clone();
-    let addresses = report
-        .run(
-            Step::Resolve,
-            deadline,
-            resolve::lookup(resolver, server.host(), fan_out.addresses),
-        )
-        .await?;
-    report.addresses = addresses.clone();
-    let (tcp, address) = report
-        .run(
-            Step::Connect,
-            deadline,
-            connect::connect(&addresses, server.port(), deadline),
-        )
-        .await?;
-    report.address = Some(address);
-    Some(tcp)
-}
-
-/// Who the TLS peer must be: the name to verify (or why there is none) and the names its
-/// certificate must cover.
-pub(super) struct Peer<'a> {
-    pub domain: &'a str,
-    pub name: Result<ServerName<'static>, Failure>,
-    pub fqdn_required: bool,
-}
-
-/// Steps `tls` and `cert`: the stream to go on with, when the certificate is accepted.
-pub(super) async fn secure(
-    report: &mut ServerReport,
-    tls: &TlsClient,
-    tcp: Tcp,
-    peer: Peer<'_>,
-    deadline: Instant,
-) -> Option<TlsStream<Tcp>> {
-    let handshake = async { tls.handshake(tcp, peer.name.clone()?).await };
-    let outcome = report.run(Step::Tls, deadline, handshake).await?;
-    report.tls = outcome.facts;
-    // The handshake ran, so the name was one.
-    let name = peer.name.ok()?;
-    let inspected = Instant::now();
-    let (facts, verdict) = cert::inspect(&CertInput {
-        chain: &outcome.chain,
-        verdict: &outcome.verdict,
-        ocsp: &outcome.ocsp,
-        trust: tls.trust(),
-        domain: peer.domain,
-        verified: &name,
-        fqdn_required: peer.fqdn_required,
-    });
-    report.cert = facts.map(Arc::new);
-    let accepted = verdict.is_ok();
-    report.steps.push(StepRecord {
-        step: Step::Cert,
-        duration: inspected.elapsed(),
-        result: verdict,
-    });
-    outcome.stream.filter(|_| accepted)
-}
-
 /// The XMPP part: stream header, handshake, then a polite close.
 async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     probe: &TargetProbe,
@@ -385,46 +314,4 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     conn.close(deadline).await;
-}
-
-impl ServerReport {
-    /// Runs one step inside the deadline and records it.
-    pub(super) async fn run<T>(
-        &mut self,
-        step: Step,
-        deadline: Instant,
-        work: impl Future<Output = Result<T, Failure>>,
-    ) -> Option<T> {
-        let (record, value) = timed(step, deadline, work).await;
-        self.steps.push(record);
-        value
-    }
-}
-
-pub(super) async fn timed<T>(
-    step: Step,
-    deadline: Instant,
-    work: impl Future<Output = Result<T, Failure>>,
-) -> (StepRecord, Option<T>) {
-    let started = Instant::now();
-    let result = timeout_at(deadline, work).await.unwrap_or_else(|_| {
-        Err(Failure::new(
-            step.timeout_reason(),
-            format!(
-                "no result before the probe's deadline ({} ms into this step)",
-                started.elapsed().as_millis()
-            ),
-        ))
-    });
-    let duration = started.elapsed();
-    let (result, value) = match result {
-        Ok(value) => (Ok(()), Some(value)),
-        Err(failure) => (Err(failure), None),
-    };
-    let record = StepRecord {
-        step,
-        duration,
-        result,
-    };
-    (record, value)
 }

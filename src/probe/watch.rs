@@ -10,8 +10,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::kdf::SaltedPasswords;
-use super::pipeline::{reach, secure, timed, Peer};
 use super::scram::Derivation;
+use super::steps::{reach, secure, timed, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{bind, ping, sasl, srv, starttls};
