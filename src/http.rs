@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flate2::write::GzEncoder;
@@ -23,11 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 use crate::admission::Admission;
-use crate::auth::BasicAuth;
-use crate::config::web::WebConfig;
 use crate::diagnosis::{render_text, Style};
 use crate::metrics::{self, Exposition};
 use crate::store::{ConfigStatus, Snapshot, Store};
@@ -150,50 +147,6 @@ impl Default for WebOptions {
             config_file: None,
             max_connections: usize::from(DEFAULT_MAX_CONNECTIONS),
             enable_lifecycle: false,
-        }
-    }
-}
-
-/// The web config in force: swapped whole by a reload, read once per connection.
-pub struct Web {
-    file: Option<PathBuf>,
-    current: RwLock<Arc<Served>>,
-}
-
-struct Served {
-    tls: Option<TlsAcceptor>,
-    auth: BasicAuth,
-}
-
-impl Web {
-    pub fn new(file: Option<PathBuf>, config: WebConfig) -> Web {
-        Web {
-            file,
-            current: RwLock::new(Arc::new(Served::from(config))),
-        }
-    }
-
-    pub fn file(&self) -> Option<&PathBuf> {
-        self.file.as_ref()
-    }
-
-    pub fn apply(&self, config: WebConfig) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Served::from(config));
-    }
-
-    fn current(&self) -> Arc<Served> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-impl From<WebConfig> for Served {
-    fn from(config: WebConfig) -> Served {
-        Served {
-            tls: config.tls.map(TlsAcceptor::from),
-            auth: BasicAuth::new(config.users),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod probe;
 mod scheduler;
 pub mod store;
 pub mod supervisor;
+mod web;
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -90,7 +91,7 @@ pub async fn run(config: Config, web: WebOptions) -> Result<Running, RunError> {
         address: config.listen_address,
         source,
     })?;
-    let web_state = http::Web::new(web.config_file.clone(), web_config);
+    let web_state = web::Web::new(web.config_file.clone(), web_config);
     let supervisor = Arc::new(Supervisor::start(&config, probes, web_state));
     let (stop_http, http_stopped) = watch::channel(false);
     warn_if_short_of_file_descriptors(&config, &web);

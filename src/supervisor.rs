@@ -10,11 +10,11 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
-use crate::http::Web;
 use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe, TargetReport};
 use crate::store::{Store, TargetChanges};
+use crate::web::Web;
 use crate::{scheduler, RunError};
 
 /// How long stopping the probe loops may take before they are abandoned.
