@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
 
-use crate::probe::{Host, Origin, Server};
+use crate::address::{Host, Origin, Server};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9523";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);

@@ -3,9 +3,11 @@
 //! step on `/metrics`.
 #![forbid(unsafe_code)]
 
+mod address;
 mod admission;
 mod auth;
 pub mod config;
+mod crypto;
 pub mod diagnosis;
 mod http;
 pub mod metrics;

@@ -140,7 +140,7 @@ impl RawTlsServer {
         if check.problems.len() > before {
             return None;
         }
-        let provider = crate::probe::tls::provider();
+        let provider = crate::crypto::provider();
         let built = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| e.to_string())

@@ -6,8 +6,8 @@
 use x509_parser::asn1_rs::{Any, Class, FromDer, GeneralizedTime, Tag};
 use x509_parser::prelude::X509Certificate;
 
-use super::tls::provider;
 use super::{OcspStatus, Staple, Stapled};
+use crate::crypto::provider;
 
 /// `id-pkix-ocsp-basic`, DER contents.
 const BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];

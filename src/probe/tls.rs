@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{AlertDescription, ClientConfig, DigitallySignedStruct, RootCertStore};
 use tokio_rustls::client::TlsStream;
@@ -17,6 +16,7 @@ use tokio_rustls::TlsConnector;
 use super::connect::Tcp;
 use super::{Failure, Reason, TlsFacts};
 use crate::config::TlsSettings;
+use crate::crypto::provider;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -155,13 +155,6 @@ pub struct TlsOutcome {
     pub facts: Option<TlsFacts>,
     /// The OCSP response the server stapled (empty when it did not).
     pub ocsp: Vec<u8>,
-}
-
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    PROVIDER
-        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
-        .clone()
 }
 
 /// The system's CA certificates, read once.
