@@ -10,6 +10,7 @@ mod contract;
 mod exposition;
 mod hardening;
 mod isolation;
+mod layout;
 mod modules;
 mod operations;
 mod peers;
