@@ -1,6 +1,21 @@
 //! cms-xmpp-exporter: re-enacts a Cisco Meeting Server Callbridge registering with its XMPP
 //! server (SRV → addresses → TCP → TLS → certificate → XEP-0114 handshake) and exports every
 //! step on `/metrics`.
+//!
+//! Data flows one way: **config → probe → one report per run → the record → views**.
+//!
+//! - [`config`] reads and validates the YAML (every problem at once); `config::web` the
+//!   `--web.config.file`. `address` holds the plain address types both config and probe use.
+//! - [`supervisor`] builds a [`probe::TargetProbe`] per target (and [`modules`] for
+//!   `/probe?module=`), runs one `scheduler` loop per target, and swaps them on reload.
+//! - [`probe`] runs one cycle: `pipeline` (the component flow) and `watch` (the client flow),
+//!   built from `steps` and one file per step; it returns a [`probe::TargetReport`] and never
+//!   touches metrics.
+//! - [`store`] keeps the record: per target the latest report, history, counters and what is
+//!   remembered across probes.
+//! - Views read the record: [`metrics`] (`/metrics`, `/probe`), `page` (the status page),
+//!   [`diagnosis`] (the `probe` command, `/probe?debug=true`, JSON); `http` serves them, with
+//!   `web` (TLS and users in force), `auth` and `admission` (the connection cap).
 #![forbid(unsafe_code)]
 
 mod address;

@@ -1,6 +1,6 @@
 //! SCRAM's salted password (RFC 5802 §3: PBKDF2 with as many rounds as the *server* asks),
 //! the one CPU-heavy part of a login, kept off the async workers: derived on a thread of its
-//! own, in slices that check the probe's deadline, at most [`derivation_threads`] at once
+//! own, in slices that check the probe's deadline, at most `derivation_threads()` at once
 //! process-wide, and once per (server, salt, count) for the life of the config: RFC 5802
 //! §5.1 lets a client cache it, as servers keep the salt between logins.
 
