@@ -1,6 +1,7 @@
-//! One loop per target: probe, record, log what changed, wait for the next tick. A cycle never
-//! overlaps the next one of the same target, and targets never wait for each other (beyond
-//! the shared cap on concurrent probes).
+//! One loop per target: run, wait for the next tick; and what becomes of every finished run
+//! ([`record`]: into the store, and a log line for what changed). A cycle never overlaps the
+//! next one of the same target, and targets never wait for each other (beyond the shared cap
+//! on concurrent probes).
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use sha1::{Digest, Sha1};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
+use crate::config::Target;
 use crate::probe::{
     Endpoint, Failure, Ping, Reason, Server, Step, StepRecord, TargetProbe, TargetReport,
     WatchReport,
@@ -21,7 +23,6 @@ const SPREAD_PER_TARGET: Duration = Duration::from_millis(20);
 
 pub async fn run_target(
     probe: Arc<TargetProbe>,
-    store: Arc<Store>,
     first: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -32,23 +33,30 @@ pub async fn run_target(
             _ = shutdown.changed() => return,
         }
         next += probe.target.interval;
-        let report = tokio::select! {
-            report = probe.run_shared() => report,
+        // The run records itself (see `record`), as a run that `/probe` starts does.
+        tokio::select! {
+            _ = probe.run_shared() => {}
             _ = shutdown.changed() => return,
         };
-        if report.exhausted_locally() {
-            store.cycle_discarded();
-            tracing::error!(
-                target = %probe.target.name,
-                "the exporter ran out of file descriptors or socket buffers during this probe: \
-                 the cycle is discarded and no server is blamed; raise the open-files limit or \
-                 lower max_concurrent_probes"
-            );
-        } else if let Some(recorded) = store.record(&probe.target, report) {
-            log_report(recorded.previous.as_deref(), &recorded.current);
-        }
         // A probe that overran (only possible with a slow close) starts the next one now.
         next = next.max(Instant::now());
+    }
+}
+
+/// What becomes of every finished run of a configured target, whoever started it (the
+/// schedule, `/probe?target=`): the store records it and the log says what changed. A run
+/// that met the exporter's own lack of file descriptors blames no server and is discarded.
+pub fn record(store: &Store, target: &Arc<Target>, report: Arc<TargetReport>) {
+    if report.exhausted_locally() {
+        store.cycle_discarded();
+        tracing::error!(
+            target = %target.name,
+            "the exporter ran out of file descriptors or socket buffers during this probe: \
+             the cycle is discarded and no server is blamed; raise the open-files limit or \
+             lower max_concurrent_probes"
+        );
+    } else if let Some(recorded) = store.record(target, report) {
+        log_report(recorded.previous.as_deref(), &recorded.current);
     }
 }
 

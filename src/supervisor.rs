@@ -297,14 +297,13 @@ fn spawn(
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for probe in probes {
+        let into = store.clone();
+        probe.record_with(Box::new(move |target, report| {
+            scheduler::record(&into, target, report)
+        }));
         let first =
             scheduler::first_probe_offset(&probe.target.name, probes.len(), probe.target.interval);
-        tasks.spawn(scheduler::run_target(
-            probe.clone(),
-            store.clone(),
-            first,
-            stopped.clone(),
-        ));
+        tasks.spawn(scheduler::run_target(probe.clone(), first, stopped.clone()));
     }
     (Loops { stop, tasks }, changes)
 }

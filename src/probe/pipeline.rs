@@ -2,7 +2,7 @@
 //! concurrently through resolve → connect → tls → cert → stream → handshake, each step bounded
 //! by what is left of the target's deadline and timed.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use hickory_resolver::TokioResolver;
@@ -41,7 +41,13 @@ pub struct TargetProbe {
     slots: Arc<Semaphore>,
     /// The run in progress, which the schedule and `/probe` share, and the last one's result.
     flight: Mutex<Flight>,
+    /// Where every finished run goes, whoever started it; unset for a module's probe, whose
+    /// runs answer their request only.
+    recorder: OnceLock<Recorder>,
 }
+
+/// Takes each finished run of a target (the supervisor's: into the store, then the log).
+pub type Recorder = Box<dyn Fn(&Arc<Target>, Arc<TargetReport>) + Send + Sync>;
 
 /// Reports are shared, not copied: the last one is also the store's.
 #[derive(Default)]
@@ -70,7 +76,13 @@ impl TargetProbe {
             exclusive,
             slots,
             flight: Mutex::default(),
+            recorder: OnceLock::new(),
         }
+    }
+
+    /// From now on every finished run goes to `recorder` (set once, when the loops start).
+    pub fn record_with(&self, recorder: Recorder) {
+        let _ = self.recorder.set(recorder);
     }
 
     fn flight(&self) -> MutexGuard<'_, Flight> {
@@ -93,6 +105,9 @@ impl TargetProbe {
                     let probe = self.clone();
                     tokio::spawn(async move {
                         let report = Arc::new(probe.run_exclusive().await);
+                        if let Some(record) = probe.recorder.get() {
+                            record(&probe.target, report.clone());
+                        }
                         let mut flight = probe.flight();
                         flight.running = None;
                         flight.last = Some((Instant::now(), report.clone()));

@@ -272,6 +272,49 @@ async fn the_debug_probe_runs_now_and_never_overlaps_the_schedule() {
     exporter.stop().await;
 }
 
+/// A run that `/probe?target=` starts is recorded like a scheduled one: `/metrics`, the page
+/// and the counters show it at once, not at the next scheduled cycle.
+#[tokio::test]
+async fn a_run_for_a_request_reaches_metrics_and_the_page() {
+    let lab = Lab::new(base_zone()).await;
+    let one = lab.tls_server(&lab.good_leaf(), Behaviour::Normal).await;
+    let address = server(XMPP1, one.addr().port());
+    // Scheduled once an hour: only the first cycle is the schedule's.
+    let exporter = lab
+        .exporter(&[lab.timed_target("t", &address, "1h", "1s", "")])
+        .await;
+    let first = exporter
+        .wait("t up", |s| success(s, "t") == Some(1.0))
+        .await;
+    let finished = first.value(&LAST_PROBE, &[("target", "t")]).unwrap();
+    drop(one);
+    // Requests within 5 s of a run get that run: wait until a request starts a new one.
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    while now_seconds() < finished + 5.2 {
+        assert!(tokio::time::Instant::now() < give_up);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = http_get(exporter.addr, "/probe?target=t&debug=true").await;
+    assert!(report.contains("refused"), "{report}");
+    let scrape = exporter.scrape().await;
+    assert_eq!(success(&scrape, "t"), Some(0.0), "{}", scrape.relevant());
+    assert_eq!(scrape.value(&PROBES_TOTAL, &[("target", "t")]), Some(2.0));
+    assert_eq!(
+        failing(&scrape, "t", &address),
+        Some(("connect".into(), "refused".into()))
+    );
+    let page = http_get(exporter.addr, "/").await;
+    assert!(page.contains("refused"), "the page shows the request's run");
+    exporter.stop().await;
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
 // ---------- the binary ----------
 
 async fn output(args: &[&str]) -> (Option<i32>, String, String) {
