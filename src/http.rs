@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::admission::Admission;
 use crate::diagnosis::{render_text, Style};
-use crate::metrics::{self, Exposition};
+use crate::metrics::{self, Exposition, TargetText, Texts};
 use crate::store::{ConfigStatus, Snapshot, Store};
 use crate::supervisor::{OnDemand, Supervisor, PROBE_SPACING};
 
@@ -46,7 +46,12 @@ const RENDER_FRESH_FOR: Duration = Duration::from_secs(1);
 pub struct Renderer {
     store: Arc<Store>,
     last: Mutex<Option<Rendered>>,
+    /// Each target's series text, rewritten when its state changes.
+    texts: Arc<Texts>,
 }
+
+/// Writes a snapshot (with its targets' texts) as the body a scrape gets.
+type Encode = fn(&Snapshot, &[Arc<TargetText>]) -> Bytes;
 
 struct Rendered {
     at: Instant,
@@ -62,6 +67,7 @@ impl Renderer {
         Renderer {
             store,
             last: Mutex::new(None),
+            texts: Arc::default(),
         }
     }
 
@@ -82,27 +88,29 @@ impl Renderer {
             });
         }
         let rendered = last.as_mut().expect("set above");
-        let (cached, make): (_, fn(&Snapshot) -> Bytes) = if gzip {
+        let (cached, make): (_, Encode) = if gzip {
             (&mut rendered.gzip, compress)
         } else {
-            (&mut rendered.plain, |snapshot| {
-                Bytes::from(metrics::render(snapshot))
+            (&mut rendered.plain, |snapshot, texts| {
+                Bytes::from(metrics::render(snapshot, texts))
             })
         };
         if cached.is_none() {
             let snapshot = rendered.snapshot.clone();
-            *cached = Some(tokio::task::spawn_blocking(move || make(&snapshot)).await?);
+            let texts = self.texts.clone();
+            let made = tokio::task::spawn_blocking(move || make(&snapshot, &texts.of(&snapshot)));
+            *cached = Some(made.await?);
         }
         Ok(cached.clone().expect("made above"))
     }
 }
 
-fn compress(snapshot: &Snapshot) -> Bytes {
+fn compress(snapshot: &Snapshot, texts: &[Arc<TargetText>]) -> Bytes {
     // The fastest level: exposition text shrinks more than tenfold even so. The buffer
     // gathers the many small writes of the targets' texts.
     let encoder = GzEncoder::new(Vec::new(), Compression::fast());
     let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, encoder);
-    let written = metrics::write(snapshot, &mut buffered)
+    let written = metrics::write(snapshot, texts, &mut buffered)
         .and_then(|()| buffered.into_inner().map_err(|e| e.into_error()))
         .and_then(GzEncoder::finish);
     // Writing into memory cannot fail.

@@ -3,18 +3,15 @@
 //! only probe state; `/metrics`, the page, `/probe` and the `probe` command render it.
 //!
 //! Each target's state is a snapshot replaced on every report, so a view takes a snapshot of
-//! `Arc`s under a short read lock and renders without holding it. Only the opt-in histograms
-//! are shared between a state and the next (`prometheus` histograms only grow, atomically).
+//! `Arc`s under a short read lock and renders without holding it. The store holds plain
+//! values: how they become series (and the text a scrape serves) is `metrics`' business.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use prometheus::{Histogram, HistogramOpts};
-
 use crate::config::Target;
-use crate::metrics::TargetText;
 use crate::probe::{
     CertFacts, Endpoint, Failure, Reason, Server, Step, StepRecord, TargetReport, TlsFacts,
 };
@@ -62,15 +59,33 @@ pub struct TargetState {
     /// leaves the SRV answer is forgotten, a failed lookup forgets nothing.
     pub seen: Vec<(Endpoint, Seen)>,
     /// Per server and step; empty unless `metrics.step_histograms` is on.
-    pub histograms: BTreeMap<(Option<Endpoint>, Step), Histogram>,
-    /// The state's series as exposition text, written once per report so that a scrape only
-    /// puts the targets' texts together.
-    pub text: Arc<TargetText>,
+    pub histograms: BTreeMap<(Option<Endpoint>, Step), Durations>,
+}
+
+/// The durations a step took on a server, by bucket of [`STEP_BUCKETS`]: plain counts that
+/// `metrics` renders as a histogram.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Durations {
+    /// How many fell in each bucket: above the bucket before, at most its bound (not
+    /// cumulative); those above the last bound are only in `count`.
+    pub buckets: [u64; STEP_BUCKETS.len()],
+    pub count: u64,
+    pub sum: f64,
+}
+
+impl Durations {
+    fn observe(&mut self, seconds: f64) {
+        if let Some(bucket) = STEP_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[bucket] += 1;
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
 }
 
 impl TargetState {
     pub fn new(target: Arc<Target>) -> TargetState {
-        let mut state = TargetState {
+        TargetState {
             target,
             latest: None,
             history: VecDeque::with_capacity(HISTORY),
@@ -79,10 +94,7 @@ impl TargetState {
             watch_failures: BTreeMap::new(),
             seen: Vec::new(),
             histograms: BTreeMap::new(),
-            text: Arc::default(),
-        };
-        state.text = Arc::new(TargetText::new(&state));
-        state
+        }
     }
 
     /// What is remembered of a server.
@@ -158,7 +170,6 @@ impl TargetState {
         });
         next.history.truncate(HISTORY);
         next.latest = Some(report);
-        next.text = Arc::new(TargetText::new(&next));
         next
     }
 
@@ -173,20 +184,10 @@ impl TargetState {
             let key = (server.cloned(), record.step);
             self.histograms
                 .entry(key)
-                .or_insert_with(step_histogram)
+                .or_default()
                 .observe(record.duration.as_secs_f64());
         }
     }
-}
-
-fn step_histogram() -> Histogram {
-    let opts = HistogramOpts::new(
-        crate::metrics::STEP_DURATION.name,
-        crate::metrics::STEP_DURATION.help,
-    )
-    .buckets(STEP_BUCKETS.to_vec());
-    // The name and the buckets are constants that the crate accepts.
-    Histogram::with_opts(opts).expect("valid histogram options")
 }
 
 /// Counts a flow's failed steps.
@@ -264,13 +265,11 @@ impl Store {
             let same_name = before.iter().position(|s| s.target.name == target.name);
             let kept = match same_name.map(|i| before.swap_remove(i)) {
                 Some(old) if old.target.same_settings(target) => {
-                    let mut state = TargetState {
+                    changes.kept.push(target.name.clone());
+                    TargetState {
                         target: target.clone(),
                         ..(*old).clone()
-                    };
-                    state.text = Arc::new(TargetText::new(&state));
-                    changes.kept.push(target.name.clone());
-                    state
+                    }
                 }
                 Some(_) => {
                     changes.changed.push(target.name.clone());
@@ -292,7 +291,7 @@ impl Store {
     /// one. A report of a target that a reload replaced (another `Arc`) is dropped: `None`.
     pub fn record(&self, target: &Arc<Target>, report: Arc<TargetReport>) -> Option<Recorded> {
         // Only the target's own loop records it, so the state read here is still the one to
-        // replace below; the new one (its text included) is made without holding the lock.
+        // replace below; the new one is made without holding the lock.
         let (state, histograms) = {
             let inner = self.inner.read().expect("store lock");
             let state = inner
