@@ -63,11 +63,11 @@ struct Rendered {
 }
 
 impl Renderer {
-    pub fn new(store: Arc<Store>) -> Renderer {
+    pub fn new(store: Arc<Store>, texts: Arc<Texts>) -> Renderer {
         Renderer {
             store,
             last: Mutex::new(None),
-            texts: Arc::default(),
+            texts,
         }
     }
 
@@ -171,7 +171,10 @@ pub async fn serve(
     } else {
         Lifecycle::Off
     };
-    let renderer = Arc::new(Renderer::new(supervisor.store.clone()));
+    let renderer = Arc::new(Renderer::new(
+        supervisor.store.clone(),
+        supervisor.texts.clone(),
+    ));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

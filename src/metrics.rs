@@ -1007,8 +1007,8 @@ pub fn render(snapshot: &Snapshot, texts: &[Arc<TargetText>]) -> Vec<u8> {
 }
 
 /// Each target's series as text, written once per state (about 20 µs a target), so that a
-/// scrape only puts the targets' texts together. Kept by the renderer, which alone asks; a
-/// target's text is rewritten the first time a scrape sees its new state.
+/// scrape only puts the targets' texts together: when a report is recorded, or else (a state
+/// a reload made) by the first scrape that sees it.
 #[derive(Default)]
 pub struct Texts {
     kept: std::sync::Mutex<HashMap<String, Kept>>,
@@ -1018,6 +1018,14 @@ pub struct Texts {
 type Kept = (Weak<TargetState>, Arc<TargetText>);
 
 impl Texts {
+    /// Writes a new state's text now, as its report is recorded, so that the scrape that
+    /// first sees it does not have to.
+    pub fn write(&self, state: &Arc<TargetState>) {
+        let text = Arc::new(TargetText::new(state));
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.insert(state.target.name.clone(), (Arc::downgrade(state), text));
+    }
+
     /// The texts of `snapshot`'s targets, in order: kept ones reused, new states written.
     pub fn of(&self, snapshot: &Snapshot) -> Vec<Arc<TargetText>> {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());

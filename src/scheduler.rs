@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Target;
+use crate::metrics::Texts;
 use crate::probe::{
     Endpoint, Failure, Ping, Reason, Server, Step, StepRecord, TargetProbe, TargetReport,
     WatchReport,
@@ -44,9 +45,10 @@ pub async fn run_target(
 }
 
 /// What becomes of every finished run of a configured target, whoever started it (the
-/// schedule, `/probe?target=`): the store records it and the log says what changed. A run
+/// schedule, `/probe?target=`): the store records it, its series text is written, and the log
+/// says what changed. A run
 /// that met the exporter's own lack of file descriptors blames no server and is discarded.
-pub fn record(store: &Store, target: &Arc<Target>, report: Arc<TargetReport>) {
+pub fn record(store: &Store, texts: &Texts, target: &Arc<Target>, report: Arc<TargetReport>) {
     if report.exhausted_locally() {
         store.cycle_discarded();
         tracing::error!(
@@ -56,6 +58,7 @@ pub fn record(store: &Store, target: &Arc<Target>, report: Arc<TargetReport>) {
              lower max_concurrent_probes"
         );
     } else if let Some(recorded) = store.record(target, report) {
+        texts.write(&recorded.state);
         log_report(recorded.previous.as_deref(), &recorded.current);
     }
 }

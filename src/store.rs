@@ -246,6 +246,8 @@ pub struct TargetChanges {
 pub struct Recorded {
     pub previous: Option<Arc<TargetReport>>,
     pub current: Arc<TargetReport>,
+    /// The target's state with it.
+    pub state: Arc<TargetState>,
 }
 
 #[derive(Default)]
@@ -307,10 +309,11 @@ impl Store {
             .targets
             .iter_mut()
             .find(|s| Arc::ptr_eq(&s.target, target))?;
-        *slot = next;
+        *slot = next.clone();
         Some(Recorded {
             previous: state.latest.clone(),
             current,
+            state: next,
         })
     }
 

@@ -10,6 +10,7 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
+use crate::metrics::Texts;
 use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe, TargetReport};
@@ -48,6 +49,9 @@ pub enum ReloadError {
 pub struct Supervisor {
     source: Option<PathBuf>,
     pub store: Arc<Store>,
+    /// Each target's series text, written as reports are recorded; `/metrics` puts them
+    /// together.
+    pub texts: Arc<Texts>,
     /// The HTTP endpoint's TLS and users, re-read with the configuration.
     pub web: Web,
     /// The running configuration's probes; swapped at once on reload, so readers never wait.
@@ -168,11 +172,13 @@ impl Supervisor {
     pub fn start(config: &Config, prepared: Prepared, web: Web) -> Supervisor {
         let Prepared { probes, modules } = prepared;
         let store = Arc::new(Store::default());
-        let (loops, _) = spawn(&probes, config, &store);
+        let texts = Arc::new(Texts::default());
+        let (loops, _) = spawn(&probes, config, &store, &texts);
         store.config_loaded(true);
         Supervisor {
             source: config.source.clone(),
             store,
+            texts,
             web,
             probes: RwLock::new(probes.into()),
             modules: RwLock::new(modules),
@@ -216,7 +222,7 @@ impl Supervisor {
         }
         // The store keeps serving the old targets' state until the new loops replace it.
         stop(std::mem::replace(&mut *loops, idle())).await;
-        let (running, changes) = spawn(&probes, &config, &self.store);
+        let (running, changes) = spawn(&probes, &config, &self.store, &self.texts);
         *loops = running;
         log_changes(&changes);
         *self.probes.write().expect("probes lock") = probes.into();
@@ -291,15 +297,16 @@ fn spawn(
     probes: &[Arc<TargetProbe>],
     config: &Config,
     store: &Arc<Store>,
+    texts: &Arc<Texts>,
 ) -> (Loops, TargetChanges) {
     let targets: Vec<_> = probes.iter().map(|p| p.target.clone()).collect();
     let changes = store.set_targets(&targets, config.metrics.step_histograms);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for probe in probes {
-        let into = store.clone();
+        let (into, texts) = (store.clone(), texts.clone());
         probe.record_with(Box::new(move |target, report| {
-            scheduler::record(&into, target, report)
+            scheduler::record(&into, &texts, target, report)
         }));
         let first =
             scheduler::first_probe_offset(&probe.target.name, probes.len(), probe.target.interval);
