@@ -7,6 +7,8 @@ mod check;
 pub use ad_hoc::AdHocTarget;
 use check::{expand_environment, non_empty, read_bounded, redact_values, Checker};
 mod module;
+mod schema;
+use schema::*;
 mod tls;
 pub use module::{Module, ModuleTargetError};
 use tls::tls_settings;
@@ -396,120 +398,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(redacted)")
     }
-}
-
-// ---- the file as written ----
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    listen_address: Option<String>,
-    #[serde(default)]
-    interval: Option<String>,
-    #[serde(default)]
-    timeout: Option<String>,
-    #[serde(default)]
-    dns: RawDns,
-    #[serde(default)]
-    max_concurrent_probes: Option<usize>,
-    #[serde(default)]
-    metrics: MetricsConfig,
-    #[serde(default)]
-    targets: Vec<RawTarget>,
-    /// A module is a target without name, domain, server or interval: each request names them.
-    #[serde(default)]
-    modules: BTreeMap<String, RawTarget>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDns {
-    #[serde(default)]
-    nameservers: Vec<String>,
-    max_servers_per_target: Option<usize>,
-    max_addresses_per_server: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTarget {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    domain: String,
-    #[serde(default)]
-    server_address: String,
-    #[serde(default)]
-    component: String,
-    #[serde(default)]
-    secret_file: Option<String>,
-    #[serde(default)]
-    secret_env: Option<String>,
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default = "default_true")]
-    handshake: bool,
-    #[serde(default)]
-    interval: Option<String>,
-    #[serde(default)]
-    timeout: Option<String>,
-    #[serde(default)]
-    tls: RawTls,
-    #[serde(default)]
-    watch: Option<RawWatch>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWatch {
-    #[serde(default)]
-    jid: String,
-    #[serde(default)]
-    password_file: Option<String>,
-    #[serde(default)]
-    password_env: Option<String>,
-    #[serde(default)]
-    server_address: String,
-    #[serde(default)]
-    tls: RawWatchTls,
-    #[serde(default)]
-    components: Vec<String>,
-    #[serde(default)]
-    max_scram_iterations: Option<u32>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawWatchTls {
-    #[serde(default)]
-    mode: ClientTlsMode,
-    #[serde(default)]
-    ca_file: Option<String>,
-    #[serde(default)]
-    server_name: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    #[serde(default)]
-    mode: TlsMode,
-    #[serde(default)]
-    ca_file: Option<String>,
-    #[serde(default)]
-    server_name: Option<String>,
-    #[serde(default)]
-    client_cert_file: Option<String>,
-    #[serde(default)]
-    client_key_file: Option<String>,
-    /// Also offer TLS 1.1 at most, and report a server that accepts it.
-    #[serde(default)]
-    check_legacy_versions: bool,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl Config {
