@@ -1,0 +1,581 @@
+//! The series of a record, as text and as families: checked against the `prometheus` encoder.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rustls::{CipherSuite, ProtocolVersion};
+
+use super::*;
+use crate::config::{ClientTlsMode, Config};
+use crate::probe::{
+    CertFacts, Failure, Host, NameCoverage, NameRole, Ping, Reason, Server, ServerReport, Step,
+    StepRecord, TlsFacts,
+};
+
+fn target() -> Arc<Target> {
+    named("cms-london")
+}
+
+fn named(name: &str) -> Arc<Target> {
+    let yaml = format!("targets:\n  - name: {name}\n    domain: example.com\n    component: probe.example.com\n    secret: s\n");
+    Config::parse(&yaml, Path::new("test.yaml"))
+        .unwrap()
+        .targets[0]
+        .clone()
+}
+
+fn ok(step: Step, micros: u64) -> StepRecord {
+    StepRecord {
+        step,
+        duration: Duration::from_micros(micros),
+        result: Ok(()),
+    }
+}
+
+fn healthy_server(host: &str, priority: u16) -> ServerReport {
+    let server = Server::new(
+        Host::Name(host.into()),
+        5223,
+        Origin::Srv {
+            priority,
+            weight: 50,
+            preferred: priority == 10,
+        },
+    );
+    ServerReport {
+        server,
+        steps: Step::COMPONENT[1..]
+            .iter()
+            .copied()
+            .map(|step| ok(step, 1500))
+            .collect(),
+        addresses: vec!["192.0.2.1".parse().unwrap()],
+        address: Some("192.0.2.1:5223".parse().unwrap()),
+        tls: Some(TlsFacts {
+            version: ProtocolVersion::TLSv1_3,
+            cipher: CipherSuite::TLS13_AES_128_GCM_SHA256,
+        }),
+        cert: Some(Arc::new(CertFacts {
+            subject: "CN=example.com".into(),
+            issuer: "CN=Example CA".into(),
+            serial: "0a1b".into(),
+            sha256: "00".repeat(32),
+            sans: vec!["example.com".into(), host.into()],
+            not_before: 1_700_000_000,
+            not_after: 1_800_000_000,
+            trusted: true,
+            coverage: vec![
+                NameCoverage {
+                    role: NameRole::Domain,
+                    name: "example.com".into(),
+                    covered: true,
+                },
+                NameCoverage {
+                    role: NameRole::Fqdn,
+                    name: host.into(),
+                    covered: true,
+                },
+            ],
+            chain: [(0, 1_800_000_000), (1, 1_790_000_000)]
+                .map(|(position, not_after)| crate::probe::ChainCert {
+                    position,
+                    subject: format!("CN=cert {position}"),
+                    issuer: "CN=Example CA".into(),
+                    serial: "0a1b".into(),
+                    sha256: "00".repeat(32),
+                    not_before: 1_700_000_000,
+                    not_after,
+                    key: "EC 256".into(),
+                    signature: "ecdsa-with-SHA256".into(),
+                    verified: true,
+                    sent: true,
+                    weakness: None,
+                })
+                .into(),
+            findings: Vec::new(),
+            ocsp: None,
+        })),
+        stream_id: Some("id".into()),
+        legacy_tls: None,
+    }
+}
+
+fn report(servers: Vec<ServerReport>) -> TargetReport {
+    TargetReport {
+        target: "cms-london".into(),
+        started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+        duration: Duration::from_millis(12),
+        srv: Some(ok(Step::Srv, 800)),
+        srv_skipped: 0,
+        servers,
+        expected_steps: vec![
+            Step::Resolve,
+            Step::Connect,
+            Step::Tls,
+            Step::Cert,
+            Step::Stream,
+            Step::Handshake,
+        ],
+        watch: None,
+    }
+}
+
+/// A series as (name, labels, value).
+type Row = (String, Vec<(String, String)>, f64);
+
+/// The families of `state` as rows.
+fn series(state: &TargetState) -> Vec<Row> {
+    let snapshot = Snapshot {
+        targets: vec![Arc::new(state.clone())],
+        ..Snapshot::default()
+    };
+    let exposition = Exposition::new(snapshot);
+    assert_eq!(
+        exposition.desc().len(),
+        ALL.len(),
+        "every metric is described"
+    );
+    exposition
+        .collect()
+        .into_iter()
+        .filter(|f| {
+            !ALL.iter()
+                .any(|d| matches!(d.source, Source::Exporter(_)) && d.name == f.name())
+        })
+        .flat_map(|family| {
+            let kind = family.get_field_type();
+            let name = family.name().to_owned();
+            family
+                .get_metric()
+                .iter()
+                .map(move |m| {
+                    let labels = m
+                        .get_label()
+                        .iter()
+                        .map(|l| (l.name().to_owned(), l.value().to_owned()))
+                        .collect();
+                    let value = match kind {
+                        MetricType::COUNTER => m.get_counter().get_value(),
+                        _ => m.get_gauge().get_value(),
+                    };
+                    (name.clone(), labels, value)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn value(rows: &[Row], def: &MetricDef, want: &[(&str, &str)]) -> Option<f64> {
+    let found: Vec<f64> = rows
+        .iter()
+        .filter(|(name, labels, _)| {
+            name == def.name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert!(found.len() <= 1, "{} {want:?} is ambiguous", def.name);
+    found.first().copied()
+}
+
+#[test]
+fn a_healthy_report_becomes_the_default_series() {
+    let state = TargetState::new(target()).after(
+        report(vec![
+            healthy_server("xmpp1.example.com", 10),
+            healthy_server("xmpp2.example.com", 20),
+        ]),
+        false,
+    );
+    let rows = series(&state);
+    assert_eq!(rows.len(), 38, "{rows:#?}");
+    let t = ("target", "cms-london");
+    let one = ("server", "xmpp1.example.com:5223");
+    assert_eq!(value(&rows, &PROBE_SUCCESS, &[t]), Some(1.0));
+    assert_eq!(value(&rows, &PROBES_TOTAL, &[t]), Some(1.0));
+    assert_eq!(value(&rows, &SRV_RECORDS, &[t]), Some(2.0));
+    assert_eq!(value(&rows, &PROBE_DURATION, &[t]), Some(0.012));
+    assert_eq!(value(&rows, &LAST_PROBE, &[t]), Some(1_750_000_000.012));
+    assert_eq!(
+        value(
+            &rows,
+            &STEP_LAST_DURATION,
+            &[("server", ""), ("step", "srv")]
+        ),
+        Some(0.0008)
+    );
+    assert_eq!(
+        value(&rows, &STEP_LAST_DURATION, &[one, ("step", "tls")]),
+        Some(0.0015)
+    );
+    assert_eq!(
+        value(&rows, &STEP_LAST_DURATION, &[one, ("step", "cert")]),
+        None
+    );
+    assert_eq!(value(&rows, &SERVER_UP, &[one]), Some(1.0));
+    assert_eq!(value(&rows, &LAST_SUCCESS, &[one]), Some(1_750_000_000.012));
+    let info = [
+        one,
+        ("source", "srv"),
+        ("priority", "10"),
+        ("weight", "50"),
+        ("preferred", "true"),
+        ("address", "192.0.2.1:5223"),
+    ];
+    assert_eq!(value(&rows, &SERVER_INFO, &info), Some(1.0));
+    assert_eq!(value(&rows, &CERT_NOT_AFTER, &[one]), Some(1.8e9));
+    // The intermediate expires first.
+    let (earliest, position) = (&CERT_CHAIN_NOT_AFTER, ("position", "1"));
+    assert_eq!(value(&rows, earliest, &[one, position]), Some(1.79e9));
+    assert_eq!(value(&rows, &CERT_TRUSTED, &[one]), Some(1.0));
+    assert_eq!(
+        value(
+            &rows,
+            &CERT_SAN_COVERED,
+            &[one, ("role", "fqdn"), ("name", "xmpp1.example.com")]
+        ),
+        Some(1.0)
+    );
+    let cert = [
+        one,
+        ("subject", "CN=example.com"),
+        ("serial", "0a1b"),
+        ("sans", "example.com,xmpp1.example.com"),
+    ];
+    assert_eq!(value(&rows, &CERT_INFO, &cert), Some(1.0));
+    let tls = [
+        one,
+        ("version", "TLSv1.3"),
+        ("cipher", "TLS13_AES_128_GCM_SHA256"),
+    ];
+    assert_eq!(value(&rows, &TLS_INFO, &tls), Some(1.0));
+    assert_eq!(value(&rows, &FAILING_STEP, &[]), None);
+    assert_eq!(value(&rows, &FAILURES_TOTAL, &[]), None);
+}
+
+#[test]
+fn failures_are_counted_facts_remembered_and_a_vanished_server_forgotten() {
+    let first = report(vec![
+        healthy_server("xmpp1.example.com", 10),
+        healthy_server("xmpp2.example.com", 20),
+    ]);
+    let mut down = healthy_server("xmpp2.example.com", 20);
+    down.steps.truncate(1);
+    down.steps.push(StepRecord {
+        step: Step::Connect,
+        duration: Duration::from_millis(3),
+        result: Err(Failure::new(Reason::Refused, "refused")),
+    });
+    down.address = None;
+    down.tls = None;
+    down.cert = None;
+    let second_again = || report(vec![healthy_server("xmpp1.example.com", 10), down.clone()]);
+    let second = second_again();
+    let state = TargetState::new(target())
+        .after(first, false)
+        .after(second, false);
+    let rows = series(&state);
+    let two = ("server", "xmpp2.example.com:5223");
+    assert_eq!(value(&rows, &PROBE_SUCCESS, &[]), Some(1.0));
+    assert_eq!(value(&rows, &SERVER_UP, &[two]), Some(0.0));
+    assert_eq!(
+        value(
+            &rows,
+            &FAILING_STEP,
+            &[two, ("step", "connect"), ("reason", "refused")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &rows,
+            &FAILURES_TOTAL,
+            &[two, ("step", "connect"), ("reason", "refused")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&rows, &STEP_LAST_DURATION, &[two, ("step", "connect")]),
+        Some(0.003)
+    );
+    assert_eq!(
+        value(&rows, &STEP_LAST_DURATION, &[two, ("step", "tls")]),
+        None,
+        "not reached"
+    );
+    // What the last probe that got that far saw.
+    assert_eq!(value(&rows, &CERT_NOT_AFTER, &[two]), Some(1.8e9));
+    assert_eq!(
+        value(&rows, &SERVER_INFO, &[two, ("address", "192.0.2.1:5223")]),
+        Some(1.0)
+    );
+    assert_eq!(value(&rows, &LAST_SUCCESS, &[two]), Some(1_750_000_000.012));
+
+    // A failed lookup: no server series, but counters and facts are kept for when it works.
+    let mut lookup_failed = report(Vec::new());
+    lookup_failed.srv = Some(StepRecord {
+        step: Step::Srv,
+        duration: Duration::from_millis(2),
+        result: Err(Failure::new(Reason::Servfail, "SERVFAIL")),
+    });
+    let state = state.after(lookup_failed, false);
+    let rows = series(&state);
+    assert_eq!(value(&rows, &SERVER_UP, &[two]), None);
+    assert_eq!(
+        value(&rows, &FAILURES_TOTAL, &[two, ("reason", "refused")]),
+        Some(1.0)
+    );
+    let state = state.after(second_again(), false);
+    let rows = series(&state);
+    assert_eq!(
+        value(&rows, &FAILURES_TOTAL, &[two, ("reason", "refused")]),
+        Some(2.0),
+        "not reset"
+    );
+    assert_eq!(
+        value(&rows, &CERT_NOT_AFTER, &[two]),
+        Some(1.8e9),
+        "still remembered"
+    );
+
+    // xmpp2 leaves the SRV answer: every series naming it goes, counters too.
+    let state = state.after(report(vec![healthy_server("xmpp1.example.com", 10)]), false);
+    let rows = series(&state);
+    assert!(
+        rows.iter()
+            .all(|(_, labels, _)| !labels.iter().any(|(_, v)| v == "xmpp2.example.com:5223")),
+        "{rows:#?}"
+    );
+    assert_eq!(value(&rows, &PROBES_TOTAL, &[]), Some(5.0));
+    assert_eq!(value(&rows, &SRV_RECORDS, &[]), Some(1.0));
+}
+
+/// A target that also watches two Callbridges, and the report of a login.
+fn watching(dir: &Path) -> Arc<Target> {
+    let password = dir.join("password");
+    std::fs::write(&password, "pw").unwrap();
+    let yaml = format!(
+            "targets:\n  - name: cms-london\n    domain: example.com\n    component: probe.example.com\n    secret: s\n    watch:\n      jid: monitor@example.com\n      password_file: {}\n      components: [cb1.example.com, cb2.example.com]\n",
+            password.display()
+        );
+    Config::parse(&yaml, Path::new("test.yaml"))
+        .unwrap()
+        .targets[0]
+        .clone()
+}
+
+fn login(host: &str, steps: &[Step]) -> ServerReport {
+    let mut server = healthy_server(host, 10);
+    server.server.endpoint.port = 5222;
+    server.steps = steps.iter().map(|step| ok(*step, 700)).collect();
+    server
+}
+
+fn watch_report(servers: Vec<ServerReport>, pings: Vec<Ping>) -> WatchReport {
+    WatchReport {
+        srv: Some(ok(Step::Srv, 300)),
+        servers,
+        untried: vec![Server::new(
+            Host::Name("xmpp2.example.com".into()),
+            5222,
+            Origin::Srv {
+                priority: 20,
+                weight: 0,
+                preferred: false,
+            },
+        )],
+        pings,
+        expected_steps: crate::probe::watch::expected_steps(ClientTlsMode::Starttls),
+    }
+}
+
+#[test]
+fn a_watch_exports_each_component_and_the_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = crate::probe::watch::expected_steps(ClientTlsMode::Starttls);
+    let mut healthy = report(vec![healthy_server("xmpp1.example.com", 10)]);
+    healthy.watch = Some(watch_report(
+        vec![login("xmpp1.example.com", &expected)],
+        vec![
+            Ping {
+                component: "cb1.example.com".into(),
+                result: Ok(Duration::from_micros(1200)),
+            },
+            Ping {
+                component: "cb2.example.com".into(),
+                result: Err(Failure::new(Reason::ComponentUnavailable, "gone")),
+            },
+        ],
+    ));
+    let state = TargetState::new(watching(dir.path())).after(healthy, false);
+    let rows = series(&state);
+    let (one, two) = (
+        ("component", "cb1.example.com"),
+        ("component", "cb2.example.com"),
+    );
+    assert_eq!(value(&rows, &WATCH_SUCCESS, &[]), Some(1.0));
+    assert_eq!(value(&rows, &COMPONENT_REGISTERED, &[one]), Some(1.0));
+    assert_eq!(value(&rows, &COMPONENT_REGISTERED, &[two]), Some(0.0));
+    assert_eq!(value(&rows, &COMPONENT_PING, &[one]), Some(0.0012));
+    assert_eq!(value(&rows, &COMPONENT_PING, &[two]), None);
+    let unavailable = [two, ("reason", "component_unavailable")];
+    assert_eq!(value(&rows, &COMPONENT_FAILING, &unavailable), Some(1.0));
+    assert_eq!(value(&rows, &COMPONENT_FAILING, &[one]), None);
+    let server = ("server", "xmpp1.example.com:5222");
+    assert_eq!(
+        value(
+            &rows,
+            &WATCH_STEP_LAST_DURATION,
+            &[server, ("step", "sasl")]
+        ),
+        Some(0.0007)
+    );
+    assert_eq!(
+        value(
+            &rows,
+            &WATCH_STEP_LAST_DURATION,
+            &[("server", ""), ("step", "srv")]
+        ),
+        Some(0.0003)
+    );
+    let watch_rows = rows.iter().filter(|(name, ..)| {
+        name.starts_with("cms_xmpp_watch") || name.starts_with("cms_xmpp_component")
+    });
+    // success, srv and six timed steps (cert is not), two components, one round trip and
+    // one failing ping.
+    assert_eq!(watch_rows.count(), 12, "{rows:#?}");
+
+    // The password is wrong: nothing was pinged, so nothing is registered.
+    let mut refused = report(vec![healthy_server("xmpp1.example.com", 10)]);
+    let mut server = login("xmpp1.example.com", &expected[..expected.len() - 1]);
+    server.steps.last_mut().unwrap().result =
+        Err(Failure::new(Reason::NotAuthorized, "not-authorized"));
+    refused.watch = Some(watch_report(vec![server], Vec::new()));
+    let rows = series(&state.after(refused, false));
+    let sasl = [
+        ("server", "xmpp1.example.com:5222"),
+        ("step", "sasl"),
+        ("reason", "not_authorized"),
+    ];
+    assert_eq!(value(&rows, &WATCH_SUCCESS, &[]), Some(0.0));
+    assert_eq!(value(&rows, &WATCH_FAILING_STEP, &sasl), Some(1.0));
+    assert_eq!(value(&rows, &WATCH_FAILURES_TOTAL, &sasl), Some(1.0));
+    assert_eq!(value(&rows, &COMPONENT_REGISTERED, &[one]), Some(0.0));
+    assert_eq!(value(&rows, &COMPONENT_FAILING, &[]), None);
+    assert_eq!(
+        value(&rows, &PROBE_SUCCESS, &[]),
+        Some(1.0),
+        "the component flow is apart"
+    );
+    assert_eq!(value(&rows, &FAILURES_TOTAL, &[]), None);
+}
+
+#[test]
+fn a_failed_srv_lookup_is_a_target_level_failure() {
+    let mut failed = report(Vec::new());
+    failed.srv = Some(StepRecord {
+        step: Step::Srv,
+        duration: Duration::from_millis(2),
+        result: Err(Failure::new(Reason::Nxdomain, "NXDOMAIN")),
+    });
+    let rows = series(&TargetState::new(target()).after(failed, false));
+    let srv = [("server", ""), ("step", "srv"), ("reason", "nxdomain")];
+    assert_eq!(value(&rows, &FAILING_STEP, &srv), Some(1.0));
+    assert_eq!(value(&rows, &FAILURES_TOTAL, &srv), Some(1.0));
+    assert_eq!(value(&rows, &SRV_RECORDS, &[]), Some(0.0));
+    assert_eq!(value(&rows, &PROBE_SUCCESS, &[]), Some(0.0));
+    assert_eq!(value(&rows, &SERVER_UP, &[]), None);
+}
+
+#[test]
+fn the_exposition_is_valid_text_with_every_family_described() {
+    let state = TargetState::new(target())
+        .after(report(vec![healthy_server("xmpp1.example.com", 10)]), true);
+    let snapshot = Snapshot {
+        targets: vec![Arc::new(state)],
+        config: crate::store::ConfigStatus {
+            successful: true,
+            last_success: None,
+            loads: 1,
+            discarded_cycles: 0,
+        },
+        step_histograms: true,
+    };
+    let text = String::from_utf8(render(&snapshot, &Texts::default().of(&snapshot))).unwrap();
+    for line in [
+        "# TYPE cms_xmpp_probe_success gauge",
+        "# TYPE cms_xmpp_probes_total counter",
+        "# TYPE cms_xmpp_step_duration_seconds histogram",
+        "cms_xmpp_config_last_reload_successful 1",
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    assert!(text.contains("cms_xmpp_step_duration_seconds_bucket{target=\"cms-london\",server=\"xmpp1.example.com:5223\",step=\"tls\",le=\"0.0025\"} 1"), "{text}");
+    assert!(!text.contains("step=\"cert\""), "{text}");
+    let single =
+        String::from_utf8(Exposition::single_report(target(), report(Vec::new()))).unwrap();
+    assert!(
+        single.contains("cms_xmpp_probe_success{target=\"cms-london\"} 0"),
+        "{single}"
+    );
+    assert!(!single.contains("build_info"), "{single}");
+}
+
+#[test]
+fn the_text_is_what_the_prometheus_encoder_writes() {
+    use prometheus::Encoder;
+    // Label values that need escaping, histograms, counters and a failing server.
+    let mut odd = healthy_server("xmpp1.example.com", 10);
+    if let Some(cert) = &mut odd.cert {
+        Arc::make_mut(cert).subject = "CN=\"quoted\" \\ back\nslash".into();
+    }
+    let mut refused = healthy_server("xmpp2.example.com", 20);
+    refused.steps.truncate(1);
+    refused.steps.push(StepRecord {
+        step: Step::Connect,
+        duration: Duration::from_millis(3),
+        result: Err(Failure::new(Reason::Refused, "refused")),
+    });
+    let healthy = vec![
+        healthy_server("xmpp1.example.com", 10),
+        healthy_server("xmpp2.example.com", 20),
+    ];
+    let london = TargetState::new(named("cms-london"))
+        .after(report(healthy), true)
+        .after(report(vec![odd, refused]), true);
+    let paris = TargetState::new(named("cms-paris")).after(report(Vec::new()), true);
+    let mut snapshot = Snapshot {
+        targets: vec![Arc::new(london), Arc::new(paris)],
+        config: crate::store::ConfigStatus {
+            successful: true,
+            last_success: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_750_000_000_123)),
+            loads: 1,
+            discarded_cycles: 0,
+        },
+        step_histograms: true,
+    };
+    let reference = |snapshot: &Snapshot| {
+        let mut text = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&Exposition::new(snapshot.clone()).collect(), &mut text)
+            .unwrap();
+        String::from_utf8(text).unwrap()
+    };
+    // One set of texts across renders, as the renderer keeps it.
+    let texts = Texts::default();
+    let text =
+        |snapshot: &Snapshot| String::from_utf8(render(snapshot, &texts.of(snapshot))).unwrap();
+    assert!(reference(&snapshot).contains(r#"subject="CN=\"quoted\" \\ back\nslash""#));
+    assert_eq!(text(&snapshot), reference(&snapshot));
+    // A new report rewrites that target's text: the rendering follows.
+    let replaced =
+        snapshot.targets[1].after(report(vec![healthy_server("xmpp.example.fr", 10)]), true);
+    snapshot.targets[1] = Arc::new(replaced);
+    assert_eq!(text(&snapshot), reference(&snapshot));
+    // A target removed by a reload: gone from the text, and from the kept texts.
+    snapshot.targets.truncate(1);
+    assert_eq!(text(&snapshot), reference(&snapshot));
+    assert_eq!(texts.kept.lock().unwrap().len(), 1);
+}
