@@ -577,5 +577,5 @@ fn the_text_is_what_the_prometheus_encoder_writes() {
     // A target removed by a reload: gone from the text, and from the kept texts.
     snapshot.targets.truncate(1);
     assert_eq!(text(&snapshot), reference(&snapshot));
-    assert_eq!(texts.kept.lock().unwrap().len(), 1);
+    assert_eq!(texts.kept(), 1);
 }
