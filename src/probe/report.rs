@@ -1,0 +1,288 @@
+//! The reports: what one server's probe found, one target's cycle (component flow and
+//! watch), and how they serialize for `probe --output json` and the debug page.
+
+use super::*;
+
+/// Everything one server's probe found.
+#[derive(Clone, Debug)]
+pub struct ServerReport {
+    pub server: Server,
+    /// The steps that ran, in order; the last one failed if any did.
+    pub steps: Vec<StepRecord>,
+    /// What `resolve` found, in the order `connect` tried them.
+    pub addresses: Vec<IpAddr>,
+    /// The address that accepted the TCP connection.
+    pub address: Option<SocketAddr>,
+    pub tls: Option<TlsFacts>,
+    /// Shared with what the store remembers of the server.
+    pub cert: Option<Arc<CertFacts>>,
+    pub stream_id: Option<String>,
+    /// What a TLS 1.1 hello met, when `tls.check_legacy_versions` asked.
+    pub legacy_tls: Option<LegacyTls>,
+}
+
+impl ServerReport {
+    pub(super) fn new(server: Server) -> Self {
+        ServerReport {
+            server,
+            steps: Vec::new(),
+            addresses: Vec::new(),
+            address: None,
+            tls: None,
+            cert: None,
+            stream_id: None,
+            legacy_tls: None,
+        }
+    }
+
+    /// The failing step and its failure, if any step failed.
+    pub fn failure(&self) -> Option<(Step, &Failure)> {
+        self.steps
+            .iter()
+            .find_map(|s| s.result.as_ref().err().map(|f| (s.step, f)))
+    }
+
+    /// True when every step that the target requires ran and succeeded.
+    pub fn up(&self, expected: &[Step]) -> bool {
+        self.failure().is_none() && expected.iter().all(|e| self.ran(*e))
+    }
+
+    pub fn ran(&self, step: Step) -> bool {
+        self.steps.iter().any(|s| s.step == step)
+    }
+
+    pub fn record(&self, step: Step) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.step == step)
+    }
+}
+
+/// Everything one probe cycle of one target found: the one record every view renders.
+#[derive(Clone, Debug)]
+pub struct TargetReport {
+    pub target: String,
+    pub started: SystemTime,
+    pub duration: Duration,
+    /// The SRV step, when the target discovers its servers through DNS.
+    pub srv: Option<StepRecord>,
+    /// Servers of the SRV answer beyond `dns.max_servers_per_target`, not probed.
+    pub srv_skipped: usize,
+    /// The servers probed (the SRV answer, or the configured one), in RFC 2782 order.
+    pub servers: Vec<ServerReport>,
+    /// The per-server steps this target requires (depends on TLS mode and handshake).
+    pub expected_steps: Vec<Step>,
+    /// The client path, when the target watches production components.
+    pub watch: Option<WatchReport>,
+}
+
+impl TargetReport {
+    /// What is worth fixing about the certificates of this probe's servers (see [`findings`]).
+    pub fn findings(&self) -> Vec<(&Endpoint, Finding)> {
+        let presented: Vec<_> = self
+            .servers
+            .iter()
+            .map(|s| Presented {
+                server: &s.server.endpoint,
+                cert: s.cert.as_deref(),
+                legacy_tls: s.legacy_tls.as_ref(),
+            })
+            .collect();
+        findings(&presented)
+    }
+
+    /// At least one server completed every step: a Callbridge could register.
+    pub fn success(&self) -> bool {
+        self.servers.iter().any(|s| s.up(&self.expected_steps))
+    }
+
+    /// Whether a step failed for want of the exporter's own resources (see
+    /// [`Reason::LocalResources`]).
+    pub fn exhausted_locally(&self) -> bool {
+        // Only sockets being opened (DNS, connect) meet it; pings reuse the session's.
+        let watch = self.watch.iter().flat_map(WatchReport::failures);
+        self.failures()
+            .chain(watch)
+            .any(|(_, _, failure)| failure.reason == Reason::LocalResources)
+    }
+
+    /// A Callbridge could register and, where the target has a watch, every production
+    /// component is registered: what the `probe` command's exit code says.
+    pub fn healthy(&self) -> bool {
+        self.success() && self.watch.as_ref().is_none_or(WatchReport::all_registered)
+    }
+
+    /// When the cycle finished.
+    pub fn finished(&self) -> SystemTime {
+        self.started + self.duration
+    }
+
+    /// The steps that failed: the SRV step's (`None` server) and each server's.
+    pub fn failures(&self) -> impl Iterator<Item = (Option<&Server>, Step, &Failure)> {
+        failures(self.srv.as_ref(), &self.servers)
+    }
+}
+
+/// What pinging one component found: its answer's round trip, or why there was none.
+#[derive(Clone, Debug)]
+pub struct Ping {
+    pub component: String,
+    pub result: Result<Duration, Failure>,
+}
+
+impl Ping {
+    /// The component answered: it holds a connection to the XMPP server.
+    pub fn registered(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+impl Serialize for Ping {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Ping", 4)?;
+        out.serialize_field("component", &self.component)?;
+        out.serialize_field("registered", &self.registered())?;
+        match &self.result {
+            Ok(round_trip) => {
+                out.serialize_field("round_trip_seconds", &round_trip.as_secs_f64())?
+            }
+            Err(failure) => {
+                out.serialize_field("reason", &failure.reason)?;
+                out.serialize_field("detail", &failure.detail)?;
+            }
+        }
+        out.end()
+    }
+}
+
+/// The client path of one probe cycle: a monitoring user's login, then a ping to each
+/// production component.
+#[derive(Clone, Debug)]
+pub struct WatchReport {
+    /// The SRV step, when the login's servers come from DNS.
+    pub srv: Option<StepRecord>,
+    /// The servers tried, in RFC 2782 order, until one let the user in.
+    pub servers: Vec<ServerReport>,
+    /// The servers of the answer after the one that let the user in.
+    pub untried: Vec<Server>,
+    /// The pings, sent through the server that let the user in; empty when none did.
+    pub pings: Vec<Ping>,
+    /// The per-server steps of this login (depend on the TLS mode).
+    pub expected_steps: Vec<Step>,
+}
+
+impl WatchReport {
+    /// The user logged in and the pings went out.
+    pub fn success(&self) -> bool {
+        self.servers.iter().any(|s| s.up(&self.expected_steps))
+    }
+
+    /// The user logged in and every component answered.
+    pub fn all_registered(&self) -> bool {
+        self.success() && self.pings.iter().all(Ping::registered)
+    }
+
+    /// The steps that failed: the SRV step's (`None` server) and each server's.
+    pub fn failures(&self) -> impl Iterator<Item = (Option<&Server>, Step, &Failure)> {
+        failures(self.srv.as_ref(), &self.servers)
+    }
+}
+
+/// The failed steps of a flow: the SRV step's (`None` server), then each server's.
+fn failures<'a>(
+    srv: Option<&'a StepRecord>,
+    servers: &'a [ServerReport],
+) -> impl Iterator<Item = (Option<&'a Server>, Step, &'a Failure)> {
+    let srv = srv.into_iter().filter_map(|s| {
+        let failure = s.result.as_ref().err()?;
+        Some((None, s.step, failure))
+    });
+    let servers = servers.iter().filter_map(|s| {
+        let (step, failure) = s.failure()?;
+        Some((Some(&s.server), step, failure))
+    });
+    srv.chain(servers)
+}
+
+impl Serialize for WatchReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let servers = ServerJson::all(&self.servers, &self.expected_steps);
+        let untried: Vec<&Endpoint> = self.untried.iter().map(|s| &s.endpoint).collect();
+        let mut out = serializer.serialize_struct("WatchReport", 5)?;
+        out.serialize_field("success", &self.success())?;
+        out.serialize_field("srv", &self.srv)?;
+        out.serialize_field("servers", &servers)?;
+        out.serialize_field("untried", &untried)?;
+        out.serialize_field("pings", &self.pings)?;
+        out.end()
+    }
+}
+
+/// A point in time as Unix seconds, for series and JSON.
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
+}
+
+/// A server report with its verdict, for JSON.
+struct ServerJson<'a> {
+    report: &'a ServerReport,
+    up: bool,
+}
+
+impl<'a> ServerJson<'a> {
+    fn all(servers: &'a [ServerReport], expected: &[Step]) -> Vec<ServerJson<'a>> {
+        servers
+            .iter()
+            .map(|report| ServerJson {
+                report,
+                up: report.up(expected),
+            })
+            .collect()
+    }
+}
+
+impl Serialize for ServerJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = self.report;
+        let mut out = serializer.serialize_struct("ServerReport", 10)?;
+        out.serialize_field("server", &r.server.endpoint)?;
+        out.serialize_field("origin", &r.server.origin)?;
+        out.serialize_field("up", &self.up)?;
+        out.serialize_field("addresses", &r.addresses)?;
+        out.serialize_field("address", &r.address)?;
+        out.serialize_field("steps", &r.steps)?;
+        // Absent, not null, when the probe did not get that far (as before the record was one).
+        match &r.tls {
+            Some(tls) => out.serialize_field("tls", tls)?,
+            None => out.skip_field("tls")?,
+        }
+        match &r.cert {
+            Some(cert) => out.serialize_field("certificate", &**cert)?,
+            None => out.skip_field("certificate")?,
+        }
+        out.serialize_field("stream_id", &r.stream_id)?;
+        match &r.legacy_tls {
+            Some(legacy) => out.serialize_field("legacy_tls", legacy)?,
+            None => out.skip_field("legacy_tls")?,
+        }
+        out.end()
+    }
+}
+
+impl Serialize for TargetReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let servers = ServerJson::all(&self.servers, &self.expected_steps);
+        let mut out = serializer.serialize_struct("TargetReport", 7)?;
+        out.serialize_field("target", &self.target)?;
+        out.serialize_field("success", &self.success())?;
+        out.serialize_field("started", &unix_seconds(self.started))?;
+        out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;
+        out.serialize_field("srv", &self.srv)?;
+        out.serialize_field("servers", &servers)?;
+        match &self.watch {
+            Some(watch) => out.serialize_field("watch", watch)?,
+            None => out.skip_field("watch")?,
+        }
+        out.end()
+    }
+}
