@@ -273,6 +273,34 @@ fn unauthorized() -> Response<Full<Bytes>> {
     response
 }
 
+/// `POST /-/reload`: a reload, when the lifecycle API is on and this client may use it.
+async fn reload(supervisor: &Supervisor, lifecycle: Lifecycle) -> Response<Full<Bytes>> {
+    match lifecycle {
+        Lifecycle::Off => body(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "the lifecycle API is off: start with --web.enable-lifecycle, or send SIGHUP\n",
+        ),
+        Lifecycle::LoopbackOnly => body(
+            StatusCode::FORBIDDEN,
+            TEXT,
+            "/-/reload answers only clients on this host (loopback) unless the web config \
+             requires basic authentication; or send SIGHUP\n",
+        ),
+        Lifecycle::On => match supervisor.reload().await {
+            Ok(()) => body(StatusCode::OK, TEXT, "reloaded\n"),
+            Err(error) => body(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!(
+                    "reload failed, the previous configuration keeps running: {}\n",
+                    crate::error_chain(&error)
+                ),
+            ),
+        },
+    }
+}
+
 /// Whether `POST /-/reload` may be served to this request.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lifecycle {
@@ -310,38 +338,8 @@ async fn respond(
             TEXT,
             "not ready: waiting for the first probe of every target\n",
         ),
-        ("/-/reload", _)
-            if (method == Method::POST || method == Method::PUT) && lifecycle == Lifecycle::Off =>
-        {
-            body(
-                StatusCode::FORBIDDEN,
-                TEXT,
-                "the lifecycle API is off: start with --web.enable-lifecycle, or send SIGHUP\n",
-            )
-        }
-        ("/-/reload", _)
-            if (method == Method::POST || method == Method::PUT)
-                && lifecycle == Lifecycle::LoopbackOnly =>
-        {
-            body(
-                StatusCode::FORBIDDEN,
-                TEXT,
-                "/-/reload answers only clients on this host (loopback) unless the web config \
-                 requires basic authentication; or send SIGHUP\n",
-            )
-        }
         ("/-/reload", _) if method == Method::POST || method == Method::PUT => {
-            match supervisor.reload().await {
-                Ok(()) => body(StatusCode::OK, TEXT, "reloaded\n"),
-                Err(error) => body(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    TEXT,
-                    format!(
-                        "reload failed, the previous configuration keeps running: {}\n",
-                        crate::error_chain(&error)
-                    ),
-                ),
-            }
+            reload(supervisor, lifecycle).await
         }
         ("/probe", true) => {
             let query = request.uri().query().unwrap_or("");

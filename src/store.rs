@@ -384,19 +384,12 @@ mod tests {
             weight: 0,
             preferred: true,
         };
-        ServerReport {
-            server: Server::new(Host::Name(host.into()), 5223, origin),
-            steps: vec![
-                step(Step::Resolve, None),
-                step(Step::Connect, refused.then_some(Reason::Refused)),
-            ],
-            addresses: Vec::new(),
-            address: None,
-            tls: None,
-            cert: None,
-            stream_id: None,
-            legacy_tls: None,
-        }
+        let mut report = ServerReport::new(Server::new(Host::Name(host.into()), 5223, origin));
+        report.steps = vec![
+            step(Step::Resolve, None),
+            step(Step::Connect, refused.then_some(Reason::Refused)),
+        ];
+        report
     }
 
     fn report(srv_failure: Option<Reason>, servers: Vec<ServerReport>) -> Arc<TargetReport> {

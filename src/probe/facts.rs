@@ -146,8 +146,6 @@ label_values! {
     }
 }
 
-impl FindingKind {}
-
 /// A finding and what it is about, for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {

@@ -184,8 +184,6 @@ label_values! {
     }
 }
 
-impl Reason {}
-
 /// A step's failure: the reason (a label) and a detail for logs. Never holds a secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {detail}")]

@@ -22,7 +22,8 @@ pub struct ServerReport {
 }
 
 impl ServerReport {
-    pub(super) fn new(server: Server) -> Self {
+    /// A server about to be probed: nothing found yet.
+    pub(crate) fn new(server: Server) -> Self {
         ServerReport {
             server,
             steps: Vec::new(),

@@ -129,7 +129,6 @@ wait_until() {
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
-closed_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 tcp_open() { "$PY" -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' "$1" "$2"; }
 http_ok() { curl -sf --max-time 2 -o /dev/null "$1"; }
 
@@ -1251,7 +1250,7 @@ lifecycle_from_another_host() {
     addr="$NETNS_HOST_IP:$port"
     # A target of its own that reaches no XMPP server: the main exporter's names stay its own.
     printf 'targets:\n' >"$WORK/lifecycle.yaml"
-    CONFIG_FILE="$WORK/lifecycle.yaml" target idle "$DOMAIN" "$IP1:$(closed_port)" "idle.$DOMAIN" none secret
+    CONFIG_FILE="$WORK/lifecycle.yaml" target idle "$DOMAIN" "$IP1:$("$PY" "$HELPERS/metrics.py" free-ports 1 "$IP1")" "idle.$DOMAIN" none secret
     start exporter-lifecycle "$WORK/logs/exporter-lifecycle.log" env NO_COLOR=1 "$BIN" \
         --config "$WORK/lifecycle.yaml" --listen-address "$addr" --web.enable-lifecycle
     if ! wait_until 15 http_ok "http://$addr/-/healthy"; then

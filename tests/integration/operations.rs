@@ -1,7 +1,9 @@
 //! What an operator touches: reloads, health and readiness, the status page, the debug probe,
 //! and the binary's commands (`probe`, `check-config`, `healthcheck`), signals and logs.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use cms_xmpp_exporter::probe::unix_seconds;
 
 use crate::support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use crate::support::exporter::*;
@@ -290,7 +292,7 @@ async fn a_run_for_a_request_reaches_metrics_and_the_page() {
     drop(one);
     // Requests within 5 s of a run get that run: wait until a request starts a new one.
     let give_up = tokio::time::Instant::now() + PATIENCE;
-    while now_seconds() < finished + 5.2 {
+    while unix_seconds(SystemTime::now()) < finished + 5.2 {
         assert!(tokio::time::Instant::now() < give_up);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -306,13 +308,6 @@ async fn a_run_for_a_request_reaches_metrics_and_the_page() {
     let page = http_get(exporter.addr, "/").await;
     assert!(page.contains("refused"), "the page shows the request's run");
     exporter.stop().await;
-}
-
-fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
 }
 
 // ---------- the binary ----------
