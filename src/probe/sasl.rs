@@ -240,4 +240,97 @@ mod tests {
         );
         assert_eq!(scram_name("a=b,c"), "a=3Db=2Cc");
     }
+
+    /// What the probe's side of a SCRAM-SHA-1 login ends with, against a client port that
+    /// answers the `<auth>` with `after_auth` when given, else with a server-first challenge
+    /// extending the probe's nonce and then answers the probe's final message with `last`.
+    async fn scram_ending(after_auth: Option<&'static str>, last: &'static str) -> Failure {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        async fn read_until<R: AsyncRead + Unpin>(from: &mut R, seen: &mut String, end: &str) {
+            let mut chunk = [0u8; 4096];
+            while !seen.contains(end) {
+                let n = from.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the probe closed before {end}");
+                seen.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        }
+
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let (mut input, mut output) = tokio::io::split(server);
+            let mut seen = String::new();
+            let opening = format!(
+                "<?xml version='1.0'?><stream:stream from='e2e.test' id='1' \
+                 xmlns:stream='http://etherx.jabber.org/streams' version='1.0' \
+                 xmlns='jabber:client'><stream:features><mechanisms xmlns='{SASL_NAMESPACE}'>\
+                 <mechanism>SCRAM-SHA-1</mechanism></mechanisms></stream:features>"
+            );
+            output.write_all(opening.as_bytes()).await.unwrap();
+            read_until(&mut input, &mut seen, "</auth>").await;
+            let answer = match after_auth {
+                Some(answer) => answer.to_owned(),
+                None => {
+                    let payload = seen.split("'>").last().unwrap();
+                    let payload = payload.split("</auth>").next().unwrap();
+                    let first = String::from_utf8(BASE64.decode(payload).unwrap()).unwrap();
+                    let nonce = first.split("r=").nth(1).unwrap();
+                    let server_first = format!("r={nonce}server,s=c2FsdA==,i=4096");
+                    let challenge = BASE64.encode(server_first);
+                    output
+                        .write_all(
+                            format!("<challenge xmlns='{SASL_NAMESPACE}'>{challenge}</challenge>")
+                                .as_bytes(),
+                        )
+                        .await
+                        .unwrap();
+                    read_until(&mut input, &mut seen, "</response>").await;
+                    last.to_owned()
+                }
+            };
+            output.write_all(answer.as_bytes()).await.unwrap();
+            let mut sink = [0u8; 4096];
+            while input.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        });
+        let mut conn = XmppConn::new(client);
+        let jid = Jid {
+            local: "monitor".into(),
+            domain: "e2e.test".into(),
+        };
+        let cache = crate::probe::kdf::SaltedPasswords::default();
+        let server = crate::probe::Endpoint {
+            host: crate::probe::Host::Name("xmpp.e2e.test".into()),
+            port: 5222,
+        };
+        let derivation = Derivation {
+            cache: &cache,
+            server: &server,
+            max_iterations: 4096,
+            deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(10),
+        };
+        let password = Secret::new("pencil");
+        authenticate(&mut conn, &jid, &password, true, derivation)
+            .await
+            .unwrap_err()
+    }
+
+    /// The server must prove it knows the password, whichever way it sends its last word.
+    #[tokio::test]
+    async fn a_server_that_proves_nothing_fails_the_login() {
+        let success = "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
+        let early = scram_ending(Some(success), "").await;
+        assert!(
+            early.detail.contains("before the client proved"),
+            "{early:?}"
+        );
+        let bare = scram_ending(None, success).await;
+        assert!(bare.detail.contains("without its SCRAM proof"), "{bare:?}");
+        // RFC 6120 6.3.10: the server-final as a last challenge; this one does not verify.
+        let challenge = "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>dj1BQUFB</challenge>";
+        let wrong = scram_ending(None, challenge).await;
+        assert!(wrong.detail.contains("does not verify"), "{wrong:?}");
+        for failure in [early, bare, wrong] {
+            assert_eq!(failure.reason, Reason::SaslError);
+        }
+    }
 }
