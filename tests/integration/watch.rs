@@ -372,7 +372,13 @@ async fn srv_logins_go_to_the_first_server_that_works() {
         Some(1.0)
     );
     assert!(working.stats().binds >= 1);
-    assert_eq!(direct.stats().auths.len(), direct.stats().tls_handshakes);
+    // One snapshot: each TLS handshake on the direct port led to a login, but the next
+    // cycle's may be between its handshake and its `<auth>` right now.
+    let direct = direct.stats();
+    assert!(
+        !direct.auths.is_empty() && direct.tls_handshakes - direct.auths.len() <= 1,
+        "{direct:?}"
+    );
     exporter.stop().await;
 }
 
