@@ -19,11 +19,13 @@ use super::{
     OcspStatus, Reason, Staple, Stapled, Weakness,
 };
 
-/// What the step needs: the chain as sent, webpki's verdict from the handshake, and the
-/// names the peer requires.
+/// What the step needs: the chain as sent, webpki's verdict and path from the handshake, and
+/// the names the peer requires.
 pub struct CertInput<'a> {
     pub chain: &'a [CertificateDer<'static>],
     pub verdict: &'a Result<(), rustls::Error>,
+    /// The path the handshake verified the chain by, if it found one.
+    pub path: Option<&'a Path>,
     /// The stapled OCSP response, empty when none.
     pub ocsp: &'a [u8],
     pub trust: &'a Trust,
@@ -106,7 +108,12 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
         covered: covers(&sans, input.verified),
     });
     let coverage = std::iter::once(domain).chain(fqdn).collect();
-    let path = verified_path(input.trust, input.chain, &sent);
+    // Verified once: by the handshake, and again only to explain a chain it found no path for.
+    let other_path = match input.path {
+        Some(_) => None,
+        None => path_at_another_time(input.trust, input.chain, &sent),
+    };
+    let path = input.path.or(other_path.as_ref());
     let mut chain: Vec<ChainCert> = sent
         .iter()
         .map(|s| {
@@ -117,20 +124,15 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
             )
         })
         .collect();
-    // The anchor the path ends at: sent too, or from the trust store.
-    if let Some(anchor) = path.as_ref().and_then(|p| p.anchor.as_ref()) {
-        match sent.iter().position(|s| s.der == anchor.as_ref()) {
+    // The anchor the path ends at: sent too, or from the trust store (described once).
+    if let Some(anchor) = path.and_then(|p| p.anchor.as_ref()) {
+        match sent.iter().position(|s| s.der == anchor.der.as_ref()) {
             Some(index) => chain[index].verified = true,
             None => {
-                if let Ok((_, cert)) = x509_parser::parse_x509_certificate(anchor) {
-                    let stored = Sent {
-                        position: input.chain.len(),
-                        der: anchor,
-                        cert,
-                    };
+                if let Some(stored) = anchor.described(describe_anchor) {
                     chain.push(ChainCert {
-                        sent: false,
-                        ..chain_cert(&stored, true)
+                        position: input.chain.len(),
+                        ..stored.clone()
                     });
                 }
             }
@@ -138,7 +140,7 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
     }
     let top = issuing_top(&sent);
     // Without a verified path, the issuer is whichever certificate sent issued the leaf.
-    let issuer_spki = match &path {
+    let issuer_spki = match path {
         Some(path) => Some(path.issuer_spki.as_slice()),
         None => sent
             .iter()
@@ -167,9 +169,25 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
     (Some(facts), verdict)
 }
 
-/// The path that verifies the chain, judged apart from names and time: now, or else at a time
-/// when every certificate sent is valid, or else in the middle of the leaf's validity.
-fn verified_path(
+/// A trust anchor not sent, as the chain shows it.
+fn describe_anchor(der: &[u8]) -> Option<ChainCert> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    // Never the leaf: a position past it (the chain's own is set where it is shown).
+    let stored = Sent {
+        position: 1,
+        der,
+        cert,
+    };
+    Some(ChainCert {
+        sent: false,
+        ..chain_cert(&stored, true)
+    })
+}
+
+/// For a chain the handshake found no path for, the path that verifies it apart from names
+/// at another time, to tell an expired chain from an untrusted one: when every certificate
+/// sent is valid, or else in the middle of the leaf's validity.
+fn path_at_another_time(
     trust: &Trust,
     chain: &[CertificateDer<'static>],
     sent: &[Sent<'_>],
@@ -187,8 +205,9 @@ fn verified_path(
         });
     let (leaf_from, leaf_until) = validity(&sent[0]);
     let at = |seconds: i64| UnixTime::since_unix_epoch(Duration::from_secs(seconds.max(0) as u64));
-    std::iter::once(UnixTime::now())
-        .chain((from <= until).then(|| at(middle(from, until))))
+    (from <= until)
+        .then(|| at(middle(from, until)))
+        .into_iter()
         .chain(std::iter::once(at(middle(leaf_from, leaf_until))))
         .find_map(|time| trust.path(chain, time))
 }

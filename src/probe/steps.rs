@@ -68,6 +68,7 @@ pub(super) async fn secure(
     let (facts, verdict) = cert::inspect(&CertInput {
         chain: &outcome.chain,
         verdict: &outcome.verdict,
+        path: outcome.path.as_ref(),
         ocsp: &outcome.ocsp,
         trust: tls.trust(),
         domain: peer.domain,

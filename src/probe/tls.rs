@@ -1,20 +1,22 @@
 //! Step `tls`: a TLS handshake as a Callbridge does it (TLS 1.2 or newer, direct TLS).
 //!
-//! The verifier records the peer's chain and webpki's verdict before returning it, so the
-//! `cert` step can export facts about certificates that are rejected.
+//! The verifier records the peer's chain, webpki's verdict and the path it verified before
+//! returning, so the `cert` step can export facts about certificates that are rejected and
+//! never verifies an accepted chain a second time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::client::{verify_server_name, Resumption, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{AlertDescription, ClientConfig, DigitallySignedStruct, RootCertStore};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::connect::Tcp;
-use super::{Failure, Reason, TlsFacts};
+use super::{ChainCert, Failure, Reason, TlsFacts};
 use crate::config::TlsSettings;
 use crate::crypto::provider;
 
@@ -53,9 +55,27 @@ pub struct Trust {
 #[derive(Debug)]
 struct Anchors {
     store: Arc<RootCertStore>,
-    certs: Vec<CertificateDer<'static>>,
+    certs: Vec<Arc<Anchor>>,
     /// An anchor's subject (as webpki holds it) -> its certificate in `certs`.
     by_subject: HashMap<Vec<u8>, usize>,
+}
+
+/// A trust anchor's certificate, and how the `cert` step describes it: worked out the first
+/// time a path ends there and kept for the life of the config, not parsed every probe.
+#[derive(Debug)]
+pub struct Anchor {
+    pub der: CertificateDer<'static>,
+    described: OnceLock<Option<ChainCert>>,
+}
+
+impl Anchor {
+    /// The description `describe` makes of this anchor, made once.
+    pub fn described(
+        &self,
+        describe: impl FnOnce(&[u8]) -> Option<ChainCert>,
+    ) -> Option<&ChainCert> {
+        self.described.get_or_init(|| describe(&self.der)).as_ref()
+    }
 }
 
 impl Anchors {
@@ -70,6 +90,15 @@ impl Anchors {
                 Some((anchor.subject.as_ref().to_vec(), index))
             })
             .collect();
+        let certs = certs
+            .into_iter()
+            .map(|der| {
+                Arc::new(Anchor {
+                    der,
+                    described: OnceLock::new(),
+                })
+            })
+            .collect();
         let anchors = Anchors {
             store: Arc::new(store),
             certs,
@@ -80,14 +109,15 @@ impl Anchors {
 }
 
 /// A verified path from the leaf to a trust anchor.
+#[derive(Debug)]
 pub struct Path {
     /// The positions in the chain as sent of the path's certificates, the leaf first.
     pub positions: Vec<usize>,
     /// The public key (SubjectPublicKeyInfo, DER) of the leaf's issuer: an intermediate or the
     /// trust anchor.
     pub issuer_spki: Vec<u8>,
-    /// The certificate of the trust anchor the path ends at.
-    pub anchor: Option<CertificateDer<'static>>,
+    /// The trust anchor the path ends at.
+    pub anchor: Option<Arc<Anchor>>,
 }
 
 impl Trust {
@@ -107,7 +137,7 @@ impl Trust {
 
     /// The path that verifies `chain` at `time`, apart from names; `None` when no path leads
     /// to a trust anchor.
-    pub fn path(&self, chain: &[CertificateDer<'static>], time: UnixTime) -> Option<Path> {
+    pub fn path(&self, chain: &[CertificateDer<'_>], time: UnixTime) -> Option<Path> {
         let (leaf, intermediates) = chain.split_first()?;
         let leaf = webpki::EndEntityCert::try_from(leaf).ok()?;
         let path = leaf
@@ -152,6 +182,9 @@ pub struct TlsOutcome {
     pub stream: Option<TlsStream<Tcp>>,
     pub chain: Vec<CertificateDer<'static>>,
     pub verdict: Result<(), rustls::Error>,
+    /// The path the handshake verified the chain by at the time of the handshake, apart from
+    /// names (`None`: no path leads to a trust anchor then).
+    pub path: Option<Path>,
     pub facts: Option<TlsFacts>,
     /// The OCSP response the server stapled (empty when it did not).
     pub ocsp: Vec<u8>,
@@ -231,6 +264,7 @@ impl TlsClient {
     ) -> Result<TlsOutcome, Failure> {
         let recorder = Arc::new(RecordingVerifier {
             inner: self.webpki.clone(),
+            trust: self.trust.clone(),
             seen: Mutex::new(None),
         });
         let mut config = (*self.base).clone();
@@ -255,6 +289,7 @@ impl TlsClient {
                     stream: Some(stream),
                     chain: seen.chain,
                     verdict: seen.verdict,
+                    path: seen.path,
                     facts,
                     ocsp: seen.ocsp,
                 })
@@ -264,6 +299,7 @@ impl TlsClient {
                 stream: None,
                 chain: seen.chain,
                 verdict: seen.verdict,
+                path: seen.path,
                 facts: None,
                 ocsp: seen.ocsp,
             }),
@@ -298,12 +334,14 @@ fn failure(error: &std::io::Error) -> Failure {
 struct Seen {
     chain: Vec<CertificateDer<'static>>,
     verdict: Result<(), rustls::Error>,
+    path: Option<Path>,
     ocsp: Vec<u8>,
 }
 
-/// Delegates every decision to webpki and remembers the chain and the verdict.
+/// Verifies as webpki does, and remembers the chain, the verdict and the path it verified by.
 struct RecordingVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    trust: Arc<Trust>,
     seen: Mutex<Option<Seen>>,
 }
 
@@ -338,23 +376,29 @@ impl ServerCertVerifier for RecordingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        let chain = std::iter::once(end_entity)
+        let chain: Vec<CertificateDer<'static>> = std::iter::once(end_entity)
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
             .collect();
+        // The same verification as `WebPkiServerVerifier`'s (no CRLs; the staple is the `cert`
+        // step's), keeping the path. Only a chain without one is verified again, by webpki's
+        // own verifier, for rustls' account of why.
+        let path = self.trust.path(&chain, now);
+        let verdict = match path {
+            Some(_) => ParsedCertificate::try_from(end_entity)
+                .and_then(|leaf| verify_server_name(&leaf, server_name)),
+            None => self
+                .inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map(|_| ()),
+        };
         *self.seen.lock().expect("verifier lock") = Some(Seen {
             chain,
-            verdict: verdict.as_ref().map(|_| ()).map_err(Clone::clone),
+            verdict: verdict.clone(),
+            path,
             ocsp: ocsp_response.to_vec(),
         });
-        verdict
+        verdict.map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
