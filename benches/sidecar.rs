@@ -11,7 +11,9 @@
 //!
 //!     cargo bench --bench sidecar       (or: -- 1000  for one size; -- watch  for the watch rows;
 //!                                         -- fleet  for 1,000 targets named by /probe requests;
-//!                                         -- scram  for the cost of one SCRAM key derivation)
+//!                                         -- scram  for the cost of one SCRAM key derivation;
+//!                                         -- per-probe  for CPU per server probe beside a
+//!                                            minimal client's)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
@@ -20,9 +22,11 @@
 //! per probe cycle, probe durations against a lone target's, the slowest step, whether
 //! every target ran every cycle on time while four clients scraped without pause, and how fast
 //! `/-/healthy` answered meanwhile (a request every 10 ms). Numbers vary with the machine;
-//! compare runs on the same one.
+//! compare runs on the same one (`CMS_XMPP_EXPORTER_BINARY=path` runs another build).
 
 // The benchmark uses a part of the test peers; the tests use all of it.
+#[path = "sidecar/per_probe.rs"]
+mod per_probe;
 #[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -58,11 +62,24 @@ const RENDERS: usize = 60;
 const FULL_RENDERS: usize = 3;
 /// How long four clients scrape as fast as they can, probes going on meanwhile.
 const SCRAPE_STORM: Duration = Duration::from_secs(30);
-const BINARY: &str = env!("CARGO_BIN_EXE_cms-xmpp-exporter");
+/// `CMS_XMPP_EXPORTER_BINARY` measures another build (of an older commit, say) on the same
+/// machine with the same benchmark.
+fn binary() -> String {
+    std::env::var("CMS_XMPP_EXPORTER_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cms-xmpp-exporter").to_owned())
+}
 const GZIP: &str = "Accept-Encoding: gzip\r\n";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == per_probe::FLOOR_MODE) {
+        per_probe::floor_main(&args);
+        return;
+    }
+    if args.iter().any(|a| a == "per-probe") {
+        runtime().block_on(per_probe::measure()).print();
+        return;
+    }
     if args.iter().any(|a| a == "scram") {
         runtime().block_on(measure_scram());
         return;
@@ -241,7 +258,7 @@ async fn measure(targets: usize, watch: Watch) -> Row {
         })
         .collect();
     std::fs::write(lab.path("config.yaml"), lab.config(&config)).unwrap();
-    let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+    let binary = Binary::spawn(&binary(), &lab.path("config.yaml"), &[]).await;
     let pid = binary.child.id().expect("running");
     let exporter = &binary.exporter;
     // The first probes of a fleet are spread over up to 20 s.
@@ -416,7 +433,7 @@ async fn measure_scram() {
             + &lab.watch(&address, "starttls", "password", &["cb1.example.test"])
             + "      max_scram_iterations: 4000000000\n";
         std::fs::write(lab.path("config.yaml"), lab.config(&[target])).unwrap();
-        let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+        let binary = Binary::spawn(&binary(), &lab.path("config.yaml"), &[]).await;
         let ids = [("target", "t"), ("step", "sasl")];
         let scrape = binary
             .exporter
@@ -518,7 +535,7 @@ async fn measure_fleet(targets: usize) -> FleetRow {
         ca = lab.path("ca.pem").display(),
     );
     std::fs::write(lab.path("config.yaml"), config).unwrap();
-    let binary = Binary::spawn(BINARY, &lab.path("config.yaml"), &[]).await;
+    let binary = Binary::spawn(&binary(), &lab.path("config.yaml"), &[]).await;
     let pid = binary.child.id().expect("running");
     let addr = binary.exporter.addr;
 
