@@ -1,12 +1,18 @@
-//! Where an XMPP server is: plain address types that the config reads and the probe uses
-//! (neither owns them, so neither imports the other for them).
+//! Where an XMPP server is and who logs in to it: plain address types that the config reads,
+//! the probe uses and the views print (none owns them, so none imports another for them).
 
 use std::fmt;
 use std::net::IpAddr;
 
 use rustls::pki_types::{InvalidDnsNameError, ServerName};
 use serde::ser::Serializer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The port a Callbridge uses when the Server Address names none.
+pub const CMS_COMPONENT_PORT: u16 = 5223;
+/// RFC 6120's client port (STARTTLS), and the usual one for TLS from the first byte.
+const CLIENT_PORT: u16 = 5222;
+const CLIENT_DIRECT_TLS_PORT: u16 = 5223;
 
 /// Where a server came from: the SRV answer (with its RFC 2782 fields) or the config.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -104,5 +110,77 @@ impl Server {
 impl fmt::Display for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.endpoint.fmt(f)
+    }
+}
+
+/// A bare JID `local@domain`; the domain lowercase, without a trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jid {
+    pub local: String,
+    pub domain: String,
+}
+
+impl fmt::Display for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.local, self.domain)
+    }
+}
+
+/// How the monitoring client secures its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTlsMode {
+    /// RFC 6120: plaintext stream, then `<starttls/>`, as clients on 5222 do.
+    #[default]
+    Starttls,
+    /// XEP-0368: TLS from the first byte.
+    Direct,
+    /// No TLS at all: only SCRAM, which never sends the password.
+    None,
+}
+
+impl ClientTlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientTlsMode::Starttls => "starttls",
+            ClientTlsMode::Direct => "direct",
+            ClientTlsMode::None => "none",
+        }
+    }
+
+    /// The SRV service of this mode (XEP-0368 for direct TLS).
+    pub fn srv_service(self) -> &'static str {
+        match self {
+            ClientTlsMode::Direct => "_xmpps-client._tcp",
+            _ => "_xmpp-client._tcp",
+        }
+    }
+
+    /// The port of a `server_address` that names none.
+    pub(crate) fn default_port(self) -> u16 {
+        match self {
+            ClientTlsMode::Direct => CLIENT_DIRECT_TLS_PORT,
+            _ => CLIENT_PORT,
+        }
+    }
+}
+
+/// How the component port is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte, as a Callbridge does on port 5223.
+    #[default]
+    Direct,
+    /// Plaintext XEP-0114, as Prosody's `component_ports`.
+    None,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Direct => "direct",
+            TlsMode::None => "none",
+        }
     }
 }

@@ -35,6 +35,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
 
+pub use crate::address::{ClientTlsMode, Jid, TlsMode, CMS_COMPONENT_PORT};
 use crate::address::{Host, Origin, Server};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9523";
@@ -45,11 +46,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONCURRENT_PROBES: usize = 128;
 /// Far beyond any file-descriptor limit; a semaphore cannot hold more than about 2^61.
 const MAX_CONCURRENT_PROBES: usize = 65_536;
-/// The port a Callbridge uses when the Server Address names none.
-pub const CMS_COMPONENT_PORT: u16 = 5223;
-/// RFC 6120's client port (STARTTLS), and the usual one for TLS from the first byte.
-const CLIENT_PORT: u16 = 5222;
-const CLIENT_DIRECT_TLS_PORT: u16 = 5223;
 /// One login pings every component: a few dozen is a large CMS deployment.
 const MAX_WATCHED_COMPONENTS: usize = 64;
 /// `watch.max_scram_iterations` by default: above what honest servers ask (4,096 for
@@ -193,58 +189,6 @@ pub struct Watch {
     pub max_scram_iterations: u32,
 }
 
-/// A bare JID `local@domain`; the domain lowercase, without a trailing dot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Jid {
-    pub local: String,
-    pub domain: String,
-}
-
-impl fmt::Display for Jid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.local, self.domain)
-    }
-}
-
-/// How the monitoring client secures its connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientTlsMode {
-    /// RFC 6120: plaintext stream, then `<starttls/>`, as clients on 5222 do.
-    #[default]
-    Starttls,
-    /// XEP-0368: TLS from the first byte.
-    Direct,
-    /// No TLS at all: only SCRAM, which never sends the password.
-    None,
-}
-
-impl ClientTlsMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientTlsMode::Starttls => "starttls",
-            ClientTlsMode::Direct => "direct",
-            ClientTlsMode::None => "none",
-        }
-    }
-
-    /// The SRV service of this mode (XEP-0368 for direct TLS).
-    pub fn srv_service(self) -> &'static str {
-        match self {
-            ClientTlsMode::Direct => "_xmpps-client._tcp",
-            _ => "_xmpp-client._tcp",
-        }
-    }
-
-    /// The port of a `server_address` that names none.
-    fn default_port(self) -> u16 {
-        match self {
-            ClientTlsMode::Direct => CLIENT_DIRECT_TLS_PORT,
-            _ => CLIENT_PORT,
-        }
-    }
-}
-
 impl Target {
     pub fn handshake(&self) -> bool {
         self.secret.is_some()
@@ -316,25 +260,6 @@ pub enum ServerSource {
     Srv,
     /// One fixed server (`server_address`).
     Static(Server),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// TLS from the first byte, as a Callbridge does on port 5223.
-    #[default]
-    Direct,
-    /// Plaintext XEP-0114, as Prosody's `component_ports`.
-    None,
-}
-
-impl TlsMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsMode::Direct => "direct",
-            TlsMode::None => "none",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -13,11 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::config::{Target, Watch, CMS_COMPONENT_PORT};
+use crate::address::CMS_COMPONENT_PORT;
 use crate::probe::cert::rfc3339;
 use crate::probe::{
     Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server, ServerReport, Staple, Step,
-    StepRecord, TargetReport, WatchReport,
+    StepRecord, Subject, TargetReport, WatchReport, WatchSubject,
 };
 
 /// Styling for a terminal, or none when piped.
@@ -107,12 +107,13 @@ fn detail_line(out: &mut String, text: &str) {
 }
 
 /// The report as a person reads it: each step in order, with its result and what it found.
-pub fn render_text(report: &TargetReport, target: &Target, style: Style) -> String {
+pub fn render_text(report: &TargetReport, style: Style) -> String {
+    let target = &*report.subject;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "target {} (domain {}, component {})",
-        report.target, target.domain, target.component
+        target.name, target.domain, target.component
     );
     if let Some(srv) = &report.srv {
         let mut summary = format!(
@@ -208,7 +209,7 @@ fn explain_failures<'a>(
 }
 
 /// The client path: the login, then each component's answer.
-fn render_watch(out: &mut String, report: &WatchReport, watch: &Watch, style: Style) {
+fn render_watch(out: &mut String, report: &WatchReport, watch: &WatchSubject, style: Style) {
     let _ = writeln!(
         out,
         "\nwatch: {} logs in ({}) and pings {} component(s)",

@@ -410,11 +410,11 @@ async fn probe(query: &str, headers: &HeaderMap, supervisor: &Supervisor) -> Res
         None => supervisor.probe_now(&name).await,
     };
     // The answer names no other target: the port may be reachable by anyone.
-    let Some((probe, answer)) = found else {
+    let Some(answer) = found else {
         return body(StatusCode::NOT_FOUND, TEXT, "unknown target\n");
     };
-    let (report, age) = match answer {
-        OnDemand::Ran { report, age } => (report, age),
+    let (record, age) = match answer {
+        OnDemand::Ran { record, age } => (record, age),
         OnDemand::Busy { waited } => {
             return body(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -435,10 +435,12 @@ async fn probe(query: &str, headers: &HeaderMap, supervisor: &Supervisor) -> Res
                 humantime::format_duration(PROBE_SPACING)
             ));
         }
-        text.push_str(&render_text(&report, &probe.target, Style::new(false)));
+        if let Some(report) = &record.latest {
+            text.push_str(&render_text(report, Style::new(false)));
+        }
         text
     });
-    let exposition = Exposition::single_report(probe.target.clone(), report);
+    let exposition = Exposition::single(record);
     let Some(mut text) = text else {
         return body(StatusCode::OK, EXPOSITION, exposition);
     };

@@ -5,12 +5,14 @@
 //! Data flows one way: **config → probe → one report per run → the record → views**.
 //!
 //! - [`config`] reads and validates the YAML (every problem at once); `config::web` the
-//!   `--web.config.file`. `address` holds the plain address types both config and probe use.
+//!   `--web.config.file`. `address` holds the plain address types config, probe and views use.
 //! - [`supervisor`] builds a [`probe::TargetProbe`] per target (and [`modules`] for
-//!   `/probe?module=`), runs one `scheduler` loop per target, and swaps them on reload.
+//!   `/probe?module=`), runs one `scheduler` loop per target, and swaps them on reload;
+//!   `runner` runs a target one run at a time, shares the run in progress with whoever asks,
+//!   and turns every finished run into its record (the store's, or its own for a module's).
 //! - [`probe`] runs one cycle: `pipeline` (the component flow) and `watch` (the client flow),
-//!   built from `steps` and one file per step; it returns a [`probe::TargetReport`] and never
-//!   touches metrics.
+//!   built from `steps` and one file per step; it returns a [`probe::TargetReport`], which
+//!   names its target by a [`probe::Subject`], and never touches metrics.
 //! - [`store`] keeps the record: per target the latest report, history, counters and what is
 //!   remembered across probes.
 //! - Views read the record: [`metrics`] (`/metrics`, `/probe`), `page` (the status page),
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod modules;
 mod page;
 pub mod probe;
+mod runner;
 mod scheduler;
 pub mod store;
 pub mod supervisor;
@@ -161,31 +164,32 @@ impl Running {
 }
 
 /// Probes the configured targets (or only `only`) once, concurrently, for the `probe`
-/// command. `None` when `only` names no configured target.
+/// command: the record of each one's run, in the config's order. `None` when `only` names no
+/// configured target.
 pub async fn probe_once(
     config: &Config,
     only: Option<&str>,
-) -> Result<Option<Vec<(Arc<probe::TargetProbe>, probe::TargetReport)>>, RunError> {
-    let probes: Vec<_> = supervisor::prepare(config)?
-        .probes
+) -> Result<Option<Vec<Arc<store::TargetState>>>, RunError> {
+    let runners: Vec<_> = supervisor::prepare(config)?
+        .runners
         .into_iter()
-        .filter(|p| only.is_none_or(|name| p.target.name == name))
+        .filter(|r| only.is_none_or(|name| r.target().name == name))
         .collect();
-    if probes.is_empty() {
+    if runners.is_empty() {
         return Ok(None);
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, probe) in probes.into_iter().enumerate() {
-        tasks.spawn(async move { (index, probe.run_exclusive().await, probe) });
+    for (index, runner) in runners.into_iter().enumerate() {
+        tasks.spawn(async move { (index, runner.run_shared().await) });
     }
-    let mut results = Vec::new();
+    let mut records = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, report, probe)) = joined {
-            results.push((index, probe, report));
+        if let Ok(record) = joined {
+            records.push(record);
         }
     }
-    results.sort_by_key(|(index, _, _)| *index);
-    Ok(Some(results.into_iter().map(|(_, p, r)| (p, r)).collect()))
+    records.sort_by_key(|(index, _)| *index);
+    Ok(Some(records.into_iter().map(|(_, r)| r).collect()))
 }
 
 /// GETs `url` (plain `http://host:port/path`) and succeeds on status 200: the container

@@ -240,14 +240,15 @@ async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
     let style = Style::new(std::io::stdout().is_terminal());
     match args.output {
         Output::Text => {
-            for (probe, report) in &results {
-                println!("{}", render_text(report, &probe.target, style));
+            for report in results.iter().filter_map(|r| r.latest.as_deref()) {
+                println!("{}", render_text(report, style));
             }
         }
         Output::Json => {
             let reports: Vec<_> = results
                 .iter()
-                .map(|(p, r)| Diagnosis::new(r, &p.target))
+                .filter_map(|r| r.latest.as_deref())
+                .map(Diagnosis::new)
                 .collect();
             match serde_json::to_string(&reports) {
                 Ok(json) => println!("{json}"),
@@ -258,7 +259,10 @@ async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
             }
         }
     }
-    if results.iter().all(|(_, report)| report.healthy()) {
+    if results
+        .iter()
+        .all(|r| r.latest.as_ref().is_some_and(|report| report.healthy()))
+    {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -22,7 +22,6 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::Encoder;
 
-use crate::config::{ServerSource, Target};
 use crate::probe::{
     unix_seconds, CertFacts, Endpoint, Failure, Origin, Server, ServerReport, Staple, Step,
     StepRecord, TargetReport, WatchReport,

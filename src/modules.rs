@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::config::{FanOut, Module, ModuleTargetError};
 use crate::probe::tls::TlsClient;
 use crate::probe::TargetProbe;
+use crate::runner::Runner;
 
 /// Distinct (module, target) probes kept; beyond, the longest unused makes room.
 pub const MAX_KEPT: usize = 4096;
@@ -49,7 +50,7 @@ pub struct Modules {
 
 #[derive(Default)]
 struct Kept {
-    probes: HashMap<Key, (Arc<TargetProbe>, Instant)>,
+    probes: HashMap<Key, (Arc<Runner>, Instant)>,
     locks: HashMap<String, Weak<tokio::sync::Mutex<()>>>,
 }
 
@@ -86,7 +87,7 @@ impl Modules {
         target: &str,
         domain: Option<&str>,
         timeout: Option<Duration>,
-    ) -> Result<Arc<TargetProbe>, ModuleError> {
+    ) -> Result<Arc<Runner>, ModuleError> {
         let entry = self.modules.get(module).ok_or(ModuleError::Unknown)?;
         let wanted = entry.module.target(target, domain, timeout)?;
         let key = (
@@ -95,10 +96,10 @@ impl Modules {
             domain.map(str::to_owned),
         );
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((probe, used)) = kept.probes.get_mut(&key) {
-            if probe.target.timeout == wanted.timeout {
+        if let Some((runner, used)) = kept.probes.get_mut(&key) {
+            if runner.target().timeout == wanted.timeout {
                 *used = Instant::now();
-                return Ok(probe.clone());
+                return Ok(runner.clone());
             }
         }
         if kept.probes.len() >= MAX_KEPT && !kept.probes.contains_key(&key) {
@@ -124,7 +125,7 @@ impl Modules {
                 }
             },
         };
-        let probe = Arc::new(TargetProbe::new(
+        let probe = TargetProbe::new(
             Arc::new(wanted),
             self.resolver.clone(),
             self.fan_out,
@@ -132,9 +133,11 @@ impl Modules {
             entry.watch_tls.clone(),
             lock,
             self.slots.clone(),
-        ));
-        kept.probes.insert(key, (probe.clone(), Instant::now()));
-        Ok(probe)
+        );
+        // Its own record: the runs of this (module, target) go on from each other.
+        let runner = Arc::new(Runner::new(Arc::new(probe)));
+        kept.probes.insert(key, (runner.clone(), Instant::now()));
+        Ok(runner)
     }
 }
 
@@ -165,7 +168,7 @@ mod tests {
             !Arc::ptr_eq(&first, &shorter),
             "another timeout, another probe"
         );
-        assert_eq!(shorter.target.component, "probe.d0.example.com");
+        assert_eq!(shorter.target().component, "probe.d0.example.com");
         let recent = probe("d1.example.com");
         for i in 2..=MAX_KEPT {
             probe(&format!("d{i}.example.com"));

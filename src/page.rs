@@ -4,9 +4,10 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use crate::config::Watch;
 use crate::diagnosis::{days_left, describe, finding_hint, hint, ping_hint, watch_hint};
-use crate::probe::{Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, WatchReport};
+use crate::probe::{
+    Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, WatchReport, WatchSubject,
+};
 use crate::store::{Outcome, Snapshot, TargetState};
 
 const REFRESH_SECONDS: u32 = 10;
@@ -101,7 +102,7 @@ pub fn render(snapshot: &Snapshot) -> String {
 }
 
 fn render_target(out: &mut String, state: &TargetState) {
-    let target = &state.target;
+    let target = &state.subject;
     let name = escape(&target.name);
     let (class, word) = match &state.latest {
         None => ("pending", "waiting for the first probe"),
@@ -211,7 +212,7 @@ fn render_flows(
 }
 
 /// The monitoring user's login, then one line per production component.
-fn render_watch(out: &mut String, report: &WatchReport, watch: &Watch) {
+fn render_watch(out: &mut String, report: &WatchReport, watch: &WatchSubject) {
     let (class, word) = if report.success() {
         ("ok", "logged in")
     } else {

@@ -14,29 +14,25 @@ use tokio::time::{sleep_until, Instant};
 use crate::config::Target;
 use crate::metrics::Texts;
 use crate::probe::{
-    Endpoint, Failure, Ping, Reason, Server, Step, StepRecord, TargetProbe, TargetReport,
-    WatchReport,
+    Endpoint, Failure, Ping, Reason, Server, Step, StepRecord, TargetReport, WatchReport,
 };
-use crate::store::Store;
+use crate::runner::Runner;
+use crate::store::{Store, TargetState};
 
 /// How far apart, on average, the first probes of a fleet start.
 const SPREAD_PER_TARGET: Duration = Duration::from_millis(20);
 
-pub async fn run_target(
-    probe: Arc<TargetProbe>,
-    first: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run_target(runner: Arc<Runner>, first: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut next = Instant::now() + first;
     loop {
         tokio::select! {
             _ = sleep_until(next) => {}
             _ = shutdown.changed() => return,
         }
-        next += probe.target.interval;
+        next += runner.target().interval;
         // The run records itself (see `record`), as a run that `/probe` starts does.
         tokio::select! {
-            _ = probe.run_shared() => {}
+            _ = runner.run_shared() => {}
             _ = shutdown.changed() => return,
         };
         // A probe that overran (only possible with a slow close) starts the next one now.
@@ -46,9 +42,14 @@ pub async fn run_target(
 
 /// What becomes of every finished run of a configured target, whoever started it (the
 /// schedule, `/probe?target=`): the store records it, its series text is written, and the log
-/// says what changed. A run
-/// that met the exporter's own lack of file descriptors blames no server and is discarded.
-pub fn record(store: &Store, texts: &Texts, target: &Arc<Target>, report: Arc<TargetReport>) {
+/// says what changed; the record after it. A run that met the exporter's own lack of file
+/// descriptors blames no server and is discarded.
+pub fn record(
+    store: &Store,
+    texts: &Texts,
+    target: &Arc<Target>,
+    report: Arc<TargetReport>,
+) -> Option<Arc<TargetState>> {
     if report.exhausted_locally() {
         store.cycle_discarded();
         tracing::error!(
@@ -57,10 +58,12 @@ pub fn record(store: &Store, texts: &Texts, target: &Arc<Target>, report: Arc<Ta
              the cycle is discarded and no server is blamed; raise the open-files limit or \
              lower max_concurrent_probes"
         );
-    } else if let Some(recorded) = store.record(target, report) {
-        texts.write(&recorded.state);
-        log_report(recorded.previous.as_deref(), &recorded.current);
+        return None;
     }
+    let recorded = store.record(target, report)?;
+    texts.write(&recorded.state);
+    log_report(recorded.previous.as_deref(), &recorded.current);
+    Some(recorded.state)
 }
 
 /// When in its first interval a target is first probed: by a hash of its name, spread over
@@ -82,7 +85,7 @@ type State<'a> = Option<(Step, &'a Failure)>;
 /// At debug, one line per server and probe; at info, what changed: a server that comes up,
 /// goes down (warn), fails for another reason, or leaves the SRV answer.
 fn log_report(previous: Option<&TargetReport>, current: &TargetReport) {
-    let target = current.target.as_str();
+    let target = current.subject.name.as_str();
     let skipped_before = previous.map_or(0, |p| p.srv_skipped);
     match (skipped_before, current.srv_skipped) {
         (0, 0) => {}

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use crate::config::Target;
 use crate::probe::{
-    CertFacts, Endpoint, Failure, Reason, Server, Step, StepRecord, TargetReport, TlsFacts,
+    CertFacts, Endpoint, Failure, Reason, Server, Step, StepRecord, Subject, TargetReport, TlsFacts,
 };
 
 /// How many past outcomes the status page shows per target.
@@ -48,6 +48,8 @@ pub type FailureKey = (Option<Endpoint>, Step, Reason);
 #[derive(Clone)]
 pub struct TargetState {
     pub target: Arc<Target>,
+    /// Who the record is about, as the views name it (they never read `target`).
+    pub subject: Arc<Subject>,
     pub latest: Option<Arc<TargetReport>>,
     /// Newest first.
     pub history: VecDeque<Outcome>,
@@ -86,6 +88,7 @@ impl Durations {
 impl TargetState {
     pub fn new(target: Arc<Target>) -> TargetState {
         TargetState {
+            subject: Arc::new(Subject::of(&target)),
             target,
             latest: None,
             history: VecDeque::with_capacity(HISTORY),
@@ -270,6 +273,7 @@ impl Store {
                     changes.kept.push(target.name.clone());
                     TargetState {
                         target: target.clone(),
+                        subject: Arc::new(Subject::of(target)),
                         ..(*old).clone()
                     }
                 }
@@ -394,7 +398,7 @@ mod tests {
 
     fn report(srv_failure: Option<Reason>, servers: Vec<ServerReport>) -> Arc<TargetReport> {
         Arc::new(TargetReport {
-            target: "a".into(),
+            subject: Arc::new(Subject::of(&targets(&target("a", "30s"))[0])),
             started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
             duration: Duration::from_millis(5),
             srv: Some(step(Step::Srv, srv_failure)),

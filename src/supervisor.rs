@@ -13,8 +13,9 @@ use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
 use crate::metrics::Texts;
 use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
-use crate::probe::{dns, TargetProbe, TargetReport};
-use crate::store::{Store, TargetChanges};
+use crate::probe::{dns, TargetProbe};
+use crate::runner::Runner;
+use crate::store::{Store, TargetChanges, TargetState};
 use crate::web::Web;
 use crate::{scheduler, RunError};
 
@@ -25,9 +26,9 @@ pub const PROBE_SPACING: Duration = Duration::from_secs(5);
 
 /// What a request for a run outside the schedule gets.
 pub enum OnDemand {
-    /// A run's report; `age` when it is the last run's, finished that long ago.
+    /// The record after a run; `age` when it is the last run's, finished that long ago.
     Ran {
-        report: Arc<TargetReport>,
+        record: Arc<TargetState>,
         age: Option<Duration>,
     },
     /// No run finished within the request's patience: the probes are saturated.
@@ -54,8 +55,8 @@ pub struct Supervisor {
     pub texts: Arc<Texts>,
     /// The HTTP endpoint's TLS and users, re-read with the configuration.
     pub web: Web,
-    /// The running configuration's probes; swapped at once on reload, so readers never wait.
-    probes: RwLock<Arc<[Arc<TargetProbe>]>>,
+    /// The running configuration's targets; swapped at once on reload, so readers never wait.
+    runners: RwLock<Arc<[Arc<Runner>]>>,
     /// The running configuration's modules, for `/probe?module=`; swapped likewise.
     modules: RwLock<Arc<Modules>>,
     /// The running loops. Held only by reload and shutdown, which it serialises.
@@ -84,7 +85,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let slots = Arc::new(Semaphore::new(config.max_concurrent_probes));
     let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
     let mut clients = Clients::default();
-    let mut probes = Vec::with_capacity(config.targets.len());
+    let mut runners = Vec::with_capacity(config.targets.len());
     for (index, target) in config.targets.iter().enumerate() {
         let field = || format!("targets[{index}] ({})", target.name);
         let mut client_for = |settings| clients.get(settings, field);
@@ -100,7 +101,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             .entry(target.component.to_ascii_lowercase())
             .or_default()
             .clone();
-        probes.push(Arc::new(TargetProbe::new(
+        runners.push(Arc::new(Runner::new(Arc::new(TargetProbe::new(
             target.clone(),
             resolver.clone(),
             config.dns.fan_out,
@@ -108,7 +109,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             watch_tls,
             lock,
             slots.clone(),
-        )));
+        )))));
     }
     let mut modules = BTreeMap::new();
     for (name, module) in &config.modules {
@@ -131,7 +132,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
     }
     let modules = Modules::new(modules, resolver, config.dns.fan_out, slots, locks);
     Ok(Prepared {
-        probes,
+        runners,
         modules: Arc::new(modules),
     })
 }
@@ -161,26 +162,26 @@ impl<'c> Clients<'c> {
     }
 }
 
-/// What a configuration runs: its targets' probes, and its modules for requests.
+/// What a configuration runs: its targets, and its modules for requests.
 pub struct Prepared {
-    pub probes: Vec<Arc<TargetProbe>>,
+    pub runners: Vec<Arc<Runner>>,
     pub modules: Arc<Modules>,
 }
 
 impl Supervisor {
     /// Starts the loops of prepared probes.
     pub fn start(config: &Config, prepared: Prepared, web: Web) -> Supervisor {
-        let Prepared { probes, modules } = prepared;
+        let Prepared { runners, modules } = prepared;
         let store = Arc::new(Store::default());
         let texts = Arc::new(Texts::default());
-        let (loops, _) = spawn(&probes, config, &store, &texts);
+        let (loops, _) = spawn(&runners, config, &store, &texts);
         store.config_loaded(true);
         Supervisor {
             source: config.source.clone(),
             store,
             texts,
             web,
-            probes: RwLock::new(probes.into()),
+            runners: RwLock::new(runners.into()),
             modules: RwLock::new(modules),
             loops: Mutex::new(loops),
         }
@@ -209,7 +210,7 @@ impl Supervisor {
         // Files are read and TLS material parsed off the async workers; nothing that runs is
         // touched until the new configuration is known to be good.
         let web_file = self.web.file().cloned();
-        let (config, Prepared { probes, modules }, web) = tokio::task::spawn_blocking(move || {
+        let (config, Prepared { runners, modules }, web) = tokio::task::spawn_blocking(move || {
             let config = Config::load(&path)?;
             let prepared = prepare(&config)?;
             let web = crate::config::web::load_optional(web_file.as_ref())?;
@@ -222,18 +223,18 @@ impl Supervisor {
         }
         // The store keeps serving the old targets' state until the new loops replace it.
         stop(std::mem::replace(&mut *loops, idle())).await;
-        let (running, changes) = spawn(&probes, &config, &self.store, &self.texts);
+        let (running, changes) = spawn(&runners, &config, &self.store, &self.texts);
         *loops = running;
         log_changes(&changes);
-        *self.probes.write().expect("probes lock") = probes.into();
+        *self.runners.write().expect("runners lock") = runners.into();
         *self.modules.write().expect("modules lock") = modules;
         self.web.apply(web);
         self.store.config_loaded(true);
         Ok(())
     }
 
-    pub fn targets(&self) -> Arc<[Arc<TargetProbe>]> {
-        self.probes.read().expect("probes lock").clone()
+    pub fn targets(&self) -> Arc<[Arc<Runner>]> {
+        self.runners.read().expect("runners lock").clone()
     }
 
     pub fn modules(&self) -> Arc<Modules> {
@@ -244,13 +245,13 @@ impl Supervisor {
     /// (the schedule's, or another request's), and a run that finished less than
     /// [`PROBE_SPACING`] ago answers instead of a new one, so requests cannot multiply logins
     /// at the XMPP server nor hold up the schedule.
-    pub async fn probe_now(&self, name: &str) -> Option<(Arc<TargetProbe>, OnDemand)> {
-        let probe = self
+    pub async fn probe_now(&self, name: &str) -> Option<OnDemand> {
+        let runner = self
             .targets()
             .iter()
-            .find(|p| p.target.name == name)
+            .find(|r| r.target().name == name)
             .cloned()?;
-        Some(on_demand(probe).await)
+        Some(on_demand(runner).await)
     }
 
     /// Like [`Supervisor::probe_now`], for a target that a request names with a module.
@@ -260,9 +261,9 @@ impl Supervisor {
         target: &str,
         domain: Option<&str>,
         timeout: Option<Duration>,
-    ) -> Result<(Arc<TargetProbe>, OnDemand), ModuleError> {
-        let probe = self.modules().probe(module, target, domain, timeout)?;
-        Ok(on_demand(probe).await)
+    ) -> Result<OnDemand, ModuleError> {
+        let runner = self.modules().probe(module, target, domain, timeout)?;
+        Ok(on_demand(runner).await)
     }
 
     pub async fn shutdown(&self) {
@@ -274,14 +275,13 @@ impl Supervisor {
 
 /// A run for a request: a run ends by its timeout, plus a close of at most a second, unless it
 /// waits for a free slot behind many others.
-async fn on_demand(probe: Arc<TargetProbe>) -> (Arc<TargetProbe>, OnDemand) {
-    let patience = probe.target.timeout + Duration::from_secs(2);
-    let run = tokio::time::timeout(patience, probe.run_or_recent(PROBE_SPACING)).await;
-    let answer = match run {
-        Ok((report, age)) => OnDemand::Ran { report, age },
+async fn on_demand(runner: Arc<Runner>) -> OnDemand {
+    let patience = runner.target().timeout + Duration::from_secs(2);
+    let run = tokio::time::timeout(patience, runner.run_or_recent(PROBE_SPACING)).await;
+    match run {
+        Ok((record, age)) => OnDemand::Ran { record, age },
         Err(_) => OnDemand::Busy { waited: patience },
-    };
-    (probe, answer)
+    }
 }
 
 /// No loops: what stands while loops are replaced, and after shutdown.
@@ -292,25 +292,29 @@ fn idle() -> Loops {
     }
 }
 
-/// Starts a loop per probe and gives the store the new set of targets.
+/// Starts a loop per target and gives the store the new set of targets.
 fn spawn(
-    probes: &[Arc<TargetProbe>],
+    runners: &[Arc<Runner>],
     config: &Config,
     store: &Arc<Store>,
     texts: &Arc<Texts>,
 ) -> (Loops, TargetChanges) {
-    let targets: Vec<_> = probes.iter().map(|p| p.target.clone()).collect();
+    let targets: Vec<_> = runners.iter().map(|r| r.target().clone()).collect();
     let changes = store.set_targets(&targets, config.metrics.step_histograms);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for probe in probes {
+    for runner in runners {
         let (into, texts) = (store.clone(), texts.clone());
-        probe.record_with(Box::new(move |target, report| {
+        runner.record_with(Box::new(move |target, report| {
             scheduler::record(&into, &texts, target, report)
         }));
-        let first =
-            scheduler::first_probe_offset(&probe.target.name, probes.len(), probe.target.interval);
-        tasks.spawn(scheduler::run_target(probe.clone(), first, stopped.clone()));
+        let target = runner.target();
+        let first = scheduler::first_probe_offset(&target.name, runners.len(), target.interval);
+        tasks.spawn(scheduler::run_target(
+            runner.clone(),
+            first,
+            stopped.clone(),
+        ));
     }
     (Loops { stop, tasks }, changes)
 }
@@ -380,10 +384,10 @@ mod tests {
             target("plain", "      mode: none\n".into()),
         );
         let config = Config::parse(&yaml, std::path::Path::new("test.yaml")).unwrap();
-        let probes = prepare(&config).unwrap().probes;
-        let client = |i: usize| probes[i].tls().expect("a TLS target");
+        let runners = prepare(&config).unwrap().runners;
+        let client = |i: usize| runners[i].probe.tls().expect("a TLS target");
         assert!(client(0).is(client(1)), "a and b trust the same CA");
         assert!(!client(0).is(client(2)), "c trusts another");
-        assert!(probes[3].tls().is_none());
+        assert!(runners[3].probe.tls().is_none());
     }
 }

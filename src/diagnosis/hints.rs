@@ -102,7 +102,12 @@ pub fn finding_hint(kind: FindingKind) -> &'static str {
 }
 
 /// What to check on the client path (`watch`), naming the record, user or command involved.
-pub fn watch_hint(step: Step, reason: Reason, watch: &Watch, server: Option<&Server>) -> String {
+pub fn watch_hint(
+    step: Step,
+    reason: Reason,
+    watch: &WatchSubject,
+    server: Option<&Server>,
+) -> String {
     let domain = &watch.jid.domain;
     let srv_name = format!("{}.{domain}", watch.tls_mode.srv_service());
     let host = server.map_or_else(|| domain.clone(), |s| s.host().to_string());
@@ -193,7 +198,7 @@ fn cms_name<'a>(component: &'a str, domain: &str) -> &'a str {
 }
 
 /// What to check or run next, naming the record, name or command involved.
-pub fn hint(step: Step, reason: Reason, target: &Target, server: Option<&Server>) -> String {
+pub fn hint(step: Step, reason: Reason, target: &Subject, server: Option<&Server>) -> String {
     let domain = &target.domain;
     let component = &target.component;
     let srv_name = format!("_xmpp-component._tcp.{domain}");

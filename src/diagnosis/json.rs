@@ -66,7 +66,8 @@ impl<'a> FindingJson<'a> {
 }
 
 impl<'a> Diagnosis<'a> {
-    pub fn new(report: &'a TargetReport, target: &'a Target) -> Diagnosis<'a> {
+    pub fn new(report: &'a TargetReport) -> Diagnosis<'a> {
+        let target = &*report.subject;
         let findings = report
             .failures()
             .map(|(server, step, failure)| {

@@ -278,7 +278,7 @@ impl Texts {
     pub fn write(&self, state: &Arc<TargetState>) {
         let text = Arc::new(TargetText::new(state));
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.insert(state.target.name.clone(), (Arc::downgrade(state), text));
+        kept.insert(state.subject.name.clone(), (Arc::downgrade(state), text));
     }
 
     /// How many targets' texts are kept.
@@ -294,7 +294,7 @@ impl Texts {
             .targets
             .iter()
             .map(|state| {
-                let name = &state.target.name;
+                let name = &state.subject.name;
                 match kept.get(name) {
                     Some((seen, text)) if Weak::as_ptr(seen) == Arc::as_ptr(state) => text.clone(),
                     _ => {
@@ -310,7 +310,7 @@ impl Texts {
             let names: BTreeSet<&str> = snapshot
                 .targets
                 .iter()
-                .map(|s| s.target.name.as_str())
+                .map(|s| s.subject.name.as_str())
                 .collect();
             kept.retain(|name, _| names.contains(name.as_str()));
         }
@@ -342,12 +342,11 @@ impl Exposition {
         Exposition { snapshot, descs }
     }
 
-    /// The exposition of one report alone, for `/probe` (like blackbox_exporter's): no
-    /// exporter-level series. One small report: gathered and encoded by `prometheus`.
-    pub fn single_report(target: Arc<Target>, report: impl Into<Arc<TargetReport>>) -> Vec<u8> {
-        let state = TargetState::new(target).after(report, false);
+    /// The exposition of one target's record alone, for `/probe` (like blackbox_exporter's):
+    /// no exporter-level series. One small record: gathered and encoded by `prometheus`.
+    pub fn single(state: Arc<TargetState>) -> Vec<u8> {
         let exposition = Exposition::new(Snapshot {
-            targets: vec![Arc::new(state)],
+            targets: vec![state],
             ..Snapshot::default()
         });
         let families: Vec<MetricFamily> = ALL

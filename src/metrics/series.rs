@@ -25,64 +25,61 @@ pub(super) fn reload_timestamp(sink: &mut dyn Sink, config: &ConfigStatus) {
 
 pub(super) fn probe_success(sink: &mut dyn Sink, state: &TargetState) {
     let success = state.latest.as_deref().is_some_and(TargetReport::success);
-    sink.number(&[&state.target.name], flag(success));
+    sink.number(&[&state.subject.name], flag(success));
 }
 
 pub(super) fn probes_total(sink: &mut dyn Sink, state: &TargetState) {
-    sink.number(&[&state.target.name], state.probes as f64);
+    sink.number(&[&state.subject.name], state.probes as f64);
 }
 
 pub(super) fn probe_duration(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(report) = &state.latest {
-        sink.number(&[&state.target.name], seconds(report.duration));
+        sink.number(&[&state.subject.name], seconds(report.duration));
     }
 }
 
 pub(super) fn last_probe(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(report) = &state.latest {
-        sink.number(&[&state.target.name], timestamp(report.finished()));
+        sink.number(&[&state.subject.name], timestamp(report.finished()));
     }
 }
 
 /// Only for a scheduled target: a module's run comes when Prometheus asks, and is as fresh as
 /// the scrape that asked (a run that hangs fails the scrape: `up` says so).
 pub(super) fn probe_interval(sink: &mut dyn Sink, state: &TargetState) {
-    if state.target.requested {
+    if state.subject.requested {
         return;
     }
-    let interval = state.target.interval.as_secs_f64();
-    sink.number(&[&state.target.name], interval);
+    let interval = state.subject.interval.as_secs_f64();
+    sink.number(&[&state.subject.name], interval);
 }
 
 pub(super) fn target_info(sink: &mut dyn Sink, state: &TargetState) {
-    let t = &state.target;
-    let server_address = match &t.servers {
-        ServerSource::Srv => String::new(),
-        ServerSource::Static(server) => server.to_string(),
-    };
+    let t = &state.subject;
+    let server_address = t.server.as_ref().map(ToString::to_string);
     let labels = [
         t.name.as_str(),
         &t.domain,
         &t.component,
-        &server_address,
+        server_address.as_deref().unwrap_or_default(),
         t.tls_mode.as_str(),
     ];
     sink.number(&labels, 1.0);
 }
 
 pub(super) fn srv_records(sink: &mut dyn Sink, state: &TargetState) {
-    if state.target.servers == ServerSource::Srv {
+    if state.subject.server.is_none() {
         let found = state
             .latest
             .as_ref()
             .map_or(0, |r| r.servers.len() + r.srv_skipped);
-        sink.number(&[&state.target.name], found as f64);
+        sink.number(&[&state.subject.name], found as f64);
     }
 }
 
 pub(super) fn srv_truncated(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(report) = state.latest.as_ref().filter(|r| r.srv_skipped > 0) {
-        sink.number(&[&state.target.name], report.srv_skipped as f64);
+        sink.number(&[&state.subject.name], report.srv_skipped as f64);
     }
 }
 
@@ -97,7 +94,7 @@ pub(super) fn step_last_duration(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(report) = &state.latest {
         last_durations(
             sink,
-            &state.target.name,
+            &state.subject.name,
             report.srv.as_ref(),
             &report.servers,
         );
@@ -107,17 +104,17 @@ pub(super) fn step_last_duration(sink: &mut dyn Sink, state: &TargetState) {
 pub(super) fn step_duration(sink: &mut dyn Sink, state: &TargetState) {
     for ((server, step), histogram) in &state.histograms {
         let server = server_label(server.as_ref());
-        sink.histogram(&[&state.target.name, &server, step.as_str()], histogram);
+        sink.histogram(&[&state.subject.name, &server, step.as_str()], histogram);
     }
 }
 
 pub(super) fn failures_total(sink: &mut dyn Sink, state: &TargetState) {
-    failure_counts(sink, &state.target.name, &state.failures);
+    failure_counts(sink, &state.subject.name, &state.failures);
 }
 
 pub(super) fn failing_step(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(report) = &state.latest {
-        failing(sink, &state.target.name, report.failures());
+        failing(sink, &state.subject.name, report.failures());
     }
 }
 
@@ -215,7 +212,7 @@ pub(super) fn finding(sink: &mut dyn Sink, state: &TargetState) {
         .collect();
     for (server, finding) in crate::probe::findings(&presented) {
         let server = server.to_string();
-        sink.number(&[&state.target.name, &server, finding.kind.as_str()], 1.0);
+        sink.number(&[&state.subject.name, &server, finding.kind.as_str()], 1.0);
     }
 }
 
@@ -230,29 +227,34 @@ pub(super) fn tls_info(sink: &mut dyn Sink, state: &TargetState) {
 
 pub(super) fn watch_success(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(watch) = watch(state) {
-        sink.number(&[&state.target.name], flag(watch.success()));
+        sink.number(&[&state.subject.name], flag(watch.success()));
     }
 }
 
 pub(super) fn watch_step_last_duration(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(watch) = watch(state) {
-        last_durations(sink, &state.target.name, watch.srv.as_ref(), &watch.servers);
+        last_durations(
+            sink,
+            &state.subject.name,
+            watch.srv.as_ref(),
+            &watch.servers,
+        );
     }
 }
 
 pub(super) fn watch_failures_total(sink: &mut dyn Sink, state: &TargetState) {
-    failure_counts(sink, &state.target.name, &state.watch_failures);
+    failure_counts(sink, &state.subject.name, &state.watch_failures);
 }
 
 pub(super) fn watch_failing_step(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(watch) = watch(state) {
-        failing(sink, &state.target.name, watch.failures());
+        failing(sink, &state.subject.name, watch.failures());
     }
 }
 
 /// Every listed component has a value: 0 also when the login failed and nothing was pinged.
 pub(super) fn component_registered(sink: &mut dyn Sink, state: &TargetState) {
-    let Some(config) = &state.target.watch else {
+    let Some(config) = &state.subject.watch else {
         return;
     };
     let Some(watch) = watch(state) else { return };
@@ -261,14 +263,14 @@ pub(super) fn component_registered(sink: &mut dyn Sink, state: &TargetState) {
             .pings
             .iter()
             .any(|p| &p.component == component && p.registered());
-        sink.number(&[&state.target.name, component], flag(registered));
+        sink.number(&[&state.subject.name, component], flag(registered));
     }
 }
 
 pub(super) fn component_ping(sink: &mut dyn Sink, state: &TargetState) {
     for ping in watch(state).into_iter().flat_map(|w| &w.pings) {
         if let Ok(round_trip) = ping.result {
-            sink.number(&[&state.target.name, &ping.component], seconds(round_trip));
+            sink.number(&[&state.subject.name, &ping.component], seconds(round_trip));
         }
     }
 }
@@ -277,7 +279,7 @@ pub(super) fn component_failing(sink: &mut dyn Sink, state: &TargetState) {
     for ping in watch(state).into_iter().flat_map(|w| &w.pings) {
         if let Err(failure) = &ping.result {
             let labels = [
-                state.target.name.as_str(),
+                state.subject.name.as_str(),
                 &ping.component,
                 failure.reason.as_str(),
             ];
@@ -348,7 +350,7 @@ pub(super) fn servers(state: &TargetState) -> impl Iterator<Item = ServerView<'_
     state.latest.as_deref().into_iter().flat_map(move |report| {
         report.servers.iter().filter_map(move |server| {
             Some(ServerView {
-                target: &state.target.name,
+                target: &state.subject.name,
                 label: server.server.to_string(),
                 report: server,
                 target_report: report,

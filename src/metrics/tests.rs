@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use rustls::{CipherSuite, ProtocolVersion};
 
 use super::*;
-use crate::config::{ClientTlsMode, Config};
+use crate::config::{ClientTlsMode, Config, Target};
 use crate::probe::{
     CertFacts, Failure, Host, NameCoverage, NameRole, Ping, Reason, Server, ServerReport, Step,
     StepRecord, TlsFacts,
@@ -102,7 +102,7 @@ fn healthy_server(host: &str, priority: u16) -> ServerReport {
 
 fn report(servers: Vec<ServerReport>) -> TargetReport {
     TargetReport {
-        target: "cms-london".into(),
+        subject: Arc::new(crate::probe::Subject::of(&target())),
         started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
         duration: Duration::from_millis(12),
         srv: Some(ok(Step::Srv, 800)),
@@ -514,8 +514,10 @@ fn the_exposition_is_valid_text_with_every_family_described() {
     }
     assert!(text.contains("cms_xmpp_step_duration_seconds_bucket{target=\"cms-london\",server=\"xmpp1.example.com:5223\",step=\"tls\",le=\"0.0025\"} 1"), "{text}");
     assert!(!text.contains("step=\"cert\""), "{text}");
-    let single =
-        String::from_utf8(Exposition::single_report(target(), report(Vec::new()))).unwrap();
+    let single = String::from_utf8(Exposition::single(Arc::new(
+        TargetState::new(target()).after(report(Vec::new()), false),
+    )))
+    .unwrap();
     assert!(
         single.contains("cms_xmpp_probe_success{target=\"cms-london\"} 0"),
         "{single}"

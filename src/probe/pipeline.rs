@@ -2,13 +2,13 @@
 //! concurrently through resolve → connect → tls → cert → stream → handshake, each step bounded
 //! by what is left of the target's deadline and timed.
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{watch as channel, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -18,13 +18,15 @@ use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
     handshake, legacy_tls, srv, stream, watch, Failure, Reason, Server, ServerReport, Step,
-    StepRecord, TargetReport,
+    StepRecord, Subject, TargetReport,
 };
 use crate::config::{FanOut, ServerSource, Target};
 
 /// A target with what probing it needs, built once per config load.
 pub struct TargetProbe {
     pub target: Arc<Target>,
+    /// Who its reports are about.
+    pub subject: Arc<Subject>,
     resolver: TokioResolver,
     /// How far one DNS answer may multiply this target's probe.
     fan_out: FanOut,
@@ -39,21 +41,6 @@ pub struct TargetProbe {
     exclusive: Arc<tokio::sync::Mutex<()>>,
     /// Shared by every target: bounds the probes (sockets, handshakes) running at once.
     slots: Arc<Semaphore>,
-    /// The run in progress, which the schedule and `/probe` share, and the last one's result.
-    flight: Mutex<Flight>,
-    /// Where every finished run goes, whoever started it; unset for a module's probe, whose
-    /// runs answer their request only.
-    recorder: OnceLock<Recorder>,
-}
-
-/// Takes each finished run of a target (the supervisor's: into the store, then the log).
-pub type Recorder = Box<dyn Fn(&Arc<Target>, Arc<TargetReport>) + Send + Sync>;
-
-/// Reports are shared, not copied: the last one is also the store's.
-#[derive(Default)]
-struct Flight {
-    running: Option<channel::Receiver<Option<Arc<TargetReport>>>>,
-    last: Option<(Instant, Arc<TargetReport>)>,
 }
 
 impl TargetProbe {
@@ -67,6 +54,7 @@ impl TargetProbe {
         slots: Arc<Semaphore>,
     ) -> TargetProbe {
         TargetProbe {
+            subject: Arc::new(Subject::of(&target)),
             target,
             resolver,
             fan_out,
@@ -75,78 +63,6 @@ impl TargetProbe {
             salted: SaltedPasswords::default(),
             exclusive,
             slots,
-            flight: Mutex::default(),
-            recorder: OnceLock::new(),
-        }
-    }
-
-    /// From now on every finished run goes to `recorder` (set once, when the loops start).
-    pub fn record_with(&self, recorder: Recorder) {
-        let _ = self.recorder.set(recorder);
-    }
-
-    fn flight(&self) -> MutexGuard<'_, Flight> {
-        self.flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A run of this target: the one in progress, whoever started it, or else a new one. The
-    /// run is a task of its own, so a caller that gives up (an HTTP client gone) cancels
-    /// nothing that others wait for.
-    pub async fn run_shared(self: &Arc<Self>) -> Arc<TargetReport> {
-        let mut receiver = {
-            let mut flight = self.flight();
-            match &flight.running {
-                Some(running) => running.clone(),
-                None => {
-                    let (done, running) = channel::channel(None);
-                    flight.running = Some(running.clone());
-                    let probe = self.clone();
-                    tokio::spawn(async move {
-                        let report = Arc::new(probe.run_exclusive().await);
-                        if let Some(record) = probe.recorder.get() {
-                            record(&probe.target, report.clone());
-                        }
-                        let mut flight = probe.flight();
-                        flight.running = None;
-                        flight.last = Some((Instant::now(), report.clone()));
-                        drop(flight);
-                        let _ = done.send(Some(report));
-                    });
-                    running
-                }
-            }
-        };
-        let report = receiver
-            .wait_for(Option::is_some)
-            .await
-            .ok()
-            .and_then(|finished| finished.clone());
-        match report {
-            Some(report) => report,
-            // The run's task ended without a report (it panicked): run here instead.
-            None => Arc::new(self.run_exclusive().await),
-        }
-    }
-
-    /// For a request from outside the schedule: the last run's report when it finished less
-    /// than `fresh_for` ago (with its age), else [`TargetProbe::run_shared`].
-    pub async fn run_or_recent(
-        self: &Arc<Self>,
-        fresh_for: Duration,
-    ) -> (Arc<TargetReport>, Option<Duration>) {
-        let recent = {
-            let flight = self.flight();
-            flight
-                .last
-                .as_ref()
-                .filter(|(at, _)| flight.running.is_none() && at.elapsed() < fresh_for)
-                .map(|(at, report)| (report.clone(), at.elapsed()))
-        };
-        match recent {
-            Some((report, age)) => (report, Some(age)),
-            None => (self.run_shared().await, None),
         }
     }
 
@@ -199,7 +115,7 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let ((srv, srv_skipped, servers), watch) =
         tokio::join!(components(&probe, deadline), client_path);
     TargetReport {
-        target: probe.target.name.clone(),
+        subject: probe.subject.clone(),
         started,
         duration: clock.elapsed(),
         srv,

@@ -1,7 +1,59 @@
-//! The reports: what one server's probe found, one target's cycle (component flow and
-//! watch), and how they serialize for `probe --output json` and the debug page.
+//! The reports: who they are about, what one server's probe found, one target's cycle
+//! (component flow and watch), and how they serialize for `probe --output json` and the
+//! debug page.
 
 use super::*;
+use crate::address::{ClientTlsMode, Jid, TlsMode};
+use crate::config::{ServerSource, Target};
+
+/// Who a report is about, as every view names it: the target's identity and schedule, taken
+/// from its config once, so that no view reads the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub name: String,
+    pub domain: String,
+    pub component: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Run only when a request asks (`/probe?module=`): Prometheus sets its pace.
+    pub requested: bool,
+    /// The configured server; `None` when the servers come from the SRV answer.
+    pub server: Option<Server>,
+    pub tls_mode: TlsMode,
+    pub watch: Option<WatchSubject>,
+}
+
+/// Who logs in on the client path, how, and which components it pings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchSubject {
+    pub jid: Jid,
+    pub tls_mode: ClientTlsMode,
+    /// The components' JIDs, in the config's order.
+    pub components: Vec<String>,
+}
+
+impl Subject {
+    pub fn of(target: &Target) -> Subject {
+        Subject {
+            name: target.name.clone(),
+            domain: target.domain.clone(),
+            component: target.component.clone(),
+            interval: target.interval,
+            timeout: target.timeout,
+            requested: target.requested,
+            server: match &target.servers {
+                ServerSource::Srv => None,
+                ServerSource::Static(server) => Some(server.clone()),
+            },
+            tls_mode: target.tls_mode,
+            watch: target.watch.as_ref().map(|watch| WatchSubject {
+                jid: watch.jid.clone(),
+                tls_mode: watch.tls_mode,
+                components: watch.components.clone(),
+            }),
+        }
+    }
+}
 
 /// Everything one server's probe found.
 #[derive(Clone, Debug)]
@@ -60,7 +112,7 @@ impl ServerReport {
 /// Everything one probe cycle of one target found: the one record every view renders.
 #[derive(Clone, Debug)]
 pub struct TargetReport {
-    pub target: String,
+    pub subject: Arc<Subject>,
     pub started: SystemTime,
     pub duration: Duration,
     /// The SRV step, when the target discovers its servers through DNS.
@@ -274,7 +326,7 @@ impl Serialize for TargetReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let servers = ServerJson::all(&self.servers, &self.expected_steps);
         let mut out = serializer.serialize_struct("TargetReport", 7)?;
-        out.serialize_field("target", &self.target)?;
+        out.serialize_field("target", &self.subject.name)?;
         out.serialize_field("success", &self.success())?;
         out.serialize_field("started", &unix_seconds(self.started))?;
         out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;

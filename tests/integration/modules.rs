@@ -46,6 +46,8 @@ async fn a_module_probes_a_domain_that_only_the_request_names() {
         );
     }
     assert_eq!(one.stats().handshakes_ok + two.stats().handshakes_ok, 2);
+    let probes = |run: &Scrape| run.value(&PROBES_TOTAL, &[("target", "example.test")]);
+    assert_eq!(probes(&run), Some(1.0), "{text}");
     // Prometheus sets the pace: no interval of its own that a stale alert would hold it to.
     assert!(run.find(&PROBE_INTERVAL, &[]).is_empty(), "{text}");
     assert!(run.value(&LAST_PROBE, &[]).is_some(), "{text}");
@@ -63,6 +65,21 @@ async fn a_module_probes_a_domain_that_only_the_request_names() {
         run.find(&SERVER_UP, &[]).first().map(|s| s.value),
         Some(1.0)
     );
+
+    // The (module, target) keeps its record: once the last run is more than 5 s old, the
+    // next request runs again and its counters go on from the first run's.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, text) = get(&exporter, "/probe?module=cms&target=example.test", "").await;
+        assert_eq!(status, 200, "{text}");
+        match probes(&Scrape::parse(&text)) {
+            Some(2.0) => break,
+            Some(1.0) => assert!(std::time::Instant::now() < deadline, "no second run"),
+            other => panic!("{other:?} runs: {text}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(one.stats().handshakes_ok + two.stats().handshakes_ok, 5);
 
     // The exporter's own /metrics keeps no trace of them: the run's metrics are the answer.
     let metrics = exporter.scrape().await;

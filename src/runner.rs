@@ -1,0 +1,140 @@
+//! A target's runs, whoever asks for them (the schedule, `/probe`, the `probe` command): one
+//! at a time, the run in progress shared by everyone who asks, and every finished run turned
+//! into the record the views read — the store's for a configured target, the runner's own for
+//! a module's target or a one-off run.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::watch as channel;
+use tokio::time::Instant;
+
+use crate::config::Target;
+use crate::probe::{TargetProbe, TargetReport};
+use crate::store::TargetState;
+
+/// Records each finished run of a configured target (the supervisor's: into the store, then
+/// the log) and returns the record after it; `None` when the run is not recorded there (a
+/// cycle the exporter's own limits spoilt, or a target a reload replaced).
+pub type Recorder =
+    Box<dyn Fn(&Arc<Target>, Arc<TargetReport>) -> Option<Arc<TargetState>> + Send + Sync>;
+
+/// Runs one target's probe, one run at a time.
+pub struct Runner {
+    pub probe: Arc<TargetProbe>,
+    /// The run in progress and the record after the last one.
+    flight: Mutex<Flight>,
+    /// Where every finished run goes; unset for a module's target and a one-off run, whose
+    /// record is the runner's own (bounded like the store's: one report, a short history).
+    recorder: OnceLock<Recorder>,
+}
+
+/// Records are shared, not copied: a configured target's last one is also the store's.
+#[derive(Default)]
+struct Flight {
+    running: Option<channel::Receiver<Option<Arc<TargetState>>>>,
+    last: Option<(Instant, Arc<TargetState>)>,
+}
+
+impl Runner {
+    pub fn new(probe: Arc<TargetProbe>) -> Runner {
+        Runner {
+            probe,
+            flight: Mutex::default(),
+            recorder: OnceLock::new(),
+        }
+    }
+
+    pub fn target(&self) -> &Arc<Target> {
+        &self.probe.target
+    }
+
+    /// From now on every finished run goes to `recorder` (set once, when the loops start).
+    pub fn record_with(&self, recorder: Recorder) {
+        let _ = self.recorder.set(recorder);
+    }
+
+    fn flight(&self) -> MutexGuard<'_, Flight> {
+        self.flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A run of this target: the one in progress, whoever started it, or else a new one; the
+    /// record after it. The run is a task of its own, so a caller that gives up (an HTTP
+    /// client gone) cancels nothing that others wait for.
+    pub async fn run_shared(self: &Arc<Self>) -> Arc<TargetState> {
+        let mut receiver = {
+            let mut flight = self.flight();
+            match &flight.running {
+                Some(running) => running.clone(),
+                None => {
+                    let (done, running) = channel::channel(None);
+                    flight.running = Some(running.clone());
+                    let runner = self.clone();
+                    tokio::spawn(async move {
+                        let report = Arc::new(runner.probe.run_exclusive().await);
+                        let record = runner.record(report);
+                        let mut flight = runner.flight();
+                        flight.running = None;
+                        flight.last = Some((Instant::now(), record.clone()));
+                        drop(flight);
+                        let _ = done.send(Some(record));
+                    });
+                    running
+                }
+            }
+        };
+        let record = receiver
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|finished| finished.clone());
+        match record {
+            Some(record) => record,
+            // The run's task ended without a record (it panicked): run here instead.
+            None => {
+                let report = self.probe.run_exclusive().await;
+                Arc::new(TargetState::new(self.probe.target.clone()).after(report, false))
+            }
+        }
+    }
+
+    /// The record after `report`: the recorder's, or else the runner's own, which goes on
+    /// from the last one.
+    fn record(&self, report: Arc<TargetReport>) -> Arc<TargetState> {
+        if let Some(record) = self
+            .recorder
+            .get()
+            .and_then(|recorder| recorder(&self.probe.target, report.clone()))
+        {
+            return record;
+        }
+        let last = self.flight().last.as_ref().map(|(_, state)| state.clone());
+        let own = match last {
+            Some(state) => state.after(report, false),
+            None => TargetState::new(self.probe.target.clone()).after(report, false),
+        };
+        Arc::new(own)
+    }
+
+    /// For a request from outside the schedule: the record after the last run when it
+    /// finished less than `fresh_for` ago (with its age), else [`Runner::run_shared`].
+    pub async fn run_or_recent(
+        self: &Arc<Self>,
+        fresh_for: Duration,
+    ) -> (Arc<TargetState>, Option<Duration>) {
+        let recent = {
+            let flight = self.flight();
+            flight
+                .last
+                .as_ref()
+                .filter(|(at, _)| flight.running.is_none() && at.elapsed() < fresh_for)
+                .map(|(at, record)| (record.clone(), at.elapsed()))
+        };
+        match recent {
+            Some((record, age)) => (record, Some(age)),
+            None => (self.run_shared().await, None),
+        }
+    }
+}
