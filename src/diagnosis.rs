@@ -6,7 +6,7 @@ mod hints;
 mod json;
 
 pub use hints::{describe, finding_hint, hint, ping_hint, watch_hint};
-pub use json::Diagnosis;
+pub use json::{Diagnosis, SCHEMA};
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,9 +16,10 @@ use serde::Serialize;
 use crate::address::CMS_COMPONENT_PORT;
 use crate::probe::cert::rfc3339;
 use crate::probe::{
-    Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server, ServerReport, Staple, Step,
-    StepRecord, Subject, TargetReport, WatchReport, WatchSubject,
+    unix_seconds, Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server, ServerReport,
+    Staple, Step, StepRecord, Subject, TargetReport, WatchReport, WatchSubject,
 };
+use crate::store::{ServerFinding, TargetState};
 
 /// Styling for a terminal, or none when piped.
 #[derive(Clone, Copy)]
@@ -106,15 +107,20 @@ fn detail_line(out: &mut String, text: &str) {
     let _ = writeln!(out, "  {:<10} {:>11}        {text}", "", "");
 }
 
-/// The report as a person reads it: each step in order, with its result and what it found.
-pub fn render_text(report: &TargetReport, style: Style) -> String {
-    let target = &*report.subject;
+/// The record's latest report as a person reads it: each step in order, with its result and
+/// what it found.
+pub fn render_text(record: &TargetState, style: Style) -> String {
+    let target = &*record.subject;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "target {} (domain {}, component {})",
         target.name, target.domain, target.component
     );
+    let Some(report) = record.latest.as_deref() else {
+        let _ = writeln!(out, "no run has finished yet");
+        return out;
+    };
     if let Some(srv) = &report.srv {
         let mut summary = format!(
             "_xmpp-component._tcp.{}: {} server(s)",
@@ -173,20 +179,34 @@ pub fn render_text(report: &TargetReport, style: Style) -> String {
     explain_failures(&mut out, report.failures(), |step, reason, server| {
         hint(step, reason, target, server)
     });
-    for (server, finding) in report.findings() {
+    for found in &record.findings {
         let _ = writeln!(
             out,
-            "  {} {} on {server}: {}",
+            "  {} {} on {}: {}",
             style.warn("finding"),
-            finding.kind.as_str(),
-            finding.detail
+            found.finding.kind.as_str(),
+            found.server,
+            found.finding.detail
         );
-        let _ = writeln!(out, "    hint: {}", finding_hint(finding.kind));
+        if let Some(earlier) = judged_earlier(found, report) {
+            let _ = writeln!(out, "    ({earlier})");
+        }
+        let _ = writeln!(out, "    hint: {}", finding_hint(found.finding.kind));
     }
     if let (Some(report), Some(watch)) = (&report.watch, &target.watch) {
         render_watch(&mut out, report, watch, style);
     }
     out
+}
+
+/// Which run a finding judges, when it is not `report`'s: that run did not get as far.
+pub fn judged_earlier(found: &ServerFinding, report: &TargetReport) -> Option<String> {
+    (found.seen < report.started).then(|| {
+        format!(
+            "as the run at {} saw it: the last run did not get that far",
+            rfc3339(unix_seconds(found.seen) as i64)
+        )
+    })
 }
 
 /// Each failed step: where, what it means, the detail and what to check.

@@ -435,9 +435,7 @@ async fn probe(query: &str, headers: &HeaderMap, supervisor: &Supervisor) -> Res
                 humantime::format_duration(PROBE_SPACING)
             ));
         }
-        if let Some(report) = &record.latest {
-            text.push_str(&render_text(report, Style::new(false)));
-        }
+        text.push_str(&render_text(&record, Style::new(false)));
         text
     });
     let exposition = Exposition::single(record);

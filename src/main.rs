@@ -240,16 +240,12 @@ async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
     let style = Style::new(std::io::stdout().is_terminal());
     match args.output {
         Output::Text => {
-            for report in results.iter().filter_map(|r| r.latest.as_deref()) {
-                println!("{}", render_text(report, style));
+            for record in &results {
+                println!("{}", render_text(record, style));
             }
         }
         Output::Json => {
-            let reports: Vec<_> = results
-                .iter()
-                .filter_map(|r| r.latest.as_deref())
-                .map(Diagnosis::new)
-                .collect();
+            let reports: Vec<_> = results.iter().filter_map(|r| Diagnosis::new(r)).collect();
             match serde_json::to_string(&reports) {
                 Ok(json) => println!("{json}"),
                 Err(error) => {

@@ -4,7 +4,9 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use crate::diagnosis::{days_left, describe, finding_hint, hint, ping_hint, watch_hint};
+use crate::diagnosis::{
+    days_left, describe, finding_hint, hint, judged_earlier, ping_hint, watch_hint,
+};
 use crate::probe::{
     Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, WatchReport, WatchSubject,
 };
@@ -147,14 +149,17 @@ fn render_target(out: &mut String, state: &TargetState) {
         render_problems(out, report.failures(), |step, reason, server| {
             hint(step, reason, target, server)
         });
-        for (server, finding) in report.findings() {
+        for found in &state.findings {
+            let earlier = judged_earlier(found, report)
+                .map(|e| format!(" <em>({})</em>", escape(&e)))
+                .unwrap_or_default();
             let _ = write!(
                 out,
-                "<div class=\"finding\" data-finding=\"{kind}\"><strong>{kind} on {}</strong>: {}<br>hint: <code>{}</code></div>",
-                escape(&server.to_string()),
-                escape(&finding.detail),
-                escape(finding_hint(finding.kind)),
-                kind = finding.kind.as_str()
+                "<div class=\"finding\" data-finding=\"{kind}\"><strong>{kind} on {}</strong>: {}{earlier}<br>hint: <code>{}</code></div>",
+                escape(&found.server.to_string()),
+                escape(&found.finding.detail),
+                escape(finding_hint(found.finding.kind)),
+                kind = found.finding.kind.as_str()
             );
         }
         out.push_str("</div>");

@@ -13,7 +13,8 @@ use std::time::SystemTime;
 
 use crate::config::Target;
 use crate::probe::{
-    CertFacts, Endpoint, Failure, Reason, Server, Step, StepRecord, Subject, TargetReport, TlsFacts,
+    findings, CertFacts, Endpoint, Failure, Finding, FindingKind, LegacyTls, Presented, Reason,
+    Server, Step, StepRecord, Subject, TargetReport, TlsFacts,
 };
 
 /// How many past outcomes the status page shows per target.
@@ -39,6 +40,21 @@ pub struct Seen {
     pub address: Option<SocketAddr>,
     pub tls: Option<TlsFacts>,
     pub cert: Option<Arc<CertFacts>>,
+    /// When the run that saw `cert` started.
+    pub cert_seen: Option<SystemTime>,
+    /// What the last TLS 1.1 hello that got an answer met (`tls.check_legacy_versions`), and
+    /// when that run started.
+    pub legacy_tls: Option<(SystemTime, LegacyTls)>,
+}
+
+/// Something worth fixing about a server, and which of its certificates it judges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerFinding {
+    pub server: Endpoint,
+    pub finding: Finding,
+    /// When the run that saw the judged certificate (or TLS answer) started: the latest
+    /// run's, or an earlier one's when the latest did not get that far.
+    pub seen: SystemTime,
 }
 
 /// A failure counter's key: the server (`None` for the target-level SRV step), step, reason.
@@ -62,6 +78,9 @@ pub struct TargetState {
     pub seen: Vec<(Endpoint, Seen)>,
     /// Per server and step; empty unless `metrics.step_histograms` is on.
     pub histograms: BTreeMap<(Option<Endpoint>, Step), Durations>,
+    /// What is worth fixing about the servers of the latest report, judged once per report
+    /// (see [`TargetState::judge`]): every view shows these.
+    pub findings: Vec<ServerFinding>,
 }
 
 /// The durations a step took on a server, by bucket of [`STEP_BUCKETS`]: plain counts that
@@ -97,6 +116,7 @@ impl TargetState {
             watch_failures: BTreeMap::new(),
             seen: Vec::new(),
             histograms: BTreeMap::new(),
+            findings: Vec::new(),
         }
     }
 
@@ -144,8 +164,16 @@ impl TargetState {
             }
             seen.address = server.address.or(seen.address);
             seen.tls = server.tls.or(seen.tls);
-            seen.cert = server.cert.clone().or(seen.cert.take());
+            if let Some(cert) = &server.cert {
+                seen.cert = Some(cert.clone());
+                seen.cert_seen = Some(report.started);
+            }
+            match &server.legacy_tls {
+                None | Some(LegacyTls::Unknown(_)) => {}
+                Some(answer) => seen.legacy_tls = Some((report.started, answer.clone())),
+            }
         }
+        next.findings = next.judge(&report);
         if let Some(watch) = &report.watch {
             count(&mut next.watch_failures, watch.failures());
             let answer = watch
@@ -174,6 +202,47 @@ impl TargetState {
         next.history.truncate(HISTORY);
         next.latest = Some(report);
         next
+    }
+
+    /// The one rule for findings: each server of the report is judged by the last
+    /// certificate it presented and the last TLS 1.1 hello it answered — this run's, or an
+    /// earlier run's when this one did not get that far (a server that refuses connections
+    /// still serves that chain to whoever it lets in) — and beside the first server's leaf.
+    fn judge(&self, report: &TargetReport) -> Vec<ServerFinding> {
+        let servers: Vec<(&Endpoint, &Seen)> = report
+            .servers
+            .iter()
+            .filter_map(|s| {
+                let endpoint = &s.server.endpoint;
+                Some((endpoint, self.seen(endpoint)?))
+            })
+            .collect();
+        let presented: Vec<Presented> = servers
+            .iter()
+            .map(|(server, seen)| Presented {
+                server,
+                cert: seen.cert.as_deref(),
+                legacy_tls: seen.legacy_tls.as_ref().map(|(_, answer)| answer),
+            })
+            .collect();
+        findings(&presented)
+            .into_iter()
+            .map(|(server, finding)| {
+                let seen = servers
+                    .iter()
+                    .find(|(endpoint, _)| *endpoint == server)
+                    .map(|(_, seen)| seen);
+                let at = match finding.kind {
+                    FindingKind::LegacyTls => seen.and_then(|s| s.legacy_tls.as_ref()).map(|l| l.0),
+                    _ => seen.and_then(|s| s.cert_seen),
+                };
+                ServerFinding {
+                    server: server.clone(),
+                    seen: at.unwrap_or(report.started),
+                    finding,
+                }
+            })
+            .collect()
     }
 
     fn observe(&mut self, report: &TargetReport) {
@@ -396,10 +465,45 @@ mod tests {
         report
     }
 
+    /// A server that completed TLS and presented a leaf of `issuer` with these findings.
+    fn presenting(host: &str, issuer: &str, findings: &[FindingKind]) -> ServerReport {
+        let mut report = server(host, false);
+        report.steps.push(step(Step::Tls, None));
+        report.cert = Some(Arc::new(CertFacts {
+            subject: format!("CN={host}"),
+            issuer: format!("CN={issuer}"),
+            serial: "0a".into(),
+            sha256: format!("{host} from {issuer}"),
+            sans: vec![host.into()],
+            not_before: 1_700_000_000,
+            not_after: 1_800_000_000,
+            trusted: true,
+            coverage: Vec::new(),
+            chain: Vec::new(),
+            findings: findings
+                .iter()
+                .map(|kind| Finding {
+                    kind: *kind,
+                    detail: "test".into(),
+                })
+                .collect(),
+            ocsp: None,
+        }));
+        report
+    }
+
     fn report(srv_failure: Option<Reason>, servers: Vec<ServerReport>) -> Arc<TargetReport> {
+        report_at(1_750_000_000, srv_failure, servers)
+    }
+
+    fn report_at(
+        started: u64,
+        srv_failure: Option<Reason>,
+        servers: Vec<ServerReport>,
+    ) -> Arc<TargetReport> {
         Arc::new(TargetReport {
             subject: Arc::new(Subject::of(&targets(&target("a", "30s"))[0])),
-            started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+            started: SystemTime::UNIX_EPOCH + Duration::from_secs(started),
             duration: Duration::from_millis(5),
             srv: Some(step(Step::Srv, srv_failure)),
             srv_skipped: 0,
@@ -460,6 +564,46 @@ mod tests {
         assert_eq!(now.failures.get(&lookup), Some(&1));
         assert!(!now.history[0].success);
         assert_eq!(now.probes, 4);
+    }
+
+    #[test]
+    fn findings_judge_each_servers_last_certificate_and_say_which_run_saw_it() {
+        let store = Store::default();
+        let a = targets(&target("a", "30s")).remove(0);
+        store.set_targets(std::slice::from_ref(&a), false);
+        let at = |seconds: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+        let kinds = |state: &TargetState| -> Vec<(String, FindingKind, SystemTime)> {
+            let found = state.findings.iter();
+            found
+                .map(|f| (f.server.to_string(), f.finding.kind, f.seen))
+                .collect()
+        };
+
+        // xmpp1 sends its chain out of order; xmpp2's leaf comes from another CA.
+        let first = vec![
+            presenting("xmpp1", "CA one", &[FindingKind::ChainOrder]),
+            presenting("xmpp2", "CA two", &[]),
+        ];
+        store.record(&a, report_at(100, None, first));
+        let expected = vec![
+            ("xmpp1:5223".to_owned(), FindingKind::ChainOrder, at(100)),
+            ("xmpp2:5223".to_owned(), FindingKind::LeafDiffers, at(100)),
+        ];
+        assert_eq!(kinds(&state(&store)), expected);
+
+        // xmpp1 refuses connections: its chain is still the one it serves, judged as the run
+        // at 100 saw it; xmpp2 is judged on this run's certificate, now in step.
+        let second = vec![server("xmpp1", true), presenting("xmpp2", "CA one", &[])];
+        store.record(&a, report_at(200, None, second));
+        let expected = vec![("xmpp1:5223".to_owned(), FindingKind::ChainOrder, at(100))];
+        assert_eq!(kinds(&state(&store)), expected);
+
+        // xmpp1 leaves the answer: nothing is judged of it any more.
+        store.record(
+            &a,
+            report_at(300, None, vec![presenting("xmpp2", "CA one", &[])]),
+        );
+        assert_eq!(kinds(&state(&store)), Vec::new());
     }
 
     #[test]

@@ -3,30 +3,36 @@
 
 use super::*;
 
+/// The JSON's layout version: 2 named step failures `failures` and certificate/TLS findings
+/// `findings` (see docs/metrics.md, "JSON report").
+pub const SCHEMA: u32 = 2;
+
 /// The report for scripts (`--output json`): the record itself, with the target's settings and
-/// each failure explained.
+/// each failure and finding explained.
 #[derive(Serialize)]
 pub struct Diagnosis<'a> {
+    schema: u32,
     domain: &'a str,
     component: &'a str,
     #[serde(flatten)]
     report: &'a TargetReport,
-    findings: Vec<FindingJson<'a>>,
+    /// The steps that failed, with what they mean and what to check.
+    failures: Vec<FailureJson<'a>>,
     /// What is worth fixing without failing a step (`cms_xmpp_finding_info`).
-    tls_findings: Vec<TlsFindingJson<'a>>,
+    findings: Vec<FindingJson<'a>>,
     /// The client path's failures, when the target has a watch.
     #[serde(skip_serializing_if = "Option::is_none")]
-    watch_findings: Option<WatchFindings<'a>>,
+    watch_failures: Option<WatchFailures<'a>>,
 }
 
 #[derive(Serialize)]
-struct WatchFindings<'a> {
-    login: Vec<FindingJson<'a>>,
-    components: Vec<ComponentFinding<'a>>,
+struct WatchFailures<'a> {
+    login: Vec<FailureJson<'a>>,
+    components: Vec<ComponentFailure<'a>>,
 }
 
 #[derive(Serialize)]
-struct ComponentFinding<'a> {
+struct ComponentFailure<'a> {
     component: &'a str,
     reason: Reason,
     description: &'static str,
@@ -35,15 +41,18 @@ struct ComponentFinding<'a> {
 }
 
 #[derive(Serialize)]
-struct TlsFindingJson<'a> {
+struct FindingJson<'a> {
     server: &'a Endpoint,
-    finding: FindingKind,
-    detail: String,
+    kind: FindingKind,
+    detail: &'a str,
     hint: &'static str,
+    /// When the run that saw what the finding judges started (Unix seconds): this run's, or
+    /// an earlier one's when this run did not get that far.
+    seen: f64,
 }
 
 #[derive(Serialize)]
-struct FindingJson<'a> {
+struct FailureJson<'a> {
     server: Option<&'a Endpoint>,
     step: Step,
     reason: Reason,
@@ -52,9 +61,9 @@ struct FindingJson<'a> {
     hint: String,
 }
 
-impl<'a> FindingJson<'a> {
+impl<'a> FailureJson<'a> {
     fn new(server: Option<&'a Server>, step: Step, failure: &'a Failure, hint: String) -> Self {
-        FindingJson {
+        FailureJson {
             server: server.map(|s| &s.endpoint),
             step,
             reason: failure.reason,
@@ -66,26 +75,28 @@ impl<'a> FindingJson<'a> {
 }
 
 impl<'a> Diagnosis<'a> {
-    pub fn new(report: &'a TargetReport) -> Diagnosis<'a> {
-        let target = &*report.subject;
-        let findings = report
+    /// The record's latest report, explained; `None` before the first run finished.
+    pub fn new(record: &'a TargetState) -> Option<Diagnosis<'a>> {
+        let report = record.latest.as_deref()?;
+        let target = &*record.subject;
+        let failures = report
             .failures()
             .map(|(server, step, failure)| {
                 let hint = hint(step, failure.reason, target, server);
-                FindingJson::new(server, step, failure, hint)
+                FailureJson::new(server, step, failure, hint)
             })
             .collect();
-        let watch_findings =
+        let watch_failures =
             report
                 .watch
                 .as_ref()
                 .zip(target.watch.as_ref())
-                .map(|(watch, config)| WatchFindings {
+                .map(|(watch, config)| WatchFailures {
                     login: watch
                         .failures()
                         .map(|(server, step, failure)| {
                             let hint = watch_hint(step, failure.reason, config, server);
-                            FindingJson::new(server, step, failure, hint)
+                            FailureJson::new(server, step, failure, hint)
                         })
                         .collect(),
                     components: watch
@@ -93,7 +104,7 @@ impl<'a> Diagnosis<'a> {
                         .iter()
                         .filter_map(|ping| {
                             let failure = ping.result.as_ref().err()?;
-                            Some(ComponentFinding {
+                            Some(ComponentFailure {
                                 component: &ping.component,
                                 reason: failure.reason,
                                 description: describe(failure.reason),
@@ -103,23 +114,25 @@ impl<'a> Diagnosis<'a> {
                         })
                         .collect(),
                 });
-        let tls_findings = report
-            .findings()
-            .into_iter()
-            .map(|(server, finding)| TlsFindingJson {
-                server,
-                finding: finding.kind,
-                detail: finding.detail,
-                hint: finding_hint(finding.kind),
+        let findings = record
+            .findings
+            .iter()
+            .map(|found| FindingJson {
+                server: &found.server,
+                kind: found.finding.kind,
+                detail: &found.finding.detail,
+                hint: finding_hint(found.finding.kind),
+                seen: unix_seconds(found.seen),
             })
             .collect();
-        Diagnosis {
+        Some(Diagnosis {
+            schema: SCHEMA,
             domain: &target.domain,
             component: &target.component,
             report,
+            failures,
             findings,
-            tls_findings,
-            watch_findings,
-        }
+            watch_failures,
+        })
     }
 }

@@ -201,18 +201,10 @@ pub(super) fn cert_ocsp_next_update(sink: &mut dyn Sink, state: &TargetState) {
 }
 
 pub(super) fn finding(sink: &mut dyn Sink, state: &TargetState) {
-    let seen: Vec<_> = servers(state).collect();
-    let presented: Vec<_> = seen
-        .iter()
-        .map(|s| crate::probe::Presented {
-            server: &s.report.server.endpoint,
-            cert: s.seen.cert.as_deref(),
-            legacy_tls: s.report.legacy_tls.as_ref(),
-        })
-        .collect();
-    for (server, finding) in crate::probe::findings(&presented) {
-        let server = server.to_string();
-        sink.number(&[&state.subject.name, &server, finding.kind.as_str()], 1.0);
+    for found in &state.findings {
+        let server = found.server.to_string();
+        let kind = found.finding.kind.as_str();
+        sink.number(&[&state.subject.name, &server, kind], 1.0);
     }
 }
 

@@ -352,6 +352,67 @@ fn failures_are_counted_facts_remembered_and_a_vanished_server_forgotten() {
     assert_eq!(value(&rows, &SRV_RECORDS, &[]), Some(1.0));
 }
 
+#[test]
+fn every_view_shows_the_findings_the_record_judged_after_a_connect_failure() {
+    let mut out_of_order = healthy_server("xmpp2.example.com", 20);
+    let cert = Arc::make_mut(out_of_order.cert.as_mut().unwrap());
+    cert.findings.push(crate::probe::Finding {
+        kind: crate::probe::FindingKind::ChainOrder,
+        detail: "sent out of order".into(),
+    });
+    let mut down = healthy_server("xmpp2.example.com", 20);
+    down.steps.truncate(1);
+    down.steps.push(StepRecord {
+        step: Step::Connect,
+        duration: Duration::from_millis(3),
+        result: Err(Failure::new(Reason::Refused, "refused")),
+    });
+    down.cert = None;
+    let mut later = report(vec![healthy_server("xmpp1.example.com", 10), down]);
+    later.started += Duration::from_secs(30);
+    let state = TargetState::new(target())
+        .after(
+            report(vec![healthy_server("xmpp1.example.com", 10), out_of_order]),
+            false,
+        )
+        .after(later, false);
+    let two = "xmpp2.example.com:5223";
+
+    let rows = series(&state);
+    let found = [("server", two), ("finding", "chain_order")];
+    assert_eq!(value(&rows, &FINDING, &found), Some(1.0));
+    assert_eq!(rows.iter().filter(|(n, ..)| n == FINDING.name).count(), 1);
+
+    let diagnosis = crate::diagnosis::Diagnosis::new(&state).expect("a report");
+    let json = serde_json::to_value(&diagnosis).unwrap();
+    let expected = serde_json::json!([{
+        "server": two,
+        "kind": "chain_order",
+        "detail": "sent out of order",
+        "hint": crate::diagnosis::finding_hint(crate::probe::FindingKind::ChainOrder),
+        "seen": 1_750_000_000.0,
+    }]);
+    assert_eq!(json["findings"], expected);
+
+    let text = crate::diagnosis::render_text(&state, crate::diagnosis::Style::new(false));
+    assert!(
+        text.contains(&format!("finding chain_order on {two}: sent out of order\n    (as the run at 2025-06-15T15:06:40Z saw it")),
+        "{text}"
+    );
+
+    let page = crate::page::render(&Snapshot {
+        targets: vec![Arc::new(state)],
+        ..Snapshot::default()
+    });
+    assert_eq!(page.matches("data-finding=").count(), 1, "{page}");
+    assert!(
+        page.contains(
+            "data-finding=\"chain_order\"><strong>chain_order on xmpp2.example.com:5223</strong>"
+        ),
+        "{page}"
+    );
+}
+
 /// A target that also watches two Callbridges, and the report of a login.
 fn watching(dir: &Path) -> Arc<Target> {
     let password = dir.join("password");
@@ -504,16 +565,44 @@ fn the_exposition_is_valid_text_with_every_family_described() {
         step_histograms: true,
     };
     let text = String::from_utf8(render(&snapshot, &Texts::default().of(&snapshot))).unwrap();
-    for line in [
-        "# TYPE cms_xmpp_probe_success gauge",
-        "# TYPE cms_xmpp_probes_total counter",
-        "# TYPE cms_xmpp_step_duration_seconds histogram",
-        "cms_xmpp_config_last_reload_successful 1",
-    ] {
-        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    // A real parser (Prometheus' text grammar): every line parses, every family is typed and
+    // described as the metric's definition says.
+    let parsed = openmetrics_parser::prometheus::parse_prometheus(&text)
+        .unwrap_or_else(|e| panic!("not a valid exposition ({e:?}):\n{text}"));
+    for (name, family) in &parsed.families {
+        let def = ALL
+            .iter()
+            .find(|d| d.name == name)
+            .unwrap_or_else(|| panic!("{name} is not a metric of ours"));
+        assert_eq!(family.help, def.help, "{name}");
+        let kind = format!("{:?}", family.family_type).to_lowercase();
+        assert_eq!(kind, format!("{:?}", def.kind).to_lowercase(), "{name}");
     }
-    assert!(text.contains("cms_xmpp_step_duration_seconds_bucket{target=\"cms-london\",server=\"xmpp1.example.com:5223\",step=\"tls\",le=\"0.0025\"} 1"), "{text}");
-    assert!(!text.contains("step=\"cert\""), "{text}");
+    for family in [
+        "cms_xmpp_probe_success",
+        "cms_xmpp_probes_total",
+        "cms_xmpp_step_duration_seconds",
+        "cms_xmpp_config_last_reload_successful",
+    ] {
+        assert!(
+            parsed.families.contains_key(family),
+            "{family} missing:\n{text}"
+        );
+    }
+    let histogram = &parsed.families["cms_xmpp_step_duration_seconds"];
+    let steps: Vec<String> = histogram
+        .iter_samples()
+        .filter_map(|s| {
+            let labels = s.get_labelset().unwrap();
+            let step = labels.iter().find(|(k, _)| *k == "step")?;
+            Some(step.1.clone())
+        })
+        .collect();
+    assert!(steps.iter().any(|s| s == "tls"), "{steps:?}");
+    assert!(
+        !steps.iter().any(|s| s == "cert"),
+        "the cert step is not timed: {steps:?}"
+    );
     let single = String::from_utf8(Exposition::single(Arc::new(
         TargetState::new(target()).after(report(Vec::new()), false),
     )))

@@ -128,20 +128,6 @@ pub struct TargetReport {
 }
 
 impl TargetReport {
-    /// What is worth fixing about the certificates of this probe's servers (see [`findings`]).
-    pub fn findings(&self) -> Vec<(&Endpoint, Finding)> {
-        let presented: Vec<_> = self
-            .servers
-            .iter()
-            .map(|s| Presented {
-                server: &s.server.endpoint,
-                cert: s.cert.as_deref(),
-                legacy_tls: s.legacy_tls.as_ref(),
-            })
-            .collect();
-        findings(&presented)
-    }
-
     /// At least one server completed every step: a Callbridge could register.
     pub fn success(&self) -> bool {
         self.servers.iter().any(|s| s.up(&self.expected_steps))

@@ -427,17 +427,18 @@ async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
     assert_eq!(last_step["step"], "handshake");
     assert_eq!(last_step["reason"], "not_authorized");
     assert_eq!(json[0]["success"], false);
-    let finding = &json[0]["findings"][0];
+    assert_eq!(json[0]["schema"], 2);
+    let failure = &json[0]["failures"][0];
     assert_eq!(
-        (&finding["step"], &finding["reason"]),
+        (&failure["step"], &failure["reason"]),
         (&"handshake".into(), &"not_authorized".into())
     );
     assert!(
-        finding["hint"]
+        failure["hint"]
             .as_str()
             .unwrap()
             .contains("xmpp callbridge add-secret"),
-        "{finding}"
+        "{failure}"
     );
     assert_eq!(
         json[0]["servers"][0]["tls"]["version"]
@@ -452,7 +453,7 @@ async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
         certificate["ocsp"].is_null(),
         "nothing stapled: {certificate}"
     );
-    assert_eq!(json[0]["tls_findings"], serde_json::json!([]));
+    assert_eq!(json[0]["findings"], serde_json::json!([]));
 
     // A pinned self-signed leaf: registration works, and the finding comes with its hint.
     let leaf = Pki::self_signed_leaf(&[DOMAIN, XMPP1]);
@@ -470,8 +471,12 @@ async fn the_probe_command_prints_every_step_and_exits_by_the_result() {
     let (code, stdout, _) = output(&args).await;
     assert_eq!(code, Some(0), "{stdout}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON output");
-    let finding = &json[0]["tls_findings"][0];
-    assert_eq!(finding["finding"], "self_signed", "{stdout}");
+    let finding = &json[0]["findings"][0];
+    assert_eq!(finding["kind"], "self_signed", "{stdout}");
+    assert_eq!(
+        finding["seen"], json[0]["started"],
+        "judged on this run's chain"
+    );
     assert!(
         finding["hint"].as_str().unwrap().contains("issued by a CA"),
         "{finding}"
