@@ -62,7 +62,11 @@ pub fn record(
     }
     let recorded = store.record(target, report)?;
     texts.write(&recorded.state);
-    log_report(recorded.previous.as_deref(), &recorded.current);
+    log_report(
+        recorded.previous.as_deref(),
+        &recorded.current,
+        &recorded.state.left,
+    );
     Some(recorded.state)
 }
 
@@ -83,8 +87,9 @@ pub fn first_probe_offset(name: &str, targets: usize, interval: Duration) -> Dur
 type State<'a> = Option<(Step, &'a Failure)>;
 
 /// At debug, one line per server and probe; at info, what changed: a server that comes up,
-/// goes down (warn), fails for another reason, or leaves the SRV answer.
-fn log_report(previous: Option<&TargetReport>, current: &TargetReport) {
+/// goes down (warn), fails for another reason, or leaves the SRV answer (`left`, as the store
+/// found it).
+fn log_report(previous: Option<&TargetReport>, current: &TargetReport, left: &[Server]) {
     let target = current.subject.name.as_str();
     let skipped_before = previous.map_or(0, |p| p.srv_skipped);
     match (skipped_before, current.srv_skipped) {
@@ -117,15 +122,8 @@ fn log_report(previous: Option<&TargetReport>, current: &TargetReport) {
             &server.steps,
         );
     }
-    // When the lookup itself failed, the servers did not leave: the lookup says so.
-    let answered = current.srv.as_ref().is_some_and(|s| s.result.is_ok());
-    let left = previous
-        .into_iter()
-        .filter(|_| answered)
-        .flat_map(|p| &p.servers)
-        .filter(|s| server_state(current, &s.server.endpoint).is_none());
     for server in left {
-        tracing::info!(target = target, server = %server.server, "server left the SRV answer");
+        tracing::info!(target = target, server = %server, "server left the SRV answer");
     }
     if let Some(watch) = &current.watch {
         log_watch(target, previous.and_then(|p| p.watch.as_ref()), watch);

@@ -81,6 +81,9 @@ pub struct TargetState {
     /// What is worth fixing about the servers of the latest report, judged once per report
     /// (see [`TargetState::judge`]): every view shows these.
     pub findings: Vec<ServerFinding>,
+    /// The servers of the report before the latest that its SRV answer no longer holds (none
+    /// when its lookup failed: a failed lookup says nothing about who left).
+    pub left: Vec<Server>,
 }
 
 /// The durations a step took on a server, by bucket of [`STEP_BUCKETS`]: plain counts that
@@ -117,6 +120,7 @@ impl TargetState {
             seen: Vec::new(),
             histograms: BTreeMap::new(),
             findings: Vec::new(),
+            left: Vec::new(),
         }
     }
 
@@ -139,6 +143,7 @@ impl TargetState {
         next.probes += 1;
         count(&mut next.failures, report.failures());
         // The servers did not leave when the lookup failed: their counters and facts stay.
+        next.left = Vec::new();
         if let Some(current) = answered(
             report.srv.as_ref(),
             report.servers.iter().map(|s| &s.server),
@@ -148,6 +153,11 @@ impl TargetState {
             next.failures.retain(|(server, _, _), _| known(server));
             next.histograms.retain(|(server, _), _| known(server));
             next.seen.retain(|(endpoint, _)| current.contains(endpoint));
+            let before = self.latest.iter().flat_map(|r| &r.servers);
+            next.left = before
+                .filter(|s| !current.contains(&s.server.endpoint))
+                .map(|s| s.server.clone())
+                .collect();
         }
         for server in &report.servers {
             let endpoint = &server.server.endpoint;
@@ -550,15 +560,23 @@ mod tests {
         assert!(now.seen(&endpoint("xmpp1")).unwrap().last_success.is_some());
         assert!(now.seen(&endpoint("xmpp2")).unwrap().last_success.is_none());
 
+        assert!(now.left.is_empty());
+
         // xmpp2 leaves the SRV answer: its counters and what was seen of it go.
         store.record(&a, report(None, vec![server("xmpp1", false)]));
         let now = state(&store);
         assert!(now.failures.is_empty(), "{:?}", now.failures);
         assert!(now.seen(&endpoint("xmpp2")).is_none());
+        let left: Vec<&Endpoint> = now.left.iter().map(|s| &s.endpoint).collect();
+        assert_eq!(left, [&endpoint("xmpp2")]);
 
         // A failed lookup: nobody left, xmpp1 is remembered; the lookup's failure counts.
         store.record(&a, report(Some(Reason::Nxdomain), Vec::new()));
         let now = state(&store);
+        assert!(
+            now.left.is_empty(),
+            "a failed lookup says nothing of who left"
+        );
         assert!(now.seen(&endpoint("xmpp1")).is_some());
         let lookup = (None, Step::Srv, Reason::Nxdomain);
         assert_eq!(now.failures.get(&lookup), Some(&1));
