@@ -3,10 +3,56 @@
 
 use super::*;
 
-/// Where `{domain}` stands in a module's component name.
+/// Where each request's domain goes in a module's names.
 const DOMAIN_TOKEN: &str = "{domain}";
-/// A domain that validation puts for `{domain}` and a request's target.
+/// The domain a module is validated with: its names must make sense for some domain.
 const SAMPLE_DOMAIN: &str = "module.invalid";
+
+/// A name of a module's with `{domain}` where each request's domain goes: the component name,
+/// the watch's JID domain, the watched components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NameTemplate(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Domain,
+}
+
+impl NameTemplate {
+    fn parse(text: &str) -> NameTemplate {
+        let mut pieces = Vec::new();
+        for (i, text) in text.split(DOMAIN_TOKEN).enumerate() {
+            if i > 0 {
+                pieces.push(Piece::Domain);
+            }
+            if !text.is_empty() {
+                pieces.push(Piece::Text(text.to_owned()));
+            }
+        }
+        NameTemplate(pieces)
+    }
+
+    /// The name for `domain`, as validation normalises a host name.
+    fn fill(&self, domain: &str) -> String {
+        let name: String = self
+            .0
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(text) => text.as_str(),
+                Piece::Domain => domain,
+            })
+            .collect();
+        normalise_host(&name)
+    }
+}
+
+/// The names of a module's watch, as templates.
+#[derive(Debug)]
+struct WatchTemplate {
+    jid_domain: NameTemplate,
+    components: Vec<NameTemplate>,
+}
 
 impl RawTarget {
     /// Checked as a target would be, with a sample domain for the one each request names.
@@ -38,15 +84,30 @@ impl RawTarget {
                 );
             }
         }
+        let component = NameTemplate::parse(&self.component);
+        let watch = self.watch.as_ref().map(|watch| WatchTemplate {
+            // A JID without `@` is reported by validation below.
+            jid_domain: NameTemplate::parse(watch.jid.split_once('@').map_or("", |(_, d)| d)),
+            components: watch
+                .components
+                .iter()
+                .map(|c| NameTemplate::parse(c))
+                .collect(),
+        });
+        // Validated as a target for a sample domain: what each request gets is that target
+        // with the request's names.
         self.name = name.to_owned();
         self.domain = SAMPLE_DOMAIN.to_owned();
-        self.component = self.component.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
+        self.component = component.fill(SAMPLE_DOMAIN);
         self.interval = Some(humantime::format_duration(INTERVAL_RANGE.1).to_string());
-        if let Some(watch) = &mut self.watch {
-            watch.jid = watch.jid.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
-            for component in &mut watch.components {
-                *component = component.replace(DOMAIN_TOKEN, SAMPLE_DOMAIN);
-            }
+        if let (Some(raw), Some(names)) = (&mut self.watch, &watch) {
+            let local = raw.jid.split_once('@').map_or("", |(local, _)| local);
+            raw.jid = format!("{local}@{}", names.jid_domain.fill(SAMPLE_DOMAIN));
+            raw.components = names
+                .components
+                .iter()
+                .map(|c| c.fill(SAMPLE_DOMAIN))
+                .collect();
         }
         let problems_before = check.problems.len();
         let template = self.validate(&field, INTERVAL_RANGE.1, default_timeout, check);
@@ -56,6 +117,8 @@ impl RawTarget {
         Some(Module {
             name: name.to_owned(),
             template: template?,
+            component,
+            watch,
         })
     }
 }
@@ -64,10 +127,11 @@ impl RawTarget {
 #[derive(Debug)]
 pub struct Module {
     pub name: String,
-    /// A target with the module's settings, validated with a sample domain where `{domain}`
-    /// stood (in the component name, the watch's JID and components): name, domain and server
-    /// are the request's.
+    /// A target with the module's settings, validated for a sample domain: everything but
+    /// the names, which are the request's (below).
     template: Target,
+    component: NameTemplate,
+    watch: Option<WatchTemplate>,
 }
 
 /// Why a request's `target` (or `domain`) cannot be probed with a module.
@@ -131,23 +195,26 @@ impl Module {
         if !is_dns_name(&domain) {
             return Err(ModuleTargetError::BadDomain);
         }
-        // The sample domain that validation put for `{domain}` becomes the request's.
-        let for_domain = |name: &str| name.replace(SAMPLE_DOMAIN, &domain);
-        let component = for_domain(&self.template.component).to_ascii_lowercase();
+        let component = self.component.fill(&domain);
         if !is_dns_name(&component) {
             return Err(ModuleTargetError::BadComponent);
         }
         let timeout = timeout.map_or(self.template.timeout, |t| {
             t.clamp(TIMEOUT_RANGE.0, self.template.timeout)
         });
-        let watch = self.template.watch.as_ref().map(|watch| Watch {
-            jid: Jid {
-                local: watch.jid.local.clone(),
-                domain: for_domain(&watch.jid.domain),
-            },
-            components: watch.components.iter().map(|c| for_domain(c)).collect(),
-            ..watch.clone()
-        });
+        let watch = self
+            .template
+            .watch
+            .as_ref()
+            .zip(self.watch.as_ref())
+            .map(|(watch, names)| Watch {
+                jid: Jid {
+                    local: watch.jid.local.clone(),
+                    domain: names.jid_domain.fill(&domain),
+                },
+                components: names.components.iter().map(|c| c.fill(&domain)).collect(),
+                ..watch.clone()
+            });
         Ok(Target {
             name: text.to_owned(),
             domain,
@@ -159,5 +226,121 @@ impl Module {
             requested: true,
             ..self.template.clone()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{parse, problems};
+    use super::*;
+
+    #[test]
+    fn a_module_makes_the_targets_that_requests_name() {
+        let config = parse(
+                "modules:\n  cms:\n    component: \"probe.{domain}\"\n    secret: s3cret-value\n    timeout: 5s\n",
+            )
+            .unwrap();
+        assert!(
+            config.targets.is_empty(),
+            "modules alone are a configuration"
+        );
+        let module = &config.modules["cms"];
+        let target = module.target("Example.COM.", None, None).unwrap();
+        assert_eq!(
+            (
+                target.name.as_str(),
+                target.domain.as_str(),
+                target.component.as_str()
+            ),
+            ("Example.COM.", "example.com", "probe.example.com")
+        );
+        assert!(matches!(target.servers, ServerSource::Srv));
+        assert_eq!(target.timeout, Duration::from_secs(5));
+        let fixed = module
+            .target(
+                "xmpp1.example.com:5223",
+                Some("example.com"),
+                Some(Duration::from_secs(2)),
+            )
+            .unwrap();
+        assert!(matches!(fixed.servers, ServerSource::Static(_)));
+        assert_eq!(
+            fixed.timeout,
+            Duration::from_secs(2),
+            "the scrape timeout caps it"
+        );
+        let longer = module.target("example.com", None, Some(Duration::from_secs(60)));
+        assert_eq!(
+            longer.unwrap().timeout,
+            Duration::from_secs(5),
+            "never beyond the module's"
+        );
+        for (target, domain, error) in [
+            ("xmpp1.example.com:5223", None, ModuleTargetError::NoDomain),
+            ("not a name", None, ModuleTargetError::BadTarget),
+            ("host:0", Some("example.com"), ModuleTargetError::BadTarget),
+            (
+                "10.0.0.1:5223",
+                Some("bad domain"),
+                ModuleTargetError::BadDomain,
+            ),
+            ("", None, ModuleTargetError::BadTarget),
+        ] {
+            assert_eq!(
+                module.target(target, domain, None).err(),
+                Some(error),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_modules_names_take_the_requests_domain_where_it_says_domain_and_nowhere_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "p").unwrap();
+        let config = parse(&format!(
+            "modules:\n  cms:\n    component: \"probe.{{domain}}\"\n    secret: s\n    watch:\n      jid: \"monitor@{{domain}}\"\n      password_file: {}\n      components: [\"CB1.{{domain}}\", \"shared.module.invalid.example.net\"]\n",
+            password.display()
+        ))
+        .unwrap();
+        let target = config.modules["cms"]
+            .target("Example.COM", None, None)
+            .unwrap();
+        assert_eq!(target.component, "probe.example.com");
+        let watch = target.watch.expect("the module's watch");
+        assert_eq!(watch.jid.to_string(), "monitor@example.com");
+        // The sample domain that validation used is only a sample: a name that holds its text
+        // keeps it.
+        assert_eq!(
+            watch.components,
+            ["cb1.example.com", "shared.module.invalid.example.net"]
+        );
+    }
+
+    #[test]
+    fn a_bad_module_names_its_field() {
+        let found = problems(
+                "modules:\n  cms:\n    component: \"\"\n    timeout: 1h\n  \"b@d\":\n    component: probe.{domain}\n    secret: x\n",
+            );
+        for expected in [
+            "modules.cms.component",
+            "modules.cms: ",
+            "modules.b@d: a module name",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "{expected} missing in {found:#?}"
+            );
+        }
+        let named = problems(
+            "modules:\n  cms:\n    domain: example.com\n    component: probe.{domain}\n    secret: x\n",
+        );
+        assert!(
+            named
+                .iter()
+                .any(|p| p.starts_with("modules.cms.domain: a module has none")),
+            "a module names no domain, requests do: {named:#?}"
+        );
     }
 }

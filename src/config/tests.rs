@@ -4,11 +4,11 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, Path::new("test.yaml"))
 }
 
-fn problems(text: &str) -> Vec<String> {
+pub(super) fn problems(text: &str) -> Vec<String> {
     match parse(text) {
         Err(ConfigError::Invalid { problems, .. }) => problems,
         other => panic!("expected validation problems, got {other:?}"),
@@ -407,92 +407,6 @@ fn an_ad_hoc_target_is_validated_like_a_file_and_names_its_flags() {
             "{flag} missing in {problems:#?}"
         );
     }
-}
-
-#[test]
-fn a_module_makes_the_targets_that_requests_name() {
-    let config = parse(
-            "modules:\n  cms:\n    component: \"probe.{domain}\"\n    secret: s3cret-value\n    timeout: 5s\n",
-        )
-        .unwrap();
-    assert!(
-        config.targets.is_empty(),
-        "modules alone are a configuration"
-    );
-    let module = &config.modules["cms"];
-    let target = module.target("Example.COM.", None, None).unwrap();
-    assert_eq!(
-        (
-            target.name.as_str(),
-            target.domain.as_str(),
-            target.component.as_str()
-        ),
-        ("Example.COM.", "example.com", "probe.example.com")
-    );
-    assert!(matches!(target.servers, ServerSource::Srv));
-    assert_eq!(target.timeout, Duration::from_secs(5));
-    let fixed = module
-        .target(
-            "xmpp1.example.com:5223",
-            Some("example.com"),
-            Some(Duration::from_secs(2)),
-        )
-        .unwrap();
-    assert!(matches!(fixed.servers, ServerSource::Static(_)));
-    assert_eq!(
-        fixed.timeout,
-        Duration::from_secs(2),
-        "the scrape timeout caps it"
-    );
-    let longer = module.target("example.com", None, Some(Duration::from_secs(60)));
-    assert_eq!(
-        longer.unwrap().timeout,
-        Duration::from_secs(5),
-        "never beyond the module's"
-    );
-    for (target, domain, error) in [
-        ("xmpp1.example.com:5223", None, ModuleTargetError::NoDomain),
-        ("not a name", None, ModuleTargetError::BadTarget),
-        ("host:0", Some("example.com"), ModuleTargetError::BadTarget),
-        (
-            "10.0.0.1:5223",
-            Some("bad domain"),
-            ModuleTargetError::BadDomain,
-        ),
-        ("", None, ModuleTargetError::BadTarget),
-    ] {
-        assert_eq!(
-            module.target(target, domain, None).err(),
-            Some(error),
-            "{target}"
-        );
-    }
-}
-
-#[test]
-fn a_bad_module_names_its_field() {
-    let found = problems(
-            "modules:\n  cms:\n    component: \"\"\n    timeout: 1h\n  \"b@d\":\n    component: probe.{domain}\n    secret: x\n",
-        );
-    for expected in [
-        "modules.cms.component",
-        "modules.cms: ",
-        "modules.b@d: a module name",
-    ] {
-        assert!(
-            found.iter().any(|p| p.starts_with(expected)),
-            "{expected} missing in {found:#?}"
-        );
-    }
-    let named = problems(
-        "modules:\n  cms:\n    domain: example.com\n    component: probe.{domain}\n    secret: x\n",
-    );
-    assert!(
-        named
-            .iter()
-            .any(|p| p.starts_with("modules.cms.domain: a module has none")),
-        "a module names no domain, requests do: {named:#?}"
-    );
 }
 
 #[test]
