@@ -166,7 +166,7 @@ impl ClientTlsMode {
 }
 
 /// How the component port is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TlsMode {
     /// TLS from the first byte, as a Callbridge does on port 5223.

@@ -5,7 +5,8 @@
 //! This file holds the validated model; its jobs are apart: `schema` (the file as written),
 //! `validate` (schema to model), `check` (the problem collector, bounded reads, `${NAME}`),
 //! `tls` (trust anchors and client identity), `module` (the `{domain}` templates),
-//! `ad_hoc` (a target from the command line), `web` (`--web.config.file`).
+//! `ad_hoc` (a target from the command line, whose flags main.rs parses), `web`
+//! (`--web.config.file`).
 
 mod ad_hoc;
 mod check;

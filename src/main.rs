@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use cms_xmpp_exporter::config::web::load_optional;
-use cms_xmpp_exporter::config::{AdHocTarget, Config, ConfigError};
+use cms_xmpp_exporter::config::{AdHocTarget, Config, ConfigError, TlsMode};
 use cms_xmpp_exporter::diagnosis::{render_text, Diagnosis, Style};
 use cms_xmpp_exporter::supervisor::prepare;
 use cms_xmpp_exporter::{
@@ -84,9 +84,72 @@ struct ProbeArgs {
     #[arg(long)]
     target: Option<String>,
     #[command(flatten)]
-    ad_hoc: AdHocTarget,
+    ad_hoc: AdHocArgs,
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
+}
+
+/// A single target described on the command line instead of the configuration file.
+#[derive(Clone, Args)]
+struct AdHocArgs {
+    /// Describe the target here instead of using the configuration file: the XMPP domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// "host", "host:port" or empty for the SRV lookup (with --domain).
+    #[arg(long, default_value = "")]
+    server: String,
+    /// The component name sent in the stream header (with --domain).
+    #[arg(long, default_value = "")]
+    component: String,
+    #[arg(long)]
+    secret_file: Option<String>,
+    /// Stop after the server's stream header; send no credentials.
+    #[arg(long)]
+    no_handshake: bool,
+    #[arg(long)]
+    ca_file: Option<String>,
+    #[arg(long)]
+    server_name: Option<String>,
+    #[arg(long, value_enum, default_value = "direct")]
+    tls_mode: CliTlsMode,
+    /// Also offer TLS 1.1 at most and say whether the server accepts it.
+    #[arg(long)]
+    check_legacy_tls: bool,
+    /// The whole-probe deadline, e.g. "10s".
+    #[arg(long)]
+    timeout: Option<String>,
+    /// DNS server(s) to ask instead of the system's, as IP[:port].
+    #[arg(long = "dns-server")]
+    dns_servers: Vec<String>,
+}
+
+/// `--tls-mode`, as `tls.mode` in a file.
+#[derive(Clone, Copy, ValueEnum)]
+enum CliTlsMode {
+    Direct,
+    None,
+}
+
+impl AdHocArgs {
+    /// The target these flags describe; `None` without `--domain`.
+    fn target(self) -> Option<AdHocTarget> {
+        Some(AdHocTarget {
+            domain: self.domain?,
+            server: self.server,
+            component: self.component,
+            secret_file: self.secret_file,
+            handshake: !self.no_handshake,
+            ca_file: self.ca_file,
+            server_name: self.server_name,
+            tls_mode: match self.tls_mode {
+                CliTlsMode::Direct => TlsMode::Direct,
+                CliTlsMode::None => TlsMode::None,
+            },
+            check_legacy_tls: self.check_legacy_tls,
+            timeout: self.timeout,
+            dns_servers: self.dns_servers,
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -214,8 +277,8 @@ async fn serve(cli: &Cli) -> ExitCode {
 }
 
 async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
-    let loaded = match args.ad_hoc.clone().into_config() {
-        Some(ad_hoc) => report_config(ad_hoc),
+    let loaded = match args.ad_hoc.clone().target() {
+        Some(ad_hoc) => report_config(ad_hoc.into_config()),
         None => load(&cli.config),
     };
     let config = match loaded {
@@ -262,5 +325,43 @@ async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe_flags(args: &[&str]) -> Option<AdHocTarget> {
+        let cli = Cli::try_parse_from(["cms-xmpp-exporter", "probe"].iter().chain(args)).unwrap();
+        match cli.command {
+            Some(Command::Probe(args)) => args.ad_hoc.target(),
+            _ => panic!("not the probe command"),
+        }
+    }
+
+    #[test]
+    fn the_probe_flags_describe_an_ad_hoc_target_only_with_a_domain() {
+        assert!(probe_flags(&["--server", "xmpp.example.com"]).is_none());
+        let target = probe_flags(&[
+            "--domain",
+            "example.com",
+            "--no-handshake",
+            "--tls-mode",
+            "none",
+            "--dns-server",
+            "10.0.0.53",
+            "--dns-server",
+            "10.0.0.54",
+        ])
+        .expect("a target");
+        assert_eq!(target.domain, "example.com");
+        assert!(!target.handshake);
+        assert_eq!(target.tls_mode, TlsMode::None);
+        assert_eq!(target.dns_servers, ["10.0.0.53", "10.0.0.54"]);
+        let defaults = probe_flags(&["--domain", "example.com"]).expect("a target");
+        assert!(defaults.handshake);
+        assert_eq!(defaults.tls_mode, TlsMode::Direct);
+        assert_eq!(defaults.server, "");
     }
 }

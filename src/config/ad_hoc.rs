@@ -1,41 +1,24 @@
-//! A single target described on the command line (`probe --domain …`): the CLI's flags,
-//! turned into the raw config a file would give and checked by the same validation, with
-//! each problem named by its flag.
+//! A single target described on the command line (`probe --domain …`): what the CLI's flags
+//! say (main.rs parses them), turned into the raw config a file would give and checked by the
+//! same validation, with each problem named by its flag.
 
 use super::*;
 
 /// A single target described on the command line (`probe --domain ...`), checked by the
-/// same validation as a file.
-#[derive(Debug, Clone, clap::Args)]
+/// same validation as a file; each field is the flag of its name.
+#[derive(Debug, Clone, Default)]
 pub struct AdHocTarget {
-    /// Describe the target here instead of using the configuration file: the XMPP domain.
-    #[arg(long)]
-    pub domain: Option<String>,
-    /// "host", "host:port" or empty for the SRV lookup (with --domain).
-    #[arg(long, default_value = "")]
+    pub domain: String,
+    /// "host", "host:port" or empty for the SRV lookup.
     pub server: String,
-    /// The component name sent in the stream header (with --domain).
-    #[arg(long, default_value = "")]
     pub component: String,
-    #[arg(long)]
     pub secret_file: Option<String>,
-    /// Stop after the server's stream header; send no credentials.
-    #[arg(long)]
-    pub no_handshake: bool,
-    #[arg(long)]
+    pub handshake: bool,
     pub ca_file: Option<String>,
-    #[arg(long)]
     pub server_name: Option<String>,
-    #[arg(long, value_enum, default_value = "direct")]
     pub tls_mode: TlsMode,
-    /// Also offer TLS 1.1 at most and say whether the server accepts it.
-    #[arg(long)]
     pub check_legacy_tls: bool,
-    /// The whole-probe deadline, e.g. "10s".
-    #[arg(long)]
     pub timeout: Option<String>,
-    /// DNS server(s) to ask instead of the system's, as IP[:port].
-    #[arg(long = "dns-server")]
     pub dns_servers: Vec<String>,
 }
 
@@ -56,18 +39,17 @@ fn ad_hoc_flag(field: &str) -> Option<&'static str> {
 }
 
 impl AdHocTarget {
-    /// The one-target configuration these flags describe; `None` without `--domain`.
-    pub fn into_config(self) -> Option<Result<Config, ConfigError>> {
-        let domain = self.domain?;
+    /// The one-target configuration these flags describe.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
         let target = RawTarget {
-            name: domain.clone(),
-            domain,
+            name: self.domain.clone(),
+            domain: self.domain,
             server_address: self.server,
             component: self.component,
             secret_file: self.secret_file,
             secret_env: None,
             secret: None,
-            handshake: !self.no_handshake,
+            handshake: self.handshake,
             // One probe: the interval only has to admit the timeout.
             interval: Some(humantime::format_duration(INTERVAL_RANGE.1).to_string()),
             timeout: self.timeout,
@@ -94,13 +76,13 @@ impl AdHocTarget {
             targets: vec![target],
             modules: BTreeMap::new(),
         };
-        Some(raw.validate_as(Some(ad_hoc_flag)).map_err(|mut problems| {
+        raw.validate_as(Some(ad_hoc_flag)).map_err(|mut problems| {
             // --timeout is both interval and timeout: one message is enough.
             problems.dedup();
             ConfigError::Invalid {
                 path: PathBuf::from("the command line"),
                 problems,
             }
-        }))
+        })
     }
 }

@@ -350,29 +350,15 @@ fn redaction_keeps_the_message_and_drops_the_values() {
 
 #[test]
 fn an_ad_hoc_target_is_validated_like_a_file_and_names_its_flags() {
-    let flags = |args: &[&str]| {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            target: AdHocTarget,
-        }
-        Cli::parse_from(std::iter::once("probe").chain(args.iter().copied())).target
-    };
-    assert!(flags(&[]).into_config().is_none(), "no --domain, no target");
-    let config = flags(&[
-        "--domain",
-        "Example.COM",
-        "--server",
-        "xmpp.example.com:5275",
-        "--component",
-        "probe.example.com",
-        "--no-handshake",
-        "--tls-mode",
-        "none",
-    ])
+    let config = AdHocTarget {
+        domain: "Example.COM".into(),
+        server: "xmpp.example.com:5275".into(),
+        component: "probe.example.com".into(),
+        handshake: false,
+        tls_mode: TlsMode::None,
+        ..AdHocTarget::default()
+    }
     .into_config()
-    .unwrap()
     .unwrap();
     let target = &config.targets[0];
     assert_eq!(
@@ -381,18 +367,15 @@ fn an_ad_hoc_target_is_validated_like_a_file_and_names_its_flags() {
     );
     assert_eq!(target.tls_mode, TlsMode::None);
     assert!(!target.handshake());
-    let Err(ConfigError::Invalid { problems, .. }) = flags(&[
-        "--domain",
-        "example.com",
-        "--server",
-        "bad host",
-        "--timeout",
-        "soon",
-        "--dns-server",
-        "nowhere",
-    ])
-    .into_config()
-    .unwrap() else {
+    let Err(ConfigError::Invalid { problems, .. }) = AdHocTarget {
+        domain: "example.com".into(),
+        server: "bad host".into(),
+        timeout: Some("soon".into()),
+        dns_servers: vec!["nowhere".into()],
+        handshake: true,
+        ..AdHocTarget::default()
+    }
+    .into_config() else {
         panic!("expected problems");
     };
     for flag in [
