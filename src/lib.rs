@@ -10,7 +10,7 @@
 //!   `/probe?module=`), runs one `scheduler` loop per target, and swaps them on reload;
 //!   `runner` runs a target one run at a time, shares the run in progress with whoever asks,
 //!   and turns every finished run into its record (the store's, or its own for a module's).
-//! - [`probe`] runs one cycle: `pipeline` (the component flow) and `watch` (the client flow),
+//! - [`probe`] runs one cycle (`target`): `component_flow` and `client_flow` (the `watch`),
 //!   built from `steps` and one file per step; it returns a [`probe::TargetReport`], which
 //!   names its target by a [`probe::Subject`], and never touches metrics.
 //! - [`store`] keeps the record: per target the latest report, history, counters and what is

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::watch as channel;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::Target;
@@ -32,7 +32,7 @@ pub struct Runner {
 /// Records are shared, not copied: a configured target's last one is also the store's.
 #[derive(Default)]
 struct Flight {
-    running: Option<channel::Receiver<Option<Arc<TargetState>>>>,
+    running: Option<watch::Receiver<Option<Arc<TargetState>>>>,
     last: Option<(Instant, Arc<TargetState>)>,
 }
 
@@ -69,7 +69,7 @@ impl Runner {
             match &flight.running {
                 Some(running) => running.clone(),
                 None => {
-                    let (done, running) = channel::channel(None);
+                    let (done, running) = watch::channel(None);
                     flight.running = Some(running.clone());
                     let runner = self.clone();
                     tokio::spawn(async move {

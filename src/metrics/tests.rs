@@ -448,14 +448,14 @@ fn watch_report(servers: Vec<ServerReport>, pings: Vec<Ping>) -> WatchReport {
             },
         )],
         pings,
-        expected_steps: crate::probe::watch::expected_steps(ClientTlsMode::Starttls),
+        expected_steps: crate::probe::client_flow::expected_steps(ClientTlsMode::Starttls),
     }
 }
 
 #[test]
 fn a_watch_exports_each_component_and_the_login() {
     let dir = tempfile::tempdir().unwrap();
-    let expected = crate::probe::watch::expected_steps(ClientTlsMode::Starttls);
+    let expected = crate::probe::client_flow::expected_steps(ClientTlsMode::Starttls);
     let mut healthy = report(vec![healthy_server("xmpp1.example.com", 10)]);
     healthy.watch = Some(watch_report(
         vec![login("xmpp1.example.com", &expected)],

@@ -1,7 +1,8 @@
 //! The probe: re-enacts a Callbridge registering with its XMPP server, one module per step.
 //!
-//! Every step takes typed input and returns `Result<T, Failure>`; [`pipeline`] runs them in
-//! order inside the target's deadline, times them and collects a [`TargetReport`]. Steps never
+//! Every step takes typed input and returns `Result<T, Failure>`; [`target`] runs a cycle —
+//! the [`component_flow`] and the [`client_flow`] side by side — inside the target's deadline,
+//! times the steps and collects a [`TargetReport`]. Steps never
 //! touch metrics: `crate::metrics` turns reports into series. Here: the steps and reasons
 //! (label values) and a step's failure; `report` the reports, `facts` what TLS and the
 //! certificate showed and the findings judged from it.
@@ -9,6 +10,8 @@
 pub mod bind;
 pub mod cert;
 pub mod client;
+pub mod client_flow;
+pub mod component_flow;
 pub mod connect;
 pub mod dns;
 pub mod handshake;
@@ -16,7 +19,6 @@ pub mod kdf;
 pub mod legacy_tls;
 pub mod ocsp;
 pub mod ping;
-pub mod pipeline;
 pub mod resolve;
 pub mod sasl;
 pub mod scram;
@@ -24,8 +26,8 @@ pub mod srv;
 pub mod starttls;
 pub mod steps;
 pub mod stream;
+pub mod target;
 pub mod tls;
-pub mod watch;
 pub mod xmpp;
 
 use std::fmt;
@@ -38,7 +40,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 pub use crate::address::{Endpoint, Host, Origin, Server};
-pub use pipeline::{probe_target, TargetProbe};
+pub use target::{probe_target, TargetProbe};
 
 /// An enum whose values are a label's values: each variant with its text, `ALL` of them in
 /// order (what the contract test holds against docs/metrics.md), `as_str`, `Display` and

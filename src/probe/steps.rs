@@ -1,6 +1,7 @@
 //! What both flows do alike: a step run inside the deadline and timed, a server reached over
 //! TCP (`resolve`, `connect`) and secured (`tls`, `cert`). The component flow
-//! ([`super::pipeline`]) and the client flow ([`super::watch`]) are built from these.
+//! ([`super::component_flow`]) and the client flow ([`super::client_flow`]) are built from
+//! these.
 
 use std::future::Future;
 use std::sync::Arc;

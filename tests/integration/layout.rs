@@ -253,7 +253,7 @@ fn no_module_imports_one_that_imports_it_back_beyond_the_known_cycles() {
     let edges = import_graph();
     assert!(
         edges
-            .get("probe::pipeline")
+            .get("probe::component_flow")
             .is_some_and(|e| e.contains("probe::steps"))
             && edges.get("http").is_some_and(|e| e.contains("supervisor")),
         "the graph was not read: {edges:#?}"
@@ -295,7 +295,7 @@ fn use_trees_expand_to_every_path() {
         Some("probe::tls")
     );
     assert_eq!(
-        target("crate::config::Watch", "probe::watch", &modules).as_deref(),
+        target("crate::config::Watch", "probe::client_flow", &modules).as_deref(),
         Some("config")
     );
     assert_eq!(

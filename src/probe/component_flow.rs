@@ -1,0 +1,168 @@
+//! The component flow of a probe cycle, as a Callbridge registers: SRV (or the configured
+//! server), then every server concurrently through resolve → connect → tls → cert → stream →
+//! handshake, each step bounded by what is left of the target's deadline and timed.
+
+use std::sync::Arc;
+
+use hickory_resolver::TokioResolver;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::steps::{reach, secure, timed, Peer};
+use super::tls::TlsClient;
+use super::xmpp::XmppConn;
+use super::{
+    handshake, legacy_tls, srv, stream, Failure, Reason, Server, ServerReport, Step, StepRecord,
+};
+use crate::config::{FanOut, ServerSource, Target};
+
+/// What the component flow of one target needs, built once per config load.
+pub struct ComponentFlow {
+    pub target: Arc<Target>,
+    pub resolver: TokioResolver,
+    /// How far one DNS answer may multiply this target's probe.
+    pub fan_out: FanOut,
+    /// `None` for plaintext; shared by every target with the same TLS settings.
+    pub tls: Option<TlsClient>,
+}
+
+impl ComponentFlow {
+    /// The per-server steps this target runs: TLS mode and `handshake` decide.
+    pub fn expected_steps(&self) -> Vec<Step> {
+        let tls = self.tls.is_some();
+        let handshake = self.target.handshake();
+        Step::COMPONENT
+            .into_iter()
+            .filter(|step| match step {
+                Step::Srv => false,
+                Step::Tls | Step::Cert => tls,
+                Step::Handshake => handshake,
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// The SRV step (if any), how many servers of its answer were left out, and every server's
+    /// report, in RFC 2782 order.
+    pub async fn run(
+        self: &Arc<Self>,
+        deadline: Instant,
+    ) -> (Option<StepRecord>, usize, Vec<ServerReport>) {
+        let probe = self;
+        let (srv, answer) = match &probe.target.servers {
+            ServerSource::Static(server) => (
+                None,
+                srv::SrvAnswer {
+                    servers: vec![server.clone()],
+                    skipped: 0,
+                },
+            ),
+            ServerSource::Srv => {
+                let (record, servers) = timed(
+                    Step::Srv,
+                    deadline,
+                    srv::lookup(
+                        &probe.resolver,
+                        srv::COMPONENT_SERVICE,
+                        &probe.target.domain,
+                        probe.fan_out.servers,
+                    ),
+                )
+                .await;
+                (Some(record), servers.unwrap_or_default())
+            }
+        };
+        let servers = answer.servers;
+
+        // Servers are probed concurrently: a dead one never delays another.
+        let mut tasks = JoinSet::new();
+        for (index, server) in servers.into_iter().enumerate() {
+            let probe = probe.clone();
+            tasks.spawn(async move { (index, probe_server(&probe, server, deadline).await) });
+        }
+        let mut reports = Vec::with_capacity(tasks.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(report) => reports.push(report),
+                Err(error) => {
+                    tracing::error!(target = %probe.target.name, %error, "a server probe task failed")
+                }
+            }
+        }
+        reports.sort_by_key(|(index, _)| *index);
+        let reports = reports.into_iter().map(|(_, report)| report).collect();
+        (srv, answer.skipped, reports)
+    }
+}
+
+async fn probe_server(probe: &ComponentFlow, server: Server, deadline: Instant) -> ServerReport {
+    let mut report = ServerReport::new(server.clone());
+    let Some(tcp) = reach(&mut report, &probe.resolver, probe.fan_out, deadline).await else {
+        return report;
+    };
+    let Some(tls) = &probe.tls else {
+        converse(probe, &mut report, tcp, deadline).await;
+        return report;
+    };
+    let name = match &probe.target.tls.server_name {
+        Some(name) => Ok(name.clone()),
+        None => server.host().server_name().map_err(|e| {
+            let detail = format!("{} cannot be a TLS server name: {e}", server.host());
+            Failure::new(Reason::TlsHandshake, detail)
+        }),
+    };
+    let peer = Peer {
+        domain: &probe.target.domain,
+        name,
+        fqdn_required: true,
+    };
+    let sni = match &peer.name {
+        Ok(ServerName::DnsName(dns)) => Some(dns.as_ref().to_owned()),
+        _ => None,
+    };
+    if let Some(stream) = secure(&mut report, tls, tcp, peer, deadline).await {
+        converse(probe, &mut report, stream, deadline).await;
+    }
+    // After the Callbridge's own connection has closed (some servers serve one at a time),
+    // within what is left of the deadline.
+    if let Some(address) = report.address.filter(|_| probe.target.check_legacy_tls) {
+        report.legacy_tls = Some(legacy_tls::check(address, sni.as_deref(), deadline).await);
+    }
+    report
+}
+
+/// The XMPP part: stream header, handshake, then a polite close.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    probe: &ComponentFlow,
+    report: &mut ServerReport,
+    io: S,
+    deadline: Instant,
+) {
+    let mut conn = XmppConn::new(io);
+    let Some(id) = report
+        .run(
+            Step::Stream,
+            deadline,
+            stream::open(&mut conn, &probe.target.component),
+        )
+        .await
+    else {
+        return;
+    };
+    report.stream_id = Some(super::printable(&id));
+    if let Some(secret) = &probe.target.secret {
+        let authenticated = report
+            .run(
+                Step::Handshake,
+                deadline,
+                handshake::authenticate(&mut conn, &id, secret),
+            )
+            .await;
+        if authenticated.is_none() {
+            return;
+        }
+    }
+    conn.close(deadline).await;
+}

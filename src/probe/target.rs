@@ -1,0 +1,109 @@
+//! One probe cycle of a target: the component flow and, when configured, the client flow,
+//! side by side inside one deadline; and what probing a target needs, built once per config.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use hickory_resolver::TokioResolver;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::client_flow;
+use super::component_flow::ComponentFlow;
+use super::kdf::SaltedPasswords;
+use super::tls::TlsClient;
+use super::{Subject, TargetReport};
+use crate::config::{FanOut, Target};
+
+/// A target with what probing it needs, built once per config load.
+pub struct TargetProbe {
+    pub target: Arc<Target>,
+    /// Who its reports are about.
+    pub subject: Arc<Subject>,
+    components: Arc<ComponentFlow>,
+    resolver: TokioResolver,
+    /// How far one DNS answer may multiply this target's probe.
+    fan_out: FanOut,
+    /// The client path's TLS client, when the target watches components over TLS.
+    watch_tls: Option<TlsClient>,
+    /// The watch's SCRAM derivations, kept for the life of this config.
+    salted: SaltedPasswords,
+    /// Held while a probe runs. Shared by every target with the same component name: an XMPP
+    /// server must never see the name twice at once, or it answers `conflict`.
+    exclusive: Arc<tokio::sync::Mutex<()>>,
+    /// Shared by every target: bounds the probes (sockets, handshakes) running at once.
+    slots: Arc<Semaphore>,
+}
+
+impl TargetProbe {
+    pub fn new(
+        target: Arc<Target>,
+        resolver: TokioResolver,
+        fan_out: FanOut,
+        tls: Option<TlsClient>,
+        watch_tls: Option<TlsClient>,
+        exclusive: Arc<tokio::sync::Mutex<()>>,
+        slots: Arc<Semaphore>,
+    ) -> TargetProbe {
+        TargetProbe {
+            subject: Arc::new(Subject::of(&target)),
+            components: Arc::new(ComponentFlow {
+                target: target.clone(),
+                resolver: resolver.clone(),
+                fan_out,
+                tls,
+            }),
+            target,
+            resolver,
+            fan_out,
+            watch_tls,
+            salted: SaltedPasswords::default(),
+            exclusive,
+            slots,
+        }
+    }
+
+    /// One probe cycle, waiting for any other run under this component name to finish first,
+    /// then for a free slot; the deadline starts once it runs.
+    pub async fn run_exclusive(self: &Arc<Self>) -> TargetReport {
+        let _running = self.exclusive.lock().await;
+        // The semaphore is never closed, so acquiring only fails in theory.
+        let _slot = self.slots.acquire().await;
+        probe_target(self.clone()).await
+    }
+
+    #[cfg(test)]
+    pub fn tls(&self) -> Option<&TlsClient> {
+        self.components.tls.as_ref()
+    }
+}
+
+/// One probe cycle of one target: the component flow and, when configured, the client flow,
+/// side by side inside one deadline.
+pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let deadline = clock + probe.target.timeout;
+    let client_flow = async {
+        let watch = probe.target.watch.as_ref()?;
+        let client = client_flow::Client {
+            resolver: &probe.resolver,
+            fan_out: probe.fan_out,
+            tls: probe.watch_tls.as_ref(),
+            salted: &probe.salted,
+        };
+        Some(client_flow::probe(&client, watch, deadline).await)
+    };
+    let ((srv, srv_skipped, servers), watch) =
+        tokio::join!(probe.components.run(deadline), client_flow);
+    TargetReport {
+        subject: probe.subject.clone(),
+        started,
+        duration: clock.elapsed(),
+        srv,
+        srv_skipped,
+        servers,
+        expected_steps: probe.components.expected_steps(),
+        watch,
+    }
+}
