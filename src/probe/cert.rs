@@ -3,6 +3,7 @@
 //! server's FQDN (RFC 6125 matching).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -13,7 +14,7 @@ use x509_parser::oid_registry::Oid;
 use x509_parser::prelude::X509Certificate;
 use x509_parser::public_key::PublicKey;
 
-use super::tls::{Path, Trust};
+use super::tls::{KeptFacts, Path, Trust};
 use super::{
     ocsp, printable, CertFacts, ChainCert, Failure, Finding, FindingKind, NameCoverage, NameRole,
     OcspStatus, Reason, Staple, Stapled, Weakness,
@@ -61,6 +62,50 @@ impl Sent<'_> {
         self.position != other.position
             && self.cert.subject().as_raw() == other.cert.issuer().as_raw()
     }
+}
+
+/// Like [`inspect`], but an accepted chain seen before (the same certificates, names and
+/// path, nothing stapled) gets the facts made then: the verdict is still this handshake's.
+pub fn inspect_kept(
+    input: &CertInput<'_>,
+    kept: &KeptFacts,
+) -> (Option<Arc<CertFacts>>, Result<(), Failure>) {
+    let key = facts_key(input);
+    if let Some(facts) = key.as_ref().and_then(|key| kept.get(key)) {
+        let verdict = accepted(&facts);
+        return (Some(facts), verdict);
+    }
+    let (facts, verdict) = inspect(input);
+    let facts = facts.map(Arc::new);
+    if let (Some(key), Some(facts)) = (key, &facts) {
+        kept.keep(key, facts.clone());
+    }
+    (facts, verdict)
+}
+
+/// A digest of everything the facts of an accepted chain are made from, when they can be
+/// kept: not with a stapled response (whether it is stale depends on the time).
+fn facts_key(input: &CertInput<'_>) -> Option<[u8; 32]> {
+    if input.verdict.is_err() || !input.ocsp.is_empty() {
+        return None;
+    }
+    let path = input.path?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut field = |bytes: &[u8]| {
+        digest.update(&(bytes.len() as u64).to_be_bytes());
+        digest.update(bytes);
+    };
+    for der in input.chain {
+        field(der);
+    }
+    field(input.domain.as_bytes());
+    field(input.verified.to_str().as_bytes());
+    field(&[u8::from(input.fqdn_required)]);
+    for position in &path.positions {
+        field(&(*position as u64).to_be_bytes());
+    }
+    field(path.anchor.as_ref().map_or(&[][..], |a| a.der.as_ref()));
+    digest.finish().as_ref().try_into().ok()
 }
 
 /// The facts (when the leaf parses) and the step's verdict.
@@ -357,22 +402,6 @@ fn judge(
     facts: &CertFacts,
     top: &Sent<'_>,
 ) -> Result<(), Failure> {
-    let missing: Vec<String> = facts
-        .coverage
-        .iter()
-        .filter(|c| !c.covered)
-        .map(|c| format!("{} {}", c.role.as_str(), c.name))
-        .collect();
-    let mismatch = || {
-        Failure::new(
-            Reason::CertNameMismatch,
-            format!(
-                "the certificate's SANs [{}] do not cover the {}",
-                facts.sans.join(", "),
-                missing.join(" and the ")
-            ),
-        )
-    };
     let weak = facts
         .chain
         .iter()
@@ -406,7 +435,16 @@ fn judge(
                 )
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                mismatch()
+                // rustls and the SANs disagree only if the names differ in what they ask.
+                accepted(facts).err().unwrap_or_else(|| {
+                    Failure::new(
+                        Reason::CertNameMismatch,
+                        format!(
+                            "the certificate's SANs [{}] do not cover the name verified",
+                            facts.sans.join(", ")
+                        ),
+                    )
+                })
             }
             other => match weak {
                 Some((cert, weakness)) => Failure::new(
@@ -440,9 +478,30 @@ fn judge(
             },
         }),
         Err(other) => Err(Failure::new(Reason::CertUntrusted, other.to_string())),
-        Ok(()) if !missing.is_empty() => Err(mismatch()),
-        Ok(()) => Ok(()),
+        Ok(()) => accepted(facts),
     }
+}
+
+/// The verdict on a chain the handshake accepted: its SANs must cover every name a
+/// Callbridge requires.
+fn accepted(facts: &CertFacts) -> Result<(), Failure> {
+    let missing: Vec<String> = facts
+        .coverage
+        .iter()
+        .filter(|c| !c.covered)
+        .map(|c| format!("{} {}", c.role.as_str(), c.name))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(
+        Reason::CertNameMismatch,
+        format!(
+            "the certificate's SANs [{}] do not cover the {}",
+            facts.sans.join(", "),
+            missing.join(" and the ")
+        ),
+    ))
 }
 
 fn subject_alt_names(cert: &X509Certificate<'_>) -> Vec<San> {

@@ -4,7 +4,6 @@
 //! these.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
@@ -66,7 +65,7 @@ pub(super) async fn secure(
     // The handshake ran, so the name was one.
     let name = peer.name.ok()?;
     let inspected = Instant::now();
-    let (facts, verdict) = cert::inspect(&CertInput {
+    let input = CertInput {
         chain: &outcome.chain,
         verdict: &outcome.verdict,
         path: outcome.path.as_ref(),
@@ -75,8 +74,9 @@ pub(super) async fn secure(
         domain: peer.domain,
         verified: &name,
         fqdn_required: peer.fqdn_required,
-    });
-    report.cert = facts.map(Arc::new);
+    };
+    let (facts, verdict) = cert::inspect_kept(&input, tls.kept_facts());
+    report.cert = facts;
     let accepted = verdict.is_ok();
     report.steps.push(StepRecord {
         step: Step::Cert,

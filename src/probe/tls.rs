@@ -16,7 +16,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::connect::Tcp;
-use super::{ChainCert, Failure, Reason, TlsFacts};
+use super::{CertFacts, ChainCert, Failure, Reason, TlsFacts};
 use crate::config::TlsSettings;
 use crate::crypto::provider;
 
@@ -40,6 +40,30 @@ pub struct TlsClient {
     base: Arc<ClientConfig>,
     webpki: Arc<WebPkiServerVerifier>,
     trust: Arc<Trust>,
+    kept: Arc<KeptFacts>,
+}
+
+/// The certificate facts of chains accepted lately, by a digest of everything they are made
+/// from (the `cert` step's): an unchanged chain is neither parsed nor described again, and
+/// every report of it shares one copy. Lives as long as the client (one config).
+#[derive(Debug, Default)]
+pub struct KeptFacts(Mutex<HashMap<[u8; 32], Arc<CertFacts>>>);
+
+/// Far more than the servers of a large fleet; beyond, the facts start afresh.
+const MAX_KEPT_FACTS: usize = 4096;
+
+impl KeptFacts {
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<CertFacts>> {
+        self.0.lock().expect("kept facts lock").get(key).cloned()
+    }
+
+    pub fn keep(&self, key: [u8; 32], facts: Arc<CertFacts>) {
+        let mut kept = self.0.lock().expect("kept facts lock");
+        if kept.len() >= MAX_KEPT_FACTS {
+            kept.clear();
+        }
+        kept.insert(key, facts);
+    }
 }
 
 /// The trust anchors, to find the path a chain verifies by, and which of them are not roots.
@@ -244,6 +268,7 @@ impl TlsClient {
             base: Arc::new(config),
             webpki,
             trust,
+            kept: Arc::default(),
         })
     }
 
@@ -255,6 +280,10 @@ impl TlsClient {
 
     pub fn trust(&self) -> &Trust {
         &self.trust
+    }
+
+    pub fn kept_facts(&self) -> &KeptFacts {
+        &self.kept
     }
 
     pub async fn handshake(

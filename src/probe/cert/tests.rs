@@ -99,3 +99,79 @@ fn serials_read_as_openssl_prints_them() {
     assert_eq!(serial_hex(&[0x00]), "00");
     assert_eq!(serial_hex(&[]), "");
 }
+
+/// A CA and a leaf it issued for `names`, as DER.
+fn ca_and_leaf(names: &[&str]) -> (CertificateDer<'static>, CertificateDer<'static>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    let leaf = params.signed_by(&leaf_key, &issuer).unwrap();
+    (ca_cert.der().clone(), leaf.der().clone())
+}
+
+#[test]
+fn an_accepted_chain_seen_again_shares_its_facts_and_anything_else_is_described_anew() {
+    let (ca, leaf) = ca_and_leaf(&["example.com", "xmpp1.example.com"]);
+    let client = crate::probe::tls::TlsClient::new(&crate::config::TlsSettings {
+        ca_certs: Some(vec![ca]),
+        server_name: None,
+        client_auth: None,
+    })
+    .unwrap();
+    let chain = vec![leaf];
+    let path = client.trust().path(&chain, UnixTime::now());
+    assert!(path.is_some(), "the leaf verifies");
+    let xmpp1 = ServerName::try_from("xmpp1.example.com").unwrap();
+    let xmpp2 = ServerName::try_from("xmpp2.example.com").unwrap();
+    let ok = Ok(());
+    const STAPLED: &[u8] = &[0x30, 0x00];
+    let input = |verified, ocsp: &'static [u8]| CertInput {
+        chain: &chain,
+        verdict: &ok,
+        path: path.as_ref(),
+        ocsp,
+        trust: client.trust(),
+        domain: "example.com",
+        verified,
+        fqdn_required: true,
+    };
+    let kept = client.kept_facts();
+    let (first, verdict) = inspect_kept(&input(&xmpp1, &[]), kept);
+    assert_eq!(verdict, Ok(()));
+    let (again, _) = inspect_kept(&input(&xmpp1, &[]), kept);
+    assert!(Arc::ptr_eq(
+        first.as_ref().unwrap(),
+        again.as_ref().unwrap()
+    ));
+
+    // Another name to cover: other facts, and this time a mismatch.
+    let (other, verdict) = inspect_kept(&input(&xmpp2, &[]), kept);
+    assert!(!Arc::ptr_eq(
+        first.as_ref().unwrap(),
+        other.as_ref().unwrap()
+    ));
+    assert_eq!(verdict.unwrap_err().reason, Reason::CertNameMismatch);
+    let (other_again, verdict) = inspect_kept(&input(&xmpp2, &[]), kept);
+    assert!(Arc::ptr_eq(
+        other.as_ref().unwrap(),
+        other_again.as_ref().unwrap()
+    ));
+    assert_eq!(
+        verdict.unwrap_err().reason,
+        Reason::CertNameMismatch,
+        "kept, judged again"
+    );
+
+    // A stapled response is read every time: its freshness depends on the time.
+    let (one, _) = inspect_kept(&input(&xmpp1, STAPLED), kept);
+    let (two, _) = inspect_kept(&input(&xmpp1, STAPLED), kept);
+    assert!(!Arc::ptr_eq(one.as_ref().unwrap(), two.as_ref().unwrap()));
+}
