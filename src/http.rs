@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::admission::Admission;
 use crate::diagnosis::{render_text, Style};
 use crate::metrics::{self, Exposition, TargetText, Texts};
-use crate::store::{ConfigStatus, Snapshot, Store};
+use crate::store::{ExporterStatus, Snapshot, Store};
 use crate::supervisor::{OnDemand, Supervisor, PROBE_SPACING};
 
 /// A connection that has not sent a whole request head within this is closed; so is one idle
@@ -46,7 +46,7 @@ const RENDER_FRESH_FOR: Duration = Duration::from_secs(1);
 pub struct Renderer {
     store: Arc<Store>,
     last: Mutex<Option<Rendered>>,
-    /// Each target's series text, rewritten when its state changes.
+    /// Each target's series text, written by the first rendering that sees its new state.
     texts: Arc<Texts>,
 }
 
@@ -56,32 +56,32 @@ type Encode = fn(&Snapshot, &[Arc<TargetText>]) -> Bytes;
 struct Rendered {
     at: Instant,
     /// A reload shows at once, whatever the age of the rendering.
-    config: ConfigStatus,
+    status: ExporterStatus,
     snapshot: Snapshot,
     plain: Option<Bytes>,
     gzip: Option<Bytes>,
 }
 
 impl Renderer {
-    pub fn new(store: Arc<Store>, texts: Arc<Texts>) -> Renderer {
+    pub fn new(store: Arc<Store>) -> Renderer {
         Renderer {
             store,
             last: Mutex::new(None),
-            texts,
+            texts: Arc::default(),
         }
     }
 
     /// The exposition, gzip-compressed when `gzip`.
     pub async fn render(&self, gzip: bool) -> Result<Bytes, tokio::task::JoinError> {
         let mut last = self.last.lock().await;
-        let config = self.store.config();
+        let status = self.store.exporter_status();
         let fresh = last
             .as_ref()
-            .is_some_and(|r| r.at.elapsed() < RENDER_FRESH_FOR && r.config == config);
+            .is_some_and(|r| r.at.elapsed() < RENDER_FRESH_FOR && r.status == status);
         if !fresh {
             *last = Some(Rendered {
                 at: Instant::now(),
-                config,
+                status,
                 snapshot: self.store.snapshot(),
                 plain: None,
                 gzip: None,
@@ -171,10 +171,7 @@ pub async fn serve(
     } else {
         Lifecycle::Off
     };
-    let renderer = Arc::new(Renderer::new(
-        supervisor.store.clone(),
-        supervisor.texts.clone(),
-    ));
+    let renderer = Arc::new(Renderer::new(supervisor.store.clone()));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

@@ -27,7 +27,7 @@ use crate::probe::{
     StepRecord, TargetReport, WatchReport,
 };
 use crate::store::{
-    ConfigStatus, Durations, FailureKey, Seen, Snapshot, TargetState, STEP_BUCKETS,
+    Durations, ExporterStatus, FailureKey, Seen, Snapshot, TargetState, STEP_BUCKETS,
 };
 
 /// A metric of the contract: its name, help, type, labels and where its series come from.
@@ -43,7 +43,7 @@ pub struct MetricDef {
 /// for one run); target series describe one target's state.
 #[derive(Clone, Copy)]
 enum Source {
-    Exporter(fn(&mut dyn Sink, &ConfigStatus)),
+    Exporter(fn(&mut dyn Sink, &ExporterStatus)),
     Target(fn(&mut dyn Sink, &TargetState)),
 }
 

@@ -12,7 +12,6 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Target;
-use crate::metrics::Texts;
 use crate::probe::{
     Endpoint, Failure, Ping, Reason, Server, Step, StepRecord, TargetReport, WatchReport,
 };
@@ -46,7 +45,6 @@ pub async fn run_target(runner: Arc<Runner>, first: Duration, mut shutdown: watc
 /// descriptors blames no server and is discarded.
 pub fn record(
     store: &Store,
-    texts: &Texts,
     target: &Arc<Target>,
     report: Arc<TargetReport>,
 ) -> Option<Arc<TargetState>> {
@@ -61,7 +59,6 @@ pub fn record(
         return None;
     }
     let recorded = store.record(target, report)?;
-    texts.write(&recorded.state);
     log_report(
         recorded.previous.as_deref(),
         &recorded.current,

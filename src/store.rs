@@ -296,7 +296,7 @@ fn answered<'a>(
 /// The exporter's own state: whether the configuration loaded (`cms_xmpp_config_last_reload_*`)
 /// and the cycles it could not run for want of its own resources.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ConfigStatus {
+pub struct ExporterStatus {
     pub successful: bool,
     pub last_success: Option<SystemTime>,
     /// Loads tried so far, good or bad: a view that caches can tell that the config changed.
@@ -309,7 +309,7 @@ pub struct ConfigStatus {
 #[derive(Clone, Default)]
 pub struct Snapshot {
     pub targets: Vec<Arc<TargetState>>,
-    pub config: ConfigStatus,
+    pub exporter: ExporterStatus,
     pub step_histograms: bool,
 }
 
@@ -402,10 +402,10 @@ impl Store {
 
     pub fn config_loaded(&self, ok: bool) {
         let mut inner = self.inner.write().expect("store lock");
-        inner.config.loads += 1;
-        inner.config.successful = ok;
+        inner.exporter.loads += 1;
+        inner.exporter.successful = ok;
         if ok {
-            inner.config.last_success = Some(SystemTime::now());
+            inner.exporter.last_success = Some(SystemTime::now());
         }
     }
 
@@ -415,7 +415,7 @@ impl Store {
         self.inner
             .write()
             .expect("store lock")
-            .config
+            .exporter
             .discarded_cycles += 1;
     }
 
@@ -425,8 +425,8 @@ impl Store {
         inner.targets.iter().all(|s| s.latest.is_some())
     }
 
-    pub fn config(&self) -> ConfigStatus {
-        self.inner.read().expect("store lock").config
+    pub fn exporter_status(&self) -> ExporterStatus {
+        self.inner.read().expect("store lock").exporter
     }
 
     pub fn snapshot(&self) -> Snapshot {

@@ -10,7 +10,6 @@ use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
-use crate::metrics::Texts;
 use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe};
@@ -50,9 +49,6 @@ pub enum ReloadError {
 pub struct Supervisor {
     source: Option<PathBuf>,
     pub store: Arc<Store>,
-    /// Each target's series text, written as reports are recorded; `/metrics` puts them
-    /// together.
-    pub texts: Arc<Texts>,
     /// The HTTP endpoint's TLS and users, re-read with the configuration.
     pub web: Web,
     /// The running configuration's targets; swapped at once on reload, so readers never wait.
@@ -173,13 +169,11 @@ impl Supervisor {
     pub fn start(config: &Config, prepared: Prepared, web: Web) -> Supervisor {
         let Prepared { runners, modules } = prepared;
         let store = Arc::new(Store::default());
-        let texts = Arc::new(Texts::default());
-        let (loops, _) = spawn(&runners, config, &store, &texts);
+        let (loops, _) = spawn(&runners, config, &store);
         store.config_loaded(true);
         Supervisor {
             source: config.source.clone(),
             store,
-            texts,
             web,
             runners: RwLock::new(runners.into()),
             modules: RwLock::new(modules),
@@ -223,7 +217,7 @@ impl Supervisor {
         }
         // The store keeps serving the old targets' state until the new loops replace it.
         stop(std::mem::replace(&mut *loops, idle())).await;
-        let (running, changes) = spawn(&runners, &config, &self.store, &self.texts);
+        let (running, changes) = spawn(&runners, &config, &self.store);
         *loops = running;
         log_changes(&changes);
         *self.runners.write().expect("runners lock") = runners.into();
@@ -293,20 +287,15 @@ fn idle() -> Loops {
 }
 
 /// Starts a loop per target and gives the store the new set of targets.
-fn spawn(
-    runners: &[Arc<Runner>],
-    config: &Config,
-    store: &Arc<Store>,
-    texts: &Arc<Texts>,
-) -> (Loops, TargetChanges) {
+fn spawn(runners: &[Arc<Runner>], config: &Config, store: &Arc<Store>) -> (Loops, TargetChanges) {
     let targets: Vec<_> = runners.iter().map(|r| r.target().clone()).collect();
     let changes = store.set_targets(&targets, config.metrics.step_histograms);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for runner in runners {
-        let (into, texts) = (store.clone(), texts.clone());
+        let into = store.clone();
         runner.record_with(Box::new(move |target, report| {
-            scheduler::record(&into, &texts, target, report)
+            scheduler::record(&into, target, report)
         }));
         let target = runner.target();
         let first = scheduler::first_probe_offset(&target.name, runners.len(), target.interval);

@@ -229,7 +229,7 @@ pub fn write(
                         def,
                         out: &mut lines,
                     },
-                    &snapshot.config,
+                    &snapshot.exporter,
                 );
                 false
             }
@@ -261,9 +261,9 @@ pub fn render(snapshot: &Snapshot, texts: &[Arc<TargetText>]) -> Vec<u8> {
     out
 }
 
-/// Each target's series as text, written once per state (about 20 µs a target), so that a
-/// scrape only puts the targets' texts together: when a report is recorded, or else (a state
-/// a reload made) by the first scrape that sees it.
+/// Each target's series as text, written once per state (about 20 µs a target) by the first
+/// rendering that sees it, so that a scrape only puts the targets' texts together and a
+/// report nobody scrapes costs no text (probing never waits on it).
 #[derive(Default)]
 pub struct Texts {
     kept: std::sync::Mutex<HashMap<String, Kept>>,
@@ -273,14 +273,6 @@ pub struct Texts {
 type Kept = (Weak<TargetState>, Arc<TargetText>);
 
 impl Texts {
-    /// Writes a new state's text now, as its report is recorded, so that the scrape that
-    /// first sees it does not have to.
-    pub fn write(&self, state: &Arc<TargetState>) {
-        let text = Arc::new(TargetText::new(state));
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.insert(state.subject.name.clone(), (Arc::downgrade(state), text));
-    }
-
     /// How many targets' texts are kept.
     #[cfg(test)]
     pub(super) fn kept(&self) -> usize {
@@ -364,7 +356,7 @@ impl Exposition {
     fn family(&self, def: &'static MetricDef) -> Option<MetricFamily> {
         let mut sink = FamilySink::new(def);
         match def.source {
-            Source::Exporter(series) => series(&mut sink, &self.snapshot.config),
+            Source::Exporter(series) => series(&mut sink, &self.snapshot.exporter),
             Source::Target(series) => {
                 for state in &self.snapshot.targets {
                     series(&mut sink, state);

@@ -5,20 +5,20 @@ use super::*;
 
 // ---- where each family's series come from ----
 
-pub(super) fn build_info(sink: &mut dyn Sink, _: &ConfigStatus) {
+pub(super) fn build_info(sink: &mut dyn Sink, _: &ExporterStatus) {
     sink.number(&[env!("CARGO_PKG_VERSION")], 1.0);
 }
 
-pub(super) fn discarded_cycles(sink: &mut dyn Sink, config: &ConfigStatus) {
-    sink.number(&[], config.discarded_cycles as f64);
+pub(super) fn discarded_cycles(sink: &mut dyn Sink, status: &ExporterStatus) {
+    sink.number(&[], status.discarded_cycles as f64);
 }
 
-pub(super) fn reload_successful(sink: &mut dyn Sink, config: &ConfigStatus) {
-    sink.number(&[], flag(config.successful));
+pub(super) fn reload_successful(sink: &mut dyn Sink, status: &ExporterStatus) {
+    sink.number(&[], flag(status.successful));
 }
 
-pub(super) fn reload_timestamp(sink: &mut dyn Sink, config: &ConfigStatus) {
-    if let Some(at) = config.last_success {
+pub(super) fn reload_timestamp(sink: &mut dyn Sink, status: &ExporterStatus) {
+    if let Some(at) = status.last_success {
         sink.number(&[], timestamp(at));
     }
 }

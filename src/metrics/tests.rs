@@ -556,7 +556,7 @@ fn the_exposition_is_valid_text_with_every_family_described() {
         .after(report(vec![healthy_server("xmpp1.example.com", 10)]), true);
     let snapshot = Snapshot {
         targets: vec![Arc::new(state)],
-        config: crate::store::ConfigStatus {
+        exporter: crate::store::ExporterStatus {
             successful: true,
             last_success: None,
             loads: 1,
@@ -639,7 +639,7 @@ fn the_text_is_what_the_prometheus_encoder_writes() {
     let paris = TargetState::new(named("cms-paris")).after(report(Vec::new()), true);
     let mut snapshot = Snapshot {
         targets: vec![Arc::new(london), Arc::new(paris)],
-        config: crate::store::ConfigStatus {
+        exporter: crate::store::ExporterStatus {
             successful: true,
             last_success: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_750_000_000_123)),
             loads: 1,
