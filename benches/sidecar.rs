@@ -13,7 +13,9 @@
 //!                                         -- fleet  for 1,000 targets named by /probe requests;
 //!                                         -- scram  for the cost of one SCRAM key derivation;
 //!                                         -- per-probe  for CPU per server probe beside a
-//!                                            minimal client's)
+//!                                            minimal client's;
+//!                                         -- memory  for resident memory over ten minutes at
+//!                                            1,000 targets)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
@@ -25,6 +27,8 @@
 //! compare runs on the same one (`CMS_XMPP_EXPORTER_BINARY=path` runs another build).
 
 // The benchmark uses a part of the test peers; the tests use all of it.
+#[path = "sidecar/memory.rs"]
+mod memory;
 #[path = "sidecar/per_probe.rs"]
 mod per_probe;
 #[allow(dead_code)]
@@ -78,6 +82,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "per-probe") {
         runtime().block_on(per_probe::measure()).print();
+        return;
+    }
+    if args.iter().any(|a| a == "memory") {
+        runtime().block_on(memory::measure()).print();
         return;
     }
     if args.iter().any(|a| a == "scram") {
@@ -204,7 +212,17 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-async fn measure(targets: usize, watch: Watch) -> Row {
+/// A running exporter with its peers: the DNS server and the component servers (and the
+/// client port of a watch) live as long as this.
+struct Fleet {
+    _lab: Lab,
+    _peers: (ComponentServer, ComponentServer, C2sServer),
+    binary: Binary,
+}
+
+/// `targets` targets that find two TLS component servers through SRV, probed every 15 s,
+/// each watching two components through a client port of the `watch` kind (or not).
+async fn start_fleet(targets: usize, watch: Watch) -> Fleet {
     let lab = Lab::new(base_zone()).await;
     // Each target its own component name, so that they may run at once.
     let names: Vec<String> = (0..targets)
@@ -259,12 +277,10 @@ async fn measure(targets: usize, watch: Watch) -> Row {
         .collect();
     std::fs::write(lab.path("config.yaml"), lab.config(&config)).unwrap();
     let binary = Binary::spawn(&binary(), &lab.path("config.yaml"), &[]).await;
-    let pid = binary.child.id().expect("running");
-    let exporter = &binary.exporter;
     // The first probes of a fleet are spread over up to 20 s.
     let started = Instant::now();
     loop {
-        let scrape = exporter.scrape().await;
+        let scrape = binary.exporter.scrape().await;
         if scrape.find(&LAST_PROBE, &[]).len() == targets {
             break;
         }
@@ -274,6 +290,18 @@ async fn measure(targets: usize, watch: Watch) -> Row {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    Fleet {
+        _lab: lab,
+        _peers: (one, two, client_port),
+        binary,
+    }
+}
+
+async fn measure(targets: usize, watch: Watch) -> Row {
+    let fleet = start_fleet(targets, watch).await;
+    let binary = &fleet.binary;
+    let pid = binary.child.id().expect("running");
+    let exporter = &binary.exporter;
     let first = exporter.scrape().await;
     let window = Instant::now();
     let (cpu_before, cycles_before) = (cpu_seconds(pid), cycles(&first));
@@ -404,7 +432,7 @@ async fn measure(targets: usize, watch: Watch) -> Row {
         healthy_max: healthy[healthy.len() - 1],
         healthy_requests: healthy.len(),
     };
-    drop(binary);
+    drop(fleet);
     row
 }
 

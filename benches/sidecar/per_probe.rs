@@ -2,7 +2,8 @@
 //! handshake (verifying the chain and name) and XEP-0114 exchange (header, handshake, polite
 //! close) with rustls and ring, and nothing else: no DNS, no report, no metrics. Each runs in
 //! a process of its own, paced at [`PACE`] probes a second against the same component server,
-//! and both are measured over the same window, after a warm-up.
+//! and both are measured over the same windows, after a warm-up: the figures are the
+//! medians of the windows (a shared VM's noise comes and goes within a minute).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,29 +27,34 @@ use super::{binary, cpu_seconds, cycles};
 /// Server probes a second, each side: 20 targets of one server each, every second.
 pub const PACE: usize = 20;
 const WARM_UP: Duration = Duration::from_secs(5);
-const WINDOW: Duration = Duration::from_secs(60);
+const WINDOW: Duration = Duration::from_secs(20);
+const WINDOWS: usize = 6;
 /// The first argument that makes the benchmark binary the floor client.
 pub const FLOOR_MODE: &str = "__floor";
 
+/// CPU milliseconds per probe in each window: (exporter, floor).
 pub struct Row {
-    exporter_ms: f64,
-    floor_ms: f64,
-    exporter_probes: f64,
-    floor_probes: usize,
+    windows: Vec<(f64, f64)>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 impl Row {
     pub fn print(&self) {
         println!(
-            "CPU per server probe, paced at {PACE} a second (TLS 1.3, XEP-0114 handshake, close):"
+            "CPU per server probe, paced at {PACE} a second (TLS 1.3, XEP-0114 handshake, close), {WINDOWS} windows of {WINDOW:?}:"
         );
+        let ratios: Vec<f64> = self.windows.iter().map(|(e, f)| e / f).collect();
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "  exporter {:.3} ms ({:.0} probes), floor {:.3} ms ({} probes): {:.2}x the floor",
-            self.exporter_ms,
-            self.exporter_probes,
-            self.floor_ms,
-            self.floor_probes,
-            self.exporter_ms / self.floor_ms
+            "  exporter {:.3} ms, floor {:.3} ms (medians); the exporter is {:.2}x the floor (median of {})",
+            median(self.windows.iter().map(|w| w.0).collect()),
+            median(self.windows.iter().map(|w| w.1).collect()),
+            median(ratios),
+            shown.join(", ")
         );
     }
 }
@@ -100,12 +106,14 @@ pub async fn measure() -> Row {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start the floor client");
-    tokio::time::sleep(WARM_UP).await;
-    let (cpu_before, cycles_before) = (cpu_seconds(pid), cycles(&binary.exporter.scrape().await));
-    tokio::time::sleep(WINDOW).await;
+    let mut samples = Vec::with_capacity(WINDOWS + 1);
+    let start = tokio::time::Instant::now() + WARM_UP;
+    for window in 0..=WINDOWS {
+        tokio::time::sleep_until(start + WINDOW * window as u32).await;
+        let cycles = cycles(&binary.exporter.scrape().await);
+        samples.push((cpu_seconds(pid), cycles));
+    }
     let scrape = binary.exporter.scrape().await;
-    let exporter_probes = cycles(&scrape) - cycles_before;
-    let exporter_cpu = cpu_seconds(pid) - cpu_before;
     let failed: f64 = scrape
         .find(&FAILURES_TOTAL, &[])
         .iter()
@@ -116,21 +124,27 @@ pub async fn measure() -> Row {
     drop(binary);
     let out = String::from_utf8_lossy(&floor.stdout);
     assert!(floor.status.success(), "floor client: {out}");
-    let (probes, cpu) = out
-        .trim()
-        .split_once(' ')
-        .map(|(p, c)| (p.parse::<usize>().unwrap(), c.parse::<f64>().unwrap()))
-        .expect("floor client's figures");
+    let floor_samples: Vec<(f64, f64)> = out
+        .lines()
+        .map(|line| {
+            let (probes, cpu) = line.split_once(' ').expect("probes cpu");
+            (cpu.parse().unwrap(), probes.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(floor_samples.len(), WINDOWS + 1, "{out}");
+    let per_probe = |samples: &[(f64, f64)], i: usize| {
+        let ((cpu0, n0), (cpu1, n1)) = (samples[i], samples[i + 1]);
+        (cpu1 - cpu0) * 1000.0 / (n1 - n0)
+    };
     Row {
-        exporter_ms: exporter_cpu * 1000.0 / exporter_probes,
-        floor_ms: cpu * 1000.0 / probes as f64,
-        exporter_probes,
-        floor_probes: probes,
+        windows: (0..WINDOWS)
+            .map(|i| (per_probe(&samples, i), per_probe(&floor_samples, i)))
+            .collect(),
     }
 }
 
-/// The floor client's process: probes paced at [`PACE`] a second, warm-up, then the window;
-/// prints the probes and CPU seconds of the window.
+/// The floor client's process: probes paced at [`PACE`] a second; after the warm-up and at
+/// the end of each window, prints the probes finished and the CPU seconds used so far.
 pub fn floor_main(args: &[String]) {
     let [_, address, ca] = args else {
         panic!("usage: {FLOOR_MODE} ADDRESS CA_FILE");
@@ -141,19 +155,17 @@ pub fn floor_main(args: &[String]) {
         let done = Arc::new(AtomicUsize::new(0));
         let mut tick = tokio::time::interval(Duration::from_secs(1) / PACE as u32);
         let start = Instant::now();
-        let mut window = None;
+        let mut samples = Vec::with_capacity(WINDOWS + 1);
         let mut probes = tokio::task::JoinSet::new();
         for i in 0.. {
             tick.tick().await;
-            let elapsed = start.elapsed();
-            if elapsed >= WARM_UP && window.is_none() {
-                window = Some((
-                    super::cpu_seconds(std::process::id()),
-                    done.load(Ordering::SeqCst),
-                ));
-            }
-            if elapsed >= WARM_UP + WINDOW {
-                break;
+            let boundary = WARM_UP + WINDOW * samples.len() as u32;
+            if start.elapsed() >= boundary {
+                let cpu = super::cpu_seconds(std::process::id());
+                samples.push((done.load(Ordering::SeqCst), cpu));
+                if samples.len() > WINDOWS {
+                    break;
+                }
             }
             let (connector, done) = (connector.clone(), done.clone());
             probes.spawn(async move {
@@ -163,11 +175,10 @@ pub fn floor_main(args: &[String]) {
                 done.fetch_add(1, Ordering::SeqCst);
             });
         }
-        let (cpu_before, done_before) = window.expect("a window");
-        let cpu = super::cpu_seconds(std::process::id()) - cpu_before;
-        let probes_in_window = done.load(Ordering::SeqCst) - done_before;
         probes.join_all().await;
-        println!("{probes_in_window} {cpu}");
+        for (done, cpu) in samples {
+            println!("{done} {cpu}");
+        }
     });
 }
 

@@ -255,13 +255,9 @@ fn a_healthy_report_becomes_the_default_series() {
     assert_eq!(value(&rows, &FAILURES_TOTAL, &[]), None);
 }
 
-#[test]
-fn failures_are_counted_facts_remembered_and_a_vanished_server_forgotten() {
-    let first = report(vec![
-        healthy_server("xmpp1.example.com", 10),
-        healthy_server("xmpp2.example.com", 20),
-    ]);
-    let mut down = healthy_server("xmpp2.example.com", 20);
+/// A server that resolved and refused the connection (3 ms): nothing after.
+fn refused_server(host: &str, priority: u16) -> ServerReport {
+    let mut down = healthy_server(host, priority);
     down.steps.truncate(1);
     down.steps.push(StepRecord {
         step: Step::Connect,
@@ -271,6 +267,16 @@ fn failures_are_counted_facts_remembered_and_a_vanished_server_forgotten() {
     down.address = None;
     down.tls = None;
     down.cert = None;
+    down
+}
+
+#[test]
+fn failures_are_counted_facts_remembered_and_a_vanished_server_forgotten() {
+    let first = report(vec![
+        healthy_server("xmpp1.example.com", 10),
+        healthy_server("xmpp2.example.com", 20),
+    ]);
+    let down = refused_server("xmpp2.example.com", 20);
     let second_again = || report(vec![healthy_server("xmpp1.example.com", 10), down.clone()]);
     let second = second_again();
     let state = TargetState::new(target())
@@ -360,14 +366,7 @@ fn every_view_shows_the_findings_the_record_judged_after_a_connect_failure() {
         kind: crate::probe::FindingKind::ChainOrder,
         detail: "sent out of order".into(),
     });
-    let mut down = healthy_server("xmpp2.example.com", 20);
-    down.steps.truncate(1);
-    down.steps.push(StepRecord {
-        step: Step::Connect,
-        duration: Duration::from_millis(3),
-        result: Err(Failure::new(Reason::Refused, "refused")),
-    });
-    down.cert = None;
+    let down = refused_server("xmpp2.example.com", 20);
     let mut later = report(vec![healthy_server("xmpp1.example.com", 10), down]);
     later.started += Duration::from_secs(30);
     let state = TargetState::new(target())
