@@ -12,11 +12,9 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use crate::config::Target;
-use crate::probe::{
-    Endpoint, Failure, Ping, Reason, Server, Step, StepRecord, TargetReport, WatchReport,
-};
+use crate::probe::{Failure, Ping, Step, StepRecord, TargetReport, WatchReport};
 use crate::runner::Runner;
-use crate::store::{Store, TargetState};
+use crate::store::{Changed, Store, TargetState};
 
 /// How far apart, on average, the first probes of a fleet start.
 const SPREAD_PER_TARGET: Duration = Duration::from_millis(20);
@@ -62,7 +60,7 @@ pub fn record(
     log_report(
         recorded.previous.as_deref(),
         &recorded.current,
-        &recorded.state.left,
+        &recorded.state,
     );
     Some(recorded.state)
 }
@@ -80,14 +78,12 @@ pub fn first_probe_offset(name: &str, targets: usize, interval: Duration) -> Dur
     spread.mul_f64(u64::from_be_bytes(head) as f64 / u64::MAX as f64)
 }
 
-/// The state of one place in a report (the SRV step, or a server): `None` when it was up.
-type State<'a> = Option<(Step, &'a Failure)>;
-
-/// At debug, one line per server and probe; at info, what changed: a server that comes up,
-/// goes down (warn), fails for another reason, or leaves the SRV answer (`left`, as the store
-/// found it).
-fn log_report(previous: Option<&TargetReport>, current: &TargetReport, left: &[Server]) {
+/// At debug, one line per server and probe; at info or warn, what the store found changed
+/// (`changes`): a server that comes up, goes down, fails for another reason, or leaves the SRV
+/// answer; the watch's login and components likewise.
+fn log_report(previous: Option<&TargetReport>, current: &TargetReport, record: &TargetState) {
     let target = current.subject.name.as_str();
+    let changed = &record.changed;
     let skipped_before = previous.map_or(0, |p| p.srv_skipped);
     match (skipped_before, current.srv_skipped) {
         (0, 0) => {}
@@ -104,56 +100,36 @@ fn log_report(previous: Option<&TargetReport>, current: &TargetReport, left: &[S
         ),
         _ => {}
     }
-    if let Some(state) = srv_state(current) {
-        let before = previous.and_then(srv_state);
-        log_place(target, "", before, state, current.srv.as_slice());
+    if let Some(srv) = &current.srv {
+        let failure = srv.result.as_ref().err().map(|f| (srv.step, f));
+        let news = changed.places.contains(&None);
+        log_place(target, "", news, failure, std::slice::from_ref(srv));
     }
     for server in &current.servers {
         let endpoint = &server.server.endpoint;
-        let before = previous.and_then(|p| server_state(p, endpoint));
-        log_place(
-            target,
-            &endpoint.to_string(),
-            before,
-            server.failure(),
-            &server.steps,
-        );
+        let news = changed.places.iter().any(|p| p.as_ref() == Some(endpoint));
+        let label = endpoint.to_string();
+        log_place(target, &label, news, server.failure(), &server.steps);
     }
-    for server in left {
+    for server in &record.left {
         tracing::info!(target = target, server = %server, "server left the SRV answer");
     }
     if let Some(watch) = &current.watch {
-        log_watch(target, previous.and_then(|p| p.watch.as_ref()), watch);
+        log_watch(target, watch, changed);
     }
-}
-
-/// Why the monitoring user could not log in: the last failure among the servers tried.
-fn login_failure(watch: &WatchReport) -> Option<(Option<&Server>, Step, &Failure)> {
-    if watch.success() {
-        return None;
-    }
-    watch.failures().last()
-}
-
-/// Why a component counts as not registered, if it does.
-fn ping_reason(watch: &WatchReport, component: &str) -> Option<Option<Reason>> {
-    let ping = watch.pings.iter().find(|p| p.component == component)?;
-    Some(ping.result.as_ref().err().map(|f| f.reason))
 }
 
 /// The watch as the component flow is logged: at info or warn once per change — the login
 /// fails or works again, a component is no longer registered or is again — and one line per
 /// cycle at debug. While the login fails, the components are not logged: nothing was pinged.
-fn log_watch(target: &str, previous: Option<&WatchReport>, current: &WatchReport) {
-    let key = |f: Option<(Option<&Server>, Step, &Failure)>| f.map(|(_, step, f)| (step, f.reason));
-    let login = login_failure(current);
-    let changed = previous.map(|p| key(login_failure(p))) != Some(key(login));
+fn log_watch(target: &str, current: &WatchReport, changed: &Changed) {
+    let login = current.login_failure();
     match login {
-        Some((server, step, f)) if changed => tracing::warn!(
+        Some((server, step, f)) if changed.login => tracing::warn!(
             target, server = %server.map(ToString::to_string).unwrap_or_default(), step = %step,
             reason = %f.reason, detail = %f.detail, "the monitoring user cannot log in"
         ),
-        None if changed => tracing::info!(target, "the monitoring user logs in"),
+        None if changed.login => tracing::info!(target, "the monitoring user logs in"),
         _ => {}
     }
     let registered = current.pings.iter().filter(|p| p.registered()).count();
@@ -165,8 +141,7 @@ fn log_watch(target: &str, previous: Option<&WatchReport>, current: &WatchReport
         "watch cycle"
     );
     for Ping { component, result } in &current.pings {
-        let before = previous.and_then(|p| ping_reason(p, component));
-        if before == Some(result.as_ref().err().map(|f| f.reason)) {
+        if !changed.components.contains(component) {
             continue;
         }
         match result {
@@ -182,26 +157,12 @@ fn log_watch(target: &str, previous: Option<&WatchReport>, current: &WatchReport
     }
 }
 
-/// The SRV step's state, for a target that looks up SRV.
-fn srv_state(report: &TargetReport) -> Option<State<'_>> {
-    let srv = report.srv.as_ref()?;
-    Some(srv.result.as_ref().err().map(|f| (srv.step, f)))
-}
-
-/// A server's state, if the report has that server.
-fn server_state<'a>(report: &'a TargetReport, endpoint: &Endpoint) -> Option<State<'a>> {
-    let server = report
-        .servers
-        .iter()
-        .find(|s| &s.server.endpoint == endpoint)?;
-    Some(server.failure())
-}
-
+/// One place (the SRV lookup, or a server): at info or warn when `changed`, else at debug.
 fn log_place(
     target: &str,
     server: &str,
-    before: Option<State<'_>>,
-    now: State<'_>,
+    changed: bool,
+    now: Option<(Step, &Failure)>,
     steps: &[StepRecord],
 ) {
     let durations = steps.iter().fold(String::new(), |mut out, s| {
@@ -214,8 +175,6 @@ fn log_place(
         out
     });
     let durations = durations.trim_end();
-    let key = |state: State<'_>| state.map(|(step, f)| (step, f.reason));
-    let changed = before.map(key) != Some(key(now));
     match now {
         None if changed => {
             tracing::info!(

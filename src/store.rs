@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use crate::config::Target;
 use crate::probe::{
     findings, CertFacts, Endpoint, Failure, Finding, FindingKind, LegacyTls, Presented, Reason,
-    Server, Step, StepRecord, Subject, TargetReport, TlsFacts,
+    Server, Step, StepRecord, Subject, TargetReport, TlsFacts, WatchReport,
 };
 
 /// How many past outcomes the status page shows per target.
@@ -84,6 +84,78 @@ pub struct TargetState {
     /// The servers of the report before the latest that its SRV answer no longer holds (none
     /// when its lookup failed: a failed lookup says nothing about who left).
     pub left: Vec<Server>,
+    /// What the latest report changed, for the log.
+    pub changed: Changed,
+}
+
+/// The places whose verdict the latest report changed (a server new to the answer counts):
+/// what the log says at info or warn, the rest at debug.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// The SRV lookup (`None`) and the servers whose verdict (up, or the failing step and
+    /// reason) is not the report before's.
+    pub places: Vec<Option<Endpoint>>,
+    /// Whether the watch's login works where it did not, or fails otherwise.
+    pub login: bool,
+    /// Watched components whose answer (registered, or why not) changed.
+    pub components: Vec<String>,
+}
+
+/// A verdict as the log compares them: up, or the failing step and reason.
+type Verdict = Option<(Step, Reason)>;
+
+fn verdict(failure: Option<(Step, &Failure)>) -> Verdict {
+    failure.map(|(step, f)| (step, f.reason))
+}
+
+impl Changed {
+    fn between(before: Option<&TargetReport>, report: &TargetReport) -> Changed {
+        let srv = |r: &TargetReport| {
+            let srv = r.srv.as_ref()?;
+            Some(verdict(srv.result.as_ref().err().map(|f| (srv.step, f))))
+        };
+        let server = |r: &TargetReport, endpoint: &Endpoint| {
+            let found = r.servers.iter().find(|s| &s.server.endpoint == endpoint)?;
+            Some(verdict(found.failure()))
+        };
+        let mut places = Vec::new();
+        if let Some(now) = srv(report) {
+            if before.and_then(srv) != Some(now) {
+                places.push(None);
+            }
+        }
+        for now in &report.servers {
+            let endpoint = &now.server.endpoint;
+            if before.and_then(|b| server(b, endpoint)) != Some(verdict(now.failure())) {
+                places.push(Some(endpoint.clone()));
+            }
+        }
+        let (mut login, mut components) = (false, Vec::new());
+        if let Some(watch) = &report.watch {
+            let earlier = before.and_then(|b| b.watch.as_ref());
+            let login_verdict =
+                |w: &WatchReport| verdict(w.login_failure().map(|(_, step, f)| (step, f)));
+            login = earlier.map(login_verdict) != Some(login_verdict(watch));
+            let answer = |w: &WatchReport, component: &str| {
+                let ping = w.pings.iter().find(|p| p.component == component)?;
+                Some(ping.result.as_ref().err().map(|f| f.reason))
+            };
+            components = watch
+                .pings
+                .iter()
+                .filter(|ping| {
+                    let now = ping.result.as_ref().err().map(|f| f.reason);
+                    earlier.and_then(|e| answer(e, &ping.component)) != Some(now)
+                })
+                .map(|ping| ping.component.clone())
+                .collect();
+        }
+        Changed {
+            places,
+            login,
+            components,
+        }
+    }
 }
 
 /// The durations a step took on a server, by bucket of [`STEP_BUCKETS`]: plain counts that
@@ -121,6 +193,7 @@ impl TargetState {
             histograms: BTreeMap::new(),
             findings: Vec::new(),
             left: Vec::new(),
+            changed: Changed::default(),
         }
     }
 
@@ -184,6 +257,7 @@ impl TargetState {
             }
         }
         next.findings = next.judge(&report);
+        next.changed = Changed::between(self.latest.as_deref(), &report);
         if let Some(watch) = &report.watch {
             count(&mut next.watch_failures, watch.failures());
             let answer = watch

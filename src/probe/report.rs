@@ -223,6 +223,14 @@ impl WatchReport {
     pub fn failures(&self) -> impl Iterator<Item = (Option<&Server>, Step, &Failure)> {
         failures(self.srv.as_ref(), &self.servers)
     }
+
+    /// Why the monitoring user could not log in: the last failure among the servers tried.
+    pub fn login_failure(&self) -> Option<(Option<&Server>, Step, &Failure)> {
+        if self.success() {
+            return None;
+        }
+        self.failures().last()
+    }
 }
 
 /// The failed steps of a flow: the SRV step's (`None` server), then each server's.

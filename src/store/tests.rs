@@ -111,6 +111,12 @@ fn a_record_counts_remembers_and_forgets_only_servers_that_left_the_answer() {
         let recorded = store.record(&a, both).expect("a is configured");
         assert_eq!(recorded.previous.is_some(), cycle == 2);
         assert_eq!(state(&store).failures.get(&refused), Some(&cycle));
+        // The first report is news everywhere; the same again, nowhere.
+        let news = match cycle {
+            1 => vec![None, Some(endpoint("xmpp1")), Some(endpoint("xmpp2"))],
+            _ => Vec::new(),
+        };
+        assert_eq!(recorded.state.changed.places, news);
     }
     let now = state(&store);
     assert!(store.ready());
