@@ -14,7 +14,8 @@
 //!   built from `steps` and one file per step; it returns a [`probe::TargetReport`], which
 //!   names its target by a [`probe::Subject`], and never touches metrics.
 //! - [`store`] keeps the record: per target the latest report, history, counters and what is
-//!   remembered across probes.
+//!   remembered across probes, and what it derives once per report (findings, servers that
+//!   left, what changed for the log).
 //! - Views read the record: [`metrics`] (`/metrics`, `/probe`), `page` (the status page),
 //!   [`diagnosis`] (the `probe` command, `/probe?debug=true`, JSON); `http` serves them, with
 //!   `web` (TLS and users in force), `auth` and `admission` (the connection cap).
