@@ -376,8 +376,8 @@ async fn respond(
 /// `timeout_offset`): the answer must be written before Prometheus gives up.
 const SCRAPE_TIMEOUT_MARGIN: Duration = Duration::from_millis(500);
 
-/// `/probe?target=NAME`: runs the target now and answers with the metrics of that run alone
-/// (like blackbox_exporter); with `debug=true`, the step-by-step report first.
+/// `/probe?target=NAME`: runs the target now and answers with its series after that run, as
+/// its record then has them (like blackbox_exporter, without the exporter's own); with `debug=true`, the step-by-step report first.
 /// `/probe?module=M&target=DOMAIN` (or `target=HOST:PORT&domain=DOMAIN`) probes a target the
 /// configuration does not list, with module M's settings.
 async fn probe(query: &str, headers: &HeaderMap, supervisor: &Supervisor) -> Response<Full<Bytes>> {
@@ -439,7 +439,7 @@ async fn probe(query: &str, headers: &HeaderMap, supervisor: &Supervisor) -> Res
     let Some(mut text) = text else {
         return body(StatusCode::OK, EXPOSITION, exposition);
     };
-    text.push_str("\nMetrics of this run:\n\n");
+    text.push_str("\nThe target's series after this run:\n\n");
     text.push_str(&String::from_utf8_lossy(&exposition));
     body(StatusCode::OK, TEXT, text)
 }

@@ -36,6 +36,15 @@ struct Flight {
     last: Option<(Instant, Arc<TargetState>)>,
 }
 
+/// Ends the run in progress, however its task ends.
+struct RunEnded(Arc<Runner>);
+
+impl Drop for RunEnded {
+    fn drop(&mut self) {
+        self.0.flight().running = None;
+    }
+}
+
 impl Runner {
     pub fn new(probe: Arc<TargetProbe>) -> Runner {
         Runner {
@@ -73,12 +82,16 @@ impl Runner {
                     flight.running = Some(running.clone());
                     let runner = self.clone();
                     tokio::spawn(async move {
+                        // A run that panics must not leave the next ones waiting on it.
+                        let ended = RunEnded(runner.clone());
                         let report = Arc::new(runner.probe.run_exclusive().await);
-                        let record = runner.record(report);
+                        let (record, kept) = runner.record(report);
                         let mut flight = runner.flight();
-                        flight.running = None;
-                        flight.last = Some((Instant::now(), record.clone()));
+                        if kept {
+                            flight.last = Some((Instant::now(), record.clone()));
+                        }
                         drop(flight);
+                        drop(ended);
                         let _ = done.send(Some(record));
                     });
                     running
@@ -100,22 +113,24 @@ impl Runner {
         }
     }
 
-    /// The record after `report`: the recorder's, or else the runner's own, which goes on
-    /// from the last one.
-    fn record(&self, report: Arc<TargetReport>) -> Arc<TargetState> {
-        if let Some(record) = self
-            .recorder
-            .get()
-            .and_then(|recorder| recorder(&self.probe.target, report.clone()))
-        {
-            return record;
-        }
-        let last = self.flight().last.as_ref().map(|(_, state)| state.clone());
-        let own = match last {
-            Some(state) => state.after(report, false),
-            None => TargetState::new(self.probe.target.clone()).after(report, false),
+    /// The record after `report`, and whether it is the one to go on from: the recorder's;
+    /// for a run the recorder does not record (discarded, or of a target a reload replaced),
+    /// a record of that run alone, kept by nobody; without a recorder, the runner's own,
+    /// which goes on from the last one.
+    fn record(&self, report: Arc<TargetReport>) -> (Arc<TargetState>, bool) {
+        let alone = || TargetState::new(self.probe.target.clone());
+        let Some(recorder) = self.recorder.get() else {
+            let last = self.flight().last.as_ref().map(|(_, state)| state.clone());
+            let own = match last {
+                Some(state) => state.after(report, false),
+                None => alone().after(report, false),
+            };
+            return (Arc::new(own), true);
         };
-        Arc::new(own)
+        match recorder(&self.probe.target, report.clone()) {
+            Some(record) => (record, true),
+            None => (Arc::new(alone().after(report, false)), false),
+        }
     }
 
     /// For a request from outside the schedule: the record after the last run when it

@@ -38,8 +38,8 @@ pub async fn run_target(runner: Arc<Runner>, first: Duration, mut shutdown: watc
 }
 
 /// What becomes of every finished run of a configured target, whoever started it (the
-/// schedule, `/probe?target=`): the store records it, its series text is written, and the log
-/// says what changed; the record after it. A run that met the exporter's own lack of file
+/// schedule, `/probe?target=`): the store records it and the log says what changed; the
+/// record after it (`None` when the run is not recorded). A run that met the exporter's own lack of file
 /// descriptors blames no server and is discarded.
 pub fn record(
     store: &Store,
@@ -79,7 +79,7 @@ pub fn first_probe_offset(name: &str, targets: usize, interval: Duration) -> Dur
 }
 
 /// At debug, one line per server and probe; at info or warn, what the store found changed
-/// (`changes`): a server that comes up, goes down, fails for another reason, or leaves the SRV
+/// (`record.changed`): a server that comes up, goes down, fails for another reason, or leaves the SRV
 /// answer; the watch's login and components likewise.
 fn log_report(previous: Option<&TargetReport>, current: &TargetReport, record: &TargetState) {
     let target = current.subject.name.as_str();

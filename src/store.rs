@@ -226,9 +226,11 @@ impl TargetState {
             next.failures.retain(|(server, _, _), _| known(server));
             next.histograms.retain(|(server, _), _| known(server));
             next.seen.retain(|(endpoint, _)| current.contains(endpoint));
+            // Only an SRV answer says who left: a configured server never does.
+            let looked_up = report.srv.as_ref().is_some_and(|s| s.result.is_ok());
             let before = self.latest.iter().flat_map(|r| &r.servers);
             next.left = before
-                .filter(|s| !current.contains(&s.server.endpoint))
+                .filter(|s| looked_up && !current.contains(&s.server.endpoint))
                 .map(|s| s.server.clone())
                 .collect();
         }
@@ -250,6 +252,11 @@ impl TargetState {
             if let Some(cert) = &server.cert {
                 seen.cert = Some(cert.clone());
                 seen.cert_seen = Some(report.started);
+            } else if server.ran(Step::Cert) {
+                // It sent no certificate that parses: the one seen before is not what it
+                // serves now.
+                seen.cert = None;
+                seen.cert_seen = None;
             }
             match &server.legacy_tls {
                 None | Some(LegacyTls::Unknown(_)) => {}

@@ -80,12 +80,14 @@ pub struct Trust {
 struct Anchors {
     store: Arc<RootCertStore>,
     certs: Vec<Arc<Anchor>>,
-    /// An anchor's subject (as webpki holds it) -> its certificate in `certs`.
-    by_subject: HashMap<Vec<u8>, usize>,
+    /// An anchor's subject and key (as webpki holds them) -> its certificate in `certs`:
+    /// re-keyed and cross-signed roots share a subject.
+    by_name_and_key: HashMap<(Vec<u8>, Vec<u8>), usize>,
 }
 
 /// A trust anchor's certificate, and how the `cert` step describes it: worked out the first
-/// time a path ends there and kept for the life of the config, not parsed every probe.
+/// time a path ends there and kept as long as the anchor (the config's `tls.ca_file`, or the
+/// system roots, read once per process), not parsed every probe.
 #[derive(Debug)]
 pub struct Anchor {
     pub der: CertificateDer<'static>,
@@ -106,12 +108,13 @@ impl Anchors {
     fn new(certs: Vec<CertificateDer<'static>>) -> (Anchors, usize) {
         let mut store = RootCertStore::empty();
         let (_, ignored) = store.add_parsable_certificates(certs.iter().cloned());
-        let by_subject = certs
+        let by_name_and_key = certs
             .iter()
             .enumerate()
             .filter_map(|(index, der)| {
                 let anchor = webpki::anchor_from_trusted_cert(der).ok()?;
-                Some((anchor.subject.as_ref().to_vec(), index))
+                let key = anchor.subject_public_key_info.as_ref().to_vec();
+                Some(((anchor.subject.as_ref().to_vec(), key), index))
             })
             .collect();
         let certs = certs
@@ -126,7 +129,7 @@ impl Anchors {
         let anchors = Anchors {
             store: Arc::new(store),
             certs,
-            by_subject,
+            by_name_and_key,
         };
         (anchors, ignored)
     }
@@ -182,10 +185,15 @@ impl Trust {
                 .position(|sent| sent.as_ref() == der.as_ref())
                 .map(|index| index + 1)
         });
+        let used = path.anchor();
+        let name_and_key = (
+            used.subject.as_ref().to_vec(),
+            used.subject_public_key_info.as_ref().to_vec(),
+        );
         let anchor = self
             .anchors
-            .by_subject
-            .get(path.anchor().subject.as_ref())
+            .by_name_and_key
+            .get(&name_and_key)
             .map(|index| self.anchors.certs[*index].clone());
         Some(Path {
             positions: std::iter::once(0).chain(above).collect(),

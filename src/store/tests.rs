@@ -139,6 +139,7 @@ fn a_record_counts_remembers_and_forgets_only_servers_that_left_the_answer() {
     assert!(now.seen(&endpoint("xmpp2")).is_none());
     let left: Vec<&Endpoint> = now.left.iter().map(|s| &s.endpoint).collect();
     assert_eq!(left, [&endpoint("xmpp2")]);
+    assert!(now.changed.places.is_empty(), "xmpp1 is as it was");
 
     // A failed lookup: nobody left, xmpp1 is remembered; the lookup's failure counts.
     store.record(&a, report(Some(Reason::Nxdomain), Vec::new()));
@@ -147,11 +148,19 @@ fn a_record_counts_remembers_and_forgets_only_servers_that_left_the_answer() {
         now.left.is_empty(),
         "a failed lookup says nothing of who left"
     );
+    assert_eq!(now.changed.places, [None], "the lookup now fails");
     assert!(now.seen(&endpoint("xmpp1")).is_some());
     let lookup = (None, Step::Srv, Reason::Nxdomain);
     assert_eq!(now.failures.get(&lookup), Some(&1));
     assert!(!now.history[0].success);
     assert_eq!(now.probes, 4);
+
+    // Without an SRV step (a configured server), nobody "leaves the SRV answer".
+    store.record(&a, report(None, vec![server("xmpp1", false)]));
+    let mut fixed = report(None, Vec::new());
+    Arc::get_mut(&mut fixed).unwrap().srv = None;
+    store.record(&a, fixed);
+    assert!(state(&store).left.is_empty());
 }
 
 #[test]
@@ -185,6 +194,20 @@ fn findings_judge_each_servers_last_certificate_and_say_which_run_saw_it() {
     store.record(&a, report_at(200, None, second));
     let expected = vec![("xmpp1:5223".to_owned(), FindingKind::ChainOrder, at(100))];
     assert_eq!(kinds(&state(&store)), expected);
+
+    // xmpp2 now sends a certificate that does not parse: what it sent before is not what it
+    // serves, and nothing is judged of it.
+    let mut garbled = server("xmpp2", false);
+    garbled.steps.push(step(Step::Tls, None));
+    garbled
+        .steps
+        .push(step(Step::Cert, Some(Reason::CertUntrusted)));
+    let third = vec![server("xmpp1", true), garbled];
+    store.record(&a, report_at(250, None, third));
+    let now = state(&store);
+    assert!(now.seen(&endpoint("xmpp2")).unwrap().cert.is_none());
+    let expected = vec![("xmpp1:5223".to_owned(), FindingKind::ChainOrder, at(100))];
+    assert_eq!(kinds(&now), expected);
 
     // xmpp1 leaves the answer: nothing is judged of it any more.
     store.record(
