@@ -319,10 +319,7 @@ impl TargetState {
         findings(&presented)
             .into_iter()
             .map(|(server, finding)| {
-                let seen = servers
-                    .iter()
-                    .find(|(endpoint, _)| *endpoint == server)
-                    .map(|(_, seen)| seen);
+                let seen = self.seen(server);
                 let at = match finding.kind {
                     FindingKind::LegacyTls => seen.and_then(|s| s.legacy_tls.as_ref()).map(|l| l.0),
                     _ => seen.and_then(|s| s.cert_seen),
