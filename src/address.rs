@@ -184,3 +184,25 @@ impl TlsMode {
         }
     }
 }
+
+/// What a target speaks once connected: an XMPP external component (XEP-0114) registering,
+/// or TLS alone, as a CMS 3 Callbridge's link to a Web Bridge 3 (C2W) is from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// srv, resolve, connect, tls, cert, stream, handshake.
+    #[default]
+    XmppComponent,
+    /// resolve, connect, tls, cert: the server's certificate and, when one is configured,
+    /// whether it accepts the client's.
+    Tls,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::XmppComponent => "xmpp-component",
+            Protocol::Tls => "tls",
+        }
+    }
+}

@@ -36,7 +36,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
 
-pub use crate::address::{ClientTlsMode, Jid, TlsMode, CMS_COMPONENT_PORT};
+pub use crate::address::{ClientTlsMode, Jid, Protocol, TlsMode, CMS_COMPONENT_PORT};
 use crate::address::{Host, Origin, Server};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = "0.0.0.0:9523";
@@ -156,9 +156,12 @@ const MAX_FAN_OUT: (usize, usize) = (1024, 64);
 #[derive(Debug, Clone)]
 pub struct Target {
     pub name: String,
-    /// The XMPP domain, lowercase without a trailing dot.
+    pub protocol: Protocol,
+    /// The XMPP domain, lowercase without a trailing dot. Empty only for a `protocol: tls`
+    /// target that names none (then only the server's name is required of its certificate).
     pub domain: String,
     pub servers: ServerSource,
+    /// The component name sent in the stream header; empty for `protocol: tls`.
     pub component: String,
     /// `None` when `handshake: false`: no credentials are sent.
     pub secret: Option<Secret>,
@@ -202,6 +205,7 @@ impl Target {
         // Destructured so that a new setting cannot be forgotten here.
         let Target {
             name,
+            protocol,
             domain,
             servers,
             component,
@@ -220,6 +224,7 @@ impl Target {
             _ => false,
         };
         *name == other.name
+            && *protocol == other.protocol
             && *domain == other.domain
             && *servers == other.servers
             && *component == other.component
@@ -294,6 +299,9 @@ impl TlsSettings {
 pub struct ClientIdentity {
     pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
+    /// The end of the first certificate's validity (Unix time): the client certificate
+    /// expires too.
+    pub not_after: i64,
 }
 
 impl Clone for ClientIdentity {
@@ -301,6 +309,7 @@ impl Clone for ClientIdentity {
         ClientIdentity {
             chain: self.chain.clone(),
             key: self.key.clone_key(),
+            not_after: self.not_after,
         }
     }
 }

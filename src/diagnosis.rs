@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::address::CMS_COMPONENT_PORT;
+use crate::address::{Protocol, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
 use crate::probe::{
     unix_seconds, Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server, ServerReport,
@@ -107,16 +107,31 @@ fn detail_line(out: &mut String, text: &str) {
     let _ = writeln!(out, "  {:<10} {:>11}        {text}", "", "");
 }
 
+/// Who a target is about, in a few words: the XMPP domain and component, or the TLS link.
+pub fn identity(target: &Subject) -> String {
+    match (target.protocol, target.domain.as_str()) {
+        (Protocol::XmppComponent, domain) => {
+            format!("domain {domain}, component {}", target.component)
+        }
+        (Protocol::Tls, "") => "TLS link".to_owned(),
+        (Protocol::Tls, domain) => format!("TLS link, domain {domain}"),
+    }
+}
+
 /// The record's latest report as a person reads it: each step in order, with its result and
 /// what it found.
 pub fn render_text(record: &TargetState, style: Style) -> String {
     let target = &*record.subject;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "target {} (domain {}, component {})",
-        target.name, target.domain, target.component
-    );
+    let _ = writeln!(out, "target {} ({})", target.name, identity(target));
+    if let Some(not_after) = target.client_cert_not_after {
+        let _ = writeln!(
+            out,
+            "client certificate (tls.client_cert_file) valid until {} ({})",
+            rfc3339(not_after),
+            days_left(not_after)
+        );
+    }
     let Some(report) = record.latest.as_deref() else {
         let _ = writeln!(out, "no run has finished yet");
         return out;
@@ -164,8 +179,12 @@ pub fn render_text(record: &TargetState, style: Style) -> String {
     if report.success() {
         let _ = writeln!(
             out,
-            "{} a Callbridge could register ({up} of {} server(s) completed every step) in {} ms",
+            "{} {} ({up} of {} server(s) completed every step) in {} ms",
             style.good("RESULT: OK"),
+            match target.protocol {
+                Protocol::XmppComponent => "a Callbridge could register",
+                Protocol::Tls => "a Callbridge could connect",
+            },
             report.servers.len(),
             report.duration.as_millis()
         );

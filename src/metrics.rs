@@ -123,10 +123,19 @@ metric!(
         "domain",
         "component",
         "server_address",
-        "tls_mode"
+        "tls_mode",
+        "protocol"
     ],
     target_info,
-    "A configured target: XMPP domain, component name, server address (empty for SRV), TLS mode."
+    "A configured target: XMPP domain, component name, server address (empty for SRV), TLS mode, protocol."
+);
+metric!(
+    CLIENT_CERT_NOT_AFTER,
+    "client_cert_not_after_timestamp_seconds",
+    GAUGE,
+    ["target"],
+    client_cert_not_after,
+    "End of the validity of the client certificate the target presents (Unix time); absent without one."
 );
 metric!(
     SRV_RECORDS,
@@ -330,7 +339,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 34] = [
+pub const ALL: [&MetricDef; 35] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -343,6 +352,7 @@ pub const ALL: [&MetricDef; 34] = [
     &TARGET_INFO,
     &SRV_RECORDS,
     &SRV_TRUNCATED,
+    &CLIENT_CERT_NOT_AFTER,
     &SERVER_UP,
     &STEP_LAST_DURATION,
     &STEP_DURATION,

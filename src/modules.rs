@@ -11,7 +11,7 @@ use hickory_resolver::TokioResolver;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::config::{FanOut, Module, ModuleTargetError};
+use crate::config::{FanOut, Module, ModuleTargetError, Protocol};
 use crate::probe::tls::TlsClient;
 use crate::probe::TargetProbe;
 use crate::runner::Runner;
@@ -115,6 +115,8 @@ impl Modules {
         }
         let name = wanted.component.to_ascii_lowercase();
         let lock = match self.configured_locks.get(&name) {
+            // A tls target sends no component name: nothing for it to wait on.
+            _ if wanted.protocol == Protocol::Tls => Arc::default(),
             Some(lock) => lock.clone(),
             None => match kept.locks.get(&name).and_then(Weak::upgrade) {
                 Some(lock) => lock,

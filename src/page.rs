@@ -4,8 +4,9 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
+use crate::address::Protocol;
 use crate::diagnosis::{
-    days_left, describe, finding_hint, hint, judged_earlier, ping_hint, watch_hint,
+    days_left, describe, finding_hint, hint, identity, judged_earlier, ping_hint, watch_hint,
 };
 use crate::probe::{
     Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, WatchReport, WatchSubject,
@@ -103,23 +104,39 @@ pub fn render(snapshot: &Snapshot) -> String {
     out
 }
 
+/// The badge: what a success means for the target's protocol.
+fn verdict_word(protocol: Protocol, success: bool) -> &'static str {
+    match (protocol, success) {
+        (Protocol::XmppComponent, true) => "registration OK",
+        (Protocol::XmppComponent, false) => "registration FAILING",
+        (Protocol::Tls, true) => "TLS link OK",
+        (Protocol::Tls, false) => "TLS link FAILING",
+    }
+}
+
 fn render_target(out: &mut String, state: &TargetState) {
     let target = &state.subject;
     let name = escape(&target.name);
     let (class, word) = match &state.latest {
         None => ("pending", "waiting for the first probe"),
-        Some(r) if r.success() => ("ok", "registration OK"),
-        Some(_) => ("fail", "registration FAILING"),
+        Some(r) if r.success() => ("ok", verdict_word(target.protocol, true)),
+        Some(_) => ("fail", verdict_word(target.protocol, false)),
     };
     let _ = write!(
         out,
         "<section class=\"target\" data-target=\"{name}\"><h2>{name} <span class=\"badge {class}\">{word}</span></h2>\
-         <div class=\"meta\">domain {} · component {} · every {}, timeout {}",
-        escape(&target.domain),
-        escape(&target.component),
+         <div class=\"meta\">{} · every {}, timeout {}",
+        escape(&identity(target)),
         humantime::format_duration(target.interval),
         humantime::format_duration(target.timeout)
     );
+    if let Some(not_after) = target.client_cert_not_after {
+        let _ = write!(
+            out,
+            " · client certificate {}",
+            escape(&days_left(not_after))
+        );
+    }
     if let Some(report) = &state.latest {
         let _ = write!(
             out,
@@ -137,8 +154,13 @@ fn render_target(out: &mut String, state: &TargetState) {
     if let Some(report) = &state.latest {
         // The client path beside the component flow: can a Callbridge register, and are the
         // production ones registered.
-        out.push_str(
-            "<div class=\"flows\"><div data-flow=\"component\"><h3>registration probe</h3>",
+        let _ = write!(
+            out,
+            "<div class=\"flows\"><div data-flow=\"component\"><h3>{}</h3>",
+            match target.protocol {
+                Protocol::XmppComponent => "registration probe",
+                Protocol::Tls => "TLS link probe",
+            }
         );
         render_flows(
             out,

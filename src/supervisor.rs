@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::config::{ClientTlsMode, Config, ConfigError, TlsMode, TlsSettings};
+use crate::config::{ClientTlsMode, Config, ConfigError, Protocol, TlsMode, TlsSettings};
 use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe};
@@ -93,10 +93,14 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             Some(watch) if watch.tls_mode != ClientTlsMode::None => Some(client_for(&watch.tls)?),
             _ => None,
         };
-        let lock = locks
-            .entry(target.component.to_ascii_lowercase())
-            .or_default()
-            .clone();
+        // A tls target sends no component name: nothing for it to wait on.
+        let lock = match target.protocol {
+            Protocol::XmppComponent => locks
+                .entry(target.component.to_ascii_lowercase())
+                .or_default()
+                .clone(),
+            Protocol::Tls => Arc::default(),
+        };
         runners.push(Arc::new(Runner::new(Arc::new(TargetProbe::new(
             target.clone(),
             resolver.clone(),

@@ -43,6 +43,7 @@ impl AdHocTarget {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let target = RawTarget {
             name: self.domain.clone(),
+            protocol: Protocol::XmppComponent,
             domain: self.domain,
             server_address: self.server,
             component: self.component,

@@ -99,6 +99,10 @@ impl RawTarget {
         self.name = name.to_owned();
         self.domain = SAMPLE_DOMAIN.to_owned();
         self.component = component.fill(SAMPLE_DOMAIN);
+        if self.protocol == Protocol::Tls {
+            // A tls target has no SRV: each request names its server.
+            self.server_address = format!("{SAMPLE_DOMAIN}:443");
+        }
         self.interval = Some(humantime::format_duration(INTERVAL_RANGE.1).to_string());
         if let (Some(raw), Some(names)) = (&mut self.watch, &watch) {
             let local = raw.jid.split_once('@').map_or("", |(local, _)| local);
@@ -139,6 +143,8 @@ pub struct Module {
 pub enum ModuleTargetError {
     #[error("target must be an XMPP domain (SRV lookup) or host:port (one server)")]
     BadTarget,
+    #[error("a tls module's target is host:port (or c2w://host:port)")]
+    BadTlsTarget,
     #[error("domain must be an XMPP domain (a DNS name)")]
     BadDomain,
     #[error("a host:port target needs domain=XMPP_DOMAIN")]
@@ -179,8 +185,12 @@ impl Module {
         if text.is_empty() || text.len() > 300 {
             return Err(ModuleTargetError::BadTarget);
         }
+        let xmpp = self.template.protocol == Protocol::XmppComponent;
         let fixed = text.contains(':') || text.parse::<IpAddr>().is_ok();
-        let (servers, domain) = if fixed {
+        let (servers, domain) = if !xmpp {
+            let servers = parse_tls_address(text).map_err(|_| ModuleTargetError::BadTlsTarget)?;
+            (servers, domain.map(normalise_host).unwrap_or_default())
+        } else if fixed {
             let servers = parse_server_address(text, CMS_COMPONENT_PORT)
                 .map_err(|_| ModuleTargetError::BadTarget)?;
             let domain = normalise_host(domain.ok_or(ModuleTargetError::NoDomain)?);
@@ -192,11 +202,11 @@ impl Module {
             }
             (ServerSource::Srv, domain)
         };
-        if !is_dns_name(&domain) {
+        if (xmpp || !domain.is_empty()) && !is_dns_name(&domain) {
             return Err(ModuleTargetError::BadDomain);
         }
         let component = self.component.fill(&domain);
-        if !is_dns_name(&component) {
+        if xmpp && !is_dns_name(&component) {
             return Err(ModuleTargetError::BadComponent);
         }
         let timeout = timeout.map_or(self.template.timeout, |t| {

@@ -39,6 +39,8 @@ pub(super) struct RawTarget {
     #[serde(default)]
     pub(super) name: String,
     #[serde(default)]
+    pub(super) protocol: Protocol,
+    #[serde(default)]
     pub(super) domain: String,
     #[serde(default)]
     pub(super) server_address: String,

@@ -4,6 +4,8 @@ use proptest::prelude::*;
 
 use super::*;
 
+mod tls_link;
+
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, Path::new("test.yaml"))
 }

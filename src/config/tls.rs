@@ -101,9 +101,22 @@ fn client_identity(
     let chain: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem?)
         .filter_map(Result::ok)
         .collect();
-    if chain.is_empty() {
-        check.problem(&cert_field, format!("{cert} holds no PEM certificate"));
-    }
+    let not_after = match chain.first() {
+        None => {
+            check.problem(&cert_field, format!("{cert} holds no PEM certificate"));
+            None
+        }
+        Some(leaf) => match x509_parser::parse_x509_certificate(leaf) {
+            Ok((_, parsed)) => Some(parsed.validity().not_after.timestamp()),
+            Err(_) => {
+                check.problem(
+                    &cert_field,
+                    format!("{cert}: its first certificate is not X.509"),
+                );
+                None
+            }
+        },
+    };
     // The key's parse error could quote key material, so only the path is reported.
     let private_key = PrivateKeyDer::from_pem_slice(&key_pem?).ok();
     if private_key.is_none() {
@@ -112,6 +125,6 @@ fn client_identity(
     Some(ClientIdentity {
         chain,
         key: private_key?,
+        not_after: not_after?,
     })
-    .filter(|c| !c.chain.is_empty())
 }

@@ -157,37 +157,32 @@ impl RawTarget {
                 "is required (it becomes the `target` label)",
             );
         }
+        let protocol = self.protocol;
+        let xmpp = protocol == Protocol::XmppComponent;
         let domain = normalise_host(&self.domain);
         if domain.is_empty() {
-            check.problem(&format!("{field}.domain"), "is required (the XMPP domain)");
+            if xmpp {
+                check.problem(&format!("{field}.domain"), "is required (the XMPP domain)");
+            }
         } else if !is_dns_name(&domain) {
             check.problem(&format!("{field}.domain"), "is not a DNS name");
         }
-        let servers = parse_server_address(&self.server_address, CMS_COMPONENT_PORT)
-            .unwrap_or_else(|message| {
-                check.problem(&format!("{field}.server_address"), message);
-                ServerSource::Srv
-            });
-        // `${HOSTNAME}` and the like give each replica a name of its own.
-        let component = match expand_environment(self.component.trim()) {
-            Ok(name) => name,
-            Err(problem) => {
-                check.problem(&format!("{field}.component"), problem);
-                String::new()
+        let servers = match protocol {
+            Protocol::XmppComponent => {
+                parse_server_address(&self.server_address, CMS_COMPONENT_PORT)
             }
-        };
-        if self.component.trim().is_empty() {
-            check.problem(
-                &format!("{field}.component"),
-                "is required (the component name sent in the stream header)",
-            );
-        } else if !component.is_empty() && !is_dns_name(&component) {
-            check.problem(
-                &format!("{field}.component"),
-                "is not a component name (a DNS name), once expanded",
-            );
+            Protocol::Tls => parse_tls_address(&self.server_address),
         }
-        let secret = self.secret(field, check);
+        .unwrap_or_else(|message| {
+            check.problem(&format!("{field}.server_address"), message);
+            ServerSource::Srv
+        });
+        let (component, secret) = if xmpp {
+            (self.component(field, check), self.secret(field, check))
+        } else {
+            self.only_for_xmpp(field, check);
+            (String::new(), None)
+        };
         let interval = check.duration(
             &format!("{field}.interval"),
             self.interval.as_deref(),
@@ -211,6 +206,12 @@ impl RawTarget {
             );
         }
         let tls_mode = self.tls.mode;
+        if !xmpp && tls_mode == TlsMode::None {
+            check.problem(
+                &format!("{field}.tls.mode"),
+                "must be direct for protocol tls (there is nothing to check without TLS)",
+            );
+        }
         let check_legacy_tls = self.tls.check_legacy_versions;
         if check_legacy_tls && tls_mode == TlsMode::None {
             check.warnings.push(format!(
@@ -227,6 +228,7 @@ impl RawTarget {
         }
         Some(Target {
             name: self.name,
+            protocol,
             domain,
             servers,
             component,
@@ -239,6 +241,49 @@ impl RawTarget {
             requested: false,
             watch,
         })
+    }
+
+    /// The component name, its `${NAME}`s expanded: they give each replica a name of its own.
+    fn component(&self, field: &str, check: &mut Checker) -> String {
+        let field = format!("{field}.component");
+        let component = match expand_environment(self.component.trim()) {
+            Ok(name) => name,
+            Err(problem) => {
+                check.problem(&field, problem);
+                String::new()
+            }
+        };
+        if self.component.trim().is_empty() {
+            check.problem(
+                &field,
+                "is required (the component name sent in the stream header)",
+            );
+        } else if !component.is_empty() && !is_dns_name(&component) {
+            check.problem(
+                &field,
+                "is not a component name (a DNS name), once expanded",
+            );
+        }
+        component
+    }
+
+    /// A `protocol: tls` target sends no stream: the XMPP settings would be silently unused.
+    fn only_for_xmpp(&self, field: &str, check: &mut Checker) {
+        let xmpp_only = [
+            ("component", !self.component.trim().is_empty()),
+            ("secret_file", self.secret_file.is_some()),
+            ("secret_env", self.secret_env.is_some()),
+            ("secret", self.secret.is_some()),
+            ("watch", self.watch.is_some()),
+        ];
+        for (key, set) in xmpp_only {
+            if set {
+                check.problem(
+                    &format!("{field}.{key}"),
+                    "is only for protocol xmpp-component: a tls target stops after the certificate",
+                );
+            }
+        }
     }
 
     /// Exactly one source when the handshake is on; the value itself never enters a message.
@@ -380,6 +425,28 @@ pub(super) fn parse_nameserver(text: &str) -> Option<SocketAddr> {
             .ok()
             .map(|ip| SocketAddr::new(ip, DNS_PORT))
     })
+}
+
+/// The C2W scheme of a Callbridge's web bridge list (`c2w://wb3.example.com:9999`).
+const C2W_SCHEME: &str = "c2w://";
+
+/// A TLS server: `host:port`, `[v6]:port`, or as a Callbridge's web bridge list writes it,
+/// `c2w://host:port`. No SRV and no default port: C2W has neither.
+pub(super) fn parse_tls_address(text: &str) -> Result<ServerSource, String> {
+    let text = text.trim();
+    let address = match text.get(..C2W_SCHEME.len()) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(C2W_SCHEME) => &text[C2W_SCHEME.len()..],
+        _ => text,
+    };
+    let address = address.strip_suffix('/').unwrap_or(address);
+    let bad = || {
+        "is required for protocol tls: \"host:port\", \"[ipv6]:port\" or \"c2w://host:port\""
+            .to_owned()
+    };
+    match parse_server_address(address, 0) {
+        Ok(ServerSource::Static(server)) if server.port() != 0 => Ok(ServerSource::Static(server)),
+        _ => Err(bad()),
+    }
 }
 
 /// `""` → SRV; `host`, `host:port`, `ip`, `[v6]:port`; without a port, `default_port`.

@@ -17,6 +17,9 @@ pub fn describe(reason: Reason) -> &'static str {
         Reason::Timeout => "the server did not answer in time",
         Reason::TlsHandshake => "the TLS handshake failed",
         Reason::TlsVersion => "the server offers no TLS version or cipher a Callbridge accepts",
+        Reason::ClientCertRejected => {
+            "the server refused the client certificate (or asked for one and got none)"
+        }
         Reason::CertUntrusted => "the server certificate is not trusted",
         Reason::CertExpired => "the server certificate has expired",
         Reason::CertNotYetValid => "the server certificate is not valid yet",
@@ -199,6 +202,56 @@ fn cms_name<'a>(component: &'a str, domain: &str) -> &'a str {
 
 /// What to check or run next, naming the record, name or command involved.
 pub fn hint(step: Step, reason: Reason, target: &Subject, server: Option<&Server>) -> String {
+    match target.protocol {
+        Protocol::XmppComponent => component_hint(step, reason, target, server),
+        Protocol::Tls => tls_link_hint(step, reason, target, server),
+    }
+}
+
+/// For a `protocol: tls` target: CMS 3's Callbridge-to-Web-Bridge (C2W) link, or any TLS port.
+fn tls_link_hint(step: Step, reason: Reason, target: &Subject, server: Option<&Server>) -> String {
+    let Some(server) = server.or(target.server.as_ref()) else {
+        return "Check the target's server_address.".to_owned();
+    };
+    let (host, port) = (server.host(), server.port());
+    let s_client = format!("openssl s_client -connect {host}:{port} -servername {host}");
+    match (step, reason) {
+        (Step::Resolve, _) => {
+            format!("Add an A (or AAAA) record for {host}. Check: dig +short A {host}")
+        }
+        (Step::Connect, _) => format!(
+            "Nothing answers on {host}:{port}: on the Web Bridge 3, check `webbridge3 c2w listen` \
+             (interface and port) and `webbridge3 status`, and firewalls between the Callbridge and \
+             it. Check: nc -vz -w 5 {host} {port}"
+        ),
+        (_, Reason::ClientCertRejected) => format!(
+            "The Web Bridge refuses the Callbridge's certificate (tls.client_cert_file): its C2W \
+             trust bundle (`webbridge3 c2w trust`) must hold the CA that issued it, and the \
+             certificate must be valid. Check: {s_client} -cert CLIENT.crt -key CLIENT.key"
+        ),
+        (Step::Tls, _) => format!(
+            "Is {host}:{port} the C2W port, with TLS 1.2 or newer? Check: {s_client}"
+        ),
+        (Step::Cert, Reason::CertNameMismatch) => format!(
+            "The certificate must name {host} (the host of the c2w:// URL the Callbridge uses{}) \
+             as a Subject Alternative Name; reissue it or use the name it has. Check: {s_client} \
+             </dev/null | openssl x509 -noout -ext subjectAltName",
+            if target.domain.is_empty() { String::new() } else { format!(", and {}", target.domain) }
+        ),
+        (Step::Cert, Reason::CertExpired | Reason::CertNotYetValid) => format!(
+            "Renew the Web Bridge's certificate (`webbridge3 c2w certs`) and check its clock. \
+             Check: {s_client} </dev/null | openssl x509 -noout -dates"
+        ),
+        (Step::Cert, _) => format!(
+            "The chain does not lead to the CA the probe trusts (tls.ca_file): install the full chain \
+             on the Web Bridge (`webbridge3 c2w certs`), or trust its CA. Check: {s_client} -showcerts"
+        ),
+        _ => format!("See the Web Bridge's log (`syslog follow` on its MMP) for {host}:{port}."),
+    }
+}
+
+/// For a Callbridge registering as an XMPP component.
+fn component_hint(step: Step, reason: Reason, target: &Subject, server: Option<&Server>) -> String {
     let domain = &target.domain;
     let component = &target.component;
     let srv_name = format!("_xmpp-component._tcp.{domain}");

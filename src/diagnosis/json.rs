@@ -12,8 +12,12 @@ pub const SCHEMA: u32 = 2;
 #[derive(Serialize)]
 pub struct Diagnosis<'a> {
     schema: u32,
+    protocol: &'static str,
     domain: &'a str,
     component: &'a str,
+    /// When the configured client certificate expires (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_cert_not_after: Option<i64>,
     #[serde(flatten)]
     report: &'a TargetReport,
     /// The steps that failed, with what they mean and what to check.
@@ -127,8 +131,10 @@ impl<'a> Diagnosis<'a> {
             .collect();
         Some(Diagnosis {
             schema: SCHEMA,
+            protocol: target.protocol.as_str(),
             domain: &target.domain,
             component: &target.component,
+            client_cert_not_after: target.client_cert_not_after,
             report,
             failures,
             findings,

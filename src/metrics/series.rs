@@ -63,8 +63,16 @@ pub(super) fn target_info(sink: &mut dyn Sink, state: &TargetState) {
         &t.component,
         server_address.as_deref().unwrap_or_default(),
         t.tls_mode.as_str(),
+        t.protocol.as_str(),
     ];
     sink.number(&labels, 1.0);
+}
+
+/// From the config, not the run: the certificate the target would present.
+pub(super) fn client_cert_not_after(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(not_after) = state.subject.client_cert_not_after {
+        sink.number(&[&state.subject.name], not_after as f64);
+    }
 }
 
 pub(super) fn srv_records(sink: &mut dyn Sink, state: &TargetState) {

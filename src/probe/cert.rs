@@ -30,8 +30,9 @@ pub struct CertInput<'a> {
     /// The stapled OCSP response, empty when none.
     pub ocsp: &'a [u8],
     pub trust: &'a Trust,
-    /// The XMPP domain, a DNS name: it must be covered.
-    pub domain: &'a str,
+    /// The XMPP domain, a DNS name: it must be covered. `None` for a `protocol: tls` target
+    /// that names no domain.
+    pub domain: Option<&'a str>,
     /// The name TLS verified: the server's FQDN (or `tls.server_name`), or an address; on the
     /// client path, the domain.
     pub verified: &'a ServerName<'static>,
@@ -98,7 +99,7 @@ fn facts_key(input: &CertInput<'_>) -> Option<[u8; 32]> {
     for der in input.chain {
         field(der);
     }
-    field(input.domain.as_bytes());
+    field(input.domain.unwrap_or_default().as_bytes());
     field(input.verified.to_str().as_bytes());
     field(&[u8::from(input.fqdn_required)]);
     for position in &path.positions {
@@ -142,17 +143,17 @@ pub fn inspect(input: &CertInput<'_>) -> (Option<CertFacts>, Result<(), Failure>
     }
     let leaf = &sent[0];
     let sans = subject_alt_names(&leaf.cert);
-    let domain = NameCoverage {
+    let domain = input.domain.map(|domain| NameCoverage {
         role: NameRole::Domain,
-        name: input.domain.to_owned(),
-        covered: covers_dns(&sans, input.domain),
-    };
+        name: domain.to_owned(),
+        covered: covers_dns(&sans, domain),
+    });
     let fqdn = input.fqdn_required.then(|| NameCoverage {
         role: NameRole::Fqdn,
         name: input.verified.to_str().into_owned(),
         covered: covers(&sans, input.verified),
     });
-    let coverage = std::iter::once(domain).chain(fqdn).collect();
+    let coverage = domain.into_iter().chain(fqdn).collect();
     // Verified once: by the handshake, and again only to explain a chain it found no path for.
     let other_path = match input.path {
         Some(_) => None,

@@ -109,7 +109,8 @@ async fn login(
                 }),
             };
             let peer = Peer {
-                domain: &watch.jid.domain,
+                domain: Some(&watch.jid.domain),
+                await_client_verdict: false,
                 name,
                 fqdn_required: false,
             };

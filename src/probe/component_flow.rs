@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{timeout_at, Instant};
 
 use super::steps::{reach, secure, timed, Peer};
 use super::tls::TlsClient;
@@ -16,7 +16,7 @@ use super::xmpp::XmppConn;
 use super::{
     handshake, legacy_tls, srv, stream, Failure, Reason, Server, ServerReport, Step, StepRecord,
 };
-use crate::config::{FanOut, ServerSource, Target};
+use crate::config::{FanOut, Protocol, ServerSource, Target};
 
 /// What the component flow of one target needs, built once per config load.
 pub struct ComponentFlow {
@@ -32,12 +32,14 @@ impl ComponentFlow {
     /// The per-server steps this target runs: TLS mode and `handshake` decide.
     pub fn expected_steps(&self) -> Vec<Step> {
         let tls = self.tls.is_some();
+        let xmpp = self.target.protocol == Protocol::XmppComponent;
         let handshake = self.target.handshake();
         Step::COMPONENT
             .into_iter()
             .filter(|step| match step {
                 Step::Srv => false,
                 Step::Tls | Step::Cert => tls,
+                Step::Stream => xmpp,
                 Step::Handshake => handshake,
                 _ => true,
             })
@@ -113,17 +115,24 @@ async fn probe_server(probe: &ComponentFlow, server: Server, deadline: Instant) 
             Failure::new(Reason::TlsHandshake, detail)
         }),
     };
+    let xmpp = probe.target.protocol == Protocol::XmppComponent;
     let peer = Peer {
-        domain: &probe.target.domain,
+        domain: Some(probe.target.domain.as_str()).filter(|domain| !domain.is_empty()),
         name,
         fqdn_required: true,
+        await_client_verdict: !xmpp,
     };
     let sni = match &peer.name {
         Ok(ServerName::DnsName(dns)) => Some(dns.as_ref().to_owned()),
         _ => None,
     };
-    if let Some(stream) = secure(&mut report, tls, tcp, peer, deadline).await {
-        converse(probe, &mut report, stream, deadline).await;
+    if let Some(mut stream) = secure(&mut report, tls, tcp, peer, deadline).await {
+        if xmpp {
+            converse(probe, &mut report, stream, deadline).await;
+        } else {
+            // The TLS link is all a tls target checks: close it as politely as XMPP.
+            let _ = timeout_at(deadline, stream.shutdown()).await;
+        }
     }
     // After the Callbridge's own connection has closed (some servers serve one at a time),
     // within what is left of the deadline.

@@ -150,6 +150,8 @@ label_values! {
         Timeout => "timeout",
         TlsHandshake => "tls_handshake",
         TlsVersion => "tls_version",
+        /// The server asked for a client certificate and refused the one sent (or none).
+        ClientCertRejected => "client_cert_rejected",
         CertUntrusted => "cert_untrusted",
         CertExpired => "cert_expired",
         CertNotYetValid => "cert_not_yet_valid",

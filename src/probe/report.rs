@@ -3,7 +3,7 @@
 //! debug page.
 
 use super::*;
-use crate::address::{ClientTlsMode, Jid, TlsMode};
+use crate::address::{ClientTlsMode, Jid, Protocol, TlsMode};
 use crate::config::{ServerSource, Target};
 
 /// Who a report is about, as every view names it: the target's identity and schedule, taken
@@ -11,7 +11,10 @@ use crate::config::{ServerSource, Target};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
     pub name: String,
+    pub protocol: Protocol,
+    /// Empty only for a `protocol: tls` target that names no domain.
     pub domain: String,
+    /// Empty for a `protocol: tls` target.
     pub component: String,
     pub interval: Duration,
     pub timeout: Duration,
@@ -20,6 +23,8 @@ pub struct Subject {
     /// The configured server; `None` when the servers come from the SRV answer.
     pub server: Option<Server>,
     pub tls_mode: TlsMode,
+    /// When the configured client certificate (mutual TLS) expires (Unix time).
+    pub client_cert_not_after: Option<i64>,
     pub watch: Option<WatchSubject>,
 }
 
@@ -36,6 +41,7 @@ impl Subject {
     pub fn of(target: &Target) -> Subject {
         Subject {
             name: target.name.clone(),
+            protocol: target.protocol,
             domain: target.domain.clone(),
             component: target.component.clone(),
             interval: target.interval,
@@ -46,6 +52,12 @@ impl Subject {
                 ServerSource::Static(server) => Some(server.clone()),
             },
             tls_mode: target.tls_mode,
+            client_cert_not_after: target
+                .tls
+                .client_auth
+                .as_ref()
+                .filter(|_| target.tls_mode == TlsMode::Direct)
+                .map(|identity| identity.not_after),
             watch: target.watch.as_ref().map(|watch| WatchSubject {
                 jid: watch.jid.clone(),
                 tls_mode: watch.tls_mode,

@@ -46,9 +46,12 @@ pub(super) async fn reach(
 /// Who the TLS peer must be: the name to verify (or why there is none) and the names its
 /// certificate must cover.
 pub(super) struct Peer<'a> {
-    pub domain: &'a str,
+    pub domain: Option<&'a str>,
     pub name: Result<ServerName<'static>, Failure>,
     pub fqdn_required: bool,
+    /// Nothing is sent after the handshake: under TLS 1.3 the server's verdict on the client
+    /// certificate comes after it, so the `tls` step waits a moment for it.
+    pub await_client_verdict: bool,
 }
 
 /// Steps `tls` and `cert`: the stream to go on with, when the certificate is accepted.
@@ -59,7 +62,13 @@ pub(super) async fn secure(
     peer: Peer<'_>,
     deadline: Instant,
 ) -> Option<TlsStream<Tcp>> {
-    let handshake = async { tls.handshake(tcp, peer.name.clone()?).await };
+    let handshake = async {
+        let mut outcome = tls.handshake(tcp, peer.name.clone()?).await?;
+        if peer.await_client_verdict {
+            outcome.await_client_verdict().await?;
+        }
+        Ok(outcome)
+    };
     let outcome = report.run(Step::Tls, deadline, handshake).await?;
     report.tls = outcome.facts;
     // The handshake ran, so the name was one.

@@ -15,6 +15,7 @@ mod modules;
 mod operations;
 mod peers;
 mod probe;
+mod tls_link;
 mod watch;
 mod web;
 

@@ -328,11 +328,17 @@ async fn output(args: &[&str]) -> (Option<i32>, String, String) {
 async fn the_example_config_checks_clean_in_a_plain_shell() {
     let lab = Lab::new(base_zone()).await;
     let mut example = include_str!("../../config.example.yaml").to_owned();
+    let callbridge = lab.pki.client_leaf("callbridge");
+    std::fs::write(lab.path("callbridge.pem"), &callbridge.cert_pem).unwrap();
+    std::fs::write(lab.path("callbridge.key"), &callbridge.key_pem).unwrap();
     for (shipped, ours) in [
         ("/run/secrets/cms-probe/secret", "secret"),
         ("/run/secrets/prosody-probe/secret", "secret"),
         ("/run/secrets/cms-monitor/password", "password"),
+        ("/run/secrets/callbridge/cert.pem", "callbridge.pem"),
+        ("/run/secrets/callbridge/key.pem", "callbridge.key"),
         ("/etc/cms/ca.pem", "ca.pem"),
+        ("/etc/cms/c2w-ca.pem", "ca.pem"),
     ] {
         example = example.replace(shipped, lab.path(ours).to_str().unwrap());
     }

@@ -139,7 +139,7 @@ fn an_accepted_chain_seen_again_shares_its_facts_and_anything_else_is_described_
         path: path.as_ref(),
         ocsp,
         trust: client.trust(),
-        domain: "example.com",
+        domain: Some("example.com"),
         verified,
         fqdn_required: true,
     };

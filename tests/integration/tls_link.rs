@@ -1,0 +1,188 @@
+//! `protocol: tls` targets: CMS 3's Callbridge-to-Web-Bridge (C2W) link, mutual TLS without
+//! XMPP, against `openssl s_server -Verify` as the Web Bridge 3.
+
+use crate::probe::now;
+use crate::support::exporter::*;
+use crate::support::openssl::TlsServer;
+use crate::support::pki::{Pki, Validity};
+
+/// The Web Bridge's certificate names only its host, as a C2W listener's does.
+const WEB_BRIDGE: &str = XMPP1;
+
+/// A `protocol: tls` target `c2w` at `c2w://WEB_BRIDGE:port`; `extra` adds lines to the target
+/// (indented by four spaces) and `tls` to its `tls:` block (by six).
+fn c2w_target(lab: &Lab, port: u16, extra: &str, tls: &str) -> String {
+    format!(
+        "  - name: c2w\n    protocol: tls\n    server_address: \"c2w://{WEB_BRIDGE}:{port}\"\n    interval: 3s\n    timeout: 2s\n{extra}    tls:\n      ca_file: {ca}\n{tls}",
+        ca = lab.path("ca.pem").display(),
+    )
+}
+
+/// The client certificate and key in the lab as `tls:` lines, issued by `ca` and written as
+/// `<name>.pem` and `<name>.key`.
+fn client_identity(lab: &Lab, ca: &Pki, name: &str) -> String {
+    let leaf = ca.client_leaf("callbridge1");
+    let (cert, key) = (
+        lab.path(&format!("{name}.pem")),
+        lab.path(&format!("{name}.key")),
+    );
+    std::fs::write(&cert, &leaf.cert_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    format!(
+        "      client_cert_file: {}\n      client_key_file: {}\n",
+        cert.display(),
+        key.display()
+    )
+}
+
+/// The exporter on `target` once its one server is up or fails, with that scrape.
+async fn settled(lab: &Lab, target: String, port: u16) -> (Exporter, String, Scrape) {
+    let exporter = lab.exporter(&[target]).await;
+    let address = server(WEB_BRIDGE, port);
+    let scrape = exporter
+        .wait("a settled probe", |s| {
+            s.value(&SERVER_UP, &[("server", &address)]) == Some(1.0)
+                || failing(s, "c2w", &address).is_some()
+        })
+        .await;
+    (exporter, address, scrape)
+}
+
+#[tokio::test]
+async fn a_tls_link_tells_an_accepted_client_certificate_from_a_refused_one() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let web_bridge = lab.pki.leaf(&[WEB_BRIDGE], Validity::Good);
+    // The Web Bridge's `c2w trust` bundle: the CA of the Callbridges' certificates.
+    let callbridges = Pki::new("Callbridge CA");
+    std::fs::write(lab.path("c2w-trust.pem"), callbridges.ca_pem()).unwrap();
+    let trusted = client_identity(&lab, &callbridges, "callbridge");
+    let stranger = client_identity(&lab, &Pki::new("some other CA"), "stranger");
+    let trust = lab.path("c2w-trust.pem");
+    let trust = trust.to_str().unwrap();
+
+    // TLS 1.3 with and without session tickets (then the verdict is the silence of a
+    // second), and TLS 1.2, where the refusal comes in the handshake.
+    let versions: [&[&str]; 3] = [&["-tls1_3"], &["-tls1_3", "-no_ticket"], &["-tls1_2"]];
+    for version in versions {
+        let options: Vec<&str> = ["-Verify", "1", "-verify_return_error", "-CAfile", trust]
+            .into_iter()
+            .chain(version.iter().copied())
+            .collect();
+        let server_dir = lab.path("s_server");
+        std::fs::create_dir_all(&server_dir).unwrap();
+        let web = TlsServer::start(&server_dir, &web_bridge, &options).await;
+        let port = web.addr.port();
+
+        let (exporter, address, scrape) =
+            settled(&lab, c2w_target(&lab, port, "", &trusted), port).await;
+        assert_eq!(
+            scrape.value(&SERVER_UP, &[("server", &address)]),
+            Some(1.0),
+            "{version:?}: the trusted Callbridge certificate is accepted: {:?}",
+            failing(&scrape, "c2w", &address)
+        );
+        assert_eq!(
+            scrape.value(&PROBE_SUCCESS, &[("target", "c2w")]),
+            Some(1.0)
+        );
+        assert_eq!(
+            scrape.label(&TARGET_INFO, &[("target", "c2w")], "protocol"),
+            Some("tls".into())
+        );
+        let days = (scrape
+            .value(&CLIENT_CERT_NOT_AFTER, &[("target", "c2w")])
+            .expect("the client certificate's expiry")
+            - now())
+            / 86400.0;
+        assert!((89.0..=90.1).contains(&days), "{days}");
+        // resolve, connect, tls: no stream, no handshake (and `cert` has no duration).
+        let mut steps: Vec<String> = scrape
+            .find(&STEP_LAST_DURATION, &[("target", "c2w")])
+            .iter()
+            .filter_map(|s| s.labels.iter().find(|(k, _)| k == "step"))
+            .map(|(_, step)| step.clone())
+            .collect();
+        steps.sort();
+        assert_eq!(steps, ["connect", "resolve", "tls"]);
+        // Only the server's name is required of its certificate: no domain was given.
+        let covered = scrape.find(&CERT_SAN_COVERED, &[("target", "c2w")]);
+        assert_eq!(covered.len(), 1, "{covered:?}");
+        assert!(covered[0].labels.contains(&("role".into(), "fqdn".into())));
+        exporter.stop().await;
+
+        for (identity, what) in [(stranger.as_str(), "another CA's"), ("", "no")] {
+            let (exporter, address, scrape) =
+                settled(&lab, c2w_target(&lab, port, "", identity), port).await;
+            assert_eq!(
+                failing(&scrape, "c2w", &address),
+                Some(("tls".into(), "client_cert_rejected".into())),
+                "{version:?}: {what} client certificate is refused"
+            );
+            let debug = http_get(exporter.addr, "/probe?target=c2w&debug=true").await;
+            assert!(debug.contains("webbridge3 c2w trust"), "{debug}");
+            exporter.stop().await;
+        }
+        drop(web);
+    }
+}
+
+#[tokio::test]
+async fn a_tls_link_requires_the_domain_it_names_and_a_module_probes_the_url() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let web_bridge = lab.pki.leaf(&[WEB_BRIDGE], Validity::Good);
+    let dir = lab.path("s_server");
+    std::fs::create_dir_all(&dir).unwrap();
+    let web = TlsServer::start(&dir, &web_bridge, &[]).await;
+    let port = web.addr.port();
+
+    // A domain, when given, must be in the certificate too.
+    let named = c2w_target(&lab, port, &format!("    domain: {DOMAIN}\n"), "");
+    let (exporter, address, scrape) = settled(&lab, named, port).await;
+    assert_eq!(
+        failing(&scrape, "c2w", &address),
+        Some(("cert".into(), "cert_name_mismatch".into()))
+    );
+    assert_eq!(
+        scrape.value(
+            &CERT_SAN_COVERED,
+            &[("role", "domain"), ("name", DOMAIN), ("server", &address)]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.value(&CLIENT_CERT_NOT_AFTER, &[("target", "c2w")]),
+        None,
+        "no client certificate, no expiry"
+    );
+    exporter.stop().await;
+
+    // A module: Prometheus names the c2w URL as the target.
+    let config = format!(
+        "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\nmodules:\n  c2w:\n    protocol: tls\n    timeout: 2s\n    tls:\n      ca_file: {}\n",
+        lab.dns.addr(),
+        lab.path("ca.pem").display()
+    );
+    let exporter = Exporter::start(&config).await;
+    let url = format!("c2w://{WEB_BRIDGE}:{port}");
+    let answer = http_get(exporter.addr, &format!("/probe?module=c2w&target={url}")).await;
+    let scrape = Scrape::parse(&answer);
+    assert_eq!(
+        scrape.value(&PROBE_SUCCESS, &[("target", &url)]),
+        Some(1.0),
+        "{answer}"
+    );
+    let (status, refused) = http_request(
+        exporter.addr,
+        "GET",
+        "/probe?module=c2w&target=example.test",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        refused.contains("a tls module's target is host:port"),
+        "{refused}"
+    );
+    exporter.stop().await;
+}
