@@ -15,7 +15,8 @@
 //!                                         -- per-probe  for CPU per server probe beside a
 //!                                            minimal client's;
 //!                                         -- memory  for resident memory over ten minutes at
-//!                                            1,000 targets)
+//!                                            1,000 targets;
+//!                                         -- dnssec  for the cost of validating every answer)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
@@ -27,6 +28,8 @@
 //! compare runs on the same one (`CMS_XMPP_EXPORTER_BINARY=path` runs another build).
 
 // The benchmark uses a part of the test peers; the tests use all of it.
+#[path = "sidecar/dnssec.rs"]
+mod dnssec;
 #[path = "sidecar/memory.rs"]
 mod memory;
 #[path = "sidecar/per_probe.rs"]
@@ -82,6 +85,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "per-probe") {
         runtime().block_on(per_probe::measure()).print();
+        return;
+    }
+    if args.iter().any(|a| a == "dnssec") {
+        runtime().block_on(dnssec::measure()).print();
         return;
     }
     if args.iter().any(|a| a == "memory") {
@@ -627,6 +634,15 @@ async fn measure_fleet(targets: usize) -> FleetRow {
 fn cycles(scrape: &Scrape) -> f64 {
     scrape
         .find(&PROBES_TOTAL, &[])
+        .iter()
+        .map(|s| s.value)
+        .sum()
+}
+
+/// Failed server probes counted so far, every target's.
+fn failed_probes(scrape: &Scrape) -> f64 {
+    scrape
+        .find(&FAILURES_TOTAL, &[])
         .iter()
         .map(|s| s.value)
         .sum()

@@ -4,12 +4,13 @@
 //!
 //! This file holds the validated model; its jobs are apart: `schema` (the file as written),
 //! `validate` (schema to model), `check` (the problem collector, bounded reads, `${NAME}`),
-//! `tls` (trust anchors and client identity), `module` (the `{domain}` templates),
-//! `ad_hoc` (a target from the command line, whose flags main.rs parses), `web`
-//! (`--web.config.file`).
+//! `tls` (trust anchors and client identity), `dnssec` (DNSSEC's trust anchors), `module`
+//! (the `{domain}` templates), `ad_hoc` (a target from the command line, whose flags main.rs
+//! parses), `web` (`--web.config.file`).
 
 mod ad_hoc;
 mod check;
+mod dnssec;
 mod module;
 mod schema;
 mod tls;
@@ -17,6 +18,7 @@ mod validate;
 pub mod web;
 
 pub use ad_hoc::AdHocTarget;
+pub use dnssec::TrustAnchors;
 pub use module::{Module, ModuleTargetError};
 pub use validate::normalise_host;
 
@@ -100,6 +102,14 @@ impl fmt::Display for Problems<'_> {
     }
 }
 
+/// What a target takes from the top of the file when it says nothing itself.
+#[derive(Clone, Copy)]
+struct TargetDefaults {
+    interval: Duration,
+    timeout: Duration,
+    dnssec: bool,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -131,6 +141,8 @@ pub struct DnsConfig {
     /// Empty: use the system resolver configuration.
     pub nameservers: Vec<SocketAddr>,
     pub fan_out: FanOut,
+    /// What DNSSEC validation trusts, for the targets that validate.
+    pub trust_anchors: TrustAnchors,
 }
 
 /// How far one DNS answer may multiply a probe: servers of an SRV answer probed (the first
@@ -167,6 +179,8 @@ pub struct Target {
     pub secret: Option<Secret>,
     pub interval: Duration,
     pub timeout: Duration,
+    /// Its DNS answers are validated (DNSSEC) against `dns.dnssec`'s trust anchors.
+    pub dnssec: bool,
     pub tls_mode: TlsMode,
     pub tls: TlsSettings,
     /// `tls.check_legacy_versions`: a second, bare hello per server offering TLS 1.1 at most.
@@ -212,6 +226,7 @@ impl Target {
             secret,
             interval,
             timeout,
+            dnssec,
             tls_mode,
             tls,
             check_legacy_tls,
@@ -231,6 +246,7 @@ impl Target {
             && secret.is_some() == other.secret.is_some()
             && *interval == other.interval
             && *timeout == other.timeout
+            && *dnssec == other.dnssec
             && *tls_mode == other.tls_mode
             && tls.same_as(&other.tls)
             && *check_legacy_tls == other.check_legacy_tls

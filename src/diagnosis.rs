@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::address::{Protocol, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
 use crate::probe::{
-    unix_seconds, Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server, ServerReport,
-    Staple, Step, StepRecord, Subject, TargetReport, WatchReport, WatchSubject,
+    unix_seconds, Dnssec, Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server,
+    ServerReport, Staple, Step, StepRecord, Subject, TargetReport, WatchReport, WatchSubject,
 };
 use crate::store::{ServerFinding, TargetState};
 
@@ -149,6 +149,9 @@ pub fn render_text(record: &TargetState, style: Style) -> String {
             ));
         }
         step_line(&mut out, style, Some(srv), Step::Srv, &summary);
+        if let Some(dnssec) = report.srv_dnssec {
+            detail_line(&mut out, &dnssec_line(dnssec));
+        }
         for server in &report.servers {
             if let Origin::Srv {
                 priority,
@@ -353,12 +356,28 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
             Step::Cert | Step::Srv | Step::Starttls | Step::Sasl => String::new(),
         };
         step_line(out, style, server.record(*step), *step, &summary);
+        if let Some(dnssec) = server.dnssec.filter(|_| *step == Step::Resolve) {
+            detail_line(out, &dnssec_line(dnssec));
+        }
         if *step == Step::Cert {
             render_cert(out, server, style);
         }
         if let Some(legacy) = server.legacy_tls.as_ref().filter(|_| *step == Step::Tls) {
             detail_line(out, &format!("a TLS 1.1 hello: {legacy}"));
         }
+    }
+}
+
+/// What DNSSEC said of an answer, and when its first signature expires.
+pub fn dnssec_line(dnssec: Dnssec) -> String {
+    match dnssec.expires {
+        Some(expires) => format!(
+            "DNSSEC {}, first signature expires {} ({})",
+            dnssec.state,
+            rfc3339(expires),
+            days_left(expires)
+        ),
+        None => format!("DNSSEC {}", dnssec.state),
     }
 }
 

@@ -130,6 +130,22 @@ metric!(
     "A configured target: XMPP domain, component name, server address (empty for SRV), TLS mode, protocol."
 );
 metric!(
+    DNSSEC,
+    "dnssec_info",
+    GAUGE,
+    ["target", "server", "state"],
+    dnssec,
+    "What DNSSEC validation said of the last answers: the SRV answer (server=\"\") and each server's addresses; targets that validate only."
+);
+metric!(
+    DNSSEC_EXPIRY,
+    "dnssec_signature_expiry_timestamp_seconds",
+    GAUGE,
+    ["target"],
+    dnssec_expiry,
+    "When the first signature of the last run's secure DNS answers expires (Unix time)."
+);
+metric!(
     CLIENT_CERT_NOT_AFTER,
     "client_cert_not_after_timestamp_seconds",
     GAUGE,
@@ -339,7 +355,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 35] = [
+pub const ALL: [&MetricDef; 37] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -353,6 +369,8 @@ pub const ALL: [&MetricDef; 35] = [
     &SRV_RECORDS,
     &SRV_TRUNCATED,
     &CLIENT_CERT_NOT_AFTER,
+    &DNSSEC,
+    &DNSSEC_EXPIRY,
     &SERVER_UP,
     &STEP_LAST_DURATION,
     &STEP_DURATION,

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::{FanOut, Module, ModuleTargetError, Protocol};
+use crate::probe::dns::Resolvers;
 use crate::probe::tls::TlsClient;
 use crate::probe::TargetProbe;
 use crate::runner::Runner;
@@ -39,7 +39,7 @@ pub struct ModuleProbe {
 /// The configuration's modules and the probes that requests made of them.
 pub struct Modules {
     modules: BTreeMap<String, ModuleProbe>,
-    resolver: TokioResolver,
+    resolvers: Resolvers,
     fan_out: FanOut,
     slots: Arc<Semaphore>,
     /// The configured targets' component locks: a module's target with the same component
@@ -60,14 +60,14 @@ type Key = (String, String, Option<String>);
 impl Modules {
     pub fn new(
         modules: BTreeMap<String, ModuleProbe>,
-        resolver: TokioResolver,
+        resolvers: Resolvers,
         fan_out: FanOut,
         slots: Arc<Semaphore>,
         configured_locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     ) -> Modules {
         Modules {
             modules,
-            resolver,
+            resolvers,
             fan_out,
             slots,
             configured_locks,
@@ -127,9 +127,10 @@ impl Modules {
                 }
             },
         };
+        let lookups = self.resolvers.lookups(wanted.dnssec);
         let probe = TargetProbe::new(
             Arc::new(wanted),
-            self.resolver.clone(),
+            lookups,
             self.fan_out,
             entry.tls.clone(),
             entry.watch_tls.clone(),

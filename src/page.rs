@@ -9,7 +9,8 @@ use crate::diagnosis::{
     days_left, describe, finding_hint, hint, identity, judged_earlier, ping_hint, watch_hint,
 };
 use crate::probe::{
-    Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, WatchReport, WatchSubject,
+    Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, TargetReport, WatchReport,
+    WatchSubject,
 };
 use crate::store::{Outcome, Snapshot, TargetState};
 
@@ -168,6 +169,7 @@ fn render_target(out: &mut String, state: &TargetState) {
             (&report.servers, report.srv_skipped),
             &report.expected_steps,
         );
+        render_dnssec(out, report);
         render_problems(out, report.failures(), |step, reason, server| {
             hint(step, reason, target, server)
         });
@@ -236,6 +238,33 @@ fn render_flows(
     for server in servers {
         render_server(out, server, expected);
     }
+}
+
+/// What DNSSEC said of each answer, for a target that validates.
+fn render_dnssec(out: &mut String, report: &TargetReport) {
+    let answers: Vec<String> = report
+        .dnssec()
+        .map(|(server, dnssec)| match server {
+            None => format!("SRV answer {}", dnssec.state),
+            Some(server) => format!("{server} {}", dnssec.state),
+        })
+        .collect();
+    if answers.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<div class=\"meta\" data-dnssec>DNSSEC: {}",
+        escape(&answers.join(", "))
+    );
+    if let Some(expires) = report.dnssec_expires() {
+        let _ = write!(
+            out,
+            "; first signature expires {}",
+            escape(&days_left(expires))
+        );
+    }
+    out.push_str("</div>");
 }
 
 /// The monitoring user's login, then one line per production component.

@@ -77,7 +77,9 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         .chain(config.modules.values().map(|m| m.timeout()))
         .min()
         .unwrap_or(crate::config::DEFAULT_TIMEOUT);
-    let resolver = dns::resolver(&config.dns, request_timeout)?;
+    let validate =
+        config.targets.iter().any(|t| t.dnssec) || config.modules.values().any(|m| m.dnssec());
+    let resolvers = dns::Resolvers::new(&config.dns, request_timeout, validate)?;
     let slots = Arc::new(Semaphore::new(config.max_concurrent_probes));
     let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
     let mut clients = Clients::default();
@@ -103,7 +105,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
         };
         runners.push(Arc::new(Runner::new(Arc::new(TargetProbe::new(
             target.clone(),
-            resolver.clone(),
+            resolvers.lookups(target.dnssec),
             config.dns.fan_out,
             tls,
             watch_tls,
@@ -130,7 +132,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             },
         );
     }
-    let modules = Modules::new(modules, resolver, config.dns.fan_out, slots, locks);
+    let modules = Modules::new(modules, resolvers, config.dns.fan_out, slots, locks);
     Ok(Prepared {
         runners,
         modules: Arc::new(modules),

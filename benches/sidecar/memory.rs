@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::support::exporter::*;
-use super::{memory_mib, start_fleet, Watch, GZIP, INTERVAL};
+use super::{failed_probes, memory_mib, start_fleet, Watch, GZIP, INTERVAL};
 
 pub const TARGETS: usize = 1000;
 /// Ten minutes; `CMS_XMPP_BENCH_MINUTES` shortens it for a quick comparison.
@@ -56,13 +56,6 @@ pub async fn measure() -> Row {
     }
     let (resident, peak) = memory_mib(pid);
     samples.push((start.elapsed().as_secs_f64() / 60.0, resident, peak));
-    let failures = binary
-        .exporter
-        .scrape()
-        .await
-        .find(&FAILURES_TOTAL, &[])
-        .iter()
-        .map(|s| s.value as u64)
-        .sum();
+    let failures = failed_probes(&binary.exporter.scrape().await) as u64;
     Row { samples, failures }
 }

@@ -22,7 +22,7 @@ use super::support::component::{
 };
 use super::support::exporter::*;
 use super::support::pki::crypto_provider;
-use super::{binary, cpu_seconds, cycles};
+use super::{binary, cpu_seconds, cycles, failed_probes};
 
 /// Server probes a second, each side: 20 targets of one server each, every second.
 pub const PACE: usize = 20;
@@ -113,12 +113,7 @@ pub async fn measure() -> Row {
         let cycles = cycles(&binary.exporter.scrape().await);
         samples.push((cpu_seconds(pid), cycles));
     }
-    let scrape = binary.exporter.scrape().await;
-    let failed: f64 = scrape
-        .find(&FAILURES_TOTAL, &[])
-        .iter()
-        .map(|s| s.value)
-        .sum();
+    let failed = failed_probes(&binary.exporter.scrape().await);
     assert_eq!(failed, 0.0, "the exporter's probes failed");
     let floor = floor.wait_with_output().await.expect("the floor client");
     drop(binary);

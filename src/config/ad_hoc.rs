@@ -54,6 +54,7 @@ impl AdHocTarget {
             // One probe: the interval only has to admit the timeout.
             interval: Some(humantime::format_duration(INTERVAL_RANGE.1).to_string()),
             timeout: self.timeout,
+            dnssec: None,
             tls: RawTls {
                 mode: self.tls_mode,
                 ca_file: self.ca_file,

@@ -59,7 +59,7 @@ impl RawTarget {
     pub(super) fn validate_module(
         mut self,
         name: &str,
-        default_timeout: Duration,
+        defaults: TargetDefaults,
         check: &mut Checker,
     ) -> Option<Module> {
         let field = format!("modules.{name}");
@@ -114,7 +114,11 @@ impl RawTarget {
                 .collect();
         }
         let problems_before = check.problems.len();
-        let template = self.validate(&field, INTERVAL_RANGE.1, default_timeout, check);
+        let defaults = TargetDefaults {
+            interval: INTERVAL_RANGE.1,
+            ..defaults
+        };
+        let template = self.validate(&field, defaults, check);
         if check.problems.len() > problems_before {
             return None;
         }
@@ -157,6 +161,11 @@ impl Module {
     /// The longest a run may take (a request's scrape timeout may shorten it).
     pub fn timeout(&self) -> Duration {
         self.template.timeout
+    }
+
+    /// Its targets' DNS answers are validated (DNSSEC).
+    pub fn dnssec(&self) -> bool {
+        self.template.dnssec
     }
 
     pub fn tls_mode(&self) -> TlsMode {

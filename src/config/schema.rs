@@ -31,6 +31,18 @@ pub(super) struct RawDns {
     pub(super) nameservers: Vec<String>,
     pub(super) max_servers_per_target: Option<usize>,
     pub(super) max_addresses_per_server: Option<usize>,
+    #[serde(default)]
+    pub(super) dnssec: RawDnssec,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDnssec {
+    /// Every target's lookups validated, unless a target says `dnssec: false`.
+    #[serde(default)]
+    pub(super) validate: bool,
+    #[serde(default)]
+    pub(super) trust_anchors_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +70,9 @@ pub(super) struct RawTarget {
     pub(super) interval: Option<String>,
     #[serde(default)]
     pub(super) timeout: Option<String>,
+    /// Validate this target's DNS answers (DNSSEC); default `dns.dnssec.validate`.
+    #[serde(default)]
+    pub(super) dnssec: Option<bool>,
     #[serde(default)]
     pub(super) tls: RawTls,
     #[serde(default)]

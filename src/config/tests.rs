@@ -4,6 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 
+mod dnssec;
 mod tls_link;
 
 pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {

@@ -87,6 +87,12 @@ impl RawConfig {
             })
             .collect();
 
+        let trust_anchors = self.dns.dnssec.trust_anchors(&mut check);
+        let defaults = TargetDefaults {
+            interval,
+            timeout,
+            dnssec: self.dns.dnssec.validate,
+        };
         if self.targets.is_empty() && self.modules.is_empty() {
             check.problem(
                 "targets",
@@ -97,7 +103,7 @@ impl RawConfig {
             .modules
             .into_iter()
             .filter_map(|(name, raw)| {
-                let module = raw.validate_module(&name, timeout, &mut check)?;
+                let module = raw.validate_module(&name, defaults, &mut check)?;
                 Some((name, Arc::new(module)))
             })
             .collect();
@@ -117,8 +123,7 @@ impl RawConfig {
                         ),
                     );
                 }
-                raw.validate(&field, interval, timeout, &mut check)
-                    .map(Arc::new)
+                raw.validate(&field, defaults, &mut check).map(Arc::new)
             })
             .collect();
 
@@ -128,6 +133,7 @@ impl RawConfig {
                 dns: DnsConfig {
                     nameservers,
                     fan_out,
+                    trust_anchors,
                 },
                 max_concurrent_probes,
                 metrics: self.metrics,
@@ -146,8 +152,7 @@ impl RawTarget {
     pub(super) fn validate(
         self,
         field: &str,
-        default_interval: Duration,
-        default_timeout: Duration,
+        defaults: TargetDefaults,
         check: &mut Checker,
     ) -> Option<Target> {
         let problems_before = check.problems.len();
@@ -186,13 +191,13 @@ impl RawTarget {
         let interval = check.duration(
             &format!("{field}.interval"),
             self.interval.as_deref(),
-            default_interval,
+            defaults.interval,
             INTERVAL_RANGE,
         );
         let timeout = check.duration(
             &format!("{field}.timeout"),
             self.timeout.as_deref(),
-            default_timeout,
+            defaults.timeout,
             TIMEOUT_RANGE,
         );
         if timeout > interval {
@@ -235,6 +240,7 @@ impl RawTarget {
             secret,
             interval,
             timeout,
+            dnssec: self.dnssec.unwrap_or(defaults.dnssec),
             tls_mode,
             tls: tls?,
             check_legacy_tls: check_legacy_tls && tls_mode != TlsMode::None,

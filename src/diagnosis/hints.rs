@@ -11,6 +11,9 @@ pub fn describe(reason: Reason) -> &'static str {
         Reason::Servfail => "the DNS server failed to answer (SERVFAIL)",
         Reason::DnsError => "the DNS lookup failed",
         Reason::DnsTimeout => "the DNS server did not answer in time",
+        Reason::DnssecBogus => {
+            "the DNS answer fails DNSSEC validation: a validating resolver answers SERVFAIL"
+        }
         Reason::SrvUnavailable => "the SRV record says the service is not offered",
         Reason::Refused => "nothing accepts connections on that port",
         Reason::Unreachable => "the server cannot be reached over the network",
@@ -216,6 +219,7 @@ fn tls_link_hint(step: Step, reason: Reason, target: &Subject, server: Option<&S
     let (host, port) = (server.host(), server.port());
     let s_client = format!("openssl s_client -connect {host}:{port} -servername {host}");
     match (step, reason) {
+        (Step::Resolve, Reason::DnssecBogus) => dnssec_hint("A", &host.to_string()),
         (Step::Resolve, _) => {
             format!("Add an A (or AAAA) record for {host}. Check: dig +short A {host}")
         }
@@ -250,6 +254,15 @@ fn tls_link_hint(step: Step, reason: Reason, target: &Subject, server: Option<&S
     }
 }
 
+/// For an answer that fails DNSSEC validation: the record to look at, as `dig` types it.
+fn dnssec_hint(rtype: &str, name: &str) -> String {
+    format!(
+        "The zone's DNSSEC is broken (the detail says how): re-sign the zone (an expired \
+         signature means its signer stopped), publish the key that signs it, or fix the DS at \
+         the parent. Check: delv @<dns-server> {rtype} {name}; dig +dnssec +cd {rtype} {name}"
+    )
+}
+
 /// For a Callbridge registering as an XMPP component.
 fn component_hint(step: Step, reason: Reason, target: &Subject, server: Option<&Server>) -> String {
     let domain = &target.domain;
@@ -265,6 +278,8 @@ fn component_hint(step: Step, reason: Reason, target: &Subject, server: Option<&
         (Step::Srv, Reason::SrvUnavailable) => format!(
             "{srv_name} has the target \".\": publish the real XMPP servers in it. Check: dig +short SRV {srv_name}"
         ),
+        (Step::Srv, Reason::DnssecBogus) => dnssec_hint("SRV", &srv_name),
+        (Step::Resolve, Reason::DnssecBogus) => dnssec_hint("A", &host.to_string()),
         (Step::Srv | Step::Resolve, Reason::Servfail | Reason::DnsError | Reason::DnsTimeout) => {
             "The DNS server is failing: check the probe's dns.nameservers (the Callbridge's DNS \
              servers) and that they answer: dig @<dns-server> SRV "

@@ -68,6 +68,21 @@ pub(super) fn target_info(sink: &mut dyn Sink, state: &TargetState) {
     sink.number(&labels, 1.0);
 }
 
+pub(super) fn dnssec(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(report) = &state.latest {
+        for (server, dnssec) in report.dnssec() {
+            let server = server_label(server.map(|s| &s.endpoint));
+            sink.number(&[&state.subject.name, &server, dnssec.state.as_str()], 1.0);
+        }
+    }
+}
+
+pub(super) fn dnssec_expiry(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(expires) = state.latest.as_ref().and_then(|r| r.dnssec_expires()) {
+        sink.number(&[&state.subject.name], expires as f64);
+    }
+}
+
 /// From the config, not the run: the certificate the target would present.
 pub(super) fn client_cert_not_after(sink: &mut dyn Sink, state: &TargetState) {
     if let Some(not_after) = state.subject.client_cert_not_after {

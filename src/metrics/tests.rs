@@ -50,6 +50,7 @@ fn healthy_server(host: &str, priority: u16) -> ServerReport {
             .map(|step| ok(step, 1500))
             .collect(),
         addresses: vec!["192.0.2.1".parse().unwrap()],
+        dnssec: None,
         address: Some("192.0.2.1:5223".parse().unwrap()),
         tls: Some(TlsFacts {
             version: ProtocolVersion::TLSv1_3,
@@ -106,6 +107,7 @@ fn report(servers: Vec<ServerReport>) -> TargetReport {
         started: SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
         duration: Duration::from_millis(12),
         srv: Some(ok(Step::Srv, 800)),
+        srv_dnssec: None,
         srv_skipped: 0,
         servers,
         expected_steps: Step::COMPONENT[1..].to_vec(),
@@ -542,4 +544,5 @@ fn a_failed_srv_lookup_is_a_target_level_failure() {
     assert_eq!(value(&rows, &SERVER_UP, &[]), None);
 }
 
+mod dnssec;
 mod text;

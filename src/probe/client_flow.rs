@@ -4,11 +4,11 @@
 //! srv (`_xmpp-client._tcp`, `_xmpps-client._tcp` for direct TLS) → resolve → connect →
 //! starttls → tls → cert → sasl → bind, then the pings, then a polite close.
 
-use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::dns::Lookups;
 use super::kdf::SaltedPasswords;
 use super::scram::Derivation;
 use super::steps::{reach, secure, timed, Peer};
@@ -40,7 +40,7 @@ pub fn expected_steps(mode: ClientTlsMode) -> Vec<Step> {
 /// What a login needs that lives as long as the config: the resolver, the TLS client (`None`
 /// only in mode `none`) and the SCRAM derivations already made.
 pub struct Client<'a> {
-    pub resolver: &'a TokioResolver,
+    pub lookups: &'a Lookups,
     pub fan_out: FanOut,
     pub tls: Option<&'a TlsClient>,
     pub salted: &'a SaltedPasswords,
@@ -49,13 +49,13 @@ pub struct Client<'a> {
 /// One login and its pings, all inside `deadline`.
 pub async fn probe(client: &Client<'_>, watch: &Watch, deadline: Instant) -> WatchReport {
     let Client {
-        resolver, fan_out, ..
+        lookups, fan_out, ..
     } = *client;
     let (srv, servers) = match &watch.servers {
         ServerSource::Static(server) => (None, vec![server.clone()]),
         ServerSource::Srv => {
             let service = watch.tls_mode.srv_service();
-            let lookup = srv::lookup(resolver, service, &watch.jid.domain, fan_out.servers);
+            let lookup = srv::lookup(lookups, service, &watch.jid.domain, fan_out.servers);
             let (record, answer) = timed(Step::Srv, deadline, lookup).await;
             (Some(record), answer.map(|a| a.servers).unwrap_or_default())
         }
@@ -89,7 +89,7 @@ async fn login(
     watch: &Watch,
     deadline: Instant,
 ) -> Option<Session> {
-    let tcp = reach(report, client.resolver, client.fan_out, deadline).await?;
+    let tcp = reach(report, client.lookups, client.fan_out, deadline).await?;
     let io: Box<dyn Io> = match (watch.tls_mode, client.tls) {
         (ClientTlsMode::None, _) | (_, None) => Box::new(tcp),
         (mode, Some(tls)) => {

@@ -4,24 +4,25 @@
 
 use std::sync::Arc;
 
-use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
+use super::dns::Lookups;
 use super::steps::{reach, secure, timed, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    handshake, legacy_tls, srv, stream, Failure, Reason, Server, ServerReport, Step, StepRecord,
+    handshake, legacy_tls, srv, stream, Dnssec, Failure, Reason, Server, ServerReport, Step,
+    StepRecord,
 };
 use crate::config::{FanOut, Protocol, ServerSource, Target};
 
 /// What the component flow of one target needs, built once per config load.
 pub struct ComponentFlow {
     pub target: Arc<Target>,
-    pub resolver: TokioResolver,
+    pub lookups: Lookups,
     /// How far one DNS answer may multiply this target's probe.
     pub fan_out: FanOut,
     /// `None` for plaintext; shared by every target with the same TLS settings.
@@ -46,12 +47,9 @@ impl ComponentFlow {
             .collect()
     }
 
-    /// The SRV step (if any), how many servers of its answer were left out, and every server's
-    /// report, in RFC 2782 order.
-    pub async fn run(
-        self: &Arc<Self>,
-        deadline: Instant,
-    ) -> (Option<StepRecord>, usize, Vec<ServerReport>) {
+    /// The SRV step (if any) and what DNSSEC said of its answer, how many servers of its
+    /// answer were left out, and every server's report, in RFC 2782 order.
+    pub async fn run(self: &Arc<Self>, deadline: Instant) -> ComponentRun {
         let probe = self;
         let (srv, answer) = match &probe.target.servers {
             ServerSource::Static(server) => (
@@ -59,23 +57,29 @@ impl ComponentFlow {
                 srv::SrvAnswer {
                     servers: vec![server.clone()],
                     skipped: 0,
+                    dnssec: None,
                 },
             ),
             ServerSource::Srv => {
-                let (record, servers) = timed(
+                let (record, answer) = timed(
                     Step::Srv,
                     deadline,
                     srv::lookup(
-                        &probe.resolver,
+                        &probe.lookups,
                         srv::COMPONENT_SERVICE,
                         &probe.target.domain,
                         probe.fan_out.servers,
                     ),
                 )
                 .await;
-                (Some(record), servers.unwrap_or_default())
+                let answer = answer.unwrap_or_else(|| srv::SrvAnswer {
+                    dnssec: record.bogus(),
+                    ..srv::SrvAnswer::default()
+                });
+                (Some(record), answer)
             }
         };
+        let srv_dnssec = answer.dnssec;
         let servers = answer.servers;
 
         // Servers are probed concurrently: a dead one never delays another.
@@ -94,14 +98,27 @@ impl ComponentFlow {
             }
         }
         reports.sort_by_key(|(index, _)| *index);
-        let reports = reports.into_iter().map(|(_, report)| report).collect();
-        (srv, answer.skipped, reports)
+        let servers = reports.into_iter().map(|(_, report)| report).collect();
+        ComponentRun {
+            srv,
+            srv_dnssec,
+            srv_skipped: answer.skipped,
+            servers,
+        }
     }
+}
+
+/// What the component flow of one cycle found.
+pub struct ComponentRun {
+    pub srv: Option<StepRecord>,
+    pub srv_dnssec: Option<Dnssec>,
+    pub srv_skipped: usize,
+    pub servers: Vec<ServerReport>,
 }
 
 async fn probe_server(probe: &ComponentFlow, server: Server, deadline: Instant) -> ServerReport {
     let mut report = ServerReport::new(server.clone());
-    let Some(tcp) = reach(&mut report, &probe.resolver, probe.fan_out, deadline).await else {
+    let Some(tcp) = reach(&mut report, &probe.lookups, probe.fan_out, deadline).await else {
         return report;
     };
     let Some(tls) = &probe.tls else {

@@ -1,15 +1,18 @@
 //! Shared DNS helpers for the `srv` and `resolve` steps: the resolver and error mapping.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::TokioResolver;
 
 use super::{Failure, Reason};
-use crate::config::DnsConfig;
+use crate::config::{DnsConfig, TrustAnchors};
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -18,12 +21,81 @@ use crate::config::DnsConfig;
 )]
 pub struct ResolverSetupError(#[source] NetError);
 
+/// How a target's lookups are made: the resolver, and for a target that validates (DNSSEC),
+/// the DNS servers to ask why an answer is bogus.
+#[derive(Clone)]
+pub struct Lookups {
+    pub resolver: TokioResolver,
+    pub validation: Option<Arc<[SocketAddr]>>,
+}
+
+/// The resolvers of one config: plain, and validating when a target or module validates.
+pub struct Resolvers {
+    plain: TokioResolver,
+    validating: Option<Lookups>,
+}
+
+impl Resolvers {
+    pub fn new(
+        config: &DnsConfig,
+        request_timeout: Duration,
+        validate: bool,
+    ) -> Result<Resolvers, ResolverSetupError> {
+        let plain = resolver(config, request_timeout, None)?;
+        let validating = match validate {
+            false => None,
+            true => {
+                let anchors = match &config.trust_anchors {
+                    TrustAnchors::IanaRoot => Arc::default(),
+                    TrustAnchors::File { anchors, .. } => anchors.clone(),
+                };
+                let nameservers = match config.nameservers.is_empty() {
+                    true => system_nameservers()?,
+                    false => config.nameservers.clone(),
+                };
+                Some(Lookups {
+                    resolver: resolver(config, request_timeout, Some(anchors))?,
+                    validation: Some(nameservers.into()),
+                })
+            }
+        };
+        Ok(Resolvers { plain, validating })
+    }
+
+    /// The lookups of a target that validates or not.
+    pub fn lookups(&self, dnssec: bool) -> Lookups {
+        match (&self.validating, dnssec) {
+            (Some(validating), true) => validating.clone(),
+            _ => Lookups {
+                resolver: self.plain.clone(),
+                validation: None,
+            },
+        }
+    }
+}
+
+/// The DNS servers of /etc/resolv.conf, where a bogus answer's reason is asked.
+fn system_nameservers() -> Result<Vec<SocketAddr>, ResolverSetupError> {
+    let (config, _) = hickory_resolver::system_conf::read_system_conf()
+        .map_err(|e| ResolverSetupError(NetError::from(e.to_string())))?;
+    Ok(config
+        .name_servers()
+        .iter()
+        .map(|server| {
+            let port = server.connections.first().map_or(53, |c| c.port);
+            SocketAddr::new(server.ip, port)
+        })
+        .collect())
+}
+
 /// A resolver that asks the network on every call (no cache), so each probe measures a real
 /// lookup, and never reads /etc/hosts: a Callbridge resolves through its DNS servers, and a
-/// hosts entry on the exporter's host would hide a name they cannot resolve.
-pub fn resolver(
+/// hosts entry on the exporter's host would hide a name they cannot resolve. With `anchors`,
+/// it validates every answer (DNSSEC) up to them.
+fn resolver(
     config: &DnsConfig,
     request_timeout: Duration,
+    anchors: Option<Arc<hickory_resolver::proto::dnssec::TrustAnchors>>,
 ) -> Result<TokioResolver, ResolverSetupError> {
     let provider = TokioRuntimeProvider::default();
     let mut builder = if config.nameservers.is_empty() {
@@ -49,11 +121,32 @@ pub fn resolver(
     options.attempts = 1;
     // AAAA first, like a dual-stack client; `connect` falls back to A when AAAA is dead.
     options.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv6AndIpv4;
+    if let Some(anchors) = anchors {
+        builder = builder.with_trust_anchor(anchors);
+    }
     builder.build().map_err(ResolverSetupError)
 }
 
-/// Maps a resolver error to a reason; `what` names the query in the detail.
-pub fn failure(error: &NetError, what: &str) -> Failure {
+/// Maps a resolver error to a reason; `what` names the query in the detail. A bogus answer
+/// (of `name`'s `types`) is explained by asking the DNS server why.
+pub async fn failure(
+    error: &NetError,
+    what: &str,
+    lookups: &Lookups,
+    name: &str,
+    types: &[RecordType],
+) -> Failure {
+    match (error, &lookups.validation) {
+        (NetError::Dns(DnsError::DnssecBogus), Some(nameservers)) => {
+            let why = super::dnssec::explain(nameservers, name, types).await;
+            super::dnssec::bogus(what, &why)
+        }
+        _ => plain_failure(error, what),
+    }
+}
+
+/// Maps a resolver error to a reason, without asking anything more.
+fn plain_failure(error: &NetError, what: &str) -> Failure {
     // The resolver turns the exporter's EMFILE into "no connections available" or even "no
     // records": no answer can be trusted while the exporter cannot open a socket.
     if super::connect::out_of_sockets_now() {
@@ -78,6 +171,10 @@ pub fn failure(error: &NetError, what: &str) -> Failure {
         NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => Failure::new(
             Reason::Servfail,
             format!("{what}: the DNS server answered SERVFAIL"),
+        ),
+        NetError::Dns(DnsError::DnssecBogus) => super::dnssec::bogus(
+            what,
+            "the signatures do not verify against the trust anchors",
         ),
         NetError::Timeout => {
             Failure::new(Reason::DnsTimeout, format!("{what}: no DNS answer in time"))

@@ -84,9 +84,11 @@ macro_rules! label_values {
     };
 }
 
+pub mod dnssec;
 mod facts;
 mod report;
 
+pub use dnssec::{Dnssec, DnssecState};
 pub use facts::*;
 pub use report::*;
 
@@ -144,6 +146,8 @@ label_values! {
         Servfail => "servfail",
         DnsError => "dns_error",
         DnsTimeout => "dns_timeout",
+        /// DNSSEC validation failed (`dns.dnssec`): expired or wrong signatures, a missing key.
+        DnssecBogus => "dnssec_bogus",
         SrvUnavailable => "srv_unavailable",
         Refused => "refused",
         Unreachable => "unreachable",
@@ -230,6 +234,16 @@ pub struct StepRecord {
     pub step: Step,
     pub duration: Duration,
     pub result: Result<(), Failure>,
+}
+
+impl StepRecord {
+    /// Bogus, when the step failed DNSSEC validation.
+    pub fn bogus(&self) -> Option<Dnssec> {
+        match &self.result {
+            Err(failure) if failure.reason == Reason::DnssecBogus => Some(Dnssec::BOGUS),
+            _ => None,
+        }
+    }
 }
 
 impl Serialize for StepRecord {

@@ -75,6 +75,8 @@ pub struct ServerReport {
     pub steps: Vec<StepRecord>,
     /// What `resolve` found, in the order `connect` tried them.
     pub addresses: Vec<IpAddr>,
+    /// What DNSSEC said of them, when the target validates.
+    pub dnssec: Option<Dnssec>,
     /// The address that accepted the TCP connection.
     pub address: Option<SocketAddr>,
     pub tls: Option<TlsFacts>,
@@ -92,6 +94,7 @@ impl ServerReport {
             server,
             steps: Vec::new(),
             addresses: Vec::new(),
+            dnssec: None,
             address: None,
             tls: None,
             cert: None,
@@ -112,6 +115,11 @@ impl ServerReport {
         self.failure().is_none() && expected.iter().all(|e| self.ran(*e))
     }
 
+    /// Bogus, when `step` failed for it: the state a failed validation leaves.
+    pub(crate) fn failed_dnssec(&self, step: Step) -> Option<Dnssec> {
+        self.record(step).and_then(|record| record.bogus())
+    }
+
     pub fn ran(&self, step: Step) -> bool {
         self.steps.iter().any(|s| s.step == step)
     }
@@ -129,6 +137,8 @@ pub struct TargetReport {
     pub duration: Duration,
     /// The SRV step, when the target discovers its servers through DNS.
     pub srv: Option<StepRecord>,
+    /// What DNSSEC said of the SRV answer, when the target validates.
+    pub srv_dnssec: Option<Dnssec>,
     /// Servers of the SRV answer beyond `dns.max_servers_per_target`, not probed.
     pub srv_skipped: usize,
     /// The servers probed (the SRV answer, or the configured one), in RFC 2782 order.
@@ -159,6 +169,22 @@ impl TargetReport {
     /// component is registered: what the `probe` command's exit code says.
     pub fn healthy(&self) -> bool {
         self.success() && self.watch.as_ref().is_none_or(WatchReport::all_registered)
+    }
+
+    /// What DNSSEC said of each answer the run relied on: the SRV answer's (`None` server),
+    /// then each server's addresses'.
+    pub fn dnssec(&self) -> impl Iterator<Item = (Option<&Server>, Dnssec)> {
+        let srv = self.srv_dnssec.map(|dnssec| (None, dnssec));
+        let servers = self
+            .servers
+            .iter()
+            .filter_map(|s| s.dnssec.map(|dnssec| (Some(&s.server), dnssec)));
+        srv.into_iter().chain(servers)
+    }
+
+    /// When the first signature of the run's secure answers expires (Unix time).
+    pub fn dnssec_expires(&self) -> Option<i64> {
+        self.dnssec().filter_map(|(_, dnssec)| dnssec.expires).min()
     }
 
     /// When the cycle finished.
@@ -303,11 +329,15 @@ impl<'a> ServerJson<'a> {
 impl Serialize for ServerJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.report;
-        let mut out = serializer.serialize_struct("ServerReport", 10)?;
+        let mut out = serializer.serialize_struct("ServerReport", 11)?;
         out.serialize_field("server", &r.server.endpoint)?;
         out.serialize_field("origin", &r.server.origin)?;
         out.serialize_field("up", &self.up)?;
         out.serialize_field("addresses", &r.addresses)?;
+        match &r.dnssec {
+            Some(dnssec) => out.serialize_field("dnssec", dnssec)?,
+            None => out.skip_field("dnssec")?,
+        }
         out.serialize_field("address", &r.address)?;
         out.serialize_field("steps", &r.steps)?;
         // Absent, not null, when the probe did not get that far (as before the record was one).
@@ -331,12 +361,16 @@ impl Serialize for ServerJson<'_> {
 impl Serialize for TargetReport {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let servers = ServerJson::all(&self.servers, &self.expected_steps);
-        let mut out = serializer.serialize_struct("TargetReport", 7)?;
+        let mut out = serializer.serialize_struct("TargetReport", 8)?;
         out.serialize_field("target", &self.subject.name)?;
         out.serialize_field("success", &self.success())?;
         out.serialize_field("started", &unix_seconds(self.started))?;
         out.serialize_field("duration_seconds", &self.duration.as_secs_f64())?;
         out.serialize_field("srv", &self.srv)?;
+        match &self.srv_dnssec {
+            Some(dnssec) => out.serialize_field("srv_dnssec", dnssec)?,
+            None => out.skip_field("srv_dnssec")?,
+        }
         out.serialize_field("servers", &servers)?;
         match &self.watch {
             Some(watch) => out.serialize_field("watch", watch)?,

@@ -2,9 +2,9 @@
 //! (and, on the client path, `_xmpp-client._tcp` or `_xmpps-client._tcp`).
 
 use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::TokioResolver;
 
-use super::{dns, Failure, Host, Origin, Reason, Server};
+use super::dns::Lookups;
+use super::{dns, dnssec, Dnssec, Failure, Host, Origin, Reason, Server};
 use crate::config::normalise_host;
 
 /// The SRV service a Callbridge looks up.
@@ -15,22 +15,36 @@ pub const COMPONENT_SERVICE: &str = "_xmpp-component._tcp";
 pub struct SrvAnswer {
     pub servers: Vec<Server>,
     pub skipped: usize,
+    /// What DNSSEC said of the answer, when the target validates.
+    pub dnssec: Option<Dnssec>,
 }
 
 /// The first `max_servers` servers of the SRV answer in RFC 2782 order (priority, then heavier
 /// weight first); the lowest-priority group is marked preferred. A lone "." target means
 /// "decidedly not offered".
 pub async fn lookup(
-    resolver: &TokioResolver,
+    lookups: &Lookups,
     service: &str,
     domain: &str,
     max_servers: usize,
 ) -> Result<SrvAnswer, Failure> {
     let name = dns::absolute(&format!("{service}.{domain}"));
-    let answer = resolver
+    let what = format!("SRV {name}");
+    let answer = match lookups
+        .resolver
         .lookup(name.as_str(), RecordType::SRV)
         .await
-        .map_err(|e| dns::failure(&e, &format!("SRV {name}")))?;
+    {
+        Ok(answer) => answer,
+        Err(error) => {
+            return Err(dns::failure(&error, &what, lookups, &name, &[RecordType::SRV]).await)
+        }
+    };
+    let dnssec = lookups
+        .validation
+        .as_ref()
+        .map(|_| dnssec::judge(answer.answers(), &[RecordType::SRV], &what))
+        .transpose()?;
     let mut records: Vec<_> = answer
         .answers()
         .iter()
@@ -71,5 +85,9 @@ pub async fn lookup(
     }
     let skipped = servers.len().saturating_sub(max_servers);
     servers.truncate(max_servers);
-    Ok(SrvAnswer { servers, skipped })
+    Ok(SrvAnswer {
+        servers,
+        skipped,
+        dnssec,
+    })
 }

@@ -5,13 +5,13 @@
 
 use std::future::Future;
 
-use hickory_resolver::TokioResolver;
 use rustls::pki_types::ServerName;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::client::TlsStream;
 
 use super::cert::{self, CertInput};
 use super::connect::Tcp;
+use super::dns::Lookups;
 use super::tls::TlsClient;
 use super::{connect, resolve, Failure, ServerReport, Step, StepRecord};
 use crate::config::FanOut;
@@ -19,18 +19,18 @@ use crate::config::FanOut;
 /// Steps `resolve` and `connect`: the report's server reached over TCP.
 pub(super) async fn reach(
     report: &mut ServerReport,
-    resolver: &TokioResolver,
+    lookups: &Lookups,
     fan_out: FanOut,
     deadline: Instant,
 ) -> Option<Tcp> {
     let server = report.server.clone();
-    let addresses = report
-        .run(
-            Step::Resolve,
-            deadline,
-            resolve::lookup(resolver, server.host(), fan_out.addresses),
-        )
-        .await?;
+    let resolving = resolve::lookup(lookups, server.host(), fan_out.addresses);
+    let Some(resolved) = report.run(Step::Resolve, deadline, resolving).await else {
+        report.dnssec = report.failed_dnssec(Step::Resolve);
+        return None;
+    };
+    let addresses = resolved.addresses;
+    report.dnssec = resolved.dnssec;
     report.addresses = addresses.clone();
     let (tcp, address) = report
         .run(

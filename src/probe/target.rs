@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hickory_resolver::TokioResolver;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::client_flow;
-use super::component_flow::ComponentFlow;
+use super::component_flow::{ComponentFlow, ComponentRun};
+use super::dns::Lookups;
 use super::kdf::SaltedPasswords;
 use super::tls::TlsClient;
 use super::{Subject, TargetReport};
@@ -21,7 +21,7 @@ pub struct TargetProbe {
     /// Who its reports are about.
     pub subject: Arc<Subject>,
     components: Arc<ComponentFlow>,
-    resolver: TokioResolver,
+    lookups: Lookups,
     /// How far one DNS answer may multiply this target's probe.
     fan_out: FanOut,
     /// The client path's TLS client, when the target watches components over TLS.
@@ -38,7 +38,7 @@ pub struct TargetProbe {
 impl TargetProbe {
     pub fn new(
         target: Arc<Target>,
-        resolver: TokioResolver,
+        lookups: Lookups,
         fan_out: FanOut,
         tls: Option<TlsClient>,
         watch_tls: Option<TlsClient>,
@@ -49,12 +49,12 @@ impl TargetProbe {
             subject: Arc::new(Subject::of(&target)),
             components: Arc::new(ComponentFlow {
                 target: target.clone(),
-                resolver: resolver.clone(),
+                lookups: lookups.clone(),
                 fan_out,
                 tls,
             }),
             target,
-            resolver,
+            lookups,
             fan_out,
             watch_tls,
             salted: SaltedPasswords::default(),
@@ -87,20 +87,26 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let client_flow = async {
         let watch = probe.target.watch.as_ref()?;
         let client = client_flow::Client {
-            resolver: &probe.resolver,
+            lookups: &probe.lookups,
             fan_out: probe.fan_out,
             tls: probe.watch_tls.as_ref(),
             salted: &probe.salted,
         };
         Some(client_flow::probe(&client, watch, deadline).await)
     };
-    let ((srv, srv_skipped, servers), watch) =
-        tokio::join!(probe.components.run(deadline), client_flow);
+    let (components, watch) = tokio::join!(probe.components.run(deadline), client_flow);
+    let ComponentRun {
+        srv,
+        srv_dnssec,
+        srv_skipped,
+        servers,
+    } = components;
     TargetReport {
         subject: probe.subject.clone(),
         started,
         duration: clock.elapsed(),
         srv,
+        srv_dnssec,
         srv_skipped,
         servers,
         expected_steps: probe.components.expected_steps(),

@@ -80,6 +80,7 @@ fn report_at(
         started: SystemTime::UNIX_EPOCH + Duration::from_secs(started),
         duration: Duration::from_millis(5),
         srv: Some(step(Step::Srv, srv_failure)),
+        srv_dnssec: None,
         srv_skipped: 0,
         servers,
         expected_steps: vec![Step::Resolve, Step::Connect],

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cms_xmpp_exporter::metrics::ALL;
-use cms_xmpp_exporter::probe::{FindingKind, Reason, Step};
+use cms_xmpp_exporter::probe::{DnssecState, FindingKind, Reason, Step};
 use prometheus::proto::MetricType;
 
 const DOC: &str = include_str!("../../docs/metrics.md");
@@ -135,6 +135,12 @@ fn docs_metrics_md_and_the_code_name_the_same_metrics_labels_and_values() {
         "finding",
         texts(&findings),
         documented("findings"),
+    ));
+    let states: Vec<_> = DnssecState::ALL.iter().map(|s| s.as_str()).collect();
+    problems.extend(differences(
+        "dnssec state",
+        texts(&states),
+        documented("dnssec states"),
     ));
     // Two tables: the component flow's steps, then the client path's own.
     let steps: Vec<_> = Step::ALL.iter().map(|s| s.as_str()).collect();

@@ -7,6 +7,7 @@ mod support;
 
 mod chain;
 mod contract;
+mod dnssec;
 mod exposition;
 mod hardening;
 mod isolation;

@@ -2,6 +2,7 @@
 //! server and an XEP-0114 component server. Everything listens on loopback only and
 //! stops when dropped.
 
+pub mod bind;
 pub mod c2s;
 pub mod component;
 pub mod dns;

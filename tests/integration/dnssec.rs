@@ -1,0 +1,140 @@
+//! DNSSEC against BIND 9 serving signed zones: secure (BIND signs the zone itself), insecure
+//! (delegated without a DS) and bogus (signatures that expired), validated against the zones'
+//! own keys as trust anchors.
+
+use crate::probe::now;
+use crate::support::bind::{Bind, ZoneData, Zones, EXPIRED, SIGNED, UNSIGNED};
+use crate::support::component::Behaviour;
+use crate::support::exporter::*;
+use crate::support::pki::Validity;
+
+/// A target validating `domain`'s answers, with `tls` lines in its `tls:` block.
+fn target(lab: &Lab, name: &str, domain: &str) -> String {
+    format!(
+        "  - name: {name}\n    domain: {domain}\n    component: {COMPONENT}\n    secret_file: {secret}\n    interval: 2s\n    timeout: 2s\n    tls:\n      ca_file: {ca}\n",
+        secret = lab.path("secret").display(),
+        ca = lab.path("ca.pem").display(),
+    )
+}
+
+fn state(scrape: &Scrape, target: &str, server: &str) -> Option<String> {
+    scrape.label(&DNSSEC, &[("target", target), ("server", server)], "state")
+}
+
+#[tokio::test]
+async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let xmpp1 = format!("xmpp1.{SIGNED}");
+    let xmpp2 = format!("xmpp2.{SIGNED}");
+    let unsigned_host = format!("xmpp.{UNSIGNED}");
+    let leaf = lab.pki.leaf(
+        &[SIGNED, &xmpp1, &xmpp2, UNSIGNED, &unsigned_host],
+        Validity::Good,
+    );
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let two = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let zones = Zones {
+        signed: ZoneData::servers(&[("xmpp1", one.addr().port()), ("xmpp2", two.addr().port())]),
+        unsigned: ZoneData::servers(&[("xmpp", one.addr().port())]),
+        expired: ZoneData::servers(&[("xmpp", one.addr().port())]),
+    };
+    let bind = Bind::start(&lab.path("bind"), &zones).await;
+
+    let config = format!(
+        "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\n  dnssec:\n    validate: true\n    trust_anchors_file: {}\ntargets:\n{}{}{}",
+        bind.addr,
+        bind.trust_anchors.display(),
+        target(&lab, "signed", SIGNED),
+        target(&lab, "unsigned", UNSIGNED),
+        target(&lab, "expired", EXPIRED),
+    );
+    let exporter = Exporter::start(&config).await;
+    let (server1, server2) = (
+        server(&xmpp1, one.addr().port()),
+        server(&xmpp2, two.addr().port()),
+    );
+    let scrape = exporter
+        .wait("every target's first run", |s| {
+            ["signed", "unsigned", "expired"]
+                .iter()
+                .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(1.0))
+        })
+        .await;
+
+    // Signed by BIND: every answer secure, and a Callbridge registers.
+    assert_eq!(
+        scrape.value(&PROBE_SUCCESS, &[("target", "signed")]),
+        Some(1.0),
+        "{}",
+        scrape.relevant()
+    );
+    for server in ["", &server1, &server2] {
+        assert_eq!(
+            state(&scrape, "signed", server).as_deref(),
+            Some("secure"),
+            "{server}"
+        );
+    }
+    // BIND's default policy signs for two weeks.
+    let days = (scrape
+        .value(&DNSSEC_EXPIRY, &[("target", "signed")])
+        .expect("the first signature's expiry")
+        - now())
+        / 86400.0;
+    assert!((1.0..=15.0).contains(&days), "{days}");
+
+    // Delegated without a DS: insecure, not an error.
+    assert_eq!(
+        scrape.value(&PROBE_SUCCESS, &[("target", "unsigned")]),
+        Some(1.0)
+    );
+    assert_eq!(state(&scrape, "unsigned", "").as_deref(), Some("insecure"));
+    assert_eq!(
+        scrape.value(&DNSSEC_EXPIRY, &[("target", "unsigned")]),
+        None,
+        "no secure answer, no expiry"
+    );
+
+    // Signatures that expired: bogus, the SRV step fails and says why.
+    assert_eq!(
+        failing(&scrape, "expired", ""),
+        Some(("srv".into(), "dnssec_bogus".into()))
+    );
+    assert_eq!(state(&scrape, "expired", "").as_deref(), Some("bogus"));
+    let debug = http_get(exporter.addr, "/probe?target=expired&debug=true").await;
+    assert!(
+        debug.contains("expired at 2020-02-01"),
+        "the detail names the expired signature: {debug}"
+    );
+    let debug = http_get(exporter.addr, "/probe?target=signed&debug=true").await;
+    assert!(
+        debug.contains("DNSSEC secure, first signature expires"),
+        "{debug}"
+    );
+    let page = http_get(exporter.addr, "/").await;
+    assert!(
+        page.contains("DNSSEC: SRV answer secure")
+            && page.contains("DNSSEC: SRV answer insecure")
+            && page.contains("DNSSEC: SRV answer bogus"),
+        "{page}"
+    );
+    exporter.stop().await;
+
+    // Validation off (the default): the same answers, no DNSSEC series, no failure.
+    let config = format!(
+        "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\ntargets:\n{}",
+        bind.addr,
+        target(&lab, "expired", EXPIRED),
+    );
+    let exporter = Exporter::start(&config).await;
+    let scrape = exporter.cycles("expired", 1.0).await;
+    assert_eq!(
+        failing(&scrape, "expired", ""),
+        None,
+        "{}",
+        scrape.relevant()
+    );
+    assert!(scrape.find(&DNSSEC, &[]).is_empty());
+    exporter.stop().await;
+}

@@ -1,0 +1,232 @@
+//! BIND 9 (Debian's `named`) as the authoritative DNS server of signed zones: one it signs
+//! itself (`dnssec-policy`), one delegated from it without a DS (unsigned: insecure), and one
+//! signed offline by `dnssec-signzone` with signatures that expired long ago (bogus). Listens
+//! on a loopback port; stops when dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// The zone BIND signs itself.
+pub const SIGNED: &str = "example.test";
+/// Delegated from [`SIGNED`] without a DS record: proven unsigned.
+pub const UNSIGNED: &str = "insecure.example.test";
+/// Signed by its own key (a trust anchor too), with signatures that expired in 2020.
+pub const EXPIRED: &str = "expired.test";
+
+/// What each zone holds: SRV records of `_xmpp-component._tcp.<zone>` to these servers (at
+/// 127.0.0.1), and whatever `extra` lines a test adds (zone-file syntax, names relative to
+/// the zone).
+pub struct Zones {
+    pub signed: ZoneData,
+    pub unsigned: ZoneData,
+    pub expired: ZoneData,
+}
+
+#[derive(Default, Clone)]
+pub struct ZoneData {
+    /// (host label, port) of each server in the SRV answer.
+    pub servers: Vec<(String, u16)>,
+    pub extra: String,
+}
+
+impl ZoneData {
+    pub fn servers(servers: &[(&str, u16)]) -> ZoneData {
+        ZoneData {
+            servers: servers.iter().map(|(h, p)| (h.to_string(), *p)).collect(),
+            extra: String::new(),
+        }
+    }
+
+    fn text(&self, zone: &str, delegation: &str) -> String {
+        let mut text = format!(
+            "$TTL 300\n@ IN SOA ns.{SIGNED}. hostmaster.{SIGNED}. 1 3600 600 86400 300\n@ IN NS ns.{SIGNED}.\n"
+        );
+        if zone == SIGNED {
+            text.push_str("ns IN A 127.0.0.1\n");
+        }
+        for (i, (host, port)) in self.servers.iter().enumerate() {
+            text.push_str(&format!(
+                "_xmpp-component._tcp IN SRV {} 10 {port} {host}.{zone}.\n{host} IN A 127.0.0.1\n",
+                10 * (i + 1)
+            ));
+        }
+        text.push_str(delegation);
+        text.push_str(&self.extra);
+        text
+    }
+}
+
+pub struct Bind {
+    _child: Child,
+    pub addr: SocketAddr,
+    /// The DNSKEY records of the signed and expired zones, as `dns.dnssec.trust_anchors_file`.
+    pub trust_anchors: PathBuf,
+}
+
+fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program} (Debian package bind9-utils): {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A loopback port free for UDP and TCP at the time of asking.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Bind {
+    pub async fn start(dir: &Path, zones: &Zones) -> Bind {
+        std::fs::create_dir_all(dir.join("keys")).unwrap();
+        let delegation = format!("insecure IN NS ns.{SIGNED}.\n");
+        std::fs::write(
+            dir.join("signed.db"),
+            zones.signed.text(SIGNED, &delegation),
+        )
+        .unwrap();
+        std::fs::write(dir.join("unsigned.db"), zones.unsigned.text(UNSIGNED, "")).unwrap();
+
+        // The expired zone: a key of its own, signatures valid in January 2020 only.
+        let key = run(
+            dir,
+            "dnssec-keygen",
+            &[
+                "-q",
+                "-K",
+                "keys",
+                "-a",
+                "ECDSAP256SHA256",
+                "-f",
+                "KSK",
+                "-n",
+                "ZONE",
+                EXPIRED,
+            ],
+        );
+        let key = key.trim();
+        let expired_key =
+            std::fs::read_to_string(dir.join("keys").join(format!("{key}.key"))).unwrap();
+        std::fs::write(
+            dir.join("expired.db"),
+            format!("{}{expired_key}", zones.expired.text(EXPIRED, "")),
+        )
+        .unwrap();
+        run(
+            dir,
+            "dnssec-signzone",
+            &[
+                "-q",
+                "-z",
+                // No check after signing: the signatures are meant to be out of date.
+                "-P",
+                "-K",
+                "keys",
+                "-o",
+                EXPIRED,
+                "-s",
+                "20200101000000",
+                "-e",
+                "20200201000000",
+                "-f",
+                "expired.db.signed",
+                "expired.db",
+                key,
+            ],
+        );
+
+        let port = free_port();
+        let directory = dir.display();
+        let conf = format!(
+            r#"options {{
+    directory "{directory}";
+    key-directory "{directory}/keys";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    pid-file none;
+    session-keyfile none;
+    recursion no;
+    dnssec-validation no;
+    allow-transfer {{ none; }};
+    notify no;
+}};
+controls {{ }};
+zone "{SIGNED}" {{ type primary; file "signed.db"; dnssec-policy default; inline-signing yes; }};
+zone "{UNSIGNED}" {{ type primary; file "unsigned.db"; }};
+zone "{EXPIRED}" {{ type primary; file "expired.db.signed"; }};
+"#
+        );
+        std::fs::write(dir.join("named.conf"), conf).unwrap();
+        let child = Command::new("named")
+            .args(["-g", "-c"])
+            .arg(dir.join("named.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("named.log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start named (Debian package bind9)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+        // Ready once the zone it signs serves a signed SOA, and its key is on disk.
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+        let server = format!("@{}", addr.ip());
+        let port = format!("-p{port}");
+        loop {
+            let answer = std::process::Command::new("dig")
+                .args([
+                    &server, &port, "+dnssec", "+norec", "+short", "+time=1", "SOA", SIGNED,
+                ])
+                .output()
+                .expect("run dig (Debian package bind9-dnsutils)");
+            if String::from_utf8_lossy(&answer.stdout).contains("SOA") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "named did not serve a signed {SIGNED} within 30 s: {}",
+                std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let signed_key = std::fs::read_dir(dir.join("keys"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .find(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.starts_with(&format!("K{SIGNED}.+")) && name.ends_with(".key")
+            })
+            .expect("named wrote the key it signs with");
+        let trust_anchors = dir.join("trust-anchors.keys");
+        std::fs::write(
+            &trust_anchors,
+            format!(
+                "{}{expired_key}",
+                std::fs::read_to_string(signed_key).unwrap()
+            ),
+        )
+        .unwrap();
+        Bind {
+            _child: child,
+            addr,
+            trust_anchors,
+        }
+    }
+}
