@@ -400,8 +400,13 @@ for file in run/secrets/cms-probe/secret run/secrets/cms-monitor/password run/se
     mkdir -p "$(dirname "$XROOT/$file")"
     printf 'example-secret\n' > "$XROOT/$file"
 done
-mkdir -p "$XROOT/etc/cms"
+mkdir -p "$XROOT/etc/cms" "$XROOT/run/secrets/callbridge"
 cp "$TMP/ca.pem" "$XROOT/etc/cms/ca.pem"
+cp "$TMP/ca.pem" "$XROOT/etc/cms/c2w-ca.pem"
+# The C2W target's client certificate: any certificate and key do for loading.
+cp "$TMP/server.pem" "$XROOT/run/secrets/callbridge/cert.pem"
+cp "$TMP/server.key" "$XROOT/run/secrets/callbridge/key.pem"
+chmod 0644 "$XROOT/run/secrets/callbridge/cert.pem" "$XROOT/run/secrets/callbridge/key.pem"
 cat > "$RUN/example.sh" <<'EXAMPLE'
 set -uo pipefail
 ip link set lo up
