@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::address::{Protocol, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
+use crate::probe::dane::TlsaVerdict;
 use crate::probe::{
     unix_seconds, Dnssec, Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server,
     ServerReport, Staple, Step, StepRecord, Subject, TargetReport, WatchReport, WatchSubject,
@@ -361,6 +362,7 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
         }
         if *step == Step::Cert {
             render_cert(out, server, style);
+            render_dane(out, server);
         }
         if let Some(legacy) = server.legacy_tls.as_ref().filter(|_| *step == Step::Tls) {
             detail_line(out, &format!("a TLS 1.1 hello: {legacy}"));
@@ -378,6 +380,22 @@ pub fn dnssec_line(dnssec: Dnssec) -> String {
             days_left(expires)
         ),
         None => format!("DNSSEC {}", dnssec.state),
+    }
+}
+
+/// Each TLSA record and the certificate it matched.
+fn render_dane(out: &mut String, server: &ServerReport) {
+    let Some(dane) = &server.dane else { return };
+    let word = if dane.valid() { "valid" } else { "NOT valid" };
+    detail_line(out, &format!("DANE    {word}: TLSA {}", dane.name));
+    for (record, verdict) in &dane.records {
+        let said = match verdict {
+            TlsaVerdict::Matched(0) => "matches certificate 0 (the leaf)".to_owned(),
+            TlsaVerdict::Matched(position) => format!("matches certificate {position}"),
+            TlsaVerdict::NotMatched => "matches nothing".to_owned(),
+            TlsaVerdict::Unusable(why) => format!("unusable: {why}"),
+        };
+        detail_line(out, &format!("  TLSA {record}: {said}"));
     }
 }
 

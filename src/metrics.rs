@@ -258,6 +258,14 @@ metric!(
     "1 when the certificate chains to a trusted root (judged apart from expiry and names)."
 );
 metric!(
+    DANE_VALID,
+    "dane_valid",
+    GAUGE,
+    ["target", "server"],
+    dane_valid,
+    "1 when one of the server's secure TLSA records matches the chain it sends (DANE), as last seen; absent without them."
+);
+metric!(
     CERT_SAN_COVERED,
     "cert_san_covered",
     GAUGE,
@@ -355,7 +363,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 37] = [
+pub const ALL: [&MetricDef; 38] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -382,6 +390,7 @@ pub const ALL: [&MetricDef; 37] = [
     &CERT_CHAIN_NOT_AFTER,
     &CERT_TRUSTED,
     &CERT_SAN_COVERED,
+    &DANE_VALID,
     &CERT_INFO,
     &CERT_OCSP_NEXT_UPDATE,
     &FINDING,

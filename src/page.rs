@@ -353,6 +353,14 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
         }
         out.push_str("</span>");
     }
+    if let Some(dane) = &server.dane {
+        let word = if dane.valid() { "valid" } else { "NOT valid" };
+        let _ = write!(
+            out,
+            " <span class=\"meta\" data-dane>DANE {word} ({} TLSA record(s))</span>",
+            dane.records.len()
+        );
+    }
     let _ = write!(out, "<div class=\"flow\" data-server=\"{label}\">");
     for (i, step) in expected.iter().enumerate() {
         if i > 0 {

@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use crate::config::Target;
 use crate::probe::{
-    findings, CertFacts, Endpoint, Failure, Finding, FindingKind, LegacyTls, Presented, Reason,
-    Server, Step, StepRecord, Subject, TargetReport, TlsFacts, WatchReport,
+    findings, CertFacts, DaneFacts, Endpoint, Failure, Finding, FindingKind, LegacyTls, Presented,
+    Reason, Server, Step, StepRecord, Subject, TargetReport, TlsFacts, WatchReport,
 };
 
 /// How many past outcomes the status page shows per target.
@@ -42,6 +42,8 @@ pub struct Seen {
     pub cert: Option<Arc<CertFacts>>,
     /// When the run that saw `cert` started.
     pub cert_seen: Option<SystemTime>,
+    /// How its secure TLSA records judged that certificate's chain (DANE).
+    pub dane: Option<DaneFacts>,
     /// What the last TLS 1.1 hello that got an answer met (`tls.check_legacy_versions`), and
     /// when that run started.
     pub legacy_tls: Option<(SystemTime, LegacyTls)>,
@@ -252,11 +254,13 @@ impl TargetState {
             if let Some(cert) = &server.cert {
                 seen.cert = Some(cert.clone());
                 seen.cert_seen = Some(report.started);
+                seen.dane = server.dane.clone();
             } else if server.ran(Step::Cert) {
                 // It sent no certificate that parses: the one seen before is not what it
                 // serves now.
                 seen.cert = None;
                 seen.cert_seen = None;
+                seen.dane = None;
             }
             match &server.legacy_tls {
                 None | Some(LegacyTls::Unknown(_)) => {}
@@ -313,6 +317,7 @@ impl TargetState {
             .map(|(server, seen)| Presented {
                 server,
                 cert: seen.cert.as_deref(),
+                dane: seen.dane.as_ref(),
                 legacy_tls: seen.legacy_tls.as_ref().map(|(_, answer)| answer),
             })
             .collect();

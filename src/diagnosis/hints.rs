@@ -100,6 +100,16 @@ pub fn finding_hint(kind: FindingKind) -> &'static str {
             "The stapled OCSP response is not one for this certificate from its issuer: check the \
              server's stapling configuration (the response file, the issuer it was fetched for)."
         }
+        FindingKind::DaneMismatch => {
+            "Publish a TLSA record for the certificate the server now sends (keep the old one \
+             until caches expire), or serve the certificate the records name. Make the record: \
+             openssl x509 -in CERT -noout -pubkey | openssl pkey -pubin -outform DER | openssl \
+             dgst -sha256 (for 3 1 1). Check: dig +dnssec TLSA _PORT._tcp.HOST"
+        }
+        FindingKind::DaneUnusableRecords => {
+            "Replace the TLSA records no client can use with usage 0-3, selector 0-1 and matching \
+             0-2 (a SHA-256 digest is 32 bytes): most deployments want 3 1 1 of the leaf's key."
+        }
         FindingKind::LeafDiffers => {
             "The XMPP nodes' certificates were renewed apart (or come from different CAs): install \
              the renewed certificate on every node, or renew the others before the first expires."
@@ -119,6 +129,8 @@ pub fn watch_hint(
     let host = server.map_or_else(|| domain.clone(), |s| s.host().to_string());
     let port = server.map_or(5222, Server::port);
     match (step, reason) {
+        (Step::Srv, Reason::DnssecBogus) => dnssec_hint("SRV", &srv_name),
+        (Step::Resolve, Reason::DnssecBogus) => dnssec_hint("A", &host),
         (Step::Srv, _) => format!(
             "Publish {srv_name} (the XMPP servers' client port), or set watch.server_address. \
              Check: dig +short SRV {srv_name}"

@@ -189,6 +189,14 @@ pub(super) fn cert_trusted(sink: &mut dyn Sink, state: &TargetState) {
     }
 }
 
+pub(super) fn dane_valid(sink: &mut dyn Sink, state: &TargetState) {
+    for s in servers(state) {
+        if let Some(dane) = &s.seen.dane {
+            sink.number(&[s.target, &s.label], flag(dane.valid()));
+        }
+    }
+}
+
 pub(super) fn cert_san_covered(sink: &mut dyn Sink, state: &TargetState) {
     for (s, cert) in certificates(state) {
         for coverage in &cert.coverage {

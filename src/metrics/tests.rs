@@ -51,6 +51,8 @@ fn healthy_server(host: &str, priority: u16) -> ServerReport {
             .collect(),
         addresses: vec!["192.0.2.1".parse().unwrap()],
         dnssec: None,
+        tlsa: None,
+        dane: None,
         address: Some("192.0.2.1:5223".parse().unwrap()),
         tls: Some(TlsFacts {
             version: ProtocolVersion::TLSv1_3,

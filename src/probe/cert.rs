@@ -600,4 +600,4 @@ pub fn rfc3339(timestamp: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -89,7 +89,8 @@ async fn login(
     watch: &Watch,
     deadline: Instant,
 ) -> Option<Session> {
-    let tcp = reach(report, client.lookups, client.fan_out, deadline).await?;
+    // DANE is the component flow's (RFC 7673 for its SRV answer).
+    let tcp = reach(report, client.lookups, client.fan_out, false, deadline).await?;
     let io: Box<dyn Io> = match (watch.tls_mode, client.tls) {
         (ClientTlsMode::None, _) | (_, None) => Box::new(tcp),
         (mode, Some(tls)) => {

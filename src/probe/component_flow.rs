@@ -14,8 +14,8 @@ use super::steps::{reach, secure, timed, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    handshake, legacy_tls, srv, stream, Dnssec, Failure, Reason, Server, ServerReport, Step,
-    StepRecord,
+    handshake, legacy_tls, srv, stream, Dnssec, DnssecState, Failure, Reason, Server, ServerReport,
+    Step, StepRecord,
 };
 use crate::config::{FanOut, Protocol, ServerSource, Target};
 
@@ -80,13 +80,15 @@ impl ComponentFlow {
             }
         };
         let srv_dnssec = answer.dnssec;
+        // RFC 7673: the servers of a secure SRV answer have their TLSA records looked up.
+        let dane = srv_dnssec.is_some_and(|d| d.state == DnssecState::Secure);
         let servers = answer.servers;
 
         // Servers are probed concurrently: a dead one never delays another.
         let mut tasks = JoinSet::new();
         for (index, server) in servers.into_iter().enumerate() {
             let probe = probe.clone();
-            tasks.spawn(async move { (index, probe_server(&probe, server, deadline).await) });
+            tasks.spawn(async move { (index, probe_server(&probe, server, dane, deadline).await) });
         }
         let mut reports = Vec::with_capacity(tasks.len());
         while let Some(joined) = tasks.join_next().await {
@@ -116,9 +118,15 @@ pub struct ComponentRun {
     pub servers: Vec<ServerReport>,
 }
 
-async fn probe_server(probe: &ComponentFlow, server: Server, deadline: Instant) -> ServerReport {
+async fn probe_server(
+    probe: &ComponentFlow,
+    server: Server,
+    dane: bool,
+    deadline: Instant,
+) -> ServerReport {
     let mut report = ServerReport::new(server.clone());
-    let Some(tcp) = reach(&mut report, &probe.lookups, probe.fan_out, deadline).await else {
+    let reached = reach(&mut report, &probe.lookups, probe.fan_out, dane, deadline).await;
+    let Some(tcp) = reached else {
         return report;
     };
     let Some(tls) = &probe.tls else {

@@ -143,6 +143,12 @@ label_values! {
         /// The stapled OCSP response does not parse, is about another certificate or is not signed
         /// by the issuer.
         OcspInvalid => "ocsp_invalid",
+        /// The server's TLSA records (DANE, from a secure SRV answer) are usable and none
+        /// matches the chain it sends: renewed the certificate, forgot the TLSA?
+        DaneMismatch => "dane_mismatch",
+        /// Some of the server's TLSA records use a usage, selector or matching type unknown,
+        /// or data of the wrong length: ignored by every DANE client.
+        DaneUnusableRecords => "dane_unusable_records",
     }
 }
 
@@ -157,6 +163,8 @@ pub struct Finding {
 pub struct Presented<'a> {
     pub server: &'a Endpoint,
     pub cert: Option<&'a CertFacts>,
+    /// How its TLSA records judged that certificate's chain.
+    pub dane: Option<&'a DaneFacts>,
     pub legacy_tls: Option<&'a LegacyTls>,
 }
 
@@ -190,6 +198,9 @@ pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
                 ));
             }
         }
+        if let Some(dane) = presented.dane {
+            found.extend(dane_findings(dane).map(|finding| (server, finding)));
+        }
         if let Some(LegacyTls::Accepted(version)) = presented.legacy_tls {
             let detail = format!(
                 "it answered a TLS 1.1 hello with {}: CMS 2.3 and later refuse TLS below 1.2, \
@@ -206,6 +217,33 @@ pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
         }
     }
     found
+}
+
+/// What DANE finds wrong: usable records none of which matches, records no client can use.
+fn dane_findings(dane: &DaneFacts) -> impl Iterator<Item = Finding> + '_ {
+    let usable = dane.records.len() - dane.unusable().count();
+    let mismatch = (dane.usable() && !dane.valid()).then(|| Finding {
+        kind: FindingKind::DaneMismatch,
+        detail: format!(
+            "none of the {usable} usable TLSA record(s) of {} matches the chain it sends: a \
+             DANE client refuses it (the certificate renewed, its TLSA record not?)",
+            dane.name
+        ),
+    });
+    let unusable: Vec<String> = dane
+        .unusable()
+        .map(|(record, why)| format!("{record} ({why})"))
+        .collect();
+    let unusable = (!unusable.is_empty()).then(|| Finding {
+        kind: FindingKind::DaneUnusableRecords,
+        detail: format!(
+            "every DANE client ignores {} TLSA record(s) of {}: {}",
+            unusable.len(),
+            dane.name,
+            unusable.join("; ")
+        ),
+    });
+    mismatch.into_iter().chain(unusable)
 }
 
 /// Leaves issued together (one certificate, or one per node from the same renewal) end within

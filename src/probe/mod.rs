@@ -13,6 +13,7 @@ pub mod client;
 pub mod client_flow;
 pub mod component_flow;
 pub mod connect;
+pub mod dane;
 pub mod dns;
 pub mod handshake;
 pub mod kdf;
@@ -88,6 +89,7 @@ pub mod dnssec;
 mod facts;
 mod report;
 
+pub use dane::{DaneFacts, TlsaAnswer};
 pub use dnssec::{Dnssec, DnssecState};
 pub use facts::*;
 pub use report::*;

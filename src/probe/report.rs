@@ -77,6 +77,11 @@ pub struct ServerReport {
     pub addresses: Vec<IpAddr>,
     /// What DNSSEC said of them, when the target validates.
     pub dnssec: Option<Dnssec>,
+    /// Its TLSA records, for a server of a secure SRV answer that has them.
+    pub tlsa: Option<TlsaAnswer>,
+    /// How those records judged the chain it sent (DANE), when they and its addresses are
+    /// secure.
+    pub dane: Option<DaneFacts>,
     /// The address that accepted the TCP connection.
     pub address: Option<SocketAddr>,
     pub tls: Option<TlsFacts>,
@@ -95,6 +100,8 @@ impl ServerReport {
             steps: Vec::new(),
             addresses: Vec::new(),
             dnssec: None,
+            tlsa: None,
+            dane: None,
             address: None,
             tls: None,
             cert: None,
@@ -113,6 +120,15 @@ impl ServerReport {
     /// True when every step that the target requires ran and succeeded.
     pub fn up(&self, expected: &[Step]) -> bool {
         self.failure().is_none() && expected.iter().all(|e| self.ran(*e))
+    }
+
+    /// The TLSA answer DANE may use (RFC 7673): secure, as the addresses it goes with.
+    pub(crate) fn dane_answer(&self) -> Option<&TlsaAnswer> {
+        let secure =
+            |dnssec: Option<Dnssec>| dnssec.is_some_and(|d| d.state == DnssecState::Secure);
+        self.tlsa
+            .as_ref()
+            .filter(|tlsa| secure(Some(tlsa.dnssec)) && secure(self.dnssec))
     }
 
     /// Bogus, when `step` failed for it: the state a failed validation leaves.
@@ -182,9 +198,15 @@ impl TargetReport {
         srv.into_iter().chain(servers)
     }
 
-    /// When the first signature of the run's secure answers expires (Unix time).
+    /// When the first signature of the run's secure answers (TLSA included) expires (Unix
+    /// time).
     pub fn dnssec_expires(&self) -> Option<i64> {
-        self.dnssec().filter_map(|(_, dnssec)| dnssec.expires).min()
+        let tlsa = self.servers.iter().filter_map(|s| s.tlsa.as_ref());
+        self.dnssec()
+            .map(|(_, dnssec)| dnssec)
+            .chain(tlsa.map(|t| t.dnssec))
+            .filter_map(|dnssec| dnssec.expires)
+            .min()
     }
 
     /// When the cycle finished.
@@ -329,7 +351,7 @@ impl<'a> ServerJson<'a> {
 impl Serialize for ServerJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.report;
-        let mut out = serializer.serialize_struct("ServerReport", 11)?;
+        let mut out = serializer.serialize_struct("ServerReport", 12)?;
         out.serialize_field("server", &r.server.endpoint)?;
         out.serialize_field("origin", &r.server.origin)?;
         out.serialize_field("up", &self.up)?;
@@ -353,6 +375,10 @@ impl Serialize for ServerJson<'_> {
         match &r.legacy_tls {
             Some(legacy) => out.serialize_field("legacy_tls", legacy)?,
             None => out.skip_field("legacy_tls")?,
+        }
+        match &r.dane {
+            Some(dane) => out.serialize_field("dane", dane)?,
+            None => out.skip_field("dane")?,
         }
         out.end()
     }

@@ -1,48 +1,70 @@
-//! Step `resolve`: the server's FQDN to addresses (AAAA and A).
+//! Step `resolve`: the server's FQDN to addresses (AAAA and A), and for a server of a secure
+//! SRV answer its TLSA records (DANE, RFC 7673), asked at the same time.
 
 use std::net::IpAddr;
 
-use hickory_resolver::proto::rr::RecordType;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::rr::{RData, RecordType};
 
+use super::dane::{TlsaAnswer, TlsaRecord};
 use super::dns::Lookups;
 use super::{dns, dnssec, Dnssec, Failure, Host, Reason};
 
-/// What `resolve` found: the addresses to try, and what DNSSEC said of them.
+/// What `resolve` found: the addresses to try, what DNSSEC said of them, and the TLSA answer
+/// when one was asked for and exists.
 pub struct Resolved {
     pub addresses: Vec<IpAddr>,
     pub dnssec: Option<Dnssec>,
+    pub tlsa: Option<TlsaAnswer>,
 }
 
 /// An IP address needs no lookup; a name is looked up absolutely, AAAA first, and its first
-/// `max_addresses` addresses are kept.
+/// `max_addresses` addresses are kept. With `tlsa_port`, the TLSA records of
+/// `_<port>._tcp.<host>` are asked for too.
 pub async fn lookup(
     lookups: &Lookups,
     host: &Host,
     max_addresses: usize,
+    tlsa_port: Option<u16>,
 ) -> Result<Resolved, Failure> {
     let host = match host {
         Host::Ip(ip) => {
             return Ok(Resolved {
                 addresses: vec![*ip],
                 dnssec: None,
+                tlsa: None,
             })
         }
         Host::Name(name) => name,
     };
+    let tlsa = async {
+        match tlsa_port {
+            Some(port) => tlsa(lookups, port, host).await,
+            None => Ok(None),
+        }
+    };
+    let (addresses, tlsa) = tokio::join!(addresses(lookups, host, max_addresses), tlsa);
+    let (addresses, dnssec) = addresses?;
+    Ok(Resolved {
+        addresses,
+        dnssec,
+        tlsa: tlsa?,
+    })
+}
+
+async fn addresses(
+    lookups: &Lookups,
+    host: &str,
+    max_addresses: usize,
+) -> Result<(Vec<IpAddr>, Option<Dnssec>), Failure> {
     let name = dns::absolute(host);
     let what = format!("A/AAAA {name}");
     let answer = match lookups.resolver.lookup_ip(name.as_str()).await {
         Ok(answer) => answer,
         // Both were asked; AAAA first, as `connect` tries them.
         Err(error) => {
-            return Err(dns::failure(
-                &error,
-                &what,
-                lookups,
-                &name,
-                &[RecordType::AAAA, RecordType::A],
-            )
-            .await)
+            let types = [RecordType::AAAA, RecordType::A];
+            return Err(dns::failure(&error, &what, lookups, &name, &types).await);
         }
     };
     let types = [RecordType::A, RecordType::AAAA, RecordType::CNAME];
@@ -58,5 +80,44 @@ pub async fn lookup(
             format!("A/AAAA {name}: no addresses"),
         ));
     }
-    Ok(Resolved { addresses, dnssec })
+    Ok((addresses, dnssec))
+}
+
+/// The TLSA records of `_<port>._tcp.<host>`; `None` where there are none (proven or not).
+/// A bogus answer fails, as it does a DANE client.
+async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Result<Option<TlsaAnswer>, Failure> {
+    let name = dns::absolute(&format!("_{port}._tcp.{host}"));
+    let what = format!("TLSA {name}");
+    let answer = match lookups
+        .resolver
+        .lookup(name.as_str(), RecordType::TLSA)
+        .await
+    {
+        Ok(answer) => answer,
+        Err(NetError::Dns(DnsError::NoRecordsFound(_))) => return Ok(None),
+        Err(error) => {
+            return Err(dns::failure(&error, &what, lookups, &name, &[RecordType::TLSA]).await)
+        }
+    };
+    let records: Vec<TlsaRecord> = answer
+        .answers()
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::TLSA(tlsa) => Some(TlsaRecord::from(tlsa)),
+            _ => None,
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let dnssec = match &lookups.validation {
+        Some(_) => dnssec::judge(answer.answers(), &[RecordType::TLSA], &what)?,
+        // Never asked without validation: DANE needs it.
+        None => return Ok(None),
+    };
+    Ok(Some(TlsaAnswer {
+        name,
+        dnssec,
+        records,
+    }))
 }

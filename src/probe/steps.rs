@@ -13,24 +13,28 @@ use super::cert::{self, CertInput};
 use super::connect::Tcp;
 use super::dns::Lookups;
 use super::tls::TlsClient;
-use super::{connect, resolve, Failure, ServerReport, Step, StepRecord};
+use super::{connect, dane, resolve, Failure, ServerReport, Step, StepRecord};
 use crate::config::FanOut;
 
-/// Steps `resolve` and `connect`: the report's server reached over TCP.
+/// Steps `resolve` and `connect`: the report's server reached over TCP. With `dane`, its TLSA
+/// records are asked for too.
 pub(super) async fn reach(
     report: &mut ServerReport,
     lookups: &Lookups,
     fan_out: FanOut,
+    dane: bool,
     deadline: Instant,
 ) -> Option<Tcp> {
     let server = report.server.clone();
-    let resolving = resolve::lookup(lookups, server.host(), fan_out.addresses);
+    let tlsa_port = dane.then_some(server.port());
+    let resolving = resolve::lookup(lookups, server.host(), fan_out.addresses, tlsa_port);
     let Some(resolved) = report.run(Step::Resolve, deadline, resolving).await else {
         report.dnssec = report.failed_dnssec(Step::Resolve);
         return None;
     };
     let addresses = resolved.addresses;
     report.dnssec = resolved.dnssec;
+    report.tlsa = resolved.tlsa;
     report.addresses = addresses.clone();
     let (tcp, address) = report
         .run(
@@ -87,6 +91,9 @@ pub(super) async fn secure(
     let (facts, verdict) = cert::inspect_kept(&input, tls.kept_facts());
     report.cert = facts;
     let accepted = verdict.is_ok();
+    report.dane = report
+        .dane_answer()
+        .map(|tlsa| dane::judge(tlsa, &outcome.chain, outcome.path.as_ref(), accepted));
     report.steps.push(StepRecord {
         step: Step::Cert,
         duration: inspected.elapsed(),

@@ -3,19 +3,10 @@
 //! own keys as trust anchors.
 
 use crate::probe::now;
-use crate::support::bind::{Bind, ZoneData, Zones, EXPIRED, SIGNED, UNSIGNED};
+use crate::support::bind::{target, Bind, ZoneData, Zones, EXPIRED, SIGNED, UNSIGNED};
 use crate::support::component::Behaviour;
 use crate::support::exporter::*;
 use crate::support::pki::Validity;
-
-/// A target validating `domain`'s answers, with `tls` lines in its `tls:` block.
-fn target(lab: &Lab, name: &str, domain: &str) -> String {
-    format!(
-        "  - name: {name}\n    domain: {domain}\n    component: {COMPONENT}\n    secret_file: {secret}\n    interval: 2s\n    timeout: 2s\n    tls:\n      ca_file: {ca}\n",
-        secret = lab.path("secret").display(),
-        ca = lab.path("ca.pem").display(),
-    )
-}
 
 fn state(scrape: &Scrape, target: &str, server: &str) -> Option<String> {
     scrape.label(&DNSSEC, &[("target", target), ("server", server)], "state")
@@ -41,14 +32,13 @@ async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
     };
     let bind = Bind::start(&lab.path("bind"), &zones).await;
 
-    let config = format!(
-        "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\n  dnssec:\n    validate: true\n    trust_anchors_file: {}\ntargets:\n{}{}{}",
-        bind.addr,
-        bind.trust_anchors.display(),
+    let config = bind.validating_config(&[
         target(&lab, "signed", SIGNED),
         target(&lab, "unsigned", UNSIGNED),
         target(&lab, "expired", EXPIRED),
-    );
+        target(&lab, "missing", &format!("missing.{SIGNED}")),
+        target(&lab, "missing-unsigned", &format!("missing.{UNSIGNED}")),
+    ]);
     let exporter = Exporter::start(&config).await;
     let (server1, server2) = (
         server(&xmpp1, one.addr().port()),
@@ -56,9 +46,15 @@ async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
     );
     let scrape = exporter
         .wait("every target's first run", |s| {
-            ["signed", "unsigned", "expired"]
-                .iter()
-                .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(1.0))
+            [
+                "signed",
+                "unsigned",
+                "expired",
+                "missing",
+                "missing-unsigned",
+            ]
+            .iter()
+            .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(1.0))
         })
         .await;
 
@@ -95,6 +91,16 @@ async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
         None,
         "no secure answer, no expiry"
     );
+
+    // Names proven absent, in the signed zone and in the unsigned one: NXDOMAIN, as
+    // without validation.
+    for target in ["missing", "missing-unsigned"] {
+        assert_eq!(
+            failing(&scrape, target, ""),
+            Some(("srv".into(), "nxdomain".into())),
+            "{target}"
+        );
+    }
 
     // Signatures that expired: bogus, the SRV step fails and says why.
     assert_eq!(

@@ -7,6 +7,7 @@ mod support;
 
 mod chain;
 mod contract;
+mod dane;
 mod dnssec;
 mod exposition;
 mod hardening;

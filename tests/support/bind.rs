@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use super::exporter::{Lab, COMPONENT};
+
 /// The zone BIND signs itself.
 pub const SIGNED: &str = "example.test";
 /// Delegated from [`SIGNED`] without a DS record: proven unsigned.
@@ -67,6 +69,15 @@ pub struct Bind {
     pub trust_anchors: PathBuf,
 }
 
+/// A target of `domain`, probed every 2 s with the lab's secret and CA.
+pub fn target(lab: &Lab, name: &str, domain: &str) -> String {
+    format!(
+        "  - name: {name}\n    domain: {domain}\n    component: {COMPONENT}\n    secret_file: {secret}\n    interval: 2s\n    timeout: 2s\n    tls:\n      ca_file: {ca}\n",
+        secret = lab.path("secret").display(),
+        ca = lab.path("ca.pem").display(),
+    )
+}
+
 fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     let output = std::process::Command::new(program)
         .args(args)
@@ -93,6 +104,17 @@ fn free_port() -> u16 {
 }
 
 impl Bind {
+    /// A config asking this server and validating every target's answers against its zones'
+    /// keys.
+    pub fn validating_config(&self, targets: &[String]) -> String {
+        format!(
+            "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\n  dnssec:\n    validate: true\n    trust_anchors_file: {}\ntargets:\n{}",
+            self.addr,
+            self.trust_anchors.display(),
+            targets.concat()
+        )
+    }
+
     pub async fn start(dir: &Path, zones: &Zones) -> Bind {
         std::fs::create_dir_all(dir.join("keys")).unwrap();
         let delegation = format!("insecure IN NS ns.{SIGNED}.\n");

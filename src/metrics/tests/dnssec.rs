@@ -1,14 +1,58 @@
-//! DNSSEC series: one state per answer, the first signature's expiry, and a healthy validating
-//! two-server target within 45 series.
+//! DNSSEC and DANE series: one state per answer, the first signature's expiry, DANE per server,
+//! and a healthy validating two-server target within 45 series.
 
 use super::*;
-use crate::probe::{Dnssec, DnssecState};
+use crate::probe::dane::{TlsaRecord, TlsaVerdict};
+use crate::probe::{DaneFacts, Dnssec, DnssecState};
 
 fn secure(expires: i64) -> Option<Dnssec> {
     Some(Dnssec {
         state: DnssecState::Secure,
         expires: Some(expires),
     })
+}
+
+/// TLSA records of which one matched the leaf.
+fn dane(valid: bool) -> Option<DaneFacts> {
+    let record = TlsaRecord {
+        usage: 3,
+        selector: 1,
+        matching: 1,
+        data: vec![0; 32],
+    };
+    let verdict = match valid {
+        true => TlsaVerdict::Matched(0),
+        false => TlsaVerdict::NotMatched,
+    };
+    Some(DaneFacts {
+        name: "_5223._tcp.xmpp1.example.com.".into(),
+        records: vec![(record, verdict)],
+    })
+}
+
+#[test]
+fn a_healthy_target_with_dane_keeps_within_45_series_and_a_mismatch_is_found() {
+    let mut one = healthy_server("xmpp1.example.com", 10);
+    one.dnssec = secure(1_850_000_000);
+    one.dane = dane(true);
+    let mut two = healthy_server("xmpp2.example.com", 20);
+    two.dnssec = secure(1_950_000_000);
+    two.dane = dane(false);
+    let mut report = report(vec![one, two]);
+    report.srv_dnssec = secure(1_900_000_000);
+    let state = TargetState::new(target()).after(report, false);
+    let rows = series(&state);
+    let t = ("target", "cms-london");
+    let (one, two) = (
+        ("server", "xmpp1.example.com:5223"),
+        ("server", "xmpp2.example.com:5223"),
+    );
+    assert_eq!(value(&rows, &DANE_VALID, &[t, one]), Some(1.0));
+    assert_eq!(value(&rows, &DANE_VALID, &[t, two]), Some(0.0));
+    let mismatch = [t, two, ("finding", "dane_mismatch")];
+    assert_eq!(value(&rows, &FINDING, &mismatch), Some(1.0));
+    // Healthy, both would be 1: 44 series (the mismatch's finding is the 45th).
+    assert_eq!(rows.len(), 45, "{rows:#?}");
 }
 
 #[test]

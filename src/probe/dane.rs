@@ -1,0 +1,348 @@
+//! DANE for the servers of a secure SRV answer (RFC 7673): the TLSA records of
+//! `_<port>._tcp.<server>` (looked up by `resolve`, used only when they and the server's
+//! addresses are secure), each matched against the chain the server sent (RFC 6698, RFC 7671):
+//! usages PKIX-TA, PKIX-EE, DANE-TA and DANE-EE; selectors the full certificate and its
+//! SubjectPublicKeyInfo; matching exact, SHA-256 and SHA-512.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector, TLSA};
+use rustls::pki_types::CertificateDer;
+use serde::ser::{SerializeStruct, Serializer};
+use serde::Serialize;
+
+use super::tls::Path;
+use super::Dnssec;
+
+/// The TLSA answer of one server, as `resolve` found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsaAnswer {
+    /// `_<port>._tcp.<server>.`
+    pub name: String,
+    pub dnssec: Dnssec,
+    pub records: Vec<TlsaRecord>,
+}
+
+/// One TLSA record: usage, selector, matching type and the association data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsaRecord {
+    pub usage: u8,
+    pub selector: u8,
+    pub matching: u8,
+    pub data: Vec<u8>,
+}
+
+impl From<&TLSA> for TlsaRecord {
+    fn from(tlsa: &TLSA) -> TlsaRecord {
+        TlsaRecord {
+            usage: tlsa.cert_usage.into(),
+            selector: tlsa.selector.into(),
+            matching: tlsa.matching.into(),
+            data: tlsa.cert_data.clone(),
+        }
+    }
+}
+
+/// Association data longer than this is shown cut (a full certificate is kilobytes).
+const SHOWN_DATA_BYTES: usize = 32;
+
+/// As a zone file writes it: `3 1 1 0a1b…`.
+impl fmt::Display for TlsaRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} ", self.usage, self.selector, self.matching)?;
+        for byte in self.data.iter().take(SHOWN_DATA_BYTES) {
+            write!(f, "{byte:02x}")?;
+        }
+        if self.data.len() > SHOWN_DATA_BYTES {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for TlsaRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// What one record said of the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsaVerdict {
+    /// It matches the certificate at this position (0 = the leaf, as sent; one past the last
+    /// certificate sent = the trust anchor the PKIX path ends at).
+    Matched(usize),
+    /// Usable, and no certificate it may name matches (or, for PKIX-TA and PKIX-EE, the chain
+    /// is not PKIX-valid).
+    NotMatched,
+    /// A usage, selector or matching type this client does not know, or data of the wrong
+    /// length for its digest: ignored, as RFC 7671 §4 says.
+    Unusable(String),
+}
+
+/// The server's TLSA records, each with its verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaneFacts {
+    pub name: String,
+    pub records: Vec<(TlsaRecord, TlsaVerdict)>,
+}
+
+impl DaneFacts {
+    /// A usable record matches: a DANE client would accept the chain.
+    pub fn valid(&self) -> bool {
+        self.records
+            .iter()
+            .any(|(_, verdict)| matches!(verdict, TlsaVerdict::Matched(_)))
+    }
+
+    pub fn usable(&self) -> bool {
+        self.records
+            .iter()
+            .any(|(_, verdict)| !matches!(verdict, TlsaVerdict::Unusable(_)))
+    }
+
+    pub fn unusable(&self) -> impl Iterator<Item = (&TlsaRecord, &str)> {
+        self.records
+            .iter()
+            .filter_map(|(record, verdict)| match verdict {
+                TlsaVerdict::Unusable(why) => Some((record, why.as_str())),
+                _ => None,
+            })
+    }
+}
+
+impl Serialize for DaneFacts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Record<'a>(&'a TlsaRecord, &'a TlsaVerdict);
+        impl Serialize for Record<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut out = serializer.serialize_struct("TlsaRecord", 3)?;
+                out.serialize_field("record", self.0)?;
+                match self.1 {
+                    TlsaVerdict::Matched(position) => {
+                        out.serialize_field("matched_position", position)?
+                    }
+                    TlsaVerdict::NotMatched => out.skip_field("matched_position")?,
+                    TlsaVerdict::Unusable(why) => out.serialize_field("unusable", why)?,
+                }
+                out.end()
+            }
+        }
+        let records: Vec<Record> = self.records.iter().map(|(r, v)| Record(r, v)).collect();
+        let mut out = serializer.serialize_struct("DaneFacts", 3)?;
+        out.serialize_field("name", &self.name)?;
+        out.serialize_field("valid", &self.valid())?;
+        out.serialize_field("records", &records)?;
+        out.end()
+    }
+}
+
+/// Each record of `answer` judged against `chain` as sent; `path` is the PKIX path the
+/// handshake verified (its anchor counts as one past the last certificate sent), `pkix_valid`
+/// whether the `cert` step accepted the chain (what PKIX-TA and PKIX-EE also require).
+pub fn judge(
+    answer: &TlsaAnswer,
+    chain: &[CertificateDer<'_>],
+    path: Option<&Path>,
+    pkix_valid: bool,
+) -> DaneFacts {
+    let records = answer
+        .records
+        .iter()
+        .map(|record| (record.clone(), verdict(record, chain, path, pkix_valid)))
+        .collect();
+    DaneFacts {
+        name: answer.name.clone(),
+        records,
+    }
+}
+
+fn verdict(
+    record: &TlsaRecord,
+    chain: &[CertificateDer<'_>],
+    path: Option<&Path>,
+    pkix_valid: bool,
+) -> TlsaVerdict {
+    let usage = CertUsage::from(record.usage);
+    let selector = Selector::from(record.selector);
+    let matching = Matching::from(record.matching);
+    let digest_length = match matching {
+        Matching::Raw => None,
+        Matching::Sha256 => Some(32),
+        Matching::Sha512 => Some(64),
+        _ => return TlsaVerdict::Unusable(format!("matching type {} unknown", record.matching)),
+    };
+    if !matches!(selector, Selector::Full | Selector::Spki) {
+        return TlsaVerdict::Unusable(format!("selector {} unknown", record.selector));
+    }
+    if let Some(length) = digest_length.filter(|l| *l != record.data.len()) {
+        return TlsaVerdict::Unusable(format!(
+            "{} bytes of association data for a {}-byte digest",
+            record.data.len(),
+            length
+        ));
+    }
+    let anchor = path.and_then(|p| p.anchor.as_ref());
+    // The certificates each usage may name, by position.
+    let candidates: Vec<(usize, &[u8])> = match usage {
+        CertUsage::DaneEe => chain.first().map(|c| (0, c.as_ref())).into_iter().collect(),
+        CertUsage::PkixEe if pkix_valid => {
+            chain.first().map(|c| (0, c.as_ref())).into_iter().collect()
+        }
+        CertUsage::DaneTa => chain
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, c)| (i, c.as_ref()))
+            .collect(),
+        CertUsage::PkixTa if pkix_valid => {
+            let sent = path
+                .map(|p| p.positions.iter().skip(1).copied().collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|i| chain.get(i).map(|c| (i, c.as_ref())));
+            let anchor = anchor.map(|a| (chain.len(), a.der.as_ref()));
+            sent.chain(anchor).collect()
+        }
+        CertUsage::PkixEe | CertUsage::PkixTa => Vec::new(),
+        _ => return TlsaVerdict::Unusable(format!("usage {} unknown", record.usage)),
+    };
+    for (position, der) in candidates {
+        let Some(selected) = select(der, selector) else {
+            continue;
+        };
+        let matches = match matching {
+            Matching::Raw => *selected == *record.data,
+            Matching::Sha256 => digest(&ring::digest::SHA256, &selected) == record.data,
+            _ => digest(&ring::digest::SHA512, &selected) == record.data,
+        };
+        if matches {
+            return TlsaVerdict::Matched(position);
+        }
+    }
+    TlsaVerdict::NotMatched
+}
+
+/// The bytes a selector names: the whole certificate, or its SubjectPublicKeyInfo.
+fn select(der: &[u8], selector: Selector) -> Option<Cow<'_, [u8]>> {
+    match selector {
+        Selector::Full => Some(Cow::Borrowed(der)),
+        _ => {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+            Some(Cow::Owned(cert.tbs_certificate.subject_pki.raw.to_vec()))
+        }
+    }
+}
+
+fn digest(algorithm: &'static ring::digest::Algorithm, bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(algorithm, bytes).as_ref().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::UnixTime;
+
+    use super::*;
+    use crate::probe::cert::tests::ca_and_leaf;
+    use crate::probe::DnssecState;
+
+    fn answer(records: &[(u8, u8, u8, Vec<u8>)]) -> TlsaAnswer {
+        TlsaAnswer {
+            name: "_5223._tcp.xmpp1.example.com.".into(),
+            dnssec: Dnssec {
+                state: DnssecState::Secure,
+                expires: None,
+            },
+            records: records
+                .iter()
+                .map(|(usage, selector, matching, data)| TlsaRecord {
+                    usage: *usage,
+                    selector: *selector,
+                    matching: *matching,
+                    data: data.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn spki(der: &[u8]) -> Vec<u8> {
+        select(der, Selector::Spki).unwrap().into_owned()
+    }
+
+    #[test]
+    fn every_usage_selector_and_matching_type_names_the_certificates_it_may() {
+        let (ca, leaf) = ca_and_leaf(&["xmpp1.example.com"]);
+        let client = crate::probe::tls::TlsClient::new(&crate::config::TlsSettings {
+            ca_certs: Some(vec![ca.clone()]),
+            server_name: None,
+            client_auth: None,
+        })
+        .unwrap();
+        let chain = vec![leaf.clone()];
+        let path = client.trust().path(&chain, UnixTime::now());
+        assert!(path.is_some());
+        let sha256 = |b: &[u8]| digest(&ring::digest::SHA256, b);
+        let sha512 = |b: &[u8]| digest(&ring::digest::SHA512, b);
+        let records = [
+            (3, 0, 0, leaf.to_vec()),
+            (3, 1, 1, sha256(&spki(&leaf))),
+            (3, 1, 2, sha512(&spki(&leaf))),
+            (1, 0, 1, sha256(&leaf)),
+            // The anchor is not sent: one past the last certificate sent.
+            (0, 1, 1, sha256(&spki(&ca))),
+            // DANE-TA names only what the server sends above the leaf.
+            (2, 0, 1, sha256(&ca)),
+            (2, 0, 1, sha256(&leaf)),
+            (3, 1, 1, sha256(b"another key")),
+            (4, 1, 1, sha256(&leaf)),
+            (3, 2, 1, sha256(&leaf)),
+            (3, 1, 3, sha256(&leaf)),
+            (3, 1, 2, sha256(&spki(&leaf))),
+        ];
+        let judged = |pkix_valid| {
+            let facts = judge(&answer(&records), &chain, path.as_ref(), pkix_valid);
+            facts
+                .records
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        };
+        let unusable = |why: &str| TlsaVerdict::Unusable(why.to_owned());
+        use TlsaVerdict::{Matched, NotMatched};
+        assert_eq!(
+            judged(true),
+            [
+                Matched(0),
+                Matched(0),
+                Matched(0),
+                Matched(0),
+                Matched(1),
+                NotMatched,
+                NotMatched,
+                NotMatched,
+                unusable("usage 4 unknown"),
+                unusable("selector 2 unknown"),
+                unusable("matching type 3 unknown"),
+                unusable("32 bytes of association data for a 64-byte digest"),
+            ]
+        );
+        // PKIX-EE and PKIX-TA also need the chain to be PKIX-valid; DANE-EE does not.
+        let without_pkix = judged(false);
+        assert_eq!(
+            &without_pkix[..5],
+            [Matched(0), Matched(0), Matched(0), NotMatched, NotMatched]
+        );
+
+        let facts = judge(&answer(&records[7..9]), &chain, path.as_ref(), true);
+        assert!(!facts.valid() && facts.usable());
+        assert_eq!(facts.unusable().count(), 1);
+        // A digest is shown whole, a certificate cut.
+        assert_eq!(facts.records[0].0.to_string().len(), "3 1 1 ".len() + 64);
+        let shown = answer(&records[..1]).records[0].to_string();
+        assert!(
+            shown.starts_with("3 0 0 ") && shown.ends_with('…'),
+            "{shown}"
+        );
+    }
+}

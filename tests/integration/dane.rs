@@ -1,0 +1,161 @@
+//! DANE (RFC 7673) against BIND 9 serving a signed zone with TLSA records: `3 1 1` of the
+//! leaf's key and `2 0 1` of the intermediate that issued it (both match), records left from
+//! before a certificate change (`dane_mismatch`) beside a digest of the wrong length
+//! (`dane_unusable_records`), and an unsigned zone, where DANE is not used.
+
+use rustls::pki_types::CertificateDer;
+
+use crate::support::bind::{target, Bind, ZoneData, Zones, SIGNED, UNSIGNED};
+use crate::support::component::Behaviour;
+use crate::support::exporter::*;
+use crate::support::pki::{Leaf, Validity};
+
+fn sha256(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The certificates of `leaf`'s chain, DER, the leaf first.
+fn chain(leaf: &Leaf) -> Vec<CertificateDer<'static>> {
+    leaf.cert_chain()
+}
+
+/// `3 1 1`: SHA-256 of the leaf's SubjectPublicKeyInfo.
+fn spki_sha256(leaf: &Leaf) -> String {
+    let der = &chain(leaf)[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    sha256(cert.tbs_certificate.subject_pki.raw)
+}
+
+fn findings(scrape: &Scrape, target: &str, server: &str) -> Vec<String> {
+    let mut found: Vec<String> = scrape
+        .find(&FINDING, &[("target", target), ("server", server)])
+        .iter()
+        .filter_map(|s| s.labels.iter().find(|(k, _)| k == "finding"))
+        .map(|(_, finding)| finding.clone())
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let issuing = lab.pki.intermediate("Issuing CA", Validity::Good);
+    let names = [
+        SIGNED.to_owned(),
+        format!("xmpp1.{SIGNED}"),
+        format!("xmpp2.{SIGNED}"),
+        format!("renewed.{SIGNED}"),
+        format!("xmpp3.{SIGNED}"),
+        UNSIGNED.to_owned(),
+        format!("xmpp.{UNSIGNED}"),
+    ];
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let leaf = issuing.leaf(&names, Validity::Good);
+    // The certificate before the change: another key, which the TLSA record still names.
+    let before = issuing.leaf(&names, Validity::Good);
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let two = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let three = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let (p1, p2, p3) = (one.addr().port(), two.addr().port(), three.addr().port());
+    let intermediate = sha256(&chain(&leaf)[1]);
+    let mut signed = ZoneData::servers(&[("xmpp1", p1), ("xmpp2", p2)]);
+    signed.extra = format!(
+        "_{p1}._tcp.xmpp1 IN TLSA 3 1 1 {}\n\
+         _{p2}._tcp.xmpp2 IN TLSA 2 0 1 {intermediate}\n\
+         _xmpp-component._tcp.renewed IN SRV 10 10 {p3} xmpp3.{SIGNED}.\n\
+         xmpp3 IN A 127.0.0.1\n\
+         _{p3}._tcp.xmpp3 IN TLSA 3 1 1 {}\n\
+         _{p3}._tcp.xmpp3 IN TLSA 3 1 1 00112233445566778899aabbccddeeff\n",
+        spki_sha256(&leaf),
+        spki_sha256(&before),
+    );
+    let mut unsigned = ZoneData::servers(&[("xmpp", p1)]);
+    unsigned.extra = format!("_{p1}._tcp.xmpp IN TLSA 3 1 1 {}\n", spki_sha256(&before));
+    let zones = Zones {
+        signed,
+        unsigned,
+        expired: ZoneData::default(),
+    };
+    let bind = Bind::start(&lab.path("bind"), &zones).await;
+    let config = bind.validating_config(&[
+        target(&lab, "signed", SIGNED),
+        target(&lab, "renewed", &format!("renewed.{SIGNED}")),
+        target(&lab, "unsigned", UNSIGNED),
+    ]);
+    let exporter = Exporter::start(&config).await;
+    let xmpp1 = server(&format!("xmpp1.{SIGNED}"), p1);
+    let xmpp2 = server(&format!("xmpp2.{SIGNED}"), p2);
+    let xmpp3 = server(&format!("xmpp3.{SIGNED}"), p3);
+    let scrape = exporter
+        .wait("every target's first run", |s| {
+            ["signed", "renewed", "unsigned"]
+                .iter()
+                .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(1.0))
+        })
+        .await;
+
+    // 3 1 1 and 2 0 1 both match; nothing to find.
+    for server in [&xmpp1, &xmpp2] {
+        assert_eq!(
+            scrape.value(&DANE_VALID, &[("target", "signed"), ("server", server)]),
+            Some(1.0),
+            "{server}: {}",
+            scrape.relevant()
+        );
+        assert_eq!(findings(&scrape, "signed", server), Vec::<String>::new());
+    }
+    let debug = http_get(exporter.addr, "/probe?target=signed&debug=true").await;
+    assert!(
+        debug.contains("matches certificate 0 (the leaf)")
+            && debug.contains("matches certificate 1"),
+        "{debug}"
+    );
+
+    // The records name the key before the change, and one is not a SHA-256 digest at all.
+    assert_eq!(
+        scrape.value(&DANE_VALID, &[("target", "renewed"), ("server", &xmpp3)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        findings(&scrape, "renewed", &xmpp3),
+        ["dane_mismatch", "dane_unusable_records"]
+    );
+    assert_eq!(
+        scrape.value(&PROBE_SUCCESS, &[("target", "renewed")]),
+        Some(1.0),
+        "a Callbridge checks no DANE: it still registers"
+    );
+    let debug = http_get(exporter.addr, "/probe?target=renewed&debug=true").await;
+    assert!(
+        debug.contains("matches nothing")
+            && debug.contains("unusable: 16 bytes of association data for a 32-byte digest"),
+        "{debug}"
+    );
+    let page = http_get(exporter.addr, "/").await;
+    assert!(
+        page.contains("DANE NOT valid") && page.contains("DANE valid"),
+        "{page}"
+    );
+
+    // An unsigned zone: its TLSA record (however wrong) is not used.
+    assert_eq!(
+        scrape.value(&PROBE_SUCCESS, &[("target", "unsigned")]),
+        Some(1.0)
+    );
+    assert!(scrape
+        .find(&DANE_VALID, &[("target", "unsigned")])
+        .is_empty());
+    assert!(findings(
+        &scrape,
+        "unsigned",
+        &server(&format!("xmpp.{UNSIGNED}"), p1)
+    )
+    .is_empty());
+    exporter.stop().await;
+}
