@@ -1,6 +1,7 @@
 //! What DNSSEC validation costs: two exporters at the same time against the same zone, which
-//! BIND signs (`named`, as in the DNSSEC tests), and the same two component servers; one
-//! validates every answer (`dns.dnssec`), the other does not. CPU per target cycle of each
+//! BIND signs (`named`, as in the DNSSEC tests) with a TLSA record per server, and the same two
+//! component servers; one validates every answer (`dns.dnssec`, DANE included), the other
+//! does not. CPU per target cycle of each
 //! over the same windows, after a warm-up, and the series of one validating target.
 
 use std::time::Duration;
@@ -62,8 +63,20 @@ pub async fn measure() -> Row {
         })
     };
     let (one, two) = (server().await, server().await);
+    let (p1, p2) = (one.addr().port(), two.addr().port());
+    let mut signed = ZoneData::servers(&[("xmpp1", p1), ("xmpp2", p2)]);
+    // DANE too: a `3 1 1` record of the leaf's key for each server.
+    let leaf_der = &leaf.cert_chain()[0];
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf_der).expect("the leaf");
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        parsed.tbs_certificate.subject_pki.raw,
+    );
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    signed.extra =
+        format!("_{p1}._tcp.xmpp1 IN TLSA 3 1 1 {hex}\n_{p2}._tcp.xmpp2 IN TLSA 3 1 1 {hex}\n");
     let zones = Zones {
-        signed: ZoneData::servers(&[("xmpp1", one.addr().port()), ("xmpp2", two.addr().port())]),
+        signed,
         unsigned: ZoneData::default(),
         expired: ZoneData::default(),
     };
@@ -118,6 +131,12 @@ pub async fn measure() -> Row {
         secure.len(),
         3,
         "every answer secure: {}",
+        scrape.relevant()
+    );
+    let valid = scrape.find(&DANE_VALID, &[("target", "cms-00")]);
+    assert!(
+        valid.len() == 2 && valid.iter().all(|s| s.value == 1.0),
+        "DANE valid on both servers: {}",
         scrape.relevant()
     );
     let series_per_target = scrape
