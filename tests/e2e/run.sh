@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end suite: the release binary against real, unmodified servers from Debian's packages
-# (dnsmasq, two Prosody 0.12 instances, ejabberd 23.01, stunnel4, Prometheus), all on loopback,
+# (dnsmasq, BIND 9 signing zones, two Prosody 0.12 instances, ejabberd 23.01, stunnel4,
+# Prometheus), all on loopback,
 # started and stopped by this script. See tests/e2e/README.md. Runs as root: ejabberdctl runs
 # ejabberd as its system user.
 #
@@ -25,6 +26,8 @@ DOMAIN="e2e.test"
 XMPP1="xmpp1.$DOMAIN" # Prosody 1 on 127.0.0.1 (stopped and restarted by the failover check)
 XMPP2="xmpp2.$DOMAIN" # Prosody 2 on 127.0.0.2 (stays up; the single-server scenarios use it)
 DOMAIN2="fleet.test"  # a second XMPP domain on the same servers, known only to Prometheus (/probe?module=)
+SIGNED="signed.test"  # a zone BIND signs itself (dnssec-policy), with TLSA records: DNSSEC and DANE
+EXPIRED_ZONE="expired.test" # a zone signed offline with signatures that expired in 2020: bogus
 IP1="127.0.0.1"
 IP2="127.0.0.2"
 SRV_PRIO1=10 SRV_WEIGHT1=60 SRV_PRIO2=20 SRV_WEIGHT2=40
@@ -324,14 +327,14 @@ build() {
     [ -x "$BIN" ] || die_setup "no exporter binary at $BIN"
     [ "$(id -u)" = 0 ] || die_setup "run as root: ejabberdctl runs ejabberd as its system user"
     local tool
-    for tool in dnsmasq prosody ejabberdctl stunnel4 prometheus promtool openssl curl ip "$PY"; do
+    for tool in dnsmasq named dnssec-keygen dnssec-signzone dig prosody ejabberdctl stunnel4 prometheus promtool openssl curl ip "$PY"; do
         command -v "$tool" >/dev/null || die_setup "$tool is not installed: run sudo tests/e2e/install-deps.sh"
     done
 }
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 16 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 17 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
@@ -349,6 +352,7 @@ allocate_ports() {
     LEGACY_PORT=${ports[13]}      # stunnel still accepting TLS 1.0 and 1.1 (and 1.2+), before Prosody 2
     OLDTLS_PORT=${ports[14]}      # stunnel speaking TLS 1.0 and 1.1 only, before Prosody 2
     EJ_SHARED_PORT=${ports[15]}   # ejabberd_service for cb3 and cb4 together (only cb4 connected)
+    BIND_PORT=${ports[16]}        # BIND 9, authoritative for the signed zones; dnsmasq forwards to it
 }
 
 # The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
@@ -390,7 +394,8 @@ EOF
             -keyout "$pki/$ca.key" -out "$pki/$ca.crt" -days 30 -subj "/CN=cms-xmpp-exporter e2e $ca" \
             -extensions v3_ca 2>>"$WORK/logs/openssl.log" || die_setup "openssl: cannot make $ca"
     done
-    local sans="DNS:$DOMAIN,DNS:$XMPP1,DNS:$XMPP2,DNS:$DOMAIN2"
+    GOOD_SANS="$DOMAIN,$XMPP1,$XMPP2,$DOMAIN2,$SIGNED,xmpp.$SIGNED,renewed.$SIGNED,stale.$SIGNED"
+    local sans="DNS:${GOOD_SANS//,/,DNS:}"
     issue good ca "$sans" "$(utc '-1 day')" "$(utc '+30 days')"
     issue expired ca "$sans" "$(utc '-30 days')" "$(utc '-1 day')"
     # As `openssl x509 -serial` prints it, in lowercase: what cms_xmpp_cert_info says.
@@ -438,10 +443,75 @@ start_dnsmasq() {
         --srv-host="$s.$DOMAIN2,$XMPP2,$XMPP_TLS_PORT,10,50" \
         --srv-host="_xmpp-client._tcp.$DOMAIN,$XMPP2,$C2S_PORT,0,0" \
         --host-record="$XMPP1,$IP1" \
-        --host-record="$XMPP2,$IP2"
+        --host-record="$XMPP2,$IP2" \
+        --server="/$SIGNED/$IP1#$BIND_PORT" --server="/$EXPIRED_ZONE/$IP1#$BIND_PORT"
     wait_until 10 "$PY" "$HELPERS/dnsq.py" "$IP1" "$DNS_PORT" "$s.$DOMAIN" SRV ||
         die_setup "dnsmasq did not answer on $IP1:$DNS_PORT"
     log "dnsmasq answers on $IP1:$DNS_PORT"
+}
+
+# The `3 1 1` TLSA digest of a certificate's key: SHA-256 of its SubjectPublicKeyInfo.
+spki_sha256() {
+    openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1
+}
+
+start_bind() {
+    local dir="$WORK/bind" key
+    mkdir -p "$dir/keys"
+    # signed.test: BIND signs it. Its SRV answers, addresses and TLSA records are secure; the
+    # TLSA record of stale.signed.test names a key the server no longer has (the expired
+    # certificate's): the certificate was renewed, the record not.
+    cat >"$dir/signed.db" <<EOF
+\$TTL 60
+@ IN SOA ns.$SIGNED. hostmaster.$SIGNED. 1 3600 600 86400 60
+@ IN NS ns.$SIGNED.
+ns IN A $IP1
+_xmpp-component._tcp IN SRV 10 10 $XMPP_TLS_PORT xmpp.$SIGNED.
+xmpp IN A $IP2
+_$XMPP_TLS_PORT._tcp.xmpp IN TLSA 3 1 1 $(spki_sha256 "$WORK/pki/good.crt")
+_xmpp-component._tcp.renewed IN SRV 10 10 $XMPP_TLS_PORT stale.$SIGNED.
+stale IN A $IP2
+_$XMPP_TLS_PORT._tcp.stale IN TLSA 3 1 1 $(spki_sha256 "$WORK/pki/expired.crt")
+EOF
+    # expired.test: signed offline, by a key of its own, with signatures valid in January 2020.
+    key="$(cd "$dir" && dnssec-keygen -q -K keys -a ECDSAP256SHA256 -f KSK -n ZONE "$EXPIRED_ZONE")" ||
+        die_setup "dnssec-keygen failed"
+    {
+        printf '$TTL 60\n@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60\n@ IN NS ns.%s.\n' \
+            "$SIGNED" "$SIGNED" "$SIGNED"
+        printf '_xmpp-component._tcp IN SRV 10 10 %s xmpp.%s.\nxmpp IN A %s\n' \
+            "$XMPP_TLS_PORT" "$EXPIRED_ZONE" "$IP2"
+        cat "$dir/keys/$key.key"
+    } >"$dir/expired.db"
+    (cd "$dir" && dnssec-signzone -q -z -P -K keys -o "$EXPIRED_ZONE" -s 20200101000000 \
+        -e 20200201000000 -f expired.db.signed expired.db "$key") >>"$WORK/logs/bind.log" 2>&1 ||
+        die_setup "dnssec-signzone failed"
+    cat >"$dir/named.conf" <<EOF
+options {
+    directory "$dir";
+    key-directory "$dir/keys";
+    listen-on port $BIND_PORT { $IP1; };
+    listen-on-v6 { none; };
+    pid-file none;
+    session-keyfile none;
+    recursion no;
+    dnssec-validation no;
+    allow-transfer { none; };
+    notify no;
+};
+controls { };
+zone "$SIGNED" { type primary; file "signed.db"; dnssec-policy default; inline-signing yes; };
+zone "$EXPIRED_ZONE" { type primary; file "expired.db.signed"; };
+EOF
+    start bind "$WORK/logs/bind.log" named -g -c "$dir/named.conf"
+    wait_until 30 bind_signed || die_setup "BIND did not serve a signed $SIGNED on $IP1:$BIND_PORT"
+    # The trust anchors: the key BIND signs signed.test with, and expired.test's.
+    cat "$dir"/keys/K"$SIGNED".+*.key "$dir/keys/$key.key" >"$dir/trust-anchors.keys"
+    log "BIND serves signed $SIGNED and $EXPIRED_ZONE on $IP1:$BIND_PORT"
+}
+
+bind_signed() {
+    dig @"$IP1" -p "$BIND_PORT" +dnssec +norec +short +time=1 SOA "$SIGNED" 2>/dev/null | grep -q '^SOA '
 }
 
 write_prosody_config() { # write_prosody_config N IP
@@ -482,12 +552,14 @@ component_interfaces = { "$ip" }
 VirtualHost "$DOMAIN"
 VirtualHost "$XMPP1"
 VirtualHost "$XMPP2"
+VirtualHost "xmpp.$SIGNED"
+VirtualHost "stale.$SIGNED"
 
 EOF
     local c
     # cb1-cb3 are the "production Callbridges" of the watch: cb1 and cb3 are connected by
     # start_callbridges, cb2 never is.
-    for c in ready probe plain rapid wrongsecret held wire watch badpw legacy fleet cb1 cb2 cb3; do
+    for c in ready probe plain rapid wrongsecret held wire watch badpw legacy fleet dnssec stale cb1 cb2 cb3; do
         printf 'Component "%s.%s"\n    component_secret = "%s"\n' "$c" "$DOMAIN" "$SECRET" >>"$dir/prosody.cfg.lua"
     done
     printf 'Component "fleet.%s"\n    component_secret = "%s"\n' "$DOMAIN2" "$SECRET" >>"$dir/prosody.cfg.lua"
@@ -659,6 +731,8 @@ interval: 1s
 timeout: 1s
 dns:
   nameservers: ["$IP1:$DNS_PORT"]
+  dnssec:
+    trust_anchors_file: $WORK/bind/trust-anchors.keys
 targets:
 EOF
     #      name              domain          server_address                 component              tls     secret        interval timeout
@@ -684,6 +758,13 @@ EOF
     watch_block "$XMPP1:$EJ_C2S_PORT" wrong-password cb1
     target ejshared          "$DOMAIN"       "$XMPP1:$EJ_COMPONENT_PORT"    "probe-ejs.$DOMAIN"    direct  secret
     watch_block "$XMPP1:$EJ_C2S_PORT" watch-password cb3 cb4
+    # DNSSEC and DANE: answers from BIND (through dnsmasq), validated against its zones' keys.
+    target dnssec-dane       "$SIGNED"       ""                             "dnssec.$DOMAIN"       direct  secret
+    printf '    dnssec: true\n' >>"$cfg"
+    target dane-stale        "renewed.$SIGNED" ""                           "stale.$DOMAIN"        direct  secret
+    printf '    dnssec: true\n' >>"$cfg"
+    target dnssec-expired    "$EXPIRED_ZONE" ""                             "probe.$DOMAIN"        direct  secret
+    printf '    dnssec: true\n' >>"$cfg"
     # For the domains only Prometheus knows (the cms-xmpp-fleet job): /probe?module=cms.
     cat >>"$cfg" <<EOF
 modules:
@@ -794,7 +875,7 @@ happy_path() {
             "cms_xmpp_cert_san_covered{$t,server=\"$s\",role=\"fqdn\",name=\"${s%%:*}\"} == 1"
         expect_metric "happy: $s TLS 1.2 or 1.3" "cms_xmpp_tls_info{$t,server=\"$s\",version=~\"TLSv1\\.[23]\"} == 1"
         expect_metric "happy: $s cert_info has the leaf's serial (as openssl prints it) and SANs" \
-            "cms_xmpp_cert_info{$t,server=\"$s\",serial=\"$GOOD_SERIAL\",sans=\"$DOMAIN,$XMPP1,$XMPP2,$DOMAIN2\"} == 1"
+            "cms_xmpp_cert_info{$t,server=\"$s\",serial=\"$GOOD_SERIAL\",sans=\"$GOOD_SANS\"} == 1"
         expect_metric "happy: $s last success timestamp is recent" \
             "cms_xmpp_last_success_timestamp_seconds{$t,server=\"$s\"} > $(($(date +%s) - 30))"
     done
@@ -850,6 +931,49 @@ xmpp_failures() {
     else
         fail "conflict: the holder's connection survives"
         show_log "$WORK/logs/holder.log"
+    fi
+}
+
+dnssec_dane() { # the other DNSSEC and DANE cases are proven against BIND in tests/integration
+    scenario "DNSSEC and DANE: BIND signs the zone, dnsmasq forwards it" dnssec-dane \
+        "$WORK/logs/dnsmasq.log|$SIGNED|$EXPIRED_ZONE"
+    local t='target="dnssec-dane"' s="xmpp.$SIGNED:$XMPP_TLS_PORT" stale="stale.$SIGNED:$XMPP_TLS_PORT"
+    wait_for_metric "dnssec: a signed zone's target registers" "cms_xmpp_probe_success{$t} == 1"
+    expect_metric "dnssec: its SRV answer is secure" "cms_xmpp_dnssec_info{$t,server=\"\",state=\"secure\"} == 1"
+    expect_metric "dnssec: its server's addresses are secure" "cms_xmpp_dnssec_info{$t,server=\"$s\",state=\"secure\"} == 1"
+    expect_metric "dnssec: the first signature expires in more than a day (BIND signs for two weeks)" \
+        "cms_xmpp_dnssec_signature_expiry_timestamp_seconds{$t} > $(($(date +%s) + 86400))"
+    expect_metric "dane: the 3 1 1 record matches the key Prosody serves" "cms_xmpp_dane_valid{$t,server=\"$s\"} == 1"
+    expect_count "dane: no finding for it" "cms_xmpp_finding_info{$t}" 0
+    t='target="dane-stale"'
+    wait_for_metric "dane: a record left from the certificate before is no match" \
+        "cms_xmpp_dane_valid{$t,server=\"$stale\"} == 0"
+    expect_metric "dane: ... found as dane_mismatch" "cms_xmpp_finding_info{$t,server=\"$stale\",finding=\"dane_mismatch\"} == 1"
+    expect_metric "dane: ... while a Callbridge, which checks no DANE, still registers" "cms_xmpp_probe_success{$t} == 1"
+    t='target="dnssec-expired"'
+    expect_failure dnssec-expired "" srv dnssec_bogus
+    expect_metric "dnssec: expired signatures make the SRV answer bogus" \
+        "cms_xmpp_dnssec_info{$t,server=\"\",state=\"bogus\"} == 1"
+    local debug page
+    debug="$(curl -fsS "http://$EXPORTER_ADDR/probe?target=dnssec-expired&debug=true")"
+    if grep -q "expired at 2020-02-01" <<<"$debug"; then
+        pass "dnssec: the probe says which signature expired, and when"
+    else
+        fail "dnssec: the probe says which signature expired, and when"
+        head -n 20 <<<"$debug" | sed 's/^/      | /'
+    fi
+    debug="$(curl -fsS "http://$EXPORTER_ADDR/probe?target=dane-stale&debug=true")"
+    if grep -q "TLSA 3 1 1 .*: matches nothing" <<<"$debug"; then
+        pass "dane: the probe shows the record and that it matches nothing"
+    else
+        fail "dane: the probe shows the record and that it matches nothing"
+        grep -n "DANE\|TLSA" <<<"$debug" | sed 's/^/      | /'
+    fi
+    page="$(curl -fsS "http://$EXPORTER_ADDR/")"
+    if grep -q "DNSSEC: SRV answer secure" <<<"$page" && grep -q "DANE NOT valid" <<<"$page"; then
+        pass "dnssec and dane: the status page shows both"
+    else
+        fail "dnssec and dane: the status page shows both"
     fi
 }
 
@@ -1156,9 +1280,17 @@ prometheus_checks() {
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 16 targets, 10 successful" \
+    wait_for_query "prometheus: 19 targets, 12 successful" \
         'sum(cms_xmpp_probe_success{job="cms-xmpp-exporter"}) * 100 + count(cms_xmpp_probe_success{job="cms-xmpp-exporter"})' \
-        'result == 1016'
+        'result == 1219'
+    wait_for_query "prometheus: CmsXmppDnssecBogus is pending for dnssec-expired's SRV answer" \
+        'count by (target, state) (ALERTS{alertname="CmsXmppDnssecBogus"})' \
+        'result{target="dnssec-expired",state="bogus"} == 1'
+    wait_for_query "prometheus: ... and for nothing else" 'count(ALERTS{alertname="CmsXmppDnssecBogus"})' 'result == 1'
+    wait_for_query "prometheus: CmsXmppDaneMismatch is pending for dane-stale's server" \
+        'count by (target, server) (ALERTS{alertname="CmsXmppDaneMismatch"})' \
+        "result{target=\"dane-stale\",server=\"stale.$SIGNED:$XMPP_TLS_PORT\"} == 1"
+    wait_for_query "prometheus: ... and for nothing else" 'count(ALERTS{alertname="CmsXmppDaneMismatch"})' 'result == 1'
     # The alerts' `for` is minutes; that they fire for the right series is what counts here.
     for target in watch ejabberd; do
         wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for $target's cb2" \
@@ -1302,7 +1434,7 @@ fleet_never_stale() {
         sed 's/^/      | /' "$PROM_FILE" | head -n 5
     fi
     wait_for_query "prometheus: ... while it still evaluates for the scheduled targets" \
-        "count(cms_xmpp_probe_interval_seconds{job=\"cms-xmpp-exporter\"})" 'result == 16'
+        "count(cms_xmpp_probe_interval_seconds{job=\"cms-xmpp-exporter\"})" 'result == 19'
 }
 
 secrets_check() {
@@ -1336,6 +1468,7 @@ main() {
     allocate_ports
     make_pki
     make_secrets
+    start_bind
     start_dnsmasq
     write_prosody_config 1 "$IP1"
     write_prosody_config 2 "$IP2"
@@ -1356,6 +1489,7 @@ main() {
     dns_failures
     cert_failures
     tls_policy
+    dnssec_dane
     wire_format
     many_cycles
     timing
