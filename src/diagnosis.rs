@@ -389,13 +389,17 @@ fn render_dane(out: &mut String, server: &ServerReport) {
     let word = if dane.valid() { "valid" } else { "NOT valid" };
     detail_line(out, &format!("DANE    {word}: TLSA {}", dane.name));
     for (record, verdict) in &dane.records {
-        let said = match verdict {
-            TlsaVerdict::Matched(0) => "matches certificate 0 (the leaf)".to_owned(),
-            TlsaVerdict::Matched(position) => format!("matches certificate {position}"),
-            TlsaVerdict::NotMatched => "matches nothing".to_owned(),
-            TlsaVerdict::Unusable(why) => format!("unusable: {why}"),
-        };
-        detail_line(out, &format!("  TLSA {record}: {said}"));
+        detail_line(out, &format!("  TLSA {record}: {}", tlsa_verdict(verdict)));
+    }
+}
+
+/// What a TLSA record matched, in words.
+pub fn tlsa_verdict(verdict: &TlsaVerdict) -> String {
+    match verdict {
+        TlsaVerdict::Matched(0) => "matches certificate 0 (the leaf)".to_owned(),
+        TlsaVerdict::Matched(position) => format!("matches certificate {position}"),
+        TlsaVerdict::NotMatched => "matches nothing".to_owned(),
+        TlsaVerdict::Unusable(why) => format!("unusable: {why}"),
     }
 }
 

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use crate::address::Protocol;
 use crate::diagnosis::{
-    days_left, describe, finding_hint, hint, identity, judged_earlier, ping_hint, watch_hint,
+    days_left, describe, finding_hint, hint, identity, judged_earlier, ping_hint, tlsa_verdict,
+    watch_hint,
 };
 use crate::probe::{
     Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, TargetReport, WatchReport,
@@ -355,10 +356,15 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
     }
     if let Some(dane) = &server.dane {
         let word = if dane.valid() { "valid" } else { "NOT valid" };
+        let records: Vec<String> = dane
+            .records
+            .iter()
+            .map(|(record, verdict)| format!("{record} {}", tlsa_verdict(verdict)))
+            .collect();
         let _ = write!(
             out,
-            " <span class=\"meta\" data-dane>DANE {word} ({} TLSA record(s))</span>",
-            dane.records.len()
+            " <span class=\"meta\" data-dane>DANE {word}: {}</span>",
+            escape(&records.join("; "))
         );
     }
     let _ = write!(out, "<div class=\"flow\" data-server=\"{label}\">");

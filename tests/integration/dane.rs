@@ -139,7 +139,9 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
     );
     let page = http_get(exporter.addr, "/").await;
     assert!(
-        page.contains("DANE NOT valid") && page.contains("DANE valid"),
+        page.contains("DANE NOT valid")
+            && page.contains("DANE valid")
+            && page.contains("matches certificate 1"),
         "{page}"
     );
 
