@@ -10,9 +10,10 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::TokioResolver;
+use tokio::sync::OnceCell;
 
 use super::{Failure, Reason};
-use crate::config::{DnsConfig, TrustAnchors};
+use crate::config::{DnsConfig, DsAnchor, TrustAnchors};
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -25,8 +26,51 @@ pub struct ResolverSetupError(#[source] NetError);
 /// the DNS servers to ask why an answer is bogus.
 #[derive(Clone)]
 pub struct Lookups {
-    pub resolver: TokioResolver,
+    resolver: Resolving,
     pub validation: Option<Arc<[SocketAddr]>>,
+}
+
+#[derive(Clone)]
+enum Resolving {
+    Ready(Box<TokioResolver>),
+    /// Validating up to trust anchors of which some are DS records: the keys they name are
+    /// asked of the DNS first, as soon as it answers.
+    AnchoredByDs(Arc<DsAnchored>),
+}
+
+struct DsAnchored {
+    resolver: OnceCell<TokioResolver>,
+    config: DnsConfig,
+    request_timeout: Duration,
+    keys: Arc<hickory_resolver::proto::dnssec::TrustAnchors>,
+    ds: Arc<[DsAnchor]>,
+}
+
+impl Lookups {
+    /// The resolver; for DS trust anchors, built the first time their keys can be had (a
+    /// lookup fails, and the next one tries again, while they cannot).
+    pub async fn resolver(&self) -> Result<&TokioResolver, Failure> {
+        match &self.resolver {
+            Resolving::Ready(resolver) => Ok(resolver),
+            Resolving::AnchoredByDs(anchored) => {
+                let nameservers = self.validation.as_deref().unwrap_or_default();
+                let build = anchored.build(nameservers);
+                anchored.resolver.get_or_try_init(|| build).await
+            }
+        }
+    }
+}
+
+impl DsAnchored {
+    async fn build(&self, nameservers: &[SocketAddr]) -> Result<TokioResolver, Failure> {
+        let mut keys = (*self.keys).clone();
+        for anchor in self.ds.iter() {
+            let key = super::dnssec::key_of(nameservers, anchor).await?;
+            keys.insert_with_name(key.public_key(), anchor.owner.clone().into());
+        }
+        resolver(&self.config, self.request_timeout, Some(Arc::new(keys)))
+            .map_err(|e| Failure::new(Reason::DnsError, e.to_string()))
+    }
 }
 
 /// The resolvers of one config: plain, and validating when a target or module validates.
@@ -45,16 +89,31 @@ impl Resolvers {
         let validating = match validate {
             false => None,
             true => {
-                let anchors = match &config.trust_anchors {
-                    TrustAnchors::IanaRoot => Arc::default(),
-                    TrustAnchors::File { anchors, .. } => anchors.clone(),
-                };
                 let nameservers = match config.nameservers.is_empty() {
                     true => system_nameservers()?,
                     false => config.nameservers.clone(),
                 };
+                let resolver = match &config.trust_anchors {
+                    TrustAnchors::IanaRoot => Resolving::Ready(Box::new(resolver(
+                        config,
+                        request_timeout,
+                        Some(Arc::default()),
+                    )?)),
+                    TrustAnchors::File { keys, ds, .. } if ds.is_empty() => Resolving::Ready(
+                        Box::new(resolver(config, request_timeout, Some(keys.clone()))?),
+                    ),
+                    TrustAnchors::File { keys, ds, .. } => {
+                        Resolving::AnchoredByDs(Arc::new(DsAnchored {
+                            resolver: OnceCell::new(),
+                            config: config.clone(),
+                            request_timeout,
+                            keys: keys.clone(),
+                            ds: ds.clone(),
+                        }))
+                    }
+                };
                 Some(Lookups {
-                    resolver: resolver(config, request_timeout, Some(anchors))?,
+                    resolver,
                     validation: Some(nameservers.into()),
                 })
             }
@@ -67,7 +126,7 @@ impl Resolvers {
         match (&self.validating, dnssec) {
             (Some(validating), true) => validating.clone(),
             _ => Lookups {
-                resolver: self.plain.clone(),
+                resolver: Resolving::Ready(Box::new(self.plain.clone())),
                 validation: None,
             },
         }

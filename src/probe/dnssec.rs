@@ -18,6 +18,7 @@ use tokio::net::UdpSocket;
 
 use super::cert::rfc3339;
 use super::{Failure, Reason};
+use crate::config::DsAnchor;
 
 label_values! {
     /// What DNSSEC validation said of an answer.
@@ -93,6 +94,49 @@ pub fn bogus(what: &str, why: &str) -> Failure {
 const EXPLAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// An answer with signatures and keys: EDNS's usual buffer.
 const MAX_ANSWER_BYTES: usize = 4096;
+
+/// The key of `anchor.owner` that a DS trust anchor names, asked of the DNS server: its
+/// digest in the DS record is what makes it trusted.
+pub async fn key_of(nameservers: &[SocketAddr], anchor: &DsAnchor) -> Result<DNSKEY, Failure> {
+    let what = format!(
+        "the trust anchor DS {} (key tag {})",
+        anchor.owner,
+        anchor.ds.key_tag()
+    );
+    let Some(server) = nameservers.first() else {
+        return Err(Failure::new(
+            Reason::DnsError,
+            format!("{what}: no DNS server to ask"),
+        ));
+    };
+    let keys = match tokio::time::timeout(
+        EXPLAIN_TIMEOUT,
+        unchecked(*server, &anchor.owner, RecordType::DNSKEY),
+    )
+    .await
+    {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(error)) => {
+            let detail = format!("{what}: asking {server} for its keys failed: {error}");
+            return Err(Failure::new(Reason::DnsError, detail));
+        }
+        Err(_) => {
+            let detail = format!("{what}: {server} did not give its keys in time");
+            return Err(Failure::new(Reason::DnsTimeout, detail));
+        }
+    };
+    keys.answers
+        .iter()
+        .find_map(|record| match &record.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(key))
+                if anchor.ds.covers(&anchor.owner, key).unwrap_or(false) =>
+            {
+                Some(key.clone())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| bogus(&what, "none of the keys its zone publishes matches it"))
+}
 
 /// Why `name`'s answer of `types` is bogus, as far as the DNS server's unchecked answers
 /// show: no signature, an expired or not yet valid one, or no key to check it with.

@@ -59,7 +59,7 @@ async fn addresses(
 ) -> Result<(Vec<IpAddr>, Option<Dnssec>), Failure> {
     let name = dns::absolute(host);
     let what = format!("A/AAAA {name}");
-    let answer = match lookups.resolver.lookup_ip(name.as_str()).await {
+    let answer = match lookups.resolver().await?.lookup_ip(name.as_str()).await {
         Ok(answer) => answer,
         // Both were asked; AAAA first, as `connect` tries them.
         Err(error) => {
@@ -89,7 +89,8 @@ async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Result<Option<TlsaAns
     let name = dns::absolute(&format!("_{port}._tcp.{host}"));
     let what = format!("TLSA {name}");
     let answer = match lookups
-        .resolver
+        .resolver()
+        .await?
         .lookup(name.as_str(), RecordType::TLSA)
         .await
     {

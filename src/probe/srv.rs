@@ -31,7 +31,8 @@ pub async fn lookup(
     let name = dns::absolute(&format!("{service}.{domain}"));
     let what = format!("SRV {name}");
     let answer = match lookups
-        .resolver
+        .resolver()
+        .await?
         .lookup(name.as_str(), RecordType::SRV)
         .await
     {

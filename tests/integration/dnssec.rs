@@ -127,6 +127,44 @@ async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
     );
     exporter.stop().await;
 
+    // The signed zone's key given as its DS record (what a parent zone publishes): its key is
+    // asked of the DNS and trusted by its digest. A DS naming no key the zone has trusts none.
+    let ds = std::fs::read_to_string(&bind.trust_anchors_ds).unwrap();
+    let wrong = lab.path("wrong.ds");
+    let mut fields: Vec<&str> = ds.split_whitespace().collect();
+    let digest = fields.last_mut().unwrap();
+    let other_digest = "0".repeat(digest.len());
+    *digest = &other_digest;
+    std::fs::write(&wrong, fields.join(" ") + "\n").unwrap();
+    for (anchors, secure) in [(&bind.trust_anchors_ds, true), (&wrong, false)] {
+        let config = bind
+            .validating_config(&[target(&lab, "signed", SIGNED)])
+            .replace(
+                &bind.trust_anchors.display().to_string(),
+                &anchors.display().to_string(),
+            );
+        let exporter = Exporter::start(&config).await;
+        let scrape = exporter.cycles("signed", 1.0).await;
+        if secure {
+            assert_eq!(state(&scrape, "signed", "").as_deref(), Some("secure"));
+            assert_eq!(
+                scrape.value(&PROBE_SUCCESS, &[("target", "signed")]),
+                Some(1.0)
+            );
+        } else {
+            assert_eq!(
+                failing(&scrape, "signed", ""),
+                Some(("srv".into(), "dnssec_bogus".into()))
+            );
+            let debug = http_get(exporter.addr, "/probe?target=signed&debug=true").await;
+            assert!(
+                debug.contains("none of the keys its zone publishes matches it"),
+                "{debug}"
+            );
+        }
+        exporter.stop().await;
+    }
+
     // Validation off (the default): the same answers, no DNSSEC series, no failure.
     let config = format!(
         "listen_address: 127.0.0.1:0\ndns:\n  nameservers: [\"{}\"]\ntargets:\n{}",

@@ -67,6 +67,8 @@ pub struct Bind {
     pub addr: SocketAddr,
     /// The DNSKEY records of the signed and expired zones, as `dns.dnssec.trust_anchors_file`.
     pub trust_anchors: PathBuf,
+    /// The signed zone's key as a DS record.
+    pub trust_anchors_ds: PathBuf,
 }
 
 /// A target of `domain`, probed every 2 s with the lab's secret and CA.
@@ -241,14 +243,24 @@ zone "{EXPIRED}" {{ type primary; file "expired.db.signed"; }};
             &trust_anchors,
             format!(
                 "{}{expired_key}",
-                std::fs::read_to_string(signed_key).unwrap()
+                std::fs::read_to_string(&signed_key).unwrap()
             ),
         )
         .unwrap();
+        // The same key as its parent would publish it: a DS record (SHA-256), as
+        // `dnssec-dsfromkey` writes it.
+        let ds = run(
+            dir,
+            "dnssec-dsfromkey",
+            &["-2", signed_key.to_str().unwrap()],
+        );
+        let trust_anchors_ds = dir.join("trust-anchors.ds");
+        std::fs::write(&trust_anchors_ds, ds).unwrap();
         Bind {
             _child: child,
             addr,
             trust_anchors,
+            trust_anchors_ds,
         }
     }
 }

@@ -51,14 +51,26 @@ fn the_trust_anchors_file_is_dnskey_records_checked_at_load() {
 
     let empty = write("empty.key", "; nothing but a comment\n");
     let garbage = write("garbage.key", "example.com. IN DNSKEY not a key\n");
+    let cname = write("cname.key", "example.com. IN CNAME www.example.com.\n");
+    let bad_ds = write("bad.ds", "example.com. IN DS 16191 13 2 not-hex\n");
+    // A DS record, as `dnssec-dsfromkey` writes it, is a trust anchor too.
     let ds = write(
         "ds.key",
         "example.com. IN DS 16191 13 2 CED6A1DA7DD91B9E902A4A7E07DA63241F7363D0293E43627D5797BE4B443A7E\n",
     );
+    let both = parse(&config(
+        &format!("    validate: true\n    trust_anchors_file: {ds}\n"),
+        "",
+    ))
+    .unwrap();
+    assert!(
+        matches!(&both.dns.trust_anchors, TrustAnchors::File { ds: anchors, .. } if anchors.len() == 1 && anchors[0].owner.to_string() == "example.com.")
+    );
     for (path, want) in [
-        (empty, "holds no DNSKEY record"),
-        (garbage, "is not DNSKEY records in zone-file format"),
-        (ds, "is not DNSKEY records in zone-file format"),
+        (empty, "holds no DNSKEY or DS record"),
+        (garbage, "is not DNSKEY and DS records in zone-file format"),
+        (cname, "is not DNSKEY and DS records in zone-file format"),
+        (bad_ds, "is not DNSKEY and DS records in zone-file format"),
         ("/nonexistent/anchors.key".to_owned(), "cannot read"),
     ] {
         let found = problems(&config(
