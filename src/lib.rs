@@ -12,7 +12,7 @@
 //!   and turns every finished run into its record (the store's, or its own for a module's).
 //! - [`probe`] runs one cycle (`target`): `component_flow` and `client_flow` (the `watch`),
 //!   built from `steps` and one file per step (DNS through `dns`'s resolvers, validated by
-//!   `dnssec` where a target asks); it returns a [`probe::TargetReport`], which
+//!   `dnssec` where a target asks, TLSA records matched by `dane`); it returns a [`probe::TargetReport`], which
 //!   names its target by a [`probe::Subject`], and never touches metrics.
 //! - [`store`] keeps the record: per target the latest report, history, counters and what is
 //!   remembered across probes, and what it derives once per report (findings, servers that
