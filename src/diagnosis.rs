@@ -357,8 +357,8 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
             Step::Cert | Step::Srv | Step::Starttls | Step::Sasl => String::new(),
         };
         step_line(out, style, server.record(*step), *step, &summary);
-        if let Some(dnssec) = server.dnssec.filter(|_| *step == Step::Resolve) {
-            detail_line(out, &dnssec_line(dnssec));
+        if *step == Step::Resolve {
+            render_resolved_dnssec(out, server);
         }
         if *step == Step::Cert {
             render_cert(out, server, style);
@@ -367,6 +367,26 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
         if let Some(legacy) = server.legacy_tls.as_ref().filter(|_| *step == Step::Tls) {
             detail_line(out, &format!("a TLS 1.1 hello: {legacy}"));
         }
+    }
+}
+
+/// What DNSSEC said of a server's addresses and TLSA records.
+fn render_resolved_dnssec(out: &mut String, server: &ServerReport) {
+    if let Some(dnssec) = server.dnssec {
+        detail_line(out, &dnssec_line(dnssec));
+    }
+    match &server.tlsa {
+        Some(Ok(tlsa)) => detail_line(
+            out,
+            &format!(
+                "TLSA {}: {} record(s), {}",
+                tlsa.name,
+                tlsa.records.len(),
+                dnssec_line(tlsa.dnssec)
+            ),
+        ),
+        Some(Err(failure)) => detail_line(out, &format!("{} (DANE not judged)", failure.detail)),
+        None => {}
     }
 }
 
@@ -399,6 +419,10 @@ pub fn tlsa_verdict(verdict: &TlsaVerdict) -> String {
         TlsaVerdict::Matched(0) => "matches certificate 0 (the leaf)".to_owned(),
         TlsaVerdict::Matched(position) => format!("matches certificate {position}"),
         TlsaVerdict::NotMatched => "matches nothing".to_owned(),
+        TlsaVerdict::Unchained(position) => format!(
+            "matches certificate {position}, but the leaf does not chain to it under the \
+             server's name"
+        ),
         TlsaVerdict::Unusable(why) => format!("unusable: {why}"),
     }
 }

@@ -354,6 +354,13 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
         }
         out.push_str("</span>");
     }
+    if let Some(Err(failure)) = &server.tlsa {
+        let _ = write!(
+            out,
+            " <span class=\"meta\" data-dane>DANE not judged: {}</span>",
+            escape(&failure.detail)
+        );
+    }
     if let Some(dane) = &server.dane {
         let word = if dane.valid() { "valid" } else { "NOT valid" };
         let records: Vec<String> = dane

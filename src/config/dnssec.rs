@@ -6,8 +6,8 @@ use hickory_resolver::proto::rr::Name;
 
 use super::*;
 
-/// The DNSSEC trust anchors: the IANA root keys hickory ships, or the DNSKEY and DS records of
-/// `dns.dnssec.trust_anchors_file` (checked when the config loads).
+/// The DNSSEC trust anchors: the IANA root keys hickory ships, and the DNSKEY and DS records
+/// of `dns.dnssec.trust_anchors_file` (checked when the config loads).
 #[derive(Clone, Default)]
 pub enum TrustAnchors {
     #[default]
@@ -125,7 +125,9 @@ fn file_anchors(
     let entries = trust_anchor::Parser::new(key_lines.join("\n"))
         .parse()
         .map_err(|e| e.to_string())?;
-    let mut keys = TrustAnchors::empty();
+    // In addition to the IANA root's keys: names outside the file's islands validate from the
+    // root, as with any validating resolver.
+    let mut keys = TrustAnchors::default();
     for entry in &entries {
         if let Entry::DNSKEY(record) = entry {
             keys.insert_with_name(record.data().public_key(), record.name().into());

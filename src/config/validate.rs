@@ -445,13 +445,11 @@ pub(super) fn parse_tls_address(text: &str) -> Result<ServerSource, String> {
         _ => text,
     };
     let address = address.strip_suffix('/').unwrap_or(address);
-    let bad = || {
-        "is required for protocol tls: \"host:port\", \"[ipv6]:port\" or \"c2w://host:port\""
-            .to_owned()
-    };
+    let forms = "\"host:port\", \"[ipv6]:port\" or \"c2w://host:port\"";
     match parse_server_address(address, 0) {
         Ok(ServerSource::Static(server)) if server.port() != 0 => Ok(ServerSource::Static(server)),
-        _ => Err(bad()),
+        _ if address.is_empty() => Err(format!("is required for protocol tls: {forms}")),
+        _ => Err(format!("is not {forms} (protocol tls has no default port)")),
     }
 }
 

@@ -8,12 +8,13 @@ use std::borrow::Cow;
 use std::fmt;
 
 use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector, TLSA};
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 use super::tls::Path;
 use super::Dnssec;
+use crate::crypto::provider;
 
 /// The TLSA answer of one server, as `resolve` found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +77,9 @@ pub enum TlsaVerdict {
     /// Usable, and no certificate it may name matches (or, for PKIX-TA and PKIX-EE, the chain
     /// is not PKIX-valid).
     NotMatched,
+    /// DANE-TA: it matches the certificate at this position, but the leaf does not chain to
+    /// it, or does not name the server (RFC 7671 §5.2).
+    Unchained(usize),
     /// A usage, selector or matching type this client does not know, or data of the wrong
     /// length for its digest: ignored, as RFC 7671 §4 says.
     Unusable(String),
@@ -124,6 +128,9 @@ impl Serialize for DaneFacts {
                         out.serialize_field("matched_position", position)?
                     }
                     TlsaVerdict::NotMatched => out.skip_field("matched_position")?,
+                    TlsaVerdict::Unchained(position) => {
+                        out.serialize_field("unchained_position", position)?
+                    }
                     TlsaVerdict::Unusable(why) => out.serialize_field("unusable", why)?,
                 }
                 out.end()
@@ -138,19 +145,25 @@ impl Serialize for DaneFacts {
     }
 }
 
-/// Each record of `answer` judged against `chain` as sent; `path` is the PKIX path the
-/// handshake verified (its anchor counts as one past the last certificate sent), `pkix_valid`
-/// whether the `cert` step accepted the chain (what PKIX-TA and PKIX-EE also require).
-pub fn judge(
-    answer: &TlsaAnswer,
-    chain: &[CertificateDer<'_>],
-    path: Option<&Path>,
-    pkix_valid: bool,
-) -> DaneFacts {
+/// What the server presented, as DANE judges it.
+pub struct Presented<'a> {
+    /// The chain as sent, the leaf first.
+    pub chain: &'a [CertificateDer<'a>],
+    /// The PKIX path the handshake verified (its anchor counts as one past the last
+    /// certificate sent).
+    pub path: Option<&'a Path>,
+    /// Whether the `cert` step accepted the chain: what PKIX-TA and PKIX-EE also require.
+    pub pkix_valid: bool,
+    /// The name TLS verified: what a DANE-TA chain's leaf must name.
+    pub name: &'a ServerName<'a>,
+}
+
+/// Each record of `answer` judged against what the server presented.
+pub fn judge(answer: &TlsaAnswer, presented: &Presented<'_>) -> DaneFacts {
     let records = answer
         .records
         .iter()
-        .map(|record| (record.clone(), verdict(record, chain, path, pkix_valid)))
+        .map(|record| (record.clone(), verdict(record, presented)))
         .collect();
     DaneFacts {
         name: answer.name.clone(),
@@ -158,12 +171,13 @@ pub fn judge(
     }
 }
 
-fn verdict(
-    record: &TlsaRecord,
-    chain: &[CertificateDer<'_>],
-    path: Option<&Path>,
-    pkix_valid: bool,
-) -> TlsaVerdict {
+fn verdict(record: &TlsaRecord, presented: &Presented<'_>) -> TlsaVerdict {
+    let Presented {
+        chain,
+        path,
+        pkix_valid,
+        name,
+    } = *presented;
     let usage = CertUsage::from(record.usage);
     let selector = Selector::from(record.selector);
     let matching = Matching::from(record.matching);
@@ -208,6 +222,7 @@ fn verdict(
         CertUsage::PkixEe | CertUsage::PkixTa => Vec::new(),
         _ => return TlsaVerdict::Unusable(format!("usage {} unknown", record.usage)),
     };
+    let mut unchained = None;
     for (position, der) in candidates {
         let Some(selected) = select(der, selector) else {
             continue;
@@ -217,11 +232,40 @@ fn verdict(
             Matching::Sha256 => digest(&ring::digest::SHA256, &selected) == record.data,
             _ => digest(&ring::digest::SHA512, &selected) == record.data,
         };
-        if matches {
-            return TlsaVerdict::Matched(position);
+        match matches {
+            false => {}
+            true if usage != CertUsage::DaneTa || chains_to(chain, position, name) => {
+                return TlsaVerdict::Matched(position)
+            }
+            true => unchained = unchained.or(Some(position)),
         }
     }
-    TlsaVerdict::NotMatched
+    unchained.map_or(TlsaVerdict::NotMatched, TlsaVerdict::Unchained)
+}
+
+/// DANE-TA (RFC 7671 §5.2.2): the leaf must chain to the matched certificate, trusted as the
+/// only anchor, and name the server.
+fn chains_to(chain: &[CertificateDer<'_>], anchor: usize, name: &ServerName<'_>) -> bool {
+    let (Some(leaf), Some(anchor)) = (chain.first(), chain.get(anchor)) else {
+        return false;
+    };
+    let (Ok(leaf), Ok(anchor)) = (
+        webpki::EndEntityCert::try_from(leaf),
+        webpki::anchor_from_trusted_cert(anchor),
+    ) else {
+        return false;
+    };
+    leaf.verify_for_usage(
+        provider().signature_verification_algorithms.all,
+        &[anchor],
+        &chain[1..],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .is_ok()
+        && leaf.verify_is_valid_for_subject_name(name).is_ok()
 }
 
 /// The bytes a selector names: the whole certificate, or its SubjectPublicKeyInfo.
@@ -300,8 +344,15 @@ mod tests {
             (3, 1, 3, sha256(&leaf)),
             (3, 1, 2, sha256(&spki(&leaf))),
         ];
+        let name = ServerName::try_from("xmpp1.example.com").unwrap();
+        let presented = |pkix_valid| Presented {
+            chain: &chain,
+            path: path.as_ref(),
+            pkix_valid,
+            name: &name,
+        };
         let judged = |pkix_valid| {
-            let facts = judge(&answer(&records), &chain, path.as_ref(), pkix_valid);
+            let facts = judge(&answer(&records), &presented(pkix_valid));
             facts
                 .records
                 .into_iter()
@@ -334,7 +385,7 @@ mod tests {
             [Matched(0), Matched(0), Matched(0), NotMatched, NotMatched]
         );
 
-        let facts = judge(&answer(&records[7..9]), &chain, path.as_ref(), true);
+        let facts = judge(&answer(&records[7..9]), &presented(true));
         assert!(!facts.valid() && facts.usable());
         assert_eq!(facts.unusable().count(), 1);
         // A digest is shown whole, a certificate cut.
@@ -343,6 +394,40 @@ mod tests {
         assert!(
             shown.starts_with("3 0 0 ") && shown.ends_with('…'),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn dane_ta_needs_the_leaf_to_chain_to_the_matched_certificate_and_name_the_server() {
+        let (ca, leaf) = ca_and_leaf(&["xmpp1.example.com"]);
+        let (stray, _) = ca_and_leaf(&["xmpp1.example.com"]);
+        let sha256 = |b: &[u8]| digest(&ring::digest::SHA256, b);
+        // The issuing CA sent above the leaf; and a stray CA certificate left in the bundle.
+        let chain = vec![leaf, ca.clone(), stray.clone()];
+        let records = answer(&[(2, 0, 1, sha256(&ca)), (2, 0, 1, sha256(&stray))]);
+        let judged = |name: &str| {
+            let name = ServerName::try_from(name.to_owned()).unwrap();
+            let presented = Presented {
+                chain: &chain,
+                path: None,
+                pkix_valid: false,
+                name: &name,
+            };
+            let facts = judge(&records, &presented);
+            facts
+                .records
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            judged("xmpp1.example.com"),
+            [TlsaVerdict::Matched(1), TlsaVerdict::Unchained(2)]
+        );
+        assert_eq!(
+            judged("xmpp2.example.com"),
+            [TlsaVerdict::Unchained(1), TlsaVerdict::Unchained(2)],
+            "the leaf must name the server"
         );
     }
 }

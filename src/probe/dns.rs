@@ -1,12 +1,13 @@
 //! Shared DNS helpers for the `srv` and `resolve` steps: the resolver and error mapping.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::Proof;
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::TokioResolver;
@@ -30,6 +31,9 @@ pub struct Lookups {
     pub validation: Option<Arc<[SocketAddr]>>,
 }
 
+/// How long a failure to get the keys DS trust anchors name stands before it is tried again.
+const RETRY_DS_AFTER: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 enum Resolving {
     Ready(Box<TokioResolver>),
@@ -40,6 +44,9 @@ enum Resolving {
 
 struct DsAnchored {
     resolver: OnceCell<TokioResolver>,
+    /// The last attempt's failure, given to every lookup for a while rather than each trying
+    /// in turn (and the later ones meeting their deadline instead of the reason).
+    failed: Mutex<Option<(Instant, Failure)>>,
     config: DnsConfig,
     request_timeout: Duration,
     keys: Arc<hickory_resolver::proto::dnssec::TrustAnchors>,
@@ -53,9 +60,24 @@ impl Lookups {
         match &self.resolver {
             Resolving::Ready(resolver) => Ok(resolver),
             Resolving::AnchoredByDs(anchored) => {
+                if let Some(resolver) = anchored.resolver.get() {
+                    return Ok(resolver);
+                }
+                if let Some((at, failure)) = &*anchored.failed.lock().expect("DS lock") {
+                    if at.elapsed() < RETRY_DS_AFTER {
+                        return Err(failure.clone());
+                    }
+                }
                 let nameservers = self.validation.as_deref().unwrap_or_default();
-                let build = anchored.build(nameservers);
-                anchored.resolver.get_or_try_init(|| build).await
+                let built = anchored
+                    .resolver
+                    .get_or_try_init(|| anchored.build(nameservers))
+                    .await;
+                if let Err(failure) = &built {
+                    *anchored.failed.lock().expect("DS lock") =
+                        Some((Instant::now(), failure.clone()));
+                }
+                built
             }
         }
     }
@@ -105,6 +127,7 @@ impl Resolvers {
                     TrustAnchors::File { keys, ds, .. } => {
                         Resolving::AnchoredByDs(Arc::new(DsAnchored {
                             resolver: OnceCell::new(),
+                            failed: Mutex::default(),
                             config: config.clone(),
                             request_timeout,
                             keys: keys.clone(),
@@ -235,6 +258,29 @@ fn plain_failure(error: &NetError, what: &str) -> Failure {
             what,
             "the signatures do not verify against the trust anchors",
         ),
+        // A denial of existence that validation could not call secure: proven unsigned (NSEC3
+        // with more iterations than hickory computes is taken as such, RFC 9276), or not
+        // proven at all.
+        NetError::Dns(DnsError::Nsec {
+            response, proof, ..
+        }) => match proof {
+            Proof::Secure | Proof::Insecure
+                if response.metadata.response_code == ResponseCode::NXDomain =>
+            {
+                Failure::new(
+                    Reason::Nxdomain,
+                    format!("{what}: the name does not exist (NXDOMAIN, DNSSEC {proof})"),
+                )
+            }
+            Proof::Secure | Proof::Insecure => Failure::new(
+                Reason::NoRecords,
+                format!("{what}: the name exists but has no such records (DNSSEC {proof})"),
+            ),
+            _ => super::dnssec::bogus(
+                what,
+                &format!("the answer that there is no such record is {proof}"),
+            ),
+        },
         NetError::Timeout => {
             Failure::new(Reason::DnsTimeout, format!("{what}: no DNS answer in time"))
         }

@@ -25,7 +25,7 @@ label_values! {
     pub enum DnssecState {
         /// A chain of signatures leads from a trust anchor to the answer.
         Secure => "secure",
-        /// The answer lies in a zone proven unsigned (or under no trust anchor's name).
+        /// The answer lies in a zone proven unsigned (a delegation without DS).
         Insecure => "insecure",
         /// The signatures do not verify, have expired, or a key is missing: a validating
         /// resolver (the Callbridge's, where its DNS validates) answers SERVFAIL.
@@ -47,6 +47,23 @@ impl Dnssec {
         state: DnssecState::Bogus,
         expires: None,
     };
+
+    /// Two answers as one: the worse state (bogus, then insecure), and while both are secure
+    /// the earlier expiry.
+    pub fn worse(a: Dnssec, b: Dnssec) -> Dnssec {
+        let rank = |d: &Dnssec| match d.state {
+            DnssecState::Bogus => 2,
+            DnssecState::Insecure => 1,
+            DnssecState::Secure => 0,
+        };
+        match (a.state, b.state) {
+            (DnssecState::Secure, DnssecState::Secure) => Dnssec {
+                state: DnssecState::Secure,
+                expires: a.expires.into_iter().chain(b.expires).min(),
+            },
+            _ => std::cmp::max_by_key(a, b, rank),
+        }
+    }
 }
 
 /// The records of `types` in a validated answer, judged: secure when every one is, with the
@@ -186,26 +203,29 @@ async fn diagnose(
             "{rtype} {owner} has no signature (RRSIG) where its zone is signed"
         )));
     }
+    // Only when no signature is in its validity: during a rollover an old one beside a good
+    // one is no reason.
     let now = unix_now();
-    if let Some(expired) = signatures
+    let latest_expiry = signatures
         .iter()
         .map(|s| i64::from(s.input().sig_expiration.get()))
-        .filter(|expiry| *expiry < now)
-        .min()
-    {
+        .max()
+        .unwrap_or(now);
+    if latest_expiry < now {
         return Ok(Some(format!(
             "the signature on {rtype} {owner} expired at {} (the zone is no longer re-signed?)",
-            rfc3339(expired)
+            rfc3339(latest_expiry)
         )));
     }
-    if let Some(inception) = signatures
+    let earliest_inception = signatures
         .iter()
         .map(|s| i64::from(s.input().sig_inception.get()))
-        .find(|inception| *inception > now)
-    {
+        .min()
+        .unwrap_or(now);
+    if earliest_inception > now {
         return Ok(Some(format!(
             "the signature on {rtype} {owner} is not valid before {} (the signer's clock?)",
-            rfc3339(inception)
+            rfc3339(earliest_inception)
         )));
     }
     let signer = signatures[0].input().signer_name.clone();

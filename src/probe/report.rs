@@ -77,8 +77,9 @@ pub struct ServerReport {
     pub addresses: Vec<IpAddr>,
     /// What DNSSEC said of them, when the target validates.
     pub dnssec: Option<Dnssec>,
-    /// Its TLSA records, for a server of a secure SRV answer that has them.
-    pub tlsa: Option<TlsaAnswer>,
+    /// Its TLSA records, for a server of a secure SRV answer that has them, or why they could
+    /// not be had.
+    pub tlsa: Option<Result<TlsaAnswer, Failure>>,
     /// How those records judged the chain it sent (DANE), when they and its addresses are
     /// secure.
     pub dane: Option<DaneFacts>,
@@ -126,9 +127,22 @@ impl ServerReport {
     pub(crate) fn dane_answer(&self) -> Option<&TlsaAnswer> {
         let secure =
             |dnssec: Option<Dnssec>| dnssec.is_some_and(|d| d.state == DnssecState::Secure);
-        self.tlsa
-            .as_ref()
-            .filter(|tlsa| secure(Some(tlsa.dnssec)) && secure(self.dnssec))
+        let tlsa = self.tlsa.as_ref()?.as_ref().ok()?;
+        (secure(Some(tlsa.dnssec)) && secure(self.dnssec)).then_some(tlsa)
+    }
+
+    /// What DNSSEC said of this server's answers: its addresses' and, where asked for, its TLSA
+    /// records' — the worse of the two.
+    pub fn answers_dnssec(&self) -> Option<Dnssec> {
+        let tlsa = match &self.tlsa {
+            Some(Ok(tlsa)) => Some(tlsa.dnssec),
+            Some(Err(failure)) if failure.reason == Reason::DnssecBogus => Some(Dnssec::BOGUS),
+            _ => None,
+        };
+        match (self.dnssec, tlsa) {
+            (Some(addresses), Some(tlsa)) => Some(Dnssec::worse(addresses, tlsa)),
+            (addresses, tlsa) => addresses.or(tlsa),
+        }
     }
 
     /// Bogus, when `step` failed for it: the state a failed validation leaves.
@@ -188,23 +202,26 @@ impl TargetReport {
     }
 
     /// What DNSSEC said of each answer the run relied on: the SRV answer's (`None` server),
-    /// then each server's addresses'.
+    /// then each server's (its addresses' and TLSA records', the worse).
     pub fn dnssec(&self) -> impl Iterator<Item = (Option<&Server>, Dnssec)> {
         let srv = self.srv_dnssec.map(|dnssec| (None, dnssec));
         let servers = self
             .servers
             .iter()
-            .filter_map(|s| s.dnssec.map(|dnssec| (Some(&s.server), dnssec)));
+            .filter_map(|s| s.answers_dnssec().map(|dnssec| (Some(&s.server), dnssec)));
         srv.into_iter().chain(servers)
     }
 
     /// When the first signature of the run's secure answers (TLSA included) expires (Unix
     /// time).
     pub fn dnssec_expires(&self) -> Option<i64> {
-        let tlsa = self.servers.iter().filter_map(|s| s.tlsa.as_ref());
-        self.dnssec()
-            .map(|(_, dnssec)| dnssec)
-            .chain(tlsa.map(|t| t.dnssec))
+        let servers = self.servers.iter().flat_map(|s| {
+            let tlsa = s.tlsa.as_ref().and_then(|t| t.as_ref().ok());
+            s.dnssec.into_iter().chain(tlsa.map(|t| t.dnssec))
+        });
+        self.srv_dnssec
+            .into_iter()
+            .chain(servers)
             .filter_map(|dnssec| dnssec.expires)
             .min()
     }

@@ -1,5 +1,6 @@
 //! Step `resolve`: the server's FQDN to addresses (AAAA and A), and for a server of a secure
-//! SRV answer its TLSA records (DANE, RFC 7673), asked at the same time.
+//! SRV answer its TLSA records (DANE, RFC 7673), asked at the same time. A Callbridge asks for
+//! no TLSA record: whatever that lookup meets, the step is the addresses'.
 
 use std::net::IpAddr;
 
@@ -11,11 +12,11 @@ use super::dns::Lookups;
 use super::{dns, dnssec, Dnssec, Failure, Host, Reason};
 
 /// What `resolve` found: the addresses to try, what DNSSEC said of them, and the TLSA answer
-/// when one was asked for and exists.
+/// (or why there is none to use) when one was asked for and records exist.
 pub struct Resolved {
     pub addresses: Vec<IpAddr>,
     pub dnssec: Option<Dnssec>,
-    pub tlsa: Option<TlsaAnswer>,
+    pub tlsa: Option<Result<TlsaAnswer, Failure>>,
 }
 
 /// An IP address needs no lookup; a name is looked up absolutely, AAAA first, and its first
@@ -40,7 +41,7 @@ pub async fn lookup(
     let tlsa = async {
         match tlsa_port {
             Some(port) => tlsa(lookups, port, host).await,
-            None => Ok(None),
+            None => None,
         }
     };
     let (addresses, tlsa) = tokio::join!(addresses(lookups, host, max_addresses), tlsa);
@@ -48,7 +49,7 @@ pub async fn lookup(
     Ok(Resolved {
         addresses,
         dnssec,
-        tlsa: tlsa?,
+        tlsa,
     })
 }
 
@@ -83,21 +84,23 @@ async fn addresses(
     Ok((addresses, dnssec))
 }
 
-/// The TLSA records of `_<port>._tcp.<host>`; `None` where there are none (proven or not).
-/// A bogus answer fails, as it does a DANE client.
-async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Result<Option<TlsaAnswer>, Failure> {
+/// The TLSA records of `_<port>._tcp.<host>`: `None` where there are none, the failure (a
+/// bogus answer, SERVFAIL, …) where they could not be had.
+async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAnswer, Failure>> {
     let name = dns::absolute(&format!("_{port}._tcp.{host}"));
     let what = format!("TLSA {name}");
-    let answer = match lookups
-        .resolver()
-        .await?
-        .lookup(name.as_str(), RecordType::TLSA)
-        .await
-    {
+    let resolver = match lookups.resolver().await {
+        Ok(resolver) => resolver,
+        Err(failure) => return Some(Err(failure)),
+    };
+    let answer = match resolver.lookup(name.as_str(), RecordType::TLSA).await {
         Ok(answer) => answer,
-        Err(NetError::Dns(DnsError::NoRecordsFound(_))) => return Ok(None),
+        Err(NetError::Dns(DnsError::NoRecordsFound(_))) => return None,
         Err(error) => {
-            return Err(dns::failure(&error, &what, lookups, &name, &[RecordType::TLSA]).await)
+            let types = [RecordType::TLSA];
+            return Some(Err(
+                dns::failure(&error, &what, lookups, &name, &types).await
+            ));
         }
     };
     let records: Vec<TlsaRecord> = answer
@@ -108,17 +111,15 @@ async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Result<Option<TlsaAns
             _ => None,
         })
         .collect();
-    if records.is_empty() {
-        return Ok(None);
+    if records.is_empty() || lookups.validation.is_none() {
+        // Nothing to use: DANE needs the records, and validation.
+        return None;
     }
-    let dnssec = match &lookups.validation {
-        Some(_) => dnssec::judge(answer.answers(), &[RecordType::TLSA], &what)?,
-        // Never asked without validation: DANE needs it.
-        None => return Ok(None),
-    };
-    Ok(Some(TlsaAnswer {
-        name,
-        dnssec,
-        records,
-    }))
+    Some(
+        dnssec::judge(answer.answers(), &[RecordType::TLSA], &what).map(|dnssec| TlsaAnswer {
+            name,
+            dnssec,
+            records,
+        }),
+    )
 }

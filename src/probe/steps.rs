@@ -53,8 +53,8 @@ pub(super) struct Peer<'a> {
     pub domain: Option<&'a str>,
     pub name: Result<ServerName<'static>, Failure>,
     pub fqdn_required: bool,
-    /// Nothing is sent after the handshake: under TLS 1.3 the server's verdict on the client
-    /// certificate comes after it, so the `tls` step waits a moment for it.
+    /// Nothing is sent after the handshake (a `protocol: tls` target): the server's verdict on
+    /// the client certificate may come after it, so the `tls` step waits a moment for it.
     pub await_client_verdict: bool,
 }
 
@@ -67,9 +67,10 @@ pub(super) async fn secure(
     deadline: Instant,
 ) -> Option<TlsStream<Tcp>> {
     let handshake = async {
-        let mut outcome = tls.handshake(tcp, peer.name.clone()?).await?;
+        let name = peer.name.clone()?;
+        let mut outcome = tls.handshake(tcp, name, peer.await_client_verdict).await?;
         if peer.await_client_verdict {
-            outcome.await_client_verdict().await?;
+            outcome.await_client_verdict(deadline).await?;
         }
         Ok(outcome)
     };
@@ -91,9 +92,15 @@ pub(super) async fn secure(
     let (facts, verdict) = cert::inspect_kept(&input, tls.kept_facts());
     report.cert = facts;
     let accepted = verdict.is_ok();
+    let presented = dane::Presented {
+        chain: &outcome.chain,
+        path: outcome.path.as_ref(),
+        pkix_valid: accepted,
+        name: &name,
+    };
     report.dane = report
         .dane_answer()
-        .map(|tlsa| dane::judge(tlsa, &outcome.chain, outcome.path.as_ref(), accepted));
+        .map(|tlsa| dane::judge(tlsa, &presented));
     report.steps.push(StepRecord {
         step: Step::Cert,
         duration: inspected.elapsed(),

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{verify_server_name, Resumption, Tls12Resumption, WebPkiServerVerifier};
+use rustls::client::{verify_server_name, Resumption, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{AlertDescription, ClientConfig, DigitallySignedStruct, RootCertStore};
@@ -17,7 +17,6 @@ use tokio_rustls::TlsConnector;
 
 mod client_cert;
 
-pub use client_cert::CLIENT_VERDICT_WAIT;
 use client_cert::{refuses_client_cert, ClientWitness};
 
 use super::connect::Tcp;
@@ -301,10 +300,15 @@ impl TlsClient {
         &self.kept
     }
 
+    /// A handshake with the server at `name`. The server's refusal of a client certificate
+    /// is `client_cert_rejected` when one is configured, or when `client_judged` (a `protocol:
+    /// tls` target, whose server is there to judge it); otherwise a server that asks for an
+    /// optional certificate and fails for another reason is not blamed on it.
     pub async fn handshake(
         &self,
         tcp: Tcp,
         name: ServerName<'static>,
+        client_judged: bool,
     ) -> Result<TlsOutcome, Failure> {
         let recorder = Arc::new(RecordingVerifier {
             inner: self.webpki.clone(),
@@ -315,11 +319,10 @@ impl TlsClient {
         config
             .dangerous()
             .set_certificate_verifier(recorder.clone());
-        let client = Arc::new(ClientWitness::new(config.client_auth_cert_resolver.clone()));
+        let resolver = config.client_auth_cert_resolver.clone();
+        let client_judged = client_judged || resolver.has_certs();
+        let client = Arc::new(ClientWitness::new(resolver));
         config.client_auth_cert_resolver = client.clone();
-        // Tickets are only witnessed, never used: every probe stays a first contact.
-        config.resumption =
-            Resumption::store(client.clone()).tls12_resumption(Tls12Resumption::Disabled);
         let result = TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await;
@@ -354,7 +357,7 @@ impl TlsClient {
                 facts: None,
                 ocsp: seen.ocsp,
             }),
-            (Err(error), _) => Err(failure(&error, client.asked())),
+            (Err(error), _) => Err(failure(&error, client.asked() && client_judged)),
             (Ok(_), None) => Err(Failure::new(
                 Reason::TlsHandshake,
                 "handshake finished without a server certificate",

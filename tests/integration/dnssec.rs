@@ -3,7 +3,7 @@
 //! own keys as trust anchors.
 
 use crate::probe::now;
-use crate::support::bind::{target, Bind, ZoneData, Zones, EXPIRED, SIGNED, UNSIGNED};
+use crate::support::bind::{target, Bind, ZoneData, Zones, EXPIRED, NSEC3, SIGNED, UNSIGNED};
 use crate::support::component::Behaviour;
 use crate::support::exporter::*;
 use crate::support::pki::Validity;
@@ -38,6 +38,7 @@ async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
         target(&lab, "expired", EXPIRED),
         target(&lab, "missing", &format!("missing.{SIGNED}")),
         target(&lab, "missing-unsigned", &format!("missing.{UNSIGNED}")),
+        target(&lab, "missing-nsec3", &format!("missing.{NSEC3}")),
     ]);
     let exporter = Exporter::start(&config).await;
     let (server1, server2) = (
@@ -52,6 +53,7 @@ async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
                 "expired",
                 "missing",
                 "missing-unsigned",
+                "missing-nsec3",
             ]
             .iter()
             .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(1.0))
@@ -92,9 +94,10 @@ async fn dnssec_tells_secure_insecure_and_bogus_answers_apart() {
         "no secure answer, no expiry"
     );
 
-    // Names proven absent, in the signed zone and in the unsigned one: NXDOMAIN, as
-    // without validation.
-    for target in ["missing", "missing-unsigned"] {
+    // Names proven absent, in the signed zone, in the unsigned one, and by NSEC3 of more
+    // iterations than validators compute (an insecure proof): NXDOMAIN, as without
+    // validation.
+    for target in ["missing", "missing-unsigned", "missing-nsec3"] {
         assert_eq!(
             failing(&scrape, target, ""),
             Some(("srv".into(), "nxdomain".into())),

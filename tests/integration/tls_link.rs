@@ -186,3 +186,81 @@ async fn a_tls_link_requires_the_domain_it_names_and_a_module_probes_the_url() {
     );
     exporter.stop().await;
 }
+
+/// A TLS server that asks for a client certificate (issued by `clients`), completes the
+/// handshake, then closes at once (`close`) or keeps the connection open without a word.
+async fn judging_server(
+    lab: &Lab,
+    clients: &Pki,
+    close: bool,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let leaf = lab.pki.leaf(&[WEB_BRIDGE], Validity::Good);
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(leaf.server_config_requiring_client_cert(clients));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                if close {
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+                } else {
+                    let mut sink = [0u8; 64];
+                    while matches!(tokio::io::AsyncReadExt::read(&mut tls, &mut sink).await, Ok(n) if n > 0)
+                    {
+                    }
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_close_right_after_the_handshake_refuses_and_silence_within_the_deadline_accepts() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let callbridges = Pki::new("Callbridge CA");
+    let identity = client_identity(&lab, &callbridges, "callbridge");
+
+    // The handshake completes (rustls' server accepts the certificate), then the server
+    // closes: what a server that judges the certificate after the handshake may do.
+    let (addr, closing) = judging_server(&lab, &callbridges, true).await;
+    let (exporter, address, scrape) = settled(
+        &lab,
+        c2w_target(&lab, addr.port(), "", &identity),
+        addr.port(),
+    )
+    .await;
+    assert_eq!(
+        failing(&scrape, "c2w", &address),
+        Some(("tls".into(), "client_cert_rejected".into()))
+    );
+    exporter.stop().await;
+    closing.abort();
+
+    // A silent server, and a deadline shorter than the second of waiting: the wait ends
+    // before the deadline, and the link is up.
+    let (addr, silent) = judging_server(&lab, &callbridges, false).await;
+    let short = c2w_target(&lab, addr.port(), "", &identity).replace(
+        "interval: 3s\n    timeout: 2s",
+        "interval: 1s\n    timeout: 400ms",
+    );
+    assert!(short.contains("timeout: 400ms"));
+    let (exporter, address, scrape) = settled(&lab, short, addr.port()).await;
+    assert_eq!(
+        scrape.value(&SERVER_UP, &[("server", &address)]),
+        Some(1.0),
+        "{:?}",
+        failing(&scrape, "c2w", &address)
+    );
+    exporter.stop().await;
+    silent.abort();
+}

@@ -18,6 +18,9 @@ pub const SIGNED: &str = "example.test";
 pub const UNSIGNED: &str = "insecure.example.test";
 /// Signed by its own key (a trust anchor too), with signatures that expired in 2020.
 pub const EXPIRED: &str = "expired.test";
+/// Signed by BIND with NSEC3 of 120 iterations: more than validators compute (RFC 9276), so
+/// its denials of existence are insecure.
+pub const NSEC3: &str = "nsec3.test";
 
 /// What each zone holds: SRV records of `_xmpp-component._tcp.<zone>` to these servers (at
 /// 127.0.0.1), and whatever `extra` lines a test adds (zone-file syntax, names relative to
@@ -126,6 +129,7 @@ impl Bind {
         )
         .unwrap();
         std::fs::write(dir.join("unsigned.db"), zones.unsigned.text(UNSIGNED, "")).unwrap();
+        std::fs::write(dir.join("nsec3.db"), ZoneData::default().text(NSEC3, "")).unwrap();
 
         // The expired zone: a key of its own, signatures valid in January 2020 only.
         let key = run(
@@ -194,6 +198,11 @@ controls {{ }};
 zone "{SIGNED}" {{ type primary; file "signed.db"; dnssec-policy default; inline-signing yes; }};
 zone "{UNSIGNED}" {{ type primary; file "unsigned.db"; }};
 zone "{EXPIRED}" {{ type primary; file "expired.db.signed"; }};
+zone "{NSEC3}" {{ type primary; file "nsec3.db"; dnssec-policy nsec3; inline-signing yes; }};
+dnssec-policy "nsec3" {{
+    keys {{ csk lifetime unlimited algorithm ecdsap256sha256; }};
+    nsec3param iterations 120 optout no salt-length 0;
+}};
 "#
         );
         std::fs::write(dir.join("named.conf"), conf).unwrap();
@@ -208,42 +217,48 @@ zone "{EXPIRED}" {{ type primary; file "expired.db.signed"; }};
             .expect("start named (Debian package bind9)");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
-        // Ready once the zone it signs serves a signed SOA, and its key is on disk.
+        // Ready once the zones it signs serve a signed SOA, and their keys are on disk.
         let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
         let server = format!("@{}", addr.ip());
         let port = format!("-p{port}");
-        loop {
-            let answer = std::process::Command::new("dig")
-                .args([
-                    &server, &port, "+dnssec", "+norec", "+short", "+time=1", "SOA", SIGNED,
-                ])
-                .output()
-                .expect("run dig (Debian package bind9-dnsutils)");
-            if String::from_utf8_lossy(&answer.stdout).contains("SOA") {
-                break;
+        for zone in [SIGNED, NSEC3] {
+            loop {
+                let answer = std::process::Command::new("dig")
+                    .args([
+                        &server, &port, "+dnssec", "+norec", "+short", "+time=1", "SOA", zone,
+                    ])
+                    .output()
+                    .expect("run dig (Debian package bind9-dnsutils)");
+                if String::from_utf8_lossy(&answer.stdout).contains("SOA") {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < give_up,
+                    "named did not serve a signed {zone} within 30 s: {}",
+                    std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert!(
-                tokio::time::Instant::now() < give_up,
-                "named did not serve a signed {SIGNED} within 30 s: {}",
-                std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let signed_key = std::fs::read_dir(dir.join("keys"))
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .find(|path| {
-                let name = path.file_name().unwrap().to_string_lossy();
-                name.starts_with(&format!("K{SIGNED}.+")) && name.ends_with(".key")
-            })
-            .expect("named wrote the key it signs with");
+        let key_of = |zone: &str| {
+            std::fs::read_dir(dir.join("keys"))
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .find(|path| {
+                    let name = path.file_name().unwrap().to_string_lossy();
+                    name.starts_with(&format!("K{zone}.+")) && name.ends_with(".key")
+                })
+                .expect("named wrote the key it signs with")
+        };
+        let signed_key = key_of(SIGNED);
         let trust_anchors = dir.join("trust-anchors.keys");
         std::fs::write(
             &trust_anchors,
             format!(
-                "{}{expired_key}",
-                std::fs::read_to_string(&signed_key).unwrap()
+                "{}{}{expired_key}",
+                std::fs::read_to_string(&signed_key).unwrap(),
+                std::fs::read_to_string(key_of(NSEC3)).unwrap()
             ),
         )
         .unwrap();

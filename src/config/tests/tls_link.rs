@@ -41,7 +41,7 @@ fn a_tls_target_refuses_what_it_would_not_use_and_an_address_without_port() {
         "targets:\n  - name: a\n    protocol: tls\n    server_address: \"c2w://wb3.example.com\"\n    component: probe.example.com\n    secret: s3cret-value\n    tls:\n      mode: none\n  - name: b\n    protocol: tls\n  - name: c\n    protocol: tls\n    server_address: \"wb3.example.com:9999\"\n    watch:\n      jid: monitor@example.com\n      password_env: PW\n      components: [cb1.example.com]\n",
     );
     let expected = [
-        "targets[0].server_address: is required for protocol tls",
+        "targets[0].server_address: is not \"host:port\"",
         "targets[0].component: is only for protocol xmpp-component",
         "targets[0].secret: is only for protocol xmpp-component",
         "targets[0].tls.mode: must be direct for protocol tls",

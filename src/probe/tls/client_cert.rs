@@ -1,55 +1,51 @@
 //! The server's verdict on the client certificate (mutual TLS): whether it asked for one,
-//! which alerts refuse it, and under TLS 1.3 — where the server judges it after the client's
-//! handshake is over — a short wait for that verdict.
+//! which alerts refuse it, and a short wait after the handshake for a verdict that comes
+//! later: under TLS 1.3 the server judges the certificate after the client's handshake is
+//! over, and some servers close the connection rather than send an alert.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::{
-    ClientSessionStore, ResolvesClientCert, Tls12ClientSessionValue, Tls13ClientSessionValue,
-};
-use rustls::pki_types::ServerName;
+use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
-use rustls::{AlertDescription, NamedGroup, ProtocolVersion, SignatureScheme};
+use rustls::{AlertDescription, SignatureScheme};
 use tokio::io::AsyncReadExt;
-use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::{failure, TlsOutcome};
 use crate::probe::{Failure, Reason};
 
-/// The longest a `protocol: tls` target waits, after a TLS 1.3 handshake where the server
-/// asked for a client certificate, for the server's verdict on it: an alert refuses it, a
-/// session ticket or data shows it accepted (OpenSSL sends tickets as soon as it has checked
-/// the certificate, one round trip after the handshake). Silence that long counts as
-/// accepted, as it does for a Callbridge until its first read.
-pub const CLIENT_VERDICT_WAIT: Duration = Duration::from_secs(1);
+/// The longest a `protocol: tls` target waits after the handshake, when the server asked for
+/// a client certificate, for the server's verdict on it: an alert or a close refuses it, data
+/// shows it kept. Silence that long counts as accepted, as far as TLS can tell: a server that
+/// judges the certificate only above TLS (an HTTP 400, as nginx answers) is not seen.
+const CLIENT_VERDICT_WAIT: Duration = Duration::from_secs(1);
+/// The wait ends this much before the probe's deadline, whatever is left of the second.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 impl TlsOutcome {
-    /// Under TLS 1.3 the server checks the client certificate after the client's handshake
-    /// is over: waits up to [`CLIENT_VERDICT_WAIT`] for its verdict, when it asked for one.
-    pub async fn await_client_verdict(&mut self) -> Result<(), Failure> {
+    /// When the server asked for a client certificate, waits up to [`CLIENT_VERDICT_WAIT`]
+    /// (ending before `deadline`) for its verdict on it.
+    pub async fn await_client_verdict(&mut self, deadline: Instant) -> Result<(), Failure> {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
-        let tls13 = stream.get_ref().1.protocol_version() == Some(ProtocolVersion::TLSv1_3);
-        if !tls13 || !self.client.asked() {
+        if !self.client.asked() {
             return Ok(());
         }
+        let before_deadline = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
+        let until = before_deadline.min(Instant::now() + CLIENT_VERDICT_WAIT);
         let mut byte = [0u8; 1];
-        tokio::select! {
-            read = stream.read(&mut byte) => match read {
-                // The server spoke: it took the certificate.
-                Ok(1..) => Ok(()),
-                Ok(0) => Err(Failure::new(
-                    Reason::ClientCertRejected,
-                    "the server closed the connection right after the handshake, without an \
-                     alert: it asked for a client certificate and did not keep the connection",
-                )),
-                Err(error) => Err(failure(&error, true)),
-            },
-            () = self.client.ticket.notified() => Ok(()),
-            () = tokio::time::sleep(CLIENT_VERDICT_WAIT) => Ok(()),
+        match tokio::time::timeout_at(until, stream.read(&mut byte)).await {
+            // Silence, or the server spoke: it kept the connection.
+            Err(_) | Ok(Ok(1..)) => Ok(()),
+            Ok(Ok(0)) => Err(Failure::new(
+                Reason::ClientCertRejected,
+                "the server asked for a client certificate and closed the connection right \
+                 after the handshake",
+            )),
+            Ok(Err(error)) => Err(failure(&error, true)),
         }
     }
 }
@@ -73,14 +69,12 @@ pub(super) fn refuses_client_cert(alert: AlertDescription) -> bool {
     )
 }
 
-/// Witnesses what the server says of the client certificate during one handshake: whether
-/// it asked for one (the resolver is only asked then) and whether it sent a session ticket
-/// (the store is only given one after the handshake is over, the certificate accepted).
+/// Witnesses whether the server asked for a client certificate during one handshake: the
+/// resolver is only asked then.
 #[derive(Debug)]
 pub(super) struct ClientWitness {
     resolver: Arc<dyn ResolvesClientCert>,
     asked: AtomicBool,
-    ticket: Notify,
 }
 
 impl ClientWitness {
@@ -89,7 +83,6 @@ impl ClientWitness {
         ClientWitness {
             resolver,
             asked: AtomicBool::new(false),
-            ticket: Notify::new(),
         }
     }
 
@@ -110,30 +103,5 @@ impl ResolvesClientCert for ClientWitness {
 
     fn has_certs(&self) -> bool {
         self.resolver.has_certs()
-    }
-}
-
-/// Stores nothing: a ticket is only a sign that the server finished its handshake.
-impl ClientSessionStore for ClientWitness {
-    fn set_kx_hint(&self, _: ServerName<'static>, _: NamedGroup) {}
-
-    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
-        None
-    }
-
-    fn set_tls12_session(&self, _: ServerName<'static>, _: Tls12ClientSessionValue) {}
-
-    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        None
-    }
-
-    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
-
-    fn insert_tls13_ticket(&self, _: ServerName<'static>, _: Tls13ClientSessionValue) {
-        self.ticket.notify_one();
-    }
-
-    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
-        None
     }
 }
