@@ -153,3 +153,91 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::probe::dns::Resolvers;
+
+    /// A runner for a target whose one server refuses connections at once (port 1 of
+    /// loopback): every run ends quickly, with a report.
+    fn refused_target_runner() -> Arc<Runner> {
+        let config = Config::parse(
+            "dns:\n  nameservers: [\"127.0.0.1:9\"]\ntargets:\n  - name: t\n    domain: example.com\n    server_address: \"127.0.0.1:1\"\n    component: probe.example.com\n    handshake: false\n    timeout: 2s\n    tls:\n      mode: none\n",
+            Path::new("test.yaml"),
+        )
+        .unwrap();
+        let target = config.targets[0].clone();
+        let resolvers = Resolvers::new(&config.dns, target.timeout, false).unwrap();
+        Arc::new(Runner::new(Arc::new(TargetProbe::new(
+            target,
+            resolvers.lookups(false),
+            config.dns.fan_out,
+            None,
+            None,
+            Arc::default(),
+            Arc::new(Semaphore::new(1)),
+        ))))
+    }
+
+    #[tokio::test]
+    async fn a_run_the_recorder_refuses_answers_alone_and_is_not_gone_on_from() {
+        let runner = refused_target_runner();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        runner.record_with(Box::new(move |_, _| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            None
+        }));
+        let first = runner.run_shared().await;
+        assert_eq!(first.probes, 1, "a record of that run alone");
+        assert!(first.latest.is_some());
+        // Not kept: a request right after runs again rather than answering with it.
+        let (second, age) = runner.run_or_recent(Duration::from_secs(60)).await;
+        assert_eq!((second.probes, age), (1, None));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        // Kept by the recorder: the next request within the spacing gets that record.
+        let kept = refused_target_runner();
+        kept.record_with(Box::new(|target, report| {
+            Some(Arc::new(
+                TargetState::new(target.clone()).after(report, false),
+            ))
+        }));
+        let recorded = kept.run_shared().await;
+        let (again, age) = kept.run_or_recent(Duration::from_secs(60)).await;
+        assert!(Arc::ptr_eq(&recorded, &again) && age.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_task_panics_leaves_no_one_waiting() {
+        let runner = refused_target_runner();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        runner.record_with(Box::new(move |target, report| {
+            if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("a recorder that fails once");
+            }
+            Some(Arc::new(
+                TargetState::new(target.clone()).after(report, false),
+            ))
+        }));
+        // The run's task panics: the caller runs the probe itself and gets a record.
+        let record = tokio::time::timeout(Duration::from_secs(10), runner.run_shared())
+            .await
+            .expect("no one waits on a panicked run");
+        assert_eq!(record.probes, 1);
+        // And the next run is not stuck behind the one that panicked.
+        let next = tokio::time::timeout(Duration::from_secs(10), runner.run_shared())
+            .await
+            .expect("the next run starts");
+        assert_eq!(next.probes, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
