@@ -175,3 +175,48 @@ fn an_accepted_chain_seen_again_shares_its_facts_and_anything_else_is_described_
     let (two, _) = inspect_kept(&input(&xmpp1, STAPLED), kept);
     assert!(!Arc::ptr_eq(one.as_ref().unwrap(), two.as_ref().unwrap()));
 }
+
+#[test]
+fn of_two_roots_with_one_name_the_path_ends_at_the_one_that_signed() {
+    // A re-keyed root: the same subject, another key. Only the second issued the leaf.
+    let root = |key: &rcgen::KeyPair| {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Re-keyed Root");
+        let der = ca.self_signed(key).unwrap().der().clone();
+        (ca, der)
+    };
+    let (old_key, new_key) = (
+        rcgen::KeyPair::generate().unwrap(),
+        rcgen::KeyPair::generate().unwrap(),
+    );
+    let (_, old_der) = root(&old_key);
+    let (new_params, new_der) = root(&new_key);
+    let issuer = rcgen::Issuer::new(new_params, new_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["xmpp1.example.com".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap()
+        .der()
+        .clone();
+    // In either order: a lookup by name alone would find the wrong one in one of them.
+    for anchors in [
+        vec![old_der.clone(), new_der.clone()],
+        vec![new_der.clone(), old_der.clone()],
+    ] {
+        let client = crate::probe::tls::TlsClient::new(&crate::config::TlsSettings {
+            ca_certs: Some(anchors),
+            server_name: None,
+            client_auth: None,
+        })
+        .unwrap();
+        let path = client
+            .trust()
+            .path(std::slice::from_ref(&leaf), UnixTime::now())
+            .expect("a path");
+        let anchor = path.anchor.expect("the anchor it ends at");
+        assert_eq!(anchor.der, new_der, "not the old root of the same name");
+    }
+}
