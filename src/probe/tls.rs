@@ -84,9 +84,10 @@ pub struct Trust {
 struct Anchors {
     store: Arc<RootCertStore>,
     certs: Vec<Arc<Anchor>>,
-    /// An anchor's subject and key (as webpki holds them) -> its certificate in `certs`:
-    /// re-keyed and cross-signed roots share a subject.
-    by_name_and_key: HashMap<(Vec<u8>, Vec<u8>), usize>,
+    /// For each root of `store`, in order, its certificate's place in `certs`: a path names
+    /// the root it ends at by reference, so no lookup by subject (re-keyed and cross-signed
+    /// roots share one) and nothing copied.
+    cert_of_root: Vec<usize>,
 }
 
 /// A trust anchor's certificate, and how the `cert` step describes it: worked out the first
@@ -111,16 +112,14 @@ impl Anchor {
 impl Anchors {
     fn new(certs: Vec<CertificateDer<'static>>) -> (Anchors, usize) {
         let mut store = RootCertStore::empty();
-        let (_, ignored) = store.add_parsable_certificates(certs.iter().cloned());
-        let by_name_and_key = certs
-            .iter()
-            .enumerate()
-            .filter_map(|(index, der)| {
-                let anchor = webpki::anchor_from_trusted_cert(der).ok()?;
-                let key = anchor.subject_public_key_info.as_ref().to_vec();
-                Some(((anchor.subject.as_ref().to_vec(), key), index))
-            })
-            .collect();
+        let mut cert_of_root = Vec::with_capacity(certs.len());
+        for (index, der) in certs.iter().enumerate() {
+            // One root per certificate that parses, in order.
+            if store.add(der.clone()).is_ok() {
+                cert_of_root.push(index);
+            }
+        }
+        let ignored = certs.len() - cert_of_root.len();
         let certs = certs
             .into_iter()
             .map(|der| {
@@ -133,7 +132,7 @@ impl Anchors {
         let anchors = Anchors {
             store: Arc::new(store),
             certs,
-            by_name_and_key,
+            cert_of_root,
         };
         (anchors, ignored)
     }
@@ -190,14 +189,13 @@ impl Trust {
                 .map(|index| index + 1)
         });
         let used = path.anchor();
-        let name_and_key = (
-            used.subject.as_ref().to_vec(),
-            used.subject_public_key_info.as_ref().to_vec(),
-        );
         let anchor = self
             .anchors
-            .by_name_and_key
-            .get(&name_and_key)
+            .store
+            .roots
+            .iter()
+            .position(|root| std::ptr::eq(root, used))
+            .and_then(|root| self.anchors.cert_of_root.get(root))
             .map(|index| self.anchors.certs[*index].clone());
         Some(Path {
             positions: std::iter::once(0).chain(above).collect(),
