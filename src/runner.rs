@@ -108,9 +108,14 @@ impl Runner {
             // The run's task ended without a record (it panicked): run here instead.
             None => {
                 let report = self.probe.run_exclusive().await;
-                Arc::new(TargetState::new(self.probe.target.clone()).after(report, false))
+                Arc::new(self.unrecorded().after(report, false))
             }
         }
+    }
+
+    /// A record of this target that no run went into yet.
+    fn unrecorded(&self) -> TargetState {
+        TargetState::new(self.probe.target.clone(), self.probe.subject.clone())
     }
 
     /// The record after `report`, and whether it is the one to go on from: the recorder's;
@@ -118,7 +123,7 @@ impl Runner {
     /// a record of that run alone, kept by nobody; without a recorder, the runner's own,
     /// which goes on from the last one.
     fn record(&self, report: Arc<TargetReport>) -> (Arc<TargetState>, bool) {
-        let alone = || TargetState::new(self.probe.target.clone());
+        let alone = || self.unrecorded();
         let Some(recorder) = self.recorder.get() else {
             let last = self.flight().last.as_ref().map(|(_, state)| state.clone());
             let own = match last {
@@ -207,7 +212,7 @@ mod tests {
         let kept = refused_target_runner();
         kept.record_with(Box::new(|target, report| {
             Some(Arc::new(
-                TargetState::new(target.clone()).after(report, false),
+                TargetState::of(target.clone()).after(report, false),
             ))
         }));
         let recorded = kept.run_shared().await;
@@ -225,7 +230,7 @@ mod tests {
                 panic!("a recorder that fails once");
             }
             Some(Arc::new(
-                TargetState::new(target.clone()).after(report, false),
+                TargetState::of(target.clone()).after(report, false),
             ))
         }));
         // The run's task panics: the caller runs the probe itself and gets a record.

@@ -181,10 +181,21 @@ impl Durations {
     }
 }
 
+#[cfg(test)]
 impl TargetState {
-    pub fn new(target: Arc<Target>) -> TargetState {
+    /// A target not probed yet, its subject derived here (tests have no probe).
+    pub fn of(target: Arc<Target>) -> TargetState {
+        let subject = Arc::new(Subject::of(&target));
+        TargetState::new(target, subject)
+    }
+}
+
+impl TargetState {
+    /// A target not probed yet, named by the subject its probe's reports carry (derived once,
+    /// with the probe).
+    pub fn new(target: Arc<Target>, subject: Arc<Subject>) -> TargetState {
         TargetState {
-            subject: Arc::new(Subject::of(&target)),
+            subject,
             target,
             latest: None,
             history: VecDeque::with_capacity(HISTORY),
@@ -424,28 +435,32 @@ impl Store {
     /// A (re)loaded configuration. A target whose settings did not change keeps its record
     /// (counters, history, last report, so readiness too) under its new `Arc`; a changed or
     /// new one starts afresh and waits for its first probe; a removed one is forgotten.
-    pub fn set_targets(&self, targets: &[Arc<Target>], step_histograms: bool) -> TargetChanges {
+    pub fn set_targets(
+        &self,
+        targets: &[(Arc<Target>, Arc<Subject>)],
+        step_histograms: bool,
+    ) -> TargetChanges {
         let mut inner = self.inner.write().expect("store lock");
         let mut changes = TargetChanges::default();
         let mut before = std::mem::take(&mut inner.targets);
-        for target in targets {
+        for (target, subject) in targets {
             let same_name = before.iter().position(|s| s.target.name == target.name);
             let kept = match same_name.map(|i| before.swap_remove(i)) {
                 Some(old) if old.target.same_settings(target) => {
                     changes.kept.push(target.name.clone());
                     TargetState {
                         target: target.clone(),
-                        subject: Arc::new(Subject::of(target)),
+                        subject: subject.clone(),
                         ..(*old).clone()
                     }
                 }
                 Some(_) => {
                     changes.changed.push(target.name.clone());
-                    TargetState::new(target.clone())
+                    TargetState::new(target.clone(), subject.clone())
                 }
                 None => {
                     changes.added.push(target.name.clone());
-                    TargetState::new(target.clone())
+                    TargetState::new(target.clone(), subject.clone())
                 }
             };
             inner.targets.push(Arc::new(kept));

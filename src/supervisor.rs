@@ -294,7 +294,10 @@ fn idle() -> Loops {
 
 /// Starts a loop per target and gives the store the new set of targets.
 fn spawn(runners: &[Arc<Runner>], config: &Config, store: &Arc<Store>) -> (Loops, TargetChanges) {
-    let targets: Vec<_> = runners.iter().map(|r| r.target().clone()).collect();
+    let targets: Vec<_> = runners
+        .iter()
+        .map(|r| (r.target().clone(), r.probe.subject.clone()))
+        .collect();
     let changes = store.set_targets(&targets, config.metrics.step_histograms);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -179,7 +179,7 @@ fn value(rows: &[Row], def: &MetricDef, want: &[(&str, &str)]) -> Option<f64> {
 
 #[test]
 fn a_healthy_report_becomes_the_default_series() {
-    let state = TargetState::new(target()).after(
+    let state = TargetState::of(target()).after(
         report(vec![
             healthy_server("xmpp1.example.com", 10),
             healthy_server("xmpp2.example.com", 20),
@@ -276,7 +276,7 @@ fn failures_are_counted_facts_remembered_and_a_vanished_server_forgotten() {
     let down = refused_server("xmpp2.example.com", 20);
     let second_again = || report(vec![healthy_server("xmpp1.example.com", 10), down.clone()]);
     let second = second_again();
-    let state = TargetState::new(target())
+    let state = TargetState::of(target())
         .after(first, false)
         .after(second, false);
     let rows = series(&state);
@@ -366,7 +366,7 @@ fn every_view_shows_the_findings_the_record_judged_after_a_connect_failure() {
     let down = refused_server("xmpp2.example.com", 20);
     let mut later = report(vec![healthy_server("xmpp1.example.com", 10), down]);
     later.started += Duration::from_secs(30);
-    let state = TargetState::new(target())
+    let state = TargetState::of(target())
         .after(
             report(vec![healthy_server("xmpp1.example.com", 10), out_of_order]),
             false,
@@ -466,7 +466,7 @@ fn a_watch_exports_each_component_and_the_login() {
             },
         ],
     ));
-    let state = TargetState::new(watching(dir.path())).after(healthy, false);
+    let state = TargetState::of(watching(dir.path())).after(healthy, false);
     let rows = series(&state);
     let (one, two) = (
         ("component", "cb1.example.com"),
@@ -537,7 +537,7 @@ fn a_failed_srv_lookup_is_a_target_level_failure() {
         duration: Duration::from_millis(2),
         result: Err(Failure::new(Reason::Nxdomain, "NXDOMAIN")),
     });
-    let rows = series(&TargetState::new(target()).after(failed, false));
+    let rows = series(&TargetState::of(target()).after(failed, false));
     let srv = [("server", ""), ("step", "srv"), ("reason", "nxdomain")];
     assert_eq!(value(&rows, &FAILING_STEP, &srv), Some(1.0));
     assert_eq!(value(&rows, &FAILURES_TOTAL, &srv), Some(1.0));

@@ -12,6 +12,14 @@ fn targets(yaml: &str) -> Vec<Arc<Target>> {
     config.unwrap().targets
 }
 
+/// Targets with the subjects their probes would name them by.
+fn named(targets: &[Arc<Target>]) -> Vec<(Arc<Target>, Arc<Subject>)> {
+    targets
+        .iter()
+        .map(|t| (t.clone(), Arc::new(Subject::of(t))))
+        .collect()
+}
+
 fn target(name: &str, interval: &str) -> String {
     format!("  - name: {name}\n    domain: example.com\n    component: probe-{name}.example.com\n    secret: s\n    interval: {interval}\n")
 }
@@ -103,7 +111,7 @@ fn state(store: &Store) -> Arc<TargetState> {
 fn a_record_counts_remembers_and_forgets_only_servers_that_left_the_answer() {
     let store = Store::default();
     let a = targets(&target("a", "30s")).remove(0);
-    store.set_targets(std::slice::from_ref(&a), false);
+    store.set_targets(&named(std::slice::from_ref(&a)), false);
     assert!(!store.ready(), "no probe yet");
 
     let refused = (Some(endpoint("xmpp2")), Step::Connect, Reason::Refused);
@@ -168,7 +176,7 @@ fn a_record_counts_remembers_and_forgets_only_servers_that_left_the_answer() {
 fn findings_judge_each_servers_last_certificate_and_say_which_run_saw_it() {
     let store = Store::default();
     let a = targets(&target("a", "30s")).remove(0);
-    store.set_targets(std::slice::from_ref(&a), false);
+    store.set_targets(&named(std::slice::from_ref(&a)), false);
     let at = |seconds: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
     let kinds = |state: &TargetState| -> Vec<(String, FindingKind, SystemTime)> {
         let found = state.findings.iter();
@@ -222,12 +230,12 @@ fn findings_judge_each_servers_last_certificate_and_say_which_run_saw_it() {
 fn a_reload_keeps_unchanged_targets_and_drops_reports_of_replaced_ones() {
     let store = Store::default();
     let first = targets(&(target("a", "30s") + &target("b", "30s") + &target("c", "30s")));
-    store.set_targets(&first, false);
+    store.set_targets(&named(&first), false);
     for t in &first {
         store.record(t, report(None, vec![server("xmpp1", false)]));
     }
     let second = targets(&(target("a", "30s") + &target("b", "45s") + &target("d", "30s")));
-    let changes = store.set_targets(&second, false);
+    let changes = store.set_targets(&named(&second), false);
     assert_eq!(
         changes,
         TargetChanges {

@@ -40,7 +40,7 @@ fn a_healthy_target_with_dane_keeps_within_45_series_and_a_mismatch_is_found() {
     two.dane = dane(false);
     let mut report = report(vec![one, two]);
     report.srv_dnssec = secure(1_900_000_000);
-    let state = TargetState::new(target()).after(report, false);
+    let state = TargetState::of(target()).after(report, false);
     let rows = series(&state);
     let t = ("target", "cms-london");
     let (one, two) = (
@@ -63,7 +63,7 @@ fn each_answer_has_its_state_and_the_target_the_first_expiry() {
     two.dnssec = secure(1_950_000_000);
     let mut healthy = report(vec![one, two.clone()]);
     healthy.srv_dnssec = secure(1_900_000_000);
-    let state = TargetState::new(target()).after(healthy.clone(), false);
+    let state = TargetState::of(target()).after(healthy.clone(), false);
     let rows = series(&state);
     assert_eq!(rows.len(), 42, "within 45 series: {rows:#?}");
     let t = ("target", "cms-london");
@@ -83,7 +83,7 @@ fn each_answer_has_its_state_and_the_target_the_first_expiry() {
     two.dnssec = Some(Dnssec::BOGUS);
     let mut mixed = report(vec![insecure, two]);
     mixed.srv_dnssec = healthy.srv_dnssec;
-    let rows = series(&TargetState::new(target()).after(mixed, false));
+    let rows = series(&TargetState::of(target()).after(mixed, false));
     let state_of = |server| {
         ["secure", "insecure", "bogus"]
             .into_iter()
@@ -94,7 +94,7 @@ fn each_answer_has_its_state_and_the_target_the_first_expiry() {
     assert_eq!(value(&rows, &DNSSEC_EXPIRY, &[t]), Some(1.9e9));
 
     // Without validation, none of it.
-    let rows = series(&TargetState::new(target()).after(report(vec![]), false));
+    let rows = series(&TargetState::of(target()).after(report(vec![]), false));
     assert_eq!(value(&rows, &DNSSEC_EXPIRY, &[t]), None);
     assert!(!rows.iter().any(|(name, _, _)| name == DNSSEC.name));
 }

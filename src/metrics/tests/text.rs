@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn the_exposition_is_valid_text_with_every_family_described() {
-    let state = TargetState::new(target())
+    let state = TargetState::of(target())
         .after(report(vec![healthy_server("xmpp1.example.com", 10)]), true);
     let snapshot = Snapshot {
         targets: vec![Arc::new(state)],
@@ -56,7 +56,7 @@ fn the_exposition_is_valid_text_with_every_family_described() {
         "the cert step is not timed: {steps:?}"
     );
     let single = String::from_utf8(Exposition::single(Arc::new(
-        TargetState::new(target()).after(report(Vec::new()), false),
+        TargetState::of(target()).after(report(Vec::new()), false),
     )))
     .unwrap();
     assert!(
@@ -85,10 +85,10 @@ fn the_text_is_what_the_prometheus_encoder_writes() {
         healthy_server("xmpp1.example.com", 10),
         healthy_server("xmpp2.example.com", 20),
     ];
-    let london = TargetState::new(named("cms-london"))
+    let london = TargetState::of(named("cms-london"))
         .after(report(healthy), true)
         .after(report(vec![odd, refused]), true);
-    let paris = TargetState::new(named("cms-paris")).after(report(Vec::new()), true);
+    let paris = TargetState::of(named("cms-paris")).after(report(Vec::new()), true);
     let mut snapshot = Snapshot {
         targets: vec![Arc::new(london), Arc::new(paris)],
         exporter: crate::store::ExporterStatus {
