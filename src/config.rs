@@ -256,6 +256,11 @@ impl Target {
 }
 
 impl Watch {
+    /// The TLS settings of the login, when it uses TLS.
+    pub fn tls_settings(&self) -> Option<&TlsSettings> {
+        (self.tls_mode != ClientTlsMode::None).then_some(&self.tls)
+    }
+
     /// As [`Target::same_settings`]: all but the password.
     fn same_settings(&self, other: &Watch) -> bool {
         let Watch {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::config::{ClientTlsMode, Config, ConfigError, Protocol, TlsMode, TlsSettings};
+use crate::config::{Config, ConfigError, Protocol, TlsMode, TlsSettings, Watch};
 use crate::modules::{ModuleError, ModuleProbe, Modules};
 use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe};
@@ -91,10 +91,12 @@ pub fn prepare(config: &Config) -> Result<Prepared, RunError> {
             TlsMode::None => None,
             TlsMode::Direct => Some(client_for(&target.tls)?),
         };
-        let watch_tls = match &target.watch {
-            Some(watch) if watch.tls_mode != ClientTlsMode::None => Some(client_for(&watch.tls)?),
-            _ => None,
-        };
+        let watch_tls = target
+            .watch
+            .as_ref()
+            .and_then(Watch::tls_settings)
+            .map(&mut client_for)
+            .transpose()?;
         // A tls target sends no component name: nothing for it to wait on.
         let lock = match target.protocol {
             Protocol::XmppComponent => locks

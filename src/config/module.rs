@@ -178,8 +178,7 @@ impl Module {
 
     /// The watch's TLS settings, when its login uses TLS.
     pub fn watch_tls_settings(&self) -> Option<&TlsSettings> {
-        let watch = self.template.watch.as_ref()?;
-        (watch.tls_mode != ClientTlsMode::None).then_some(&watch.tls)
+        self.template.watch.as_ref()?.tls_settings()
     }
 
     /// The target a request names: `target` is an XMPP domain (servers from its SRV record)

@@ -4,18 +4,17 @@
 //! srv (`_xmpp-client._tcp`, `_xmpps-client._tcp` for direct TLS) → resolve → connect →
 //! starttls → tls → cert → sasl → bind, then the pings, then a polite close.
 
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::dns::Lookups;
 use super::kdf::SaltedPasswords;
 use super::scram::Derivation;
-use super::steps::{reach, secure, timed, Peer};
+use super::steps::{reach, secure, timed, tls_name, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{bind, ping, sasl, srv, starttls};
-use super::{Failure, Reason, ServerReport, Step, WatchReport};
+use super::{Host, ServerReport, Step, WatchReport};
 use crate::config::{ClientTlsMode, FanOut, ServerSource, Watch};
 
 /// A logged-in session, over TCP or TLS.
@@ -102,13 +101,8 @@ async fn login(
                 _ => tcp,
             };
             // A client verifies the XMPP domain (RFC 6125), not the SRV target's name.
-            let name = match &watch.tls.server_name {
-                Some(name) => Ok(name.clone()),
-                None => ServerName::try_from(watch.jid.domain.clone()).map_err(|e| {
-                    let detail = format!("{} cannot be a TLS server name: {e}", watch.jid.domain);
-                    Failure::new(Reason::TlsHandshake, detail)
-                }),
-            };
+            let domain = Host::Name(watch.jid.domain.clone());
+            let name = tls_name(watch.tls.server_name.as_ref(), &domain);
             let peer = Peer {
                 domain: Some(&watch.jid.domain),
                 await_client_verdict: false,

@@ -10,12 +10,11 @@ use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
 use super::dns::Lookups;
-use super::steps::{reach, secure, timed, Peer};
+use super::steps::{reach, secure, timed, tls_name, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    handshake, legacy_tls, srv, stream, Dnssec, DnssecState, Failure, Reason, Server, ServerReport,
-    Step, StepRecord,
+    handshake, legacy_tls, srv, stream, Dnssec, DnssecState, Server, ServerReport, Step, StepRecord,
 };
 use crate::config::{FanOut, Protocol, ServerSource, Target};
 
@@ -133,13 +132,7 @@ async fn probe_server(
         converse(probe, &mut report, tcp, deadline).await;
         return report;
     };
-    let name = match &probe.target.tls.server_name {
-        Some(name) => Ok(name.clone()),
-        None => server.host().server_name().map_err(|e| {
-            let detail = format!("{} cannot be a TLS server name: {e}", server.host());
-            Failure::new(Reason::TlsHandshake, detail)
-        }),
-    };
+    let name = tls_name(probe.target.tls.server_name.as_ref(), server.host());
     let xmpp = probe.target.protocol == Protocol::XmppComponent;
     let peer = Peer {
         domain: Some(probe.target.domain.as_str()).filter(|domain| !domain.is_empty()),

@@ -218,13 +218,13 @@ pub async fn failure(
     name: &str,
     types: &[RecordType],
 ) -> Failure {
-    match (error, &lookups.validation) {
-        (NetError::Dns(DnsError::DnssecBogus), Some(nameservers)) => {
-            let why = super::dnssec::explain(nameservers, name, types).await;
-            super::dnssec::bogus(what, &why)
-        }
-        _ => plain_failure(error, what),
+    if let NetError::Dns(DnsError::DnssecBogus) = error {
+        // Only a validating resolver says so, and its lookups know where to ask why.
+        let nameservers = lookups.validation.as_deref().unwrap_or_default();
+        let why = super::dnssec::explain(nameservers, name, types).await;
+        return super::dnssec::bogus(what, &why);
     }
+    plain_failure(error, what)
 }
 
 /// Maps a resolver error to a reason, without asking anything more.
@@ -253,10 +253,6 @@ fn plain_failure(error: &NetError, what: &str) -> Failure {
         NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => Failure::new(
             Reason::Servfail,
             format!("{what}: the DNS server answered SERVFAIL"),
-        ),
-        NetError::Dns(DnsError::DnssecBogus) => super::dnssec::bogus(
-            what,
-            "the signatures do not verify against the trust anchors",
         ),
         // A denial of existence that validation could not call secure: proven unsigned (NSEC3
         // with more iterations than hickory computes is taken as such, RFC 9276), or not

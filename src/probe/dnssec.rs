@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::net::UdpSocket;
 
 use super::cert::rfc3339;
-use super::{Failure, Reason};
+use super::{unix_seconds, Failure, Reason};
 use crate::config::DsAnchor;
 
 label_values! {
@@ -205,7 +205,7 @@ async fn diagnose(
     }
     // Only when no signature is in its validity: during a rollover an old one beside a good
     // one is no reason.
-    let now = unix_now();
+    let now = unix_seconds(SystemTime::now()) as i64;
     let latest_expiry = signatures
         .iter()
         .map(|s| i64::from(s.input().sig_expiration.get()))
@@ -290,10 +290,4 @@ async fn unchecked(server: SocketAddr, name: &Name, rtype: RecordType) -> std::i
             return Ok(answer);
         }
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

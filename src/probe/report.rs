@@ -145,11 +145,6 @@ impl ServerReport {
         }
     }
 
-    /// Bogus, when `step` failed for it: the state a failed validation leaves.
-    pub(crate) fn failed_dnssec(&self, step: Step) -> Option<Dnssec> {
-        self.record(step).and_then(|record| record.bogus())
-    }
-
     pub fn ran(&self, step: Step) -> bool {
         self.steps.iter().any(|s| s.step == step)
     }

@@ -85,7 +85,8 @@ async fn addresses(
 }
 
 /// The TLSA records of `_<port>._tcp.<host>`: `None` where there are none, the failure (a
-/// bogus answer, SERVFAIL, …) where they could not be had.
+/// bogus answer, SERVFAIL, …) where they could not be had. Only asked after a secure SRV
+/// answer, so always of a validating resolver.
 async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAnswer, Failure>> {
     let name = dns::absolute(&format!("_{port}._tcp.{host}"));
     let what = format!("TLSA {name}");
@@ -111,8 +112,7 @@ async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAns
             _ => None,
         })
         .collect();
-    if records.is_empty() || lookups.validation.is_none() {
-        // Nothing to use: DANE needs the records, and validation.
+    if records.is_empty() {
         return None;
     }
     Some(

@@ -13,7 +13,7 @@ use super::cert::{self, CertInput};
 use super::connect::Tcp;
 use super::dns::Lookups;
 use super::tls::TlsClient;
-use super::{connect, dane, resolve, Failure, ServerReport, Step, StepRecord};
+use super::{connect, dane, resolve, Failure, Host, Reason, ServerReport, Step, StepRecord};
 use crate::config::FanOut;
 
 /// Steps `resolve` and `connect`: the report's server reached over TCP. With `dane`, its TLSA
@@ -29,7 +29,7 @@ pub(super) async fn reach(
     let tlsa_port = dane.then_some(server.port());
     let resolving = resolve::lookup(lookups, server.host(), fan_out.addresses, tlsa_port);
     let Some(resolved) = report.run(Step::Resolve, deadline, resolving).await else {
-        report.dnssec = report.failed_dnssec(Step::Resolve);
+        report.dnssec = report.record(Step::Resolve).and_then(StepRecord::bogus);
         return None;
     };
     let addresses = resolved.addresses;
@@ -45,6 +45,20 @@ pub(super) async fn reach(
         .await?;
     report.address = Some(address);
     Some(tcp)
+}
+
+/// The name TLS sends and verifies: the configured one (`tls.server_name`), else `host`'s.
+pub(super) fn tls_name(
+    configured: Option<&ServerName<'static>>,
+    host: &Host,
+) -> Result<ServerName<'static>, Failure> {
+    match configured {
+        Some(name) => Ok(name.clone()),
+        None => host.server_name().map_err(|e| {
+            let detail = format!("{host} cannot be a TLS server name: {e}");
+            Failure::new(Reason::TlsHandshake, detail)
+        }),
+    }
 }
 
 /// Who the TLS peer must be: the name to verify (or why there is none) and the names its

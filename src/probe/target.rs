@@ -20,10 +20,8 @@ pub struct TargetProbe {
     pub target: Arc<Target>,
     /// Who its reports are about.
     pub subject: Arc<Subject>,
+    /// The component flow, with the lookups and fan-out the client flow uses too.
     components: Arc<ComponentFlow>,
-    lookups: Lookups,
-    /// How far one DNS answer may multiply this target's probe.
-    fan_out: FanOut,
     /// The client path's TLS client, when the target watches components over TLS.
     watch_tls: Option<TlsClient>,
     /// The watch's SCRAM derivations, kept for the life of this config.
@@ -49,13 +47,11 @@ impl TargetProbe {
             subject: Arc::new(Subject::of(&target)),
             components: Arc::new(ComponentFlow {
                 target: target.clone(),
-                lookups: lookups.clone(),
+                lookups,
                 fan_out,
                 tls,
             }),
             target,
-            lookups,
-            fan_out,
             watch_tls,
             salted: SaltedPasswords::default(),
             exclusive,
@@ -87,8 +83,8 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let client_flow = async {
         let watch = probe.target.watch.as_ref()?;
         let client = client_flow::Client {
-            lookups: &probe.lookups,
-            fan_out: probe.fan_out,
+            lookups: &probe.components.lookups,
+            fan_out: probe.components.fan_out,
             tls: probe.watch_tls.as_ref(),
             salted: &probe.salted,
         };

@@ -83,11 +83,10 @@ pub struct Trust {
 #[derive(Debug)]
 struct Anchors {
     store: Arc<RootCertStore>,
+    /// The certificate of each root of `store`, in its order: a path names the root it ends
+    /// at by reference, so no lookup by subject (re-keyed and cross-signed roots share one)
+    /// and nothing copied.
     certs: Vec<Arc<Anchor>>,
-    /// For each root of `store`, in order, its certificate's place in `certs`: a path names
-    /// the root it ends at by reference, so no lookup by subject (re-keyed and cross-signed
-    /// roots share one) and nothing copied.
-    cert_of_root: Vec<usize>,
 }
 
 /// A trust anchor's certificate, and how the `cert` step describes it: worked out the first
@@ -111,28 +110,22 @@ impl Anchor {
 
 impl Anchors {
     fn new(certs: Vec<CertificateDer<'static>>) -> (Anchors, usize) {
+        let given = certs.len();
         let mut store = RootCertStore::empty();
-        let mut cert_of_root = Vec::with_capacity(certs.len());
-        for (index, der) in certs.iter().enumerate() {
-            // One root per certificate that parses, in order.
+        let mut kept = Vec::with_capacity(given);
+        for der in certs {
+            // One root per certificate that parses, in order: `kept` follows `store.roots`.
             if store.add(der.clone()).is_ok() {
-                cert_of_root.push(index);
-            }
-        }
-        let ignored = certs.len() - cert_of_root.len();
-        let certs = certs
-            .into_iter()
-            .map(|der| {
-                Arc::new(Anchor {
+                kept.push(Arc::new(Anchor {
                     der,
                     described: OnceLock::new(),
-                })
-            })
-            .collect();
+                }));
+            }
+        }
+        let ignored = given - kept.len();
         let anchors = Anchors {
             store: Arc::new(store),
-            certs,
-            cert_of_root,
+            certs: kept,
         };
         (anchors, ignored)
     }
@@ -195,8 +188,7 @@ impl Trust {
             .roots
             .iter()
             .position(|root| std::ptr::eq(root, used))
-            .and_then(|root| self.anchors.cert_of_root.get(root))
-            .map(|index| self.anchors.certs[*index].clone());
+            .and_then(|root| self.anchors.certs.get(root).cloned());
         Some(Path {
             positions: std::iter::once(0).chain(above).collect(),
             issuer_spki: path.issuer_spki().as_ref().to_vec(),
