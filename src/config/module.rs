@@ -310,6 +310,13 @@ mod tests {
                 "{target}"
             );
         }
+        // A domain that is a name (251 characters), whose component name is not (257).
+        let long = format!("{}com", format!("{}.", "a".repeat(61)).repeat(4));
+        assert!(is_dns_name(&long));
+        assert_eq!(
+            module.target(&long, None, None).err(),
+            Some(ModuleTargetError::BadComponent)
+        );
     }
 
     #[test]
