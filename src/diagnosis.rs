@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::address::{Protocol, CMS_COMPONENT_PORT};
 use crate::probe::cert::rfc3339;
-use crate::probe::dane::TlsaVerdict;
+use crate::probe::dns::dane::TlsaVerdict;
 use crate::probe::{
     unix_seconds, Dnssec, Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server,
     ServerReport, Staple, Step, StepRecord, Subject, TargetReport, WatchReport, WatchSubject,

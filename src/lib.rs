@@ -11,8 +11,9 @@
 //!   `runner` runs a target one run at a time, shares the run in progress with whoever asks,
 //!   and turns every finished run into its record (the store's, or its own for a module's).
 //! - [`probe`] runs one cycle (`target`): `component_flow` and `client_flow` (the `watch`),
-//!   built from `steps` and one file per step (DNS through `dns`'s resolvers, validated by
-//!   `dnssec` where a target asks, TLSA records matched by `dane`); it returns a [`probe::TargetReport`], which
+//!   built from `steps` and one file per step (the DNS steps in a room of their own, `dns`:
+//!   `srv`, `resolve`, the resolvers in `lookups`, validated by `dnssec` where a target asks,
+//!   TLSA records matched by `dane`); it returns a [`probe::TargetReport`], which
 //!   names its target by a [`probe::Subject`], and never touches metrics.
 //! - [`store`] keeps the record: per target the latest report, history, counters and what is
 //!   remembered across probes, and what it derives once per report (findings, servers that

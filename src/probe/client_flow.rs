@@ -7,13 +7,14 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::dns::srv;
 use super::dns::Lookups;
 use super::kdf::SaltedPasswords;
 use super::scram::Derivation;
 use super::steps::{reach, secure, timed, tls_name, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
-use super::{bind, ping, sasl, srv, starttls};
+use super::{bind, ping, sasl, starttls};
 use super::{Host, ServerReport, Step, WatchReport};
 use crate::config::{ClientTlsMode, FanOut, ServerSource, Watch};
 

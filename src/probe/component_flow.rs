@@ -9,12 +9,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
-use super::dns::Lookups;
+use super::dns::{srv, Lookups};
 use super::steps::{reach, secure, timed, tls_name, Peer};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    handshake, legacy_tls, srv, stream, Dnssec, DnssecState, Server, ServerReport, Step, StepRecord,
+    handshake, legacy_tls, stream, Dnssec, DnssecState, Server, ServerReport, Step, StepRecord,
 };
 use crate::config::{FanOut, Protocol, ServerSource, Target};
 

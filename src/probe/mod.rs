@@ -13,17 +13,13 @@ pub mod client;
 pub mod client_flow;
 pub mod component_flow;
 pub mod connect;
-pub mod dane;
-pub mod dns;
 pub mod handshake;
 pub mod kdf;
 pub mod legacy_tls;
 pub mod ocsp;
 pub mod ping;
-pub mod resolve;
 pub mod sasl;
 pub mod scram;
-pub mod srv;
 pub mod starttls;
 pub mod steps;
 pub mod stream;
@@ -85,12 +81,12 @@ macro_rules! label_values {
     };
 }
 
-pub mod dnssec;
+pub mod dns;
 mod facts;
 mod report;
 
-pub use dane::{DaneFacts, TlsaAnswer};
-pub use dnssec::{Dnssec, DnssecState};
+pub use dns::dane::{DaneFacts, TlsaAnswer};
+pub use dns::dnssec::{Dnssec, DnssecState};
 pub use facts::*;
 pub use report::*;
 

@@ -12,8 +12,9 @@ use tokio_rustls::client::TlsStream;
 use super::cert::{self, CertInput};
 use super::connect::Tcp;
 use super::dns::Lookups;
+use super::dns::{dane, resolve};
 use super::tls::TlsClient;
-use super::{connect, dane, resolve, Failure, Host, Reason, ServerReport, Step, StepRecord};
+use super::{connect, Failure, Host, Reason, ServerReport, Step, StepRecord};
 use crate::config::FanOut;
 
 /// Steps `resolve` and `connect`: the report's server reached over TCP. With `dane`, its TLSA

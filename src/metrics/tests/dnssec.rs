@@ -2,7 +2,7 @@
 //! and a healthy validating two-server target within 45 series.
 
 use super::*;
-use crate::probe::dane::{TlsaRecord, TlsaVerdict};
+use crate::probe::dns::dane::{TlsaRecord, TlsaVerdict};
 use crate::probe::{DaneFacts, Dnssec, DnssecState};
 
 fn secure(expires: i64) -> Option<Dnssec> {

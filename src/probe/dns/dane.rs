@@ -12,9 +12,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
-use super::tls::Path;
-use super::Dnssec;
+use super::dnssec::Dnssec;
 use crate::crypto::provider;
+use crate::probe::tls::Path;
 
 /// The TLSA answer of one server, as `resolve` found it.
 #[derive(Clone, Debug, PartialEq, Eq)]

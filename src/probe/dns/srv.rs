@@ -3,9 +3,10 @@
 
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use super::dns::Lookups;
-use super::{dns, dnssec, Dnssec, Failure, Host, Origin, Reason, Server};
+use super::dnssec::{self, Dnssec};
+use super::lookups::{self, Lookups};
 use crate::config::normalise_host;
+use crate::probe::{Failure, Host, Origin, Reason, Server};
 
 /// The SRV service a Callbridge looks up.
 pub const COMPONENT_SERVICE: &str = "_xmpp-component._tcp";
@@ -28,7 +29,7 @@ pub async fn lookup(
     domain: &str,
     max_servers: usize,
 ) -> Result<SrvAnswer, Failure> {
-    let name = dns::absolute(&format!("{service}.{domain}"));
+    let name = lookups::absolute(&format!("{service}.{domain}"));
     let what = format!("SRV {name}");
     let answer = match lookups
         .resolver()
@@ -38,7 +39,7 @@ pub async fn lookup(
     {
         Ok(answer) => answer,
         Err(error) => {
-            return Err(dns::failure(&error, &what, lookups, &name, &[RecordType::SRV]).await)
+            return Err(lookups::failure(&error, &what, lookups, &name, &[RecordType::SRV]).await)
         }
     };
     let dnssec = lookups

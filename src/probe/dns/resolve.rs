@@ -8,8 +8,9 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use super::dane::{TlsaAnswer, TlsaRecord};
-use super::dns::Lookups;
-use super::{dns, dnssec, Dnssec, Failure, Host, Reason};
+use super::dnssec::{self, Dnssec};
+use super::lookups::{self, Lookups};
+use crate::probe::{Failure, Host, Reason};
 
 /// What `resolve` found: the addresses to try, what DNSSEC said of them, and the TLSA answer
 /// (or why there is none to use) when one was asked for and records exist.
@@ -58,14 +59,14 @@ async fn addresses(
     host: &str,
     max_addresses: usize,
 ) -> Result<(Vec<IpAddr>, Option<Dnssec>), Failure> {
-    let name = dns::absolute(host);
+    let name = lookups::absolute(host);
     let what = format!("A/AAAA {name}");
     let answer = match lookups.resolver().await?.lookup_ip(name.as_str()).await {
         Ok(answer) => answer,
         // Both were asked; AAAA first, as `connect` tries them.
         Err(error) => {
             let types = [RecordType::AAAA, RecordType::A];
-            return Err(dns::failure(&error, &what, lookups, &name, &types).await);
+            return Err(lookups::failure(&error, &what, lookups, &name, &types).await);
         }
     };
     let types = [RecordType::A, RecordType::AAAA, RecordType::CNAME];
@@ -88,7 +89,7 @@ async fn addresses(
 /// bogus answer, SERVFAIL, …) where they could not be had. Only asked after a secure SRV
 /// answer, so always of a validating resolver.
 async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAnswer, Failure>> {
-    let name = dns::absolute(&format!("_{port}._tcp.{host}"));
+    let name = lookups::absolute(&format!("_{port}._tcp.{host}"));
     let what = format!("TLSA {name}");
     let resolver = match lookups.resolver().await {
         Ok(resolver) => resolver,
@@ -100,7 +101,7 @@ async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAns
         Err(error) => {
             let types = [RecordType::TLSA];
             return Some(Err(
-                dns::failure(&error, &what, lookups, &name, &types).await
+                lookups::failure(&error, &what, lookups, &name, &types).await
             ));
         }
     };

@@ -16,9 +16,9 @@ use serde::ser::Serializer;
 use serde::Serialize;
 use tokio::net::UdpSocket;
 
-use super::cert::rfc3339;
-use super::{unix_seconds, Failure, Reason};
 use crate::config::DsAnchor;
+use crate::probe::cert::rfc3339;
+use crate::probe::{unix_seconds, Failure, Reason};
 
 label_values! {
     /// What DNSSEC validation said of an answer.
