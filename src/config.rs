@@ -18,7 +18,7 @@ mod validate;
 pub mod web;
 
 pub use ad_hoc::AdHocTarget;
-pub use dnssec::{DsAnchor, TrustAnchors};
+pub use dnssec::{Anchor, AnchorKey, TrustAnchors};
 pub use module::{Module, ModuleTargetError};
 pub use validate::normalise_host;
 

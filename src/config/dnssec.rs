@@ -1,13 +1,15 @@
 //! DNSSEC settings (`dns.dnssec`, a target's `dnssec`): what validation trusts, the trust
 //! anchors file read and checked when the config loads.
 
-use hickory_resolver::proto::dnssec::rdata::DS;
+use base64::Engine;
+use hickory_resolver::proto::dnssec::rdata::{DNSKEY, DS};
+use hickory_resolver::proto::dnssec::{Algorithm, DigestType, PublicKey, PublicKeyBuf, Verifier};
 use hickory_resolver::proto::rr::Name;
 
 use super::*;
 
-/// The DNSSEC trust anchors: the IANA root keys hickory ships, and the DNSKEY and DS records
-/// of `dns.dnssec.trust_anchors_file` (checked when the config loads).
+/// The DNSSEC trust anchors: the IANA root keys hickory ships, and beside them the DNSKEY and
+/// DS records of `dns.dnssec.trust_anchors_file` (checked when the config loads).
 #[derive(Clone, Default)]
 pub enum TrustAnchors {
     #[default]
@@ -16,18 +18,56 @@ pub enum TrustAnchors {
         path: String,
         /// What the file said, to tell a changed file from the same one on reload.
         text: String,
-        /// Its DNSKEY records.
-        keys: Arc<hickory_resolver::proto::dnssec::TrustAnchors>,
-        /// Its DS records: the keys they name are asked of the DNS when validation starts.
-        ds: Arc<[DsAnchor]>,
+        anchors: Arc<[Anchor]>,
     },
 }
 
-/// A DS record as a trust anchor: the key of `owner` whose digest it holds is trusted.
+impl TrustAnchors {
+    /// The anchors the file adds to the IANA root's.
+    pub fn file_anchors(&self) -> &[Anchor] {
+        match self {
+            TrustAnchors::IanaRoot => &[],
+            TrustAnchors::File { anchors, .. } => anchors,
+        }
+    }
+}
+
+/// One line of the trust anchors file: a key of the zone `owner`, given as the key itself
+/// (DNSKEY) or as its digest (DS, as the parent zone would publish it).
 #[derive(Clone, Debug)]
-pub struct DsAnchor {
+pub struct Anchor {
     pub owner: Name,
-    pub ds: DS,
+    pub key: AnchorKey,
+}
+
+#[derive(Clone, Debug)]
+pub enum AnchorKey {
+    Dnskey(DNSKEY),
+    Ds(DS),
+}
+
+impl Anchor {
+    /// Whether `key`, published by the zone `owner`, is the key this anchor names.
+    pub fn names(&self, owner: &Name, key: &DNSKEY) -> bool {
+        if self.owner != *owner {
+            return false;
+        }
+        match &self.key {
+            AnchorKey::Dnskey(anchor) => {
+                anchor.algorithm() == key.algorithm()
+                    && anchor.public_key().public_bytes() == key.public_key().public_bytes()
+            }
+            AnchorKey::Ds(ds) => ds.covers(owner, key).unwrap_or(false),
+        }
+    }
+
+    /// The key tag the anchor's key has.
+    pub fn key_tag(&self) -> Option<u16> {
+        match &self.key {
+            AnchorKey::Dnskey(key) => key.calculate_key_tag().ok(),
+            AnchorKey::Ds(ds) => Some(ds.key_tag()),
+        }
+    }
 }
 
 impl PartialEq for TrustAnchors {
@@ -60,8 +100,9 @@ impl fmt::Debug for TrustAnchors {
 }
 
 impl RawDnssec {
-    /// The trust anchors file's DNSKEY and DS records, checked now: a file that does not
-    /// parse would otherwise make every validated lookup bogus.
+    /// The trust anchors file's DNSKEY and DS records, checked now, each bad line reported
+    /// with its number: a file that does not parse would otherwise make every validated
+    /// lookup bogus.
     pub(super) fn trust_anchors(&self, check: &mut Checker) -> TrustAnchors {
         let field = "dns.dnssec.trust_anchors_file";
         let Some(path) = non_empty(&self.trust_anchors_file) else {
@@ -71,83 +112,156 @@ impl RawDnssec {
             return TrustAnchors::IanaRoot;
         };
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        match file_anchors(&text) {
-            Ok((keys, ds)) if keys.is_some() || !ds.is_empty() => TrustAnchors::File {
-                path: path.to_owned(),
-                keys: Arc::new(
-                    keys.unwrap_or_else(hickory_resolver::proto::dnssec::TrustAnchors::empty),
-                ),
-                ds: ds.into(),
-                text,
-            },
-            Ok(_) => {
-                check.problem(field, format!("{path} holds no DNSKEY or DS record"));
-                TrustAnchors::IanaRoot
+        let mut anchors = Vec::new();
+        let mut bad = false;
+        for (number, line) in text.lines().enumerate() {
+            match anchor_line(line) {
+                Ok(Some(anchor)) => anchors.push(anchor),
+                Ok(None) => {}
+                Err(why) => {
+                    bad = true;
+                    check.problem(field, format!("{path} line {}: {why}", number + 1));
+                }
             }
-            Err(e) => {
-                check.problem(
-                    field,
-                    format!("{path} is not DNSKEY and DS records in zone-file format: {e}"),
-                );
-                TrustAnchors::IanaRoot
-            }
+        }
+        if bad {
+            return TrustAnchors::IanaRoot;
+        }
+        if anchors.is_empty() {
+            check.problem(field, format!("{path} holds no DNSKEY or DS record"));
+            return TrustAnchors::IanaRoot;
+        }
+        TrustAnchors::File {
+            path: path.to_owned(),
+            text,
+            anchors: anchors.into(),
         }
     }
 }
 
-/// The DNSKEY records of a trust anchors file, each trusted at its owner name (`None` when
-/// there is none), and its DS records, whose keys the DNS gives when validation starts.
-fn file_anchors(
-    text: &str,
-) -> Result<
-    (
-        Option<hickory_resolver::proto::dnssec::TrustAnchors>,
-        Vec<DsAnchor>,
-    ),
-    String,
-> {
-    use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
-    use hickory_resolver::proto::dnssec::TrustAnchors;
-    use hickory_resolver::proto::rr::RData;
-    use hickory_resolver::proto::serialize::txt::trust_anchor::{self, Entry};
-    use hickory_resolver::proto::serialize::txt::Parser;
-    // hickory reads keys with its trust anchor parser, which refuses DS records, and DS
-    // records with its zone parser, which refuses keys: each gets its lines (one record per
-    // line, as dnssec-keygen, keymgr and dnssec-dsfromkey write them).
-    let (ds_lines, key_lines): (Vec<&str>, Vec<&str>) = text.lines().partition(|line| {
-        let record = line.split(';').next().unwrap_or_default();
-        record
-            .split_whitespace()
-            .skip(1)
-            .take(3)
-            .any(|field| field.eq_ignore_ascii_case("DS"))
-    });
-    let entries = trust_anchor::Parser::new(key_lines.join("\n"))
-        .parse()
-        .map_err(|e| e.to_string())?;
-    // In addition to the IANA root's keys: names outside the file's islands validate from the
-    // root, as with any validating resolver.
-    let mut keys = TrustAnchors::default();
-    for entry in &entries {
-        if let Entry::DNSKEY(record) = entry {
-            keys.insert_with_name(record.data().public_key(), record.name().into());
+/// One line of a trust anchors file, one record per line as `dnssec-keygen`,
+/// `dnssec-dsfromkey` and Knot's `keymgr … dnskey` / `keymgr … ds` print them: `owner [TTL]
+/// [class] DNSKEY|DS rdata`, TTL and class optional and in either order, `;` starting a
+/// comment. `None` for a blank or comment line.
+fn anchor_line(line: &str) -> Result<Option<Anchor>, String> {
+    let record = line.split(';').next().unwrap_or_default();
+    let mut fields = record.split_whitespace().peekable();
+    let Some(owner) = fields.next() else {
+        return Ok(None);
+    };
+    if record.contains('(') {
+        return Err("a record spread over lines with ( ) is not read: one record per line, as dnssec-keygen and keymgr print them".into());
+    }
+    if !owner.ends_with('.') {
+        return Err(format!(
+            "the owner name {owner:?} is not absolute (it must end with a dot)"
+        ));
+    }
+    let owner = Name::from_ascii(owner).map_err(|e| format!("the owner name {owner:?}: {e}"))?;
+    // TTL and class, either optional, in either order (RFC 1035 §5.1).
+    let mut rtype = None;
+    for _ in 0..3 {
+        match fields.next() {
+            Some(ttl) if ttl.bytes().all(|b| b.is_ascii_digit()) => {}
+            Some(class) if class.eq_ignore_ascii_case("IN") => {}
+            Some(other) => {
+                rtype = Some(other);
+                break;
+            }
+            None => break,
         }
     }
-    // Records from dnssec-dsfromkey carry no TTL; it does not matter here.
-    let input = format!("$TTL 0\n{}", ds_lines.join("\n"));
-    let (_, sets) = Parser::new(input, None, Some(Name::root()))
+    let rdata: Vec<&str> = fields.collect();
+    let key = match rtype {
+        Some(t) if t.eq_ignore_ascii_case("DNSKEY") => AnchorKey::Dnskey(dnskey(&rdata)?),
+        Some(t) if t.eq_ignore_ascii_case("DS") => AnchorKey::Ds(ds(&rdata)?),
+        Some(other) => {
+            return Err(format!(
+                "a {other} record is not a trust anchor (DNSKEY or DS expected, class IN)"
+            ))
+        }
+        None => return Err("no record type (DNSKEY or DS expected)".into()),
+    };
+    Ok(Some(Anchor { owner, key }))
+}
+
+/// A DNSKEY's RDATA: flags, protocol 3, an algorithm validation supports, the public key in
+/// base64 (spaces allowed).
+fn dnskey(rdata: &[&str]) -> Result<DNSKEY, String> {
+    let [flags, protocol, algorithm, key @ ..] = rdata else {
+        return Err("a DNSKEY needs flags, protocol, algorithm and key".into());
+    };
+    let flags: u16 = flags
         .parse()
-        .map_err(|e| e.to_string())?;
-    let ds = sets
-        .values()
-        .flat_map(|set| set.records_without_rrsigs())
-        .filter_map(|record| match &record.data {
-            RData::DNSSEC(DNSSECRData::DS(ds)) => Some(DsAnchor {
-                owner: record.name.clone(),
-                ds: ds.clone(),
-            }),
-            _ => None,
+        .map_err(|_| format!("DNSKEY flags {flags:?} are not a number"))?;
+    if *protocol != "3" {
+        return Err(format!("DNSKEY protocol {protocol:?} is not 3"));
+    }
+    let algorithm = algorithm_of(algorithm)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.concat())
+        .map_err(|e| format!("the DNSKEY's key is not base64: {e}"))?;
+    let key = DNSKEY::with_flags(flags, PublicKeyBuf::new(bytes, algorithm));
+    if !key.zone_key() {
+        return Err(format!(
+            "DNSKEY flags {flags} lack the zone key bit (256): such a key signs no zone"
+        ));
+    }
+    if key.revoke() {
+        return Err(format!("DNSKEY flags {flags} mark the key revoked"));
+    }
+    Verifier::key(&key).map_err(|e| format!("the DNSKEY's key is not a {algorithm} key: {e}"))?;
+    Ok(key)
+}
+
+/// A DS record's RDATA: key tag, an algorithm and a digest type validation supports, the
+/// digest in hex (spaces allowed) of the length its type gives.
+fn ds(rdata: &[&str]) -> Result<DS, String> {
+    let [tag, algorithm, digest_type, digest @ ..] = rdata else {
+        return Err("a DS needs key tag, algorithm, digest type and digest".into());
+    };
+    let tag: u16 = tag
+        .parse()
+        .map_err(|_| format!("DS key tag {tag:?} is not a number from 0 to 65535"))?;
+    let algorithm = algorithm_of(algorithm)?;
+    let digest_type = match digest_type.parse::<u8>().map(DigestType::from) {
+        Ok(known) if known.is_supported() => known,
+        _ => {
+            return Err(format!(
+                "DS digest type {digest_type} is not one validation supports (1 SHA-1, 2 SHA-256, 4 SHA-384)"
+            ))
+        }
+    };
+    let hex = digest.concat();
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
         })
-        .collect();
-    Ok(((!entries.is_empty()).then_some(keys), ds))
+        .collect::<Option<Vec<u8>>>()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| format!("the DS digest {hex:?} is not hexadecimal"))?;
+    let length = match digest_type {
+        DigestType::SHA1 => 20,
+        DigestType::SHA256 => 32,
+        _ => 48,
+    };
+    if bytes.len() != length {
+        return Err(format!(
+            "the DS digest is {} bytes; digest type {} makes {length}",
+            bytes.len(),
+            u8::from(digest_type)
+        ));
+    }
+    Ok(DS::new(tag, algorithm, digest_type, bytes))
+}
+
+fn algorithm_of(field: &str) -> Result<Algorithm, String> {
+    match field.parse::<u8>().map(Algorithm::from_u8) {
+        Ok(algorithm) if algorithm.is_supported() => Ok(algorithm),
+        _ => Err(format!(
+            "algorithm {field} is not one validation supports (5, 7, 8, 10, 13, 14 or 15)"
+        )),
+    }
 }

@@ -3,6 +3,7 @@
 //! `dnssec` (what validation said of an answer, and why one is bogus) and `dane` (TLSA
 //! records held against the chain a server sent).
 
+mod anchors;
 pub mod dane;
 pub mod dnssec;
 pub mod lookups;

@@ -81,6 +81,7 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
         signed,
         unsigned,
         expired: ZoneData::default(),
+        split: ZoneData::default(),
     };
     let bind = Bind::start(&lab.path("bind"), &zones).await;
     let config = bind.validating_config(&[

@@ -18,6 +18,13 @@ pub const SIGNED: &str = "example.test";
 pub const UNSIGNED: &str = "insecure.example.test";
 /// Signed by its own key (a trust anchor too), with signatures that expired in 2020.
 pub const EXPIRED: &str = "expired.test";
+/// Signed offline as most signers sign (dnssec-signzone): a key-signing key signs the DNSKEY
+/// RRset, a zone-signing key the data, and a second ZSK is pre-published for a rollover; an
+/// island of trust, anchored by its KSK (or the KSK's DS).
+pub const SPLIT: &str = "split.test";
+/// Publishes an anchored KSK that signs nothing: the DNSKEY RRset is signed by the ZSK only,
+/// so the anchor proves nothing (trust follows a signature, never a key's presence).
+pub const UNSIGNED_BY_ANCHOR: &str = "presence.test";
 /// Signed by BIND with NSEC3 of 120 iterations: more than validators compute (RFC 9276), so
 /// its denials of existence are insecure.
 pub const NSEC3: &str = "nsec3.test";
@@ -29,6 +36,8 @@ pub struct Zones {
     pub signed: ZoneData,
     pub unsigned: ZoneData,
     pub expired: ZoneData,
+    /// Served by [`SPLIT`] and [`UNSIGNED_BY_ANCHOR`] alike.
+    pub split: ZoneData,
 }
 
 #[derive(Default, Clone)]
@@ -72,6 +81,13 @@ pub struct Bind {
     pub trust_anchors: PathBuf,
     /// The signed zone's key as a DS record.
     pub trust_anchors_ds: PathBuf,
+    /// [`SPLIT`]'s KSK as `dnssec-keygen` writes it, and as its DS record.
+    pub split_ksk: String,
+    pub split_ksk_ds: String,
+    /// The DS of a KSK [`SPLIT`] does not publish (a KSK retired, its DS left in the file).
+    pub stale_ds: String,
+    /// [`UNSIGNED_BY_ANCHOR`]'s KSK, which signs nothing.
+    pub idle_ksk: String,
 }
 
 /// A target of `domain`, probed every 2 s with the lab's secret and CA.
@@ -179,6 +195,8 @@ impl Bind {
             ],
         );
 
+        let split = sign_split(dir, zones);
+
         let port = free_port();
         let directory = dir.display();
         let conf = format!(
@@ -199,6 +217,8 @@ zone "{SIGNED}" {{ type primary; file "signed.db"; dnssec-policy default; inline
 zone "{UNSIGNED}" {{ type primary; file "unsigned.db"; }};
 zone "{EXPIRED}" {{ type primary; file "expired.db.signed"; }};
 zone "{NSEC3}" {{ type primary; file "nsec3.db"; dnssec-policy nsec3; inline-signing yes; }};
+zone "{SPLIT}" {{ type primary; file "split.db.signed"; }};
+zone "{UNSIGNED_BY_ANCHOR}" {{ type primary; file "presence.db.signed"; }};
 dnssec-policy "nsec3" {{
     keys {{ csk lifetime unlimited algorithm ecdsap256sha256; }};
     nsec3param iterations 120 optout no salt-length 0;
@@ -276,6 +296,120 @@ dnssec-policy "nsec3" {{
             addr,
             trust_anchors,
             trust_anchors_ds,
+            split_ksk: split.ksk,
+            split_ksk_ds: split.ksk_ds,
+            stale_ds: split.stale_ds,
+            idle_ksk: split.idle_ksk,
         }
+    }
+
+    /// A config asking this server, validating against `anchors` (the text of a trust anchors
+    /// file, written to `path`).
+    pub fn config_with_anchors(&self, path: &Path, anchors: &str, targets: &[String]) -> String {
+        std::fs::write(path, anchors).unwrap();
+        self.validating_config(targets).replace(
+            &self.trust_anchors.display().to_string(),
+            &path.display().to_string(),
+        )
+    }
+}
+
+struct SplitKeys {
+    ksk: String,
+    ksk_ds: String,
+    stale_ds: String,
+    idle_ksk: String,
+}
+
+/// A new key of `zone` in `keys`; its file's base name.
+fn keygen(dir: &Path, keys: &str, zone: &str, ksk: bool) -> String {
+    let mut args = vec!["-q", "-K", keys, "-a", "ECDSAP256SHA256", "-n", "ZONE"];
+    if ksk {
+        args.extend(["-f", "KSK"]);
+    }
+    args.push(zone);
+    run(dir, "dnssec-keygen", &args).trim().to_owned()
+}
+
+fn key_file(dir: &Path, keys: &str, base: &str) -> String {
+    std::fs::read_to_string(dir.join(keys).join(format!("{base}.key"))).unwrap()
+}
+
+/// [`SPLIT`] signed by a KSK and a ZSK with a second ZSK published, and
+/// [`UNSIGNED_BY_ANCHOR`] whose KSK is published but signs nothing: valid from an hour ago
+/// for 30 days (dnssec-signzone's defaults).
+fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
+    let ksk = keygen(dir, "keys", SPLIT, true);
+    let zsk = keygen(dir, "keys", SPLIT, false);
+    let next_zsk = keygen(dir, "keys", SPLIT, false);
+    std::fs::create_dir_all(dir.join("retired")).unwrap();
+    let retired_ksk = keygen(dir, "retired", SPLIT, true);
+    let published: String = [&ksk, &zsk, &next_zsk]
+        .iter()
+        .map(|k| key_file(dir, "keys", k))
+        .collect();
+    std::fs::write(
+        dir.join("split.db"),
+        format!("{}{published}", zones.split.text(SPLIT, "")),
+    )
+    .unwrap();
+    let ds = |keys: &str, base: &str| {
+        let path = dir.join(keys).join(format!("{base}.key"));
+        run(dir, "dnssec-dsfromkey", &["-2", path.to_str().unwrap()])
+    };
+    run(
+        dir,
+        "dnssec-signzone",
+        &[
+            "-q",
+            "-K",
+            "keys",
+            "-o",
+            SPLIT,
+            "-k",
+            &ksk,
+            "-f",
+            "split.db.signed",
+            "split.db",
+            &zsk,
+        ],
+    );
+
+    // Its private key elsewhere, so that nothing signs with it.
+    std::fs::create_dir_all(dir.join("idle")).unwrap();
+    let idle_ksk = keygen(dir, "idle", UNSIGNED_BY_ANCHOR, true);
+    let zsk = keygen(dir, "keys", UNSIGNED_BY_ANCHOR, false);
+    std::fs::write(
+        dir.join("presence.db"),
+        format!(
+            "{}{}{}",
+            zones.split.text(UNSIGNED_BY_ANCHOR, ""),
+            key_file(dir, "idle", &idle_ksk),
+            key_file(dir, "keys", &zsk)
+        ),
+    )
+    .unwrap();
+    run(
+        dir,
+        "dnssec-signzone",
+        &[
+            "-q",
+            // No check after signing: its KSK is meant to sign nothing.
+            "-P",
+            "-K",
+            "keys",
+            "-o",
+            UNSIGNED_BY_ANCHOR,
+            "-f",
+            "presence.db.signed",
+            "presence.db",
+            &zsk,
+        ],
+    );
+    SplitKeys {
+        ksk_ds: ds("keys", &ksk),
+        ksk: key_file(dir, "keys", &ksk),
+        stale_ds: ds("retired", &retired_ksk),
+        idle_ksk: key_file(dir, "idle", &idle_ksk),
     }
 }

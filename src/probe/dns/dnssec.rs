@@ -14,9 +14,9 @@ use hickory_resolver::proto::op::{Edns, Message, Query};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use serde::ser::Serializer;
 use serde::Serialize;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
-use crate::config::DsAnchor;
 use crate::probe::cert::rfc3339;
 use crate::probe::{unix_seconds, Failure, Reason};
 
@@ -110,50 +110,7 @@ pub fn bogus(what: &str, why: &str) -> Failure {
 /// How long asking a DNS server why may take: it only ever reads two small answers.
 const EXPLAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// An answer with signatures and keys: EDNS's usual buffer.
-const MAX_ANSWER_BYTES: usize = 4096;
-
-/// The key of `anchor.owner` that a DS trust anchor names, asked of the DNS server: its
-/// digest in the DS record is what makes it trusted.
-pub async fn key_of(nameservers: &[SocketAddr], anchor: &DsAnchor) -> Result<DNSKEY, Failure> {
-    let what = format!(
-        "the trust anchor DS {} (key tag {})",
-        anchor.owner,
-        anchor.ds.key_tag()
-    );
-    let Some(server) = nameservers.first() else {
-        return Err(Failure::new(
-            Reason::DnsError,
-            format!("{what}: no DNS server to ask"),
-        ));
-    };
-    let keys = match tokio::time::timeout(
-        EXPLAIN_TIMEOUT,
-        unchecked(*server, &anchor.owner, RecordType::DNSKEY),
-    )
-    .await
-    {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(error)) => {
-            let detail = format!("{what}: asking {server} for its keys failed: {error}");
-            return Err(Failure::new(Reason::DnsError, detail));
-        }
-        Err(_) => {
-            let detail = format!("{what}: {server} did not give its keys in time");
-            return Err(Failure::new(Reason::DnsTimeout, detail));
-        }
-    };
-    keys.answers
-        .iter()
-        .find_map(|record| match &record.data {
-            RData::DNSSEC(DNSSECRData::DNSKEY(key))
-                if anchor.ds.covers(&anchor.owner, key).unwrap_or(false) =>
-            {
-                Some(key.clone())
-            }
-            _ => None,
-        })
-        .ok_or_else(|| bogus(&what, "none of the keys its zone publishes matches it"))
-}
+const MAX_UDP_ANSWER_BYTES: usize = 4096;
 
 /// Why `name`'s answer of `types` is bogus, as far as the DNS server's unchecked answers
 /// show: no signature, an expired or not yet valid one, or no key to check it with.
@@ -261,18 +218,31 @@ fn signatures(answer: &Message, rtype: RecordType) -> impl Iterator<Item = &RRSI
     })
 }
 
-/// One query over UDP with DNSSEC records asked for and checking disabled: what the server
-/// holds, signatures included, however they verify.
-async fn unchecked(server: SocketAddr, name: &Name, rtype: RecordType) -> std::io::Result<Message> {
+/// One query with DNSSEC records asked for and checking disabled: what the server holds,
+/// signatures included, however they verify. Over UDP, and again over TCP when the answer is
+/// truncated (a zone's keys can outgrow the UDP buffer).
+pub(super) async fn unchecked(
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+) -> std::io::Result<Message> {
     let mut query = Message::query();
     query.add_query(Query::query(name.clone(), rtype));
     query.metadata.recursion_desired = true;
     query.metadata.checking_disabled = true;
     let mut edns = Edns::new();
-    edns.set_max_payload(MAX_ANSWER_BYTES as u16);
+    edns.set_max_payload(MAX_UDP_ANSWER_BYTES as u16);
     edns.enable_dnssec();
     query.set_edns(edns);
     let bytes = query.to_vec().map_err(std::io::Error::other)?;
+    let answer = over_udp(server, &bytes, query.metadata.id).await?;
+    if !answer.metadata.truncation {
+        return Ok(answer);
+    }
+    over_tcp(server, &bytes, query.metadata.id).await
+}
+
+async fn over_udp(server: SocketAddr, query: &[u8], id: u16) -> std::io::Result<Message> {
     let local: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -280,14 +250,34 @@ async fn unchecked(server: SocketAddr, name: &Name, rtype: RecordType) -> std::i
     };
     let socket = UdpSocket::bind(local).await?;
     socket.connect(server).await?;
-    socket.send(&bytes).await?;
-    let mut buffer = vec![0u8; MAX_ANSWER_BYTES];
+    socket.send(query).await?;
+    let mut buffer = vec![0u8; MAX_UDP_ANSWER_BYTES];
     loop {
         let read = socket.recv(&mut buffer).await?;
         let answer = Message::from_vec(&buffer[..read]).map_err(std::io::Error::other)?;
         // Anything else on the socket is not the answer: wait on for it.
-        if answer.metadata.id == query.metadata.id {
+        if answer.metadata.id == id {
             return Ok(answer);
         }
+    }
+}
+
+/// The same query over TCP (RFC 1035 §4.2.2: each message after its two-byte length), whose
+/// answer is at most 65,535 bytes by that length.
+async fn over_tcp(server: SocketAddr, query: &[u8], id: u16) -> std::io::Result<Message> {
+    let mut stream = TcpStream::connect(server).await?;
+    let length = u16::try_from(query.len()).map_err(std::io::Error::other)?;
+    stream.write_all(&length.to_be_bytes()).await?;
+    stream.write_all(query).await?;
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).await?;
+    let mut buffer = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut buffer).await?;
+    let answer = Message::from_vec(&buffer).map_err(std::io::Error::other)?;
+    match answer.metadata.id == id {
+        true => Ok(answer),
+        false => Err(std::io::Error::other(
+            "the answer over TCP is not to the query",
+        )),
     }
 }

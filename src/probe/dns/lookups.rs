@@ -1,19 +1,22 @@
 //! Shared DNS helpers for the `srv` and `resolve` steps: the resolver and error mapping.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::rdata::DNSKEY;
 use hickory_resolver::proto::dnssec::Proof;
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::RecordType;
+use hickory_resolver::proto::rr::{Name, RecordType};
 use hickory_resolver::TokioResolver;
-use tokio::sync::OnceCell;
 
-use crate::config::{DnsConfig, DsAnchor, TrustAnchors};
+use super::anchors::{self, Island, Primed};
+
+use crate::config::DnsConfig;
 use crate::probe::{Failure, Reason};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,74 +27,111 @@ use crate::probe::{Failure, Reason};
 pub struct ResolverSetupError(#[source] NetError);
 
 /// How a target's lookups are made: the resolver, and for a target that validates (DNSSEC),
-/// the DNS servers to ask why an answer is bogus.
+/// the DNS servers its trust anchors' keys and a bogus answer's reason are asked of.
 #[derive(Clone)]
 pub struct Lookups {
     resolver: Resolving,
     pub validation: Option<Arc<[SocketAddr]>>,
 }
 
-/// How long a failure to get the keys DS trust anchors name stands before it is tried again.
-const RETRY_DS_AFTER: Duration = Duration::from_secs(10);
-
 #[derive(Clone)]
 enum Resolving {
-    Ready(Box<TokioResolver>),
-    /// Validating up to trust anchors of which some are DS records: the keys they name are
-    /// asked of the DNS first, as soon as it answers.
-    AnchoredByDs(Arc<DsAnchored>),
+    Plain(Box<TokioResolver>),
+    Validating(Arc<Validating>),
 }
 
-struct DsAnchored {
-    resolver: OnceCell<TokioResolver>,
-    /// The last attempt's failure, given to every lookup for a while rather than each trying
-    /// in turn (and the later ones meeting their deadline instead of the reason).
-    failed: Mutex<Option<(Instant, Failure)>>,
+/// A validating resolver, rebuilt whenever the keys its trust anchors prove change.
+struct Validating {
     config: DnsConfig,
     request_timeout: Duration,
-    keys: Arc<hickory_resolver::proto::dnssec::TrustAnchors>,
-    ds: Arc<[DsAnchor]>,
+    islands: Vec<Island>,
+    state: tokio::sync::Mutex<ValidatingState>,
+}
+
+struct ValidatingState {
+    resolver: TokioResolver,
+    /// What priming found of each island (as `islands`), `None` before it was tried.
+    primed: Vec<Option<Primed>>,
 }
 
 impl Lookups {
-    /// The resolver; for DS trust anchors, built the first time their keys can be had (a
-    /// lookup fails, and the next one tries again, while they cannot).
-    pub async fn resolver(&self) -> Result<&TokioResolver, Failure> {
-        match &self.resolver {
-            Resolving::Ready(resolver) => Ok(resolver),
-            Resolving::AnchoredByDs(anchored) => {
-                if let Some(resolver) = anchored.resolver.get() {
-                    return Ok(resolver);
-                }
-                if let Some((at, failure)) = &*anchored.failed.lock().expect("DS lock") {
-                    if at.elapsed() < RETRY_DS_AFTER {
-                        return Err(failure.clone());
-                    }
-                }
-                let nameservers = self.validation.as_deref().unwrap_or_default();
-                let built = anchored
-                    .resolver
-                    .get_or_try_init(|| anchored.build(nameservers))
-                    .await;
-                if let Err(failure) = &built {
-                    *anchored.failed.lock().expect("DS lock") =
-                        Some((Instant::now(), failure.clone()));
-                }
-                built
-            }
+    /// `name`'s records of `rtype` (`name` absolute). The outer error: the lookup could not be
+    /// made (its zone's trust anchor proves no key); the inner result: the answer or the
+    /// resolver's error. An answer bogus in an island of trust is asked once more when the
+    /// island's keys, read again, changed (a key rollover the last priming did not see).
+    pub async fn lookup(
+        &self,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<Result<Lookup, NetError>, Failure> {
+        let validating = match &self.resolver {
+            Resolving::Plain(resolver) => return Ok(resolver.lookup(name, rtype).await),
+            Resolving::Validating(validating) => validating,
+        };
+        let nameservers = self.validation.as_deref().unwrap_or_default();
+        let owner = Name::from_ascii(name)
+            .map_err(|e| Failure::new(Reason::DnsError, format!("{rtype} {name}: {e}")))?;
+        let (resolver, _) = validating.resolver(nameservers, &owner, false).await?;
+        let answer = resolver.lookup(name, rtype).await;
+        if !matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
+            return Ok(answer);
+        }
+        match validating.resolver(nameservers, &owner, true).await? {
+            (resolver, true) => Ok(resolver.lookup(name, rtype).await),
+            (_, false) => Ok(answer),
         }
     }
 }
 
-impl DsAnchored {
-    async fn build(&self, nameservers: &[SocketAddr]) -> Result<TokioResolver, Failure> {
-        let mut keys = (*self.keys).clone();
-        for anchor in self.ds.iter() {
-            let key = super::dnssec::key_of(nameservers, anchor).await?;
-            keys.insert_with_name(key.public_key(), anchor.owner.clone().into());
+impl Validating {
+    /// The resolver, with every island whose keys are due (never primed, or past their TTL or
+    /// signature) primed first, and `name`'s island too when `again`; fails when `name`'s
+    /// island proved no key. Also says whether `name`'s island's keys changed.
+    async fn resolver(
+        &self,
+        nameservers: &[SocketAddr],
+        name: &Name,
+        again: bool,
+    ) -> Result<(TokioResolver, bool), Failure> {
+        let mut state = self.state.lock().await;
+        let own = self.islands.iter().position(|i| i.owner.zone_of(name));
+        let now = Instant::now();
+        let (mut rebuild, mut changed) = (false, false);
+        for (i, island) in self.islands.iter().enumerate() {
+            let due = state.primed[i].as_ref().is_none_or(|p| now >= p.until());
+            let asked_again = again && own == Some(i);
+            if !due && !asked_again {
+                continue;
+            }
+            let primed = anchors::prime(nameservers, island, self.request_timeout).await;
+            if keys(Some(&primed)) != keys(state.primed[i].as_ref()) {
+                rebuild = true;
+                changed |= own == Some(i);
+            }
+            state.primed[i] = Some(primed);
         }
-        resolver(&self.config, self.request_timeout, Some(Arc::new(keys)))
-            .map_err(|e| Failure::new(Reason::DnsError, e.to_string()))
+        if rebuild {
+            let mut anchors = hickory_resolver::proto::dnssec::TrustAnchors::default();
+            for (island, primed) in self.islands.iter().zip(&state.primed) {
+                for key in keys(primed.as_ref()) {
+                    anchors.insert_with_name(key.public_key(), island.owner.clone().into());
+                }
+            }
+            state.resolver = resolver(&self.config, self.request_timeout, Some(Arc::new(anchors)))
+                .map_err(|e| Failure::new(Reason::DnsError, e.to_string()))?;
+        }
+        if let Some(Some(Primed::Failed { failure, .. })) = own.map(|i| &state.primed[i]) {
+            return Err(failure.clone());
+        }
+        Ok((state.resolver.clone(), changed))
+    }
+}
+
+/// The keys an island's priming proved.
+fn keys(primed: Option<&Primed>) -> &[DNSKEY] {
+    match primed {
+        Some(Primed::Trusted { keys, .. }) => keys,
+        _ => &[],
     }
 }
 
@@ -115,26 +155,16 @@ impl Resolvers {
                     true => system_nameservers()?,
                     false => config.nameservers.clone(),
                 };
-                let resolver = match &config.trust_anchors {
-                    TrustAnchors::IanaRoot => Resolving::Ready(Box::new(resolver(
-                        config,
-                        request_timeout,
-                        Some(Arc::default()),
-                    )?)),
-                    TrustAnchors::File { keys, ds, .. } if ds.is_empty() => Resolving::Ready(
-                        Box::new(resolver(config, request_timeout, Some(keys.clone()))?),
-                    ),
-                    TrustAnchors::File { keys, ds, .. } => {
-                        Resolving::AnchoredByDs(Arc::new(DsAnchored {
-                            resolver: OnceCell::new(),
-                            failed: Mutex::default(),
-                            config: config.clone(),
-                            request_timeout,
-                            keys: keys.clone(),
-                            ds: ds.clone(),
-                        }))
-                    }
-                };
+                let islands = anchors::islands(config.trust_anchors.file_anchors());
+                let resolver = Resolving::Validating(Arc::new(Validating {
+                    config: config.clone(),
+                    request_timeout,
+                    state: tokio::sync::Mutex::new(ValidatingState {
+                        resolver: resolver(config, request_timeout, Some(Arc::default()))?,
+                        primed: vec![None; islands.len()],
+                    }),
+                    islands,
+                }));
                 Some(Lookups {
                     resolver,
                     validation: Some(nameservers.into()),
@@ -149,7 +179,7 @@ impl Resolvers {
         match (&self.validating, dnssec) {
             (Some(validating), true) => validating.clone(),
             _ => Lookups {
-                resolver: Resolving::Ready(Box::new(self.plain.clone())),
+                resolver: Resolving::Plain(Box::new(self.plain.clone())),
                 validation: None,
             },
         }

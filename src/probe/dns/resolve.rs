@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{RData, RecordType};
 
@@ -54,6 +55,9 @@ pub async fn lookup(
     })
 }
 
+/// AAAA and A, asked side by side. Either bogus fails the step (a validating resolver
+/// answers SERVFAIL: no forged address is ever connected to); one answer is enough otherwise,
+/// and with none the more telling error is reported (a timeout before "no records").
 async fn addresses(
     lookups: &Lookups,
     host: &str,
@@ -61,21 +65,50 @@ async fn addresses(
 ) -> Result<(Vec<IpAddr>, Option<Dnssec>), Failure> {
     let name = lookups::absolute(host);
     let what = format!("A/AAAA {name}");
-    let answer = match lookups.resolver().await?.lookup_ip(name.as_str()).await {
-        Ok(answer) => answer,
-        // Both were asked; AAAA first, as `connect` tries them.
-        Err(error) => {
-            let types = [RecordType::AAAA, RecordType::A];
-            return Err(lookups::failure(&error, &what, lookups, &name, &types).await);
-        }
-    };
+    let (aaaa, a) = tokio::join!(
+        lookups.lookup(&name, RecordType::AAAA),
+        lookups.lookup(&name, RecordType::A)
+    );
+    let answers = [(RecordType::AAAA, aaaa?), (RecordType::A, a?)];
+    let bogus = answers
+        .iter()
+        .find(|(_, answer)| matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))));
+    let found: Vec<&Lookup> = answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok())
+        .collect();
+    let failed = bogus.or_else(|| match found.is_empty() {
+        true => answers
+            .iter()
+            .find(|(_, answer)| !matches!(answer, Err(NetError::Dns(DnsError::NoRecordsFound(_)))))
+            .or(answers.last()),
+        false => None,
+    });
+    if let Some((rtype, Err(error))) = failed {
+        let what = format!("{rtype} {name}");
+        return Err(lookups::failure(error, &what, lookups, &name, &[*rtype]).await);
+    }
     let types = [RecordType::A, RecordType::AAAA, RecordType::CNAME];
-    let dnssec = lookups
-        .validation
-        .as_ref()
-        .map(|_| dnssec::judge(answer.as_lookup().answers(), &types, &what))
-        .transpose()?;
-    let addresses: Vec<IpAddr> = answer.iter().take(max_addresses).collect();
+    let dnssec = match lookups.validation {
+        Some(_) => found
+            .iter()
+            .map(|answer| dnssec::judge(answer.answers(), &types, &what))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .reduce(Dnssec::worse),
+        None => None,
+    };
+    // AAAA first, as `connect` tries them.
+    let addresses: Vec<IpAddr> = found
+        .iter()
+        .flat_map(|answer| answer.answers())
+        .filter_map(|record| match &record.data {
+            RData::AAAA(ip) => Some(IpAddr::V6(ip.0)),
+            RData::A(ip) => Some(IpAddr::V4(ip.0)),
+            _ => None,
+        })
+        .take(max_addresses)
+        .collect();
     if addresses.is_empty() {
         return Err(Failure::new(
             Reason::NoRecords,
@@ -91,14 +124,11 @@ async fn addresses(
 async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAnswer, Failure>> {
     let name = lookups::absolute(&format!("_{port}._tcp.{host}"));
     let what = format!("TLSA {name}");
-    let resolver = match lookups.resolver().await {
-        Ok(resolver) => resolver,
+    let answer = match lookups.lookup(&name, RecordType::TLSA).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(NetError::Dns(DnsError::NoRecordsFound(_)))) => return None,
         Err(failure) => return Some(Err(failure)),
-    };
-    let answer = match resolver.lookup(name.as_str(), RecordType::TLSA).await {
-        Ok(answer) => answer,
-        Err(NetError::Dns(DnsError::NoRecordsFound(_))) => return None,
-        Err(error) => {
+        Ok(Err(error)) => {
             let types = [RecordType::TLSA];
             return Some(Err(
                 lookups::failure(&error, &what, lookups, &name, &types).await

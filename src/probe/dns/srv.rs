@@ -31,12 +31,7 @@ pub async fn lookup(
 ) -> Result<SrvAnswer, Failure> {
     let name = lookups::absolute(&format!("{service}.{domain}"));
     let what = format!("SRV {name}");
-    let answer = match lookups
-        .resolver()
-        .await?
-        .lookup(name.as_str(), RecordType::SRV)
-        .await
-    {
+    let answer = match lookups.lookup(&name, RecordType::SRV).await? {
         Ok(answer) => answer,
         Err(error) => {
             return Err(lookups::failure(&error, &what, lookups, &name, &[RecordType::SRV]).await)
