@@ -79,6 +79,7 @@ pub async fn measure() -> Row {
         signed,
         unsigned: ZoneData::default(),
         expired: ZoneData::default(),
+        split: ZoneData::default(),
     };
     let bind = Bind::start(&lab.path("bind"), &zones).await;
 

@@ -286,3 +286,106 @@ async fn an_island_signed_with_a_ksk_and_a_zsk_is_secure_through_its_anchor_s_si
     );
     exporter.stop().await;
 }
+
+/// Records changed after signing — an address, an SRV port — are bogus where they are, with
+/// the true cause, and nothing connects to what they point at.
+#[tokio::test]
+async fn forged_records_are_bogus_and_never_connected_to() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let leaf = lab.pki.leaf(
+        &[SPLIT, &format!("xmpp.{SPLIT}"), &format!("forged.{SPLIT}")],
+        Validity::Good,
+    );
+    let xmpp = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let port = xmpp.addr().port();
+    // Where the forged records lead: nothing may connect there.
+    let forged_address = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let forged_port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let to_port = forged_port.local_addr().unwrap().port();
+    let to_address_port = forged_address.local_addr().unwrap().port();
+    let mut split = ZoneData::servers(&[("xmpp", port)]);
+    split.extra = format!(
+        "forged IN A 127.0.0.1\n_xmpp-component._tcp.srvforged IN SRV 10 10 {port} xmpp.{SPLIT}.\n"
+    );
+    split.forged = vec![
+        (
+            format!("forged.{SPLIT}."),
+            "127.0.0.1".into(),
+            "127.0.0.2".into(),
+        ),
+        (
+            format!("_xmpp-component._tcp.srvforged.{SPLIT}."),
+            format!(" {port} "),
+            format!(" {to_port} "),
+        ),
+    ];
+    let zones = Zones {
+        signed: ZoneData::default(),
+        unsigned: ZoneData::default(),
+        expired: ZoneData::default(),
+        split,
+    };
+    let bind = Bind::start(&lab.path("bind"), &zones).await;
+    let forged_a = format!(
+        "{}    server_address: forged.{SPLIT}:{to_address_port}\n",
+        target(&lab, "forged-a", SPLIT)
+    );
+    let config = bind.config_with_anchors(
+        &lab.path("anchors"),
+        &bind.split_ksk,
+        &[
+            target(&lab, "split", SPLIT),
+            forged_a,
+            target(&lab, "forged-srv", &format!("srvforged.{SPLIT}")),
+        ],
+    );
+    let exporter = Exporter::start(&config).await;
+    let scrape = exporter
+        .wait("two runs of each target", |s| {
+            ["split", "forged-a", "forged-srv"]
+                .iter()
+                .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(2.0))
+        })
+        .await;
+    assert_eq!(
+        scrape.value(&PROBE_SUCCESS, &[("target", "split")]),
+        Some(1.0),
+        "the zone itself is fine: {}",
+        scrape.relevant()
+    );
+    let server = server(&format!("forged.{SPLIT}"), to_address_port);
+    assert_eq!(
+        failing(&scrape, "forged-a", &server),
+        Some(("resolve".into(), "dnssec_bogus".into())),
+        "a forged address is bogus, not no_records: {}",
+        scrape.relevant()
+    );
+    assert_eq!(
+        failing(&scrape, "forged-srv", ""),
+        Some(("srv".into(), "dnssec_bogus".into()))
+    );
+    for (target, record) in [
+        ("forged-a", format!("A forged.{SPLIT}.")),
+        (
+            "forged-srv",
+            format!("SRV _xmpp-component._tcp.srvforged.{SPLIT}."),
+        ),
+    ] {
+        let debug = http_get(exporter.addr, &format!("/probe?target={target}&debug=true")).await;
+        assert!(
+            debug.contains(&format!("the signature on {record} does not verify"))
+                && debug.contains("forged on the way"),
+            "{target}: {debug}"
+        );
+    }
+    exporter.stop().await;
+    for (what, listener) in [("address", &forged_address), ("port", &forged_port)] {
+        let accepted =
+            tokio::time::timeout(std::time::Duration::from_millis(1), listener.accept()).await;
+        assert!(
+            accepted.is_err(),
+            "something connected to the forged {what}"
+        );
+    }
+}

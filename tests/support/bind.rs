@@ -45,13 +45,16 @@ pub struct ZoneData {
     /// (host label, port) of each server in the SRV answer.
     pub servers: Vec<(String, u16)>,
     pub extra: String,
+    /// Changes made to a zone signed offline after it was signed, as a forger on the way
+    /// would make them: on the line of each owner name (absolute), one text for another.
+    pub forged: Vec<(String, String, String)>,
 }
 
 impl ZoneData {
     pub fn servers(servers: &[(&str, u16)]) -> ZoneData {
         ZoneData {
             servers: servers.iter().map(|(h, p)| (h.to_string(), *p)).collect(),
-            extra: String::new(),
+            ..ZoneData::default()
         }
     }
 
@@ -362,6 +365,8 @@ fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
         "dnssec-signzone",
         &[
             "-q",
+            "-O",
+            "full",
             "-K",
             "keys",
             "-o",
@@ -374,6 +379,25 @@ fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
             &zsk,
         ],
     );
+    // One record per line (`-O full`): each forged line is found by its owner.
+    let signed = std::fs::read_to_string(dir.join("split.db.signed")).unwrap();
+    let forged: Vec<String> = signed
+        .lines()
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let owner = fields.next().unwrap_or_default();
+            let is_rrsig = fields.nth(2) == Some("RRSIG");
+            zones
+                .split
+                .forged
+                .iter()
+                .filter(|(name, ..)| name == owner && !is_rrsig)
+                .fold(line.to_owned(), |line, (_, from, to)| {
+                    line.replace(from, to)
+                })
+        })
+        .collect();
+    std::fs::write(dir.join("split.db.signed"), forged.join("\n") + "\n").unwrap();
 
     // Its private key elsewhere, so that nothing signs with it.
     std::fs::create_dir_all(dir.join("idle")).unwrap();

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
-use hickory_resolver::proto::dnssec::Proof;
+use hickory_resolver::proto::dnssec::{Proof, Verifier};
 use hickory_resolver::proto::op::{Edns, Message, Query};
-use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use serde::ser::Serializer;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -142,8 +142,9 @@ pub async fn explain(nameservers: &[SocketAddr], name: &str, types: &[RecordType
     }
 }
 
-/// What is wrong with the signatures of `name`'s `rtype` records; `None` when it has no
-/// such records or nothing wrong shows.
+/// What is wrong with the signatures of `name`'s `rtype` answer — its records, or for a
+/// denial of existence the NSEC/NSEC3 records that prove it; `None` when it has none or
+/// nothing wrong shows.
 async fn diagnose(
     server: SocketAddr,
     name: &str,
@@ -151,71 +152,152 @@ async fn diagnose(
 ) -> std::io::Result<Option<String>> {
     let owner = Name::from_ascii(name).map_err(std::io::Error::other)?;
     let answer = unchecked(server, &owner, rtype).await?;
-    if !answer.answers.iter().any(|r| r.record_type() == rtype) {
-        return Ok(None);
-    }
-    let signatures: Vec<&RRSIG> = signatures(&answer, rtype).collect();
-    if signatures.is_empty() {
-        return Ok(Some(format!(
-            "{rtype} {owner} has no signature (RRSIG) where its zone is signed"
-        )));
-    }
-    // Only when no signature is in its validity: during a rollover an old one beside a good
-    // one is no reason.
-    let now = unix_seconds(SystemTime::now()) as i64;
-    let latest_expiry = signatures
-        .iter()
-        .map(|s| i64::from(s.input().sig_expiration.get()))
-        .max()
-        .unwrap_or(now);
-    if latest_expiry < now {
-        return Ok(Some(format!(
-            "the signature on {rtype} {owner} expired at {} (the zone is no longer re-signed?)",
-            rfc3339(latest_expiry)
-        )));
-    }
-    let earliest_inception = signatures
-        .iter()
-        .map(|s| i64::from(s.input().sig_inception.get()))
-        .min()
-        .unwrap_or(now);
-    if earliest_inception > now {
-        return Ok(Some(format!(
-            "the signature on {rtype} {owner} is not valid before {} (the signer's clock?)",
-            rfc3339(earliest_inception)
-        )));
-    }
-    let signer = signatures[0].input().signer_name.clone();
-    let keys = unchecked(server, &signer, RecordType::DNSKEY).await?;
-    let tags: Vec<u16> = keys
+    let relied_on_positive = |t: RecordType| t == rtype || t == RecordType::CNAME;
+    let positive = answer
         .answers
         .iter()
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => DNSKEY::calculate_key_tag(key).ok(),
-            _ => None,
-        })
-        .collect();
-    if let Some(missing) = signatures
-        .iter()
-        .map(|s| s.input().key_tag)
-        .find(|tag| !tags.contains(tag))
-    {
-        return Ok(Some(format!(
-            "{rtype} {owner} is signed by key tag {missing}, which {signer} does not publish \
-             (missing DNSKEY)"
-        )));
+        .any(|r| relied_on_positive(r.record_type()));
+    // The RRsets the answer rests on: its records, or the proof that there are none.
+    let section = match positive {
+        true => &answer.answers,
+        false => &answer.authorities,
+    };
+    let mut rrsets: Vec<(&Name, RecordType)> = Vec::new();
+    for record in section {
+        let key = (&record.name, record.record_type());
+        let relied_on = match positive {
+            true => relied_on_positive(key.1),
+            false => matches!(key.1, RecordType::NSEC | RecordType::NSEC3),
+        };
+        if relied_on && !rrsets.contains(&key) {
+            rrsets.push(key);
+        }
+    }
+    let now = unix_seconds(SystemTime::now()) as i64;
+    for (rrset_owner, rrset_type) in rrsets {
+        let records: Vec<&Record> = section
+            .iter()
+            .filter(|r| r.name == *rrset_owner && r.record_type() == rrset_type)
+            .collect();
+        let signatures: Vec<&RRSIG> = section
+            .iter()
+            .filter(|r| r.name == *rrset_owner)
+            .filter_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(s)) if s.input().type_covered == rrset_type => {
+                    Some(s)
+                }
+                _ => None,
+            })
+            .take(MAX_SIGNATURES_TRIED)
+            .collect();
+        let what = match positive {
+            true => format!("{rrset_type} {rrset_owner}"),
+            false => format!(
+                "{rrset_type} {rrset_owner} (the proof that {owner} has no {rtype} records)"
+            ),
+        };
+        if let Some(why) = signatures_wrong(server, &what, &records, &signatures, now).await? {
+            return Ok(Some(why));
+        }
     }
     Ok(None)
 }
 
-/// The RRSIGs of an answer that cover `rtype`.
-fn signatures(answer: &Message, rtype: RecordType) -> impl Iterator<Item = &RRSIG> {
-    answer.answers.iter().filter_map(move |r| match &r.data {
-        RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) if rrsig.input().type_covered == rtype => {
-            Some(rrsig)
+/// At most this many of an RRset's signatures are tried, as hickory does.
+const MAX_SIGNATURES_TRIED: usize = 8;
+
+/// What is wrong with the signatures of one RRset (`what` names it): none, none in its
+/// validity, none by a key its zone publishes, or none that verifies (the records changed
+/// after signing, or forged on the way).
+async fn signatures_wrong(
+    server: SocketAddr,
+    what: &str,
+    records: &[&Record],
+    signatures: &[&RRSIG],
+    now: i64,
+) -> std::io::Result<Option<String>> {
+    let Some(first) = signatures.first() else {
+        return Ok(Some(format!(
+            "{what} has no signature (RRSIG) where its zone is signed"
+        )));
+    };
+    // Only when no signature is in its validity: during a rollover an old one beside a good
+    // one is no reason.
+    let current: Vec<&RRSIG> = signatures
+        .iter()
+        .copied()
+        .filter(|s| {
+            let input = s.input();
+            i64::from(input.sig_inception.get()) <= now
+                && now <= i64::from(input.sig_expiration.get())
+        })
+        .collect();
+    if current.is_empty() {
+        let latest_expiry = signatures
+            .iter()
+            .map(|s| i64::from(s.input().sig_expiration.get()))
+            .max()
+            .unwrap_or(now);
+        if latest_expiry < now {
+            return Ok(Some(format!(
+                "the signature on {what} expired at {} (the zone is no longer re-signed?)",
+                rfc3339(latest_expiry)
+            )));
         }
-        _ => None,
-    })
+        let earliest_inception = signatures
+            .iter()
+            .map(|s| i64::from(s.input().sig_inception.get()))
+            .min()
+            .unwrap_or(now);
+        return Ok(Some(format!(
+            "the signature on {what} is not valid before {} (the signer's clock?)",
+            rfc3339(earliest_inception)
+        )));
+    }
+    let signer = first.input().signer_name.clone();
+    let keys = unchecked(server, &signer, RecordType::DNSKEY).await?;
+    let keys: Vec<&DNSKEY> = keys
+        .answers
+        .iter()
+        .filter(|r| r.name == signer)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(key),
+            _ => None,
+        })
+        .collect();
+    // At most two keys per tag, as hickory tries them.
+    let keys_of = |s: &RRSIG| -> Vec<&DNSKEY> {
+        keys.iter()
+            .copied()
+            .filter(|k| {
+                k.calculate_key_tag().ok() == Some(s.input().key_tag)
+                    && k.algorithm() == s.input().algorithm
+            })
+            .take(2)
+            .collect()
+    };
+    if current.iter().all(|s| keys_of(s).is_empty()) {
+        return Ok(Some(format!(
+            "{what} is signed by key tag {}, which {signer} does not publish (missing DNSKEY)",
+            current[0].input().key_tag
+        )));
+    }
+    let verifies = current.iter().any(|s| {
+        keys_of(s).iter().any(|key| {
+            records.first().is_some_and(|r| {
+                key.verify_rrsig(&r.name, DNSClass::IN, s, records.iter().copied())
+                    .is_ok()
+            })
+        })
+    });
+    if !verifies {
+        return Ok(Some(format!(
+            "the signature on {what} does not verify with key tag {}: the records were changed \
+             after signing, or forged on the way",
+            current[0].input().key_tag
+        )));
+    }
+    Ok(None)
 }
 
 /// One query with DNSSEC records asked for and checking disabled: what the server holds,
