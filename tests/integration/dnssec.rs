@@ -247,6 +247,36 @@ async fn an_island_signed_with_a_ksk_and_a_zsk_is_secure_through_its_anchor_s_si
         exporter.stop().await;
     }
 
+    // A ZSK rollover the primed keys did not see coming (the new key never pre-published):
+    // the first answer it signs is bogus to the keys held, the island is read again, and the
+    // answer asked once more is secure. No run fails.
+    let config = bind.config_with_anchors(
+        &lab.path("anchors"),
+        &bind.split_ksk,
+        &[target(&lab, "split", SPLIT)],
+    );
+    let exporter = Exporter::start(&config).await;
+    let before = exporter.cycles("split", 1.0).await;
+    assert_eq!(state(&before, "split", "").as_deref(), Some("secure"));
+    bind.roll_split_zsk().await;
+    let runs = before.value(&PROBES_TOTAL, &[("target", "split")]).unwrap();
+    let after = exporter.cycles("split", runs + 2.0).await;
+    assert_eq!(
+        after.value(&PROBE_SUCCESS, &[("target", "split")]),
+        Some(1.0),
+        "after the rollover: {}",
+        after.relevant()
+    );
+    assert_eq!(state(&after, "split", "").as_deref(), Some("secure"));
+    assert!(
+        after
+            .find(&FAILURES_TOTAL, &[("target", "split")])
+            .is_empty(),
+        "no run failed: {}",
+        after.relevant()
+    );
+    exporter.stop().await;
+
     // Only the retired KSK's DS: nothing the zone publishes is anchored.
     let config = bind.config_with_anchors(
         &lab.path("anchors"),

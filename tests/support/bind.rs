@@ -78,7 +78,10 @@ impl ZoneData {
 }
 
 pub struct Bind {
-    _child: Child,
+    child: Child,
+    dir: PathBuf,
+    zones_split: ZoneData,
+    split_ksk_base: String,
     pub addr: SocketAddr,
     /// The DNSKEY records of the signed and expired zones, as `dns.dnssec.trust_anchors_file`.
     pub trust_anchors: PathBuf,
@@ -295,7 +298,10 @@ dnssec-policy "nsec3" {{
         let trust_anchors_ds = dir.join("trust-anchors.ds");
         std::fs::write(&trust_anchors_ds, ds).unwrap();
         Bind {
-            _child: child,
+            child,
+            dir: dir.to_owned(),
+            zones_split: zones.split.clone(),
+            split_ksk_base: split.ksk_base,
             addr,
             trust_anchors,
             trust_anchors_ds,
@@ -303,6 +309,45 @@ dnssec-policy "nsec3" {{
             split_ksk_ds: split.ksk_ds,
             stale_ds: split.stale_ds,
             idle_ksk: split.idle_ksk,
+        }
+    }
+
+    /// A ZSK rollover of [`SPLIT`] done abruptly: a new zone-signing key, never published
+    /// before, signs the zone and replaces the others in the DNSKEY RRset; named reloads it
+    /// (SIGHUP). Returns once the server gives the new key.
+    pub async fn roll_split_zsk(&self) {
+        let zsk = keygen(&self.dir, "keys", SPLIT, false);
+        sign_split_zone(
+            &self.dir,
+            &self.zones_split,
+            &self.split_ksk_base,
+            &zsk,
+            &[],
+        );
+        let pid = self.child.id().expect("named runs").to_string();
+        run(&self.dir, "kill", &["-HUP", &pid]);
+        let tag: u16 = zsk.rsplit('+').next().unwrap().parse().unwrap();
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let keys = std::process::Command::new("dig")
+                .args([
+                    &format!("@{}", self.addr.ip()),
+                    &format!("-p{}", self.addr.port()),
+                    "+norec",
+                    "+multi",
+                    "DNSKEY",
+                    SPLIT,
+                ])
+                .output()
+                .expect("run dig (Debian package bind9-dnsutils)");
+            if String::from_utf8_lossy(&keys.stdout).contains(&format!("key id = {tag}")) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "named did not serve the new ZSK {zsk} within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -318,6 +363,7 @@ dnssec-policy "nsec3" {{
 }
 
 struct SplitKeys {
+    ksk_base: String,
     ksk: String,
     ksk_ds: String,
     stale_ds: String,
@@ -338,28 +384,19 @@ fn key_file(dir: &Path, keys: &str, base: &str) -> String {
     std::fs::read_to_string(dir.join(keys).join(format!("{base}.key"))).unwrap()
 }
 
-/// [`SPLIT`] signed by a KSK and a ZSK with a second ZSK published, and
-/// [`UNSIGNED_BY_ANCHOR`] whose KSK is published but signs nothing: valid from an hour ago
-/// for 30 days (dnssec-signzone's defaults).
-fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
-    let ksk = keygen(dir, "keys", SPLIT, true);
-    let zsk = keygen(dir, "keys", SPLIT, false);
-    let next_zsk = keygen(dir, "keys", SPLIT, false);
-    std::fs::create_dir_all(dir.join("retired")).unwrap();
-    let retired_ksk = keygen(dir, "retired", SPLIT, true);
-    let published: String = [&ksk, &zsk, &next_zsk]
+/// [`SPLIT`] (`data`) signed offline into split.db.signed: `ksk` over the DNSKEY RRset, `zsk`
+/// over the data, `published` keys in the RRset too; then `data.forged` applied.
+fn sign_split_zone(dir: &Path, data: &ZoneData, ksk: &str, zsk: &str, published: &[&str]) {
+    let keys: String = [ksk, zsk]
         .iter()
+        .chain(published)
         .map(|k| key_file(dir, "keys", k))
         .collect();
     std::fs::write(
         dir.join("split.db"),
-        format!("{}{published}", zones.split.text(SPLIT, "")),
+        format!("{}{keys}", data.text(SPLIT, "")),
     )
     .unwrap();
-    let ds = |keys: &str, base: &str| {
-        let path = dir.join(keys).join(format!("{base}.key"));
-        run(dir, "dnssec-dsfromkey", &["-2", path.to_str().unwrap()])
-    };
     run(
         dir,
         "dnssec-signzone",
@@ -372,11 +409,11 @@ fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
             "-o",
             SPLIT,
             "-k",
-            &ksk,
+            ksk,
             "-f",
             "split.db.signed",
             "split.db",
-            &zsk,
+            zsk,
         ],
     );
     // One record per line (`-O full`): each forged line is found by its owner.
@@ -387,9 +424,7 @@ fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
             let mut fields = line.split_whitespace();
             let owner = fields.next().unwrap_or_default();
             let is_rrsig = fields.nth(2) == Some("RRSIG");
-            zones
-                .split
-                .forged
+            data.forged
                 .iter()
                 .filter(|(name, ..)| name == owner && !is_rrsig)
                 .fold(line.to_owned(), |line, (_, from, to)| {
@@ -398,7 +433,22 @@ fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
         })
         .collect();
     std::fs::write(dir.join("split.db.signed"), forged.join("\n") + "\n").unwrap();
+}
 
+/// [`SPLIT`] signed by a KSK and a ZSK with a second ZSK published, and
+/// [`UNSIGNED_BY_ANCHOR`] whose KSK is published but signs nothing: valid from an hour ago
+/// for 30 days (dnssec-signzone's defaults).
+fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
+    let ksk = keygen(dir, "keys", SPLIT, true);
+    let zsk = keygen(dir, "keys", SPLIT, false);
+    let next_zsk = keygen(dir, "keys", SPLIT, false);
+    std::fs::create_dir_all(dir.join("retired")).unwrap();
+    let retired_ksk = keygen(dir, "retired", SPLIT, true);
+    sign_split_zone(dir, &zones.split, &ksk, &zsk, &[&next_zsk]);
+    let ds = |keys: &str, base: &str| {
+        let path = dir.join(keys).join(format!("{base}.key"));
+        run(dir, "dnssec-dsfromkey", &["-2", path.to_str().unwrap()])
+    };
     // Its private key elsewhere, so that nothing signs with it.
     std::fs::create_dir_all(dir.join("idle")).unwrap();
     let idle_ksk = keygen(dir, "idle", UNSIGNED_BY_ANCHOR, true);
@@ -431,6 +481,7 @@ fn sign_split(dir: &Path, zones: &Zones) -> SplitKeys {
         ],
     );
     SplitKeys {
+        ksk_base: ksk.clone(),
         ksk_ds: ds("keys", &ksk),
         ksk: key_file(dir, "keys", &ksk),
         stale_ds: ds("retired", &retired_ksk),
