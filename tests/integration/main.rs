@@ -9,6 +9,7 @@ mod chain;
 mod contract;
 mod dane;
 mod dnssec;
+mod dnssec_corpus;
 mod exposition;
 mod hardening;
 mod isolation;

@@ -105,7 +105,7 @@ pub fn target(lab: &Lab, name: &str, domain: &str) -> String {
     )
 }
 
-fn run(dir: &Path, program: &str, args: &[&str]) -> String {
+pub fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     let output = std::process::Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -203,23 +203,8 @@ impl Bind {
 
         let split = sign_split(dir, zones);
 
-        let port = free_port();
-        let directory = dir.display();
-        let conf = format!(
-            r#"options {{
-    directory "{directory}";
-    key-directory "{directory}/keys";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    pid-file none;
-    session-keyfile none;
-    recursion no;
-    dnssec-validation no;
-    allow-transfer {{ none; }};
-    notify no;
-}};
-controls {{ }};
-zone "{SIGNED}" {{ type primary; file "signed.db"; dnssec-policy default; inline-signing yes; }};
+        let statements = format!(
+            r#"zone "{SIGNED}" {{ type primary; file "signed.db"; dnssec-policy default; inline-signing yes; }};
 zone "{UNSIGNED}" {{ type primary; file "unsigned.db"; }};
 zone "{EXPIRED}" {{ type primary; file "expired.db.signed"; }};
 zone "{NSEC3}" {{ type primary; file "nsec3.db"; dnssec-policy nsec3; inline-signing yes; }};
@@ -231,41 +216,7 @@ dnssec-policy "nsec3" {{
 }};
 "#
         );
-        std::fs::write(dir.join("named.conf"), conf).unwrap();
-        let child = Command::new("named")
-            .args(["-g", "-c"])
-            .arg(dir.join("named.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("named.log")).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start named (Debian package bind9)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-
-        // Ready once the zones it signs serve a signed SOA, and their keys are on disk.
-        let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
-        let server = format!("@{}", addr.ip());
-        let port = format!("-p{port}");
-        for zone in [SIGNED, NSEC3] {
-            loop {
-                let answer = std::process::Command::new("dig")
-                    .args([
-                        &server, &port, "+dnssec", "+norec", "+short", "+time=1", "SOA", zone,
-                    ])
-                    .output()
-                    .expect("run dig (Debian package bind9-dnsutils)");
-                if String::from_utf8_lossy(&answer.stdout).contains("SOA") {
-                    break;
-                }
-                assert!(
-                    tokio::time::Instant::now() < give_up,
-                    "named did not serve a signed {zone} within 30 s: {}",
-                    std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+        let (child, addr) = named(dir, &statements, &[SIGNED, NSEC3]).await;
         let key_of = |zone: &str| {
             std::fs::read_dir(dir.join("keys"))
                 .unwrap()
@@ -368,6 +319,64 @@ struct SplitKeys {
     ksk_ds: String,
     stale_ds: String,
     idle_ksk: String,
+}
+
+/// `named` serving `zones` (named.conf zone statements, files in `dir`) on a loopback port,
+/// authoritative only; ready once each of `ready` serves a signed SOA (the zones it signs
+/// itself take a moment).
+pub async fn named(dir: &Path, zones: &str, ready: &[&str]) -> (Child, SocketAddr) {
+    let port = free_port();
+    let directory = dir.display();
+    let conf = format!(
+        r#"options {{
+    directory "{directory}";
+    key-directory "{directory}/keys";
+    listen-on port {port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    pid-file none;
+    session-keyfile none;
+    recursion no;
+    dnssec-validation no;
+    allow-transfer {{ none; }};
+    notify no;
+}};
+controls {{ }};
+{zones}"#
+    );
+    std::fs::write(dir.join("named.conf"), conf).unwrap();
+    let child = Command::new("named")
+        .args(["-g", "-c"])
+        .arg(dir.join("named.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("named.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start named (Debian package bind9)");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(30);
+    let server = format!("@{}", addr.ip());
+    let port = format!("-p{port}");
+    for zone in ready {
+        loop {
+            let answer = std::process::Command::new("dig")
+                .args([
+                    &server, &port, "+dnssec", "+norec", "+short", "+time=1", "SOA", zone,
+                ])
+                .output()
+                .expect("run dig (Debian package bind9-dnsutils)");
+            if String::from_utf8_lossy(&answer.stdout).contains("SOA") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < give_up,
+                "named did not serve a signed {zone} within 30 s: {}",
+                std::fs::read_to_string(dir.join("named.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    (child, addr)
 }
 
 /// A new key of `zone` in `keys`; its file's base name.

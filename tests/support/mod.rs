@@ -5,6 +5,7 @@
 pub mod bind;
 pub mod c2s;
 pub mod component;
+pub mod corpus;
 pub mod dns;
 pub mod exporter;
 pub mod openssl;

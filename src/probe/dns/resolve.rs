@@ -121,7 +121,7 @@ async fn addresses(
 /// The TLSA records of `_<port>._tcp.<host>`: `None` where there are none, the failure (a
 /// bogus answer, SERVFAIL, …) where they could not be had. Only asked after a secure SRV
 /// answer, so always of a validating resolver.
-async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAnswer, Failure>> {
+pub async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAnswer, Failure>> {
     let name = lookups::absolute(&format!("_{port}._tcp.{host}"));
     let what = format!("TLSA {name}");
     let answer = match lookups.lookup(&name, RecordType::TLSA).await {
