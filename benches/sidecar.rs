@@ -16,7 +16,9 @@
 //!                                            minimal client's;
 //!                                         -- memory  for resident memory over ten minutes at
 //!                                            1,000 targets;
-//!                                         -- dnssec  for the cost of validating every answer)
+//!                                         -- dnssec  for the cost of validating every answer;
+//!                                         -- keytrap  for a KeyTrap-shaped zone's beside a
+//!                                            healthy one's)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
@@ -30,6 +32,8 @@
 // The benchmark uses a part of the test peers; the tests use all of it.
 #[path = "sidecar/dnssec.rs"]
 mod dnssec;
+#[path = "sidecar/keytrap.rs"]
+mod keytrap;
 #[path = "sidecar/memory.rs"]
 mod memory;
 #[path = "sidecar/per_probe.rs"]
@@ -85,6 +89,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "per-probe") {
         runtime().block_on(per_probe::measure()).print();
+        return;
+    }
+    if args.iter().any(|a| a == "keytrap") {
+        runtime().block_on(keytrap::measure()).print();
         return;
     }
     if args.iter().any(|a| a == "dnssec") {

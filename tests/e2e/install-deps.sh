@@ -9,8 +9,8 @@ set -euo pipefail
 PACKAGES=(
     dnsmasq-base      # authoritative test DNS (the binary only, no service)
     bind9             # named: signed zones for the DNSSEC tests (tests/support/bind.rs), started by them
-    bind9-utils       # dnssec-keygen, dnssec-signzone: a zone signed with expired signatures
-    bind9-dnsutils    # dig: named's readiness in the DNSSEC tests
+    bind9-utils       # dnssec-keygen, dnssec-signzone, dnssec-dsfromkey: the zones signed offline (tests/support/bind.rs, corpus.rs, keytrap.rs)
+    bind9-dnsutils    # dig: named's readiness; delv: BIND's validator, the DNSSEC corpus's reference
     prosody           # the XMPP server (0.12 in Debian 12), brings lua5.x and its Lua modules
     ejabberd          # the other XMPP server (23.01 in Debian 12), brings Erlang
     lua-sec           # TLS for Prosody (Depends already, listed to be explicit)

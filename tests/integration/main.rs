@@ -13,6 +13,7 @@ mod dnssec_corpus;
 mod exposition;
 mod hardening;
 mod isolation;
+mod keytrap;
 mod layout;
 mod modules;
 mod operations;

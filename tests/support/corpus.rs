@@ -29,7 +29,7 @@ pub struct Anchor {
 }
 
 impl Anchor {
-    fn of(printed: &str) -> Anchor {
+    pub(super) fn of(printed: &str) -> Anchor {
         let line = printed
             .lines()
             .find(|l| !l.starts_with(';') && !l.trim().is_empty())
@@ -50,6 +50,11 @@ impl Anchor {
             rdata: fields[at + 1..].iter().map(|f| f.to_string()).collect(),
             line: format!("{line}\n"),
         }
+    }
+
+    /// The record's data as printed.
+    pub(super) fn rdata(&self) -> String {
+        self.rdata.join(" ")
     }
 
     /// The anchor in named.conf's `trust-anchors` syntax, as `delv -a` reads it: three
@@ -88,7 +93,7 @@ fn records(zone: &str) -> String {
 }
 
 /// A signing key of `zone` (`-a` algorithm, a KSK or not), its file's base name in `keys/`.
-fn key(dir: &Path, zone: &str, algorithm: &str, ksk: bool) -> String {
+pub(super) fn key(dir: &Path, zone: &str, algorithm: &str, ksk: bool) -> String {
     let mut args = vec!["-q", "-K", "keys", "-a", algorithm, "-n", "ZONE"];
     if algorithm.starts_with("RSA") {
         args.extend(["-b", "2048"]);
@@ -108,11 +113,11 @@ fn ksk_and_zsk(dir: &Path, zone: &str) -> (String, String) {
     )
 }
 
-fn key_text(dir: &Path, base: &str) -> String {
+pub(super) fn key_text(dir: &Path, base: &str) -> String {
     std::fs::read_to_string(dir.join("keys").join(format!("{base}.key"))).unwrap()
 }
 
-fn ds(dir: &Path, base: &str) -> Anchor {
+pub(super) fn ds(dir: &Path, base: &str) -> Anchor {
     let path = dir.join("keys").join(format!("{base}.key"));
     Anchor::of(&run(
         dir,
@@ -124,7 +129,7 @@ fn ds(dir: &Path, base: &str) -> Anchor {
 /// `zone` (its records and `extra`, every key of `ksks`, `zsks` and `published` in its
 /// DNSKEY RRset) signed by `ksks` over the DNSKEY RRset and `zsks` over the rest, with
 /// dnssec-signzone's `options`; one record per line.
-fn sign(
+pub(super) fn sign(
     dir: &Path,
     zone: &str,
     extra: &str,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
 use hickory_resolver::proto::dnssec::Verifier;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::dnssec::{bogus, unchecked};
@@ -103,6 +104,16 @@ pub async fn prime(nameservers: &[SocketAddr], island: &Island, timeout: Duratio
                 return failed(Failure::new(Reason::DnsTimeout, detail));
             }
         };
+    if answer.metadata.response_code != ResponseCode::NoError {
+        let code = answer.metadata.response_code;
+        let reason = match code {
+            ResponseCode::ServFail => Reason::Servfail,
+            ResponseCode::NXDomain => Reason::Nxdomain,
+            _ => Reason::DnsError,
+        };
+        let detail = format!("the trust anchor of {owner}: {server} answered {code} for its keys");
+        return failed(Failure::new(reason, detail));
+    }
     let now = unix_seconds(SystemTime::now()) as i64;
     match prove(island, &answer.answers, now) {
         Ok((keys, trust)) => Primed::Trusted {
@@ -133,35 +144,11 @@ fn prove(island: &Island, records: &[Record], now: i64) -> Result<(Vec<DNSKEY>, 
             "{owner} publishes no DNSKEY records, so its trust anchor proves nothing"
         ));
     }
+    if let Some(why) = keytrap_shaped(owner, records) {
+        return Err(why);
+    }
     let tags: Vec<u16> = keys.iter().map(|k| tag(k)).collect();
-    if let Some(crowded) = tags
-        .iter()
-        .find(|t| tags.iter().filter(|o| o == t).count() > MAX_KEYS_PER_TAG)
-    {
-        return Err(format!(
-            "{owner} publishes more than {MAX_KEYS_PER_TAG} keys with key tag {crowded}: refused, as \
-             validating resolvers refuse a KeyTrap-shaped key set (CVE-2023-50387)"
-        ));
-    }
-    let signatures: Vec<&RRSIG> = records
-        .iter()
-        .filter(|r| r.name == *owner)
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::RRSIG(s))
-                if s.input().type_covered == RecordType::DNSKEY =>
-            {
-                Some(s)
-            }
-            _ => None,
-        })
-        .collect();
-    if signatures.len() > MAX_SIGNATURES {
-        return Err(format!(
-            "{owner}'s DNSKEY RRset carries {} signatures, more than the {MAX_SIGNATURES} a \
-             validator tries: refused, as KeyTrap-shaped answers are (CVE-2023-50387)",
-            signatures.len()
-        ));
-    }
+    let signatures: Vec<&RRSIG> = signatures_over_keys(owner, records);
     let anchored: Vec<&DNSKEY> = keys
         .iter()
         .copied()
@@ -253,6 +240,79 @@ fn prove(island: &Island, records: &[Record], now: i64) -> Result<(Vec<DNSKEY>, 
             )
         )
     }))
+}
+
+/// The signatures over `owner`'s DNSKEY RRset among `records`.
+fn signatures_over_keys<'a>(owner: &Name, records: &'a [Record]) -> Vec<&'a RRSIG> {
+    records
+        .iter()
+        .filter(|r| r.name == *owner)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(s))
+                if s.input().type_covered == RecordType::DNSKEY =>
+            {
+                Some(s)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why `owner`'s DNSKEY RRset (in `records`, with its signatures) is shaped for KeyTrap
+/// (CVE-2023-50387): more keys with one key tag, or more signatures over it, than a validator
+/// tries; `None` when it is not.
+fn keytrap_shaped(owner: &Name, records: &[Record]) -> Option<String> {
+    let tags: Vec<u16> = records
+        .iter()
+        .filter(|r| r.name == *owner)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(tag(key)),
+            _ => None,
+        })
+        .collect();
+    if let Some(crowded) = tags
+        .iter()
+        .find(|t| tags.iter().filter(|o| o == t).count() > MAX_KEYS_PER_TAG)
+    {
+        return Some(format!(
+            "{owner} publishes more than {MAX_KEYS_PER_TAG} keys with key tag {crowded}: refused, \
+             as validating resolvers refuse a KeyTrap-shaped key set (CVE-2023-50387)"
+        ));
+    }
+    let signatures = signatures_over_keys(owner, records).len();
+    (signatures > MAX_SIGNATURES).then(|| {
+        format!(
+            "{owner}'s DNSKEY RRset carries {signatures} signatures, more than the \
+             {MAX_SIGNATURES} a validator tries: refused, as KeyTrap-shaped answers are \
+             (CVE-2023-50387)"
+        )
+    })
+}
+
+/// After a bogus answer of `name`'s `rtype`: the zone that signed it and why, when that
+/// zone's key set is KeyTrap-shaped (what hickory spends its most CPU on: it is then refused
+/// for a while rather than validated again by every lookup). Asked with checking disabled.
+pub async fn keytrap_zone(
+    nameservers: &[SocketAddr],
+    name: &Name,
+    rtype: RecordType,
+    timeout: Duration,
+) -> Option<(Name, String)> {
+    let server = *nameservers.first()?;
+    let found = async {
+        let answer = unchecked(server, name, rtype).await.ok()?;
+        let signer = answer
+            .answers
+            .iter()
+            .chain(&answer.authorities)
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.input().signer_name.clone()),
+                _ => None,
+            })?;
+        let keys = unchecked(server, &signer, RecordType::DNSKEY).await.ok()?;
+        keytrap_shaped(&signer, &keys.answers).map(|why| (signer, why))
+    };
+    tokio::time::timeout(timeout, found).await.ok().flatten()
 }
 
 fn tag(key: &DNSKEY) -> u16 {

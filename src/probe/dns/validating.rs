@@ -1,0 +1,215 @@
+//! The validating resolver of a config: hickory's, with the keys the trust anchors prove
+//! (`anchors`) as its anchors, rebuilt whenever they change; its lookups run on a thread of
+//! their own, so that the CPU validation spends (signatures, a KeyTrap-shaped answer) never
+//! holds the workers that serve `/metrics` and probe the other targets, and a lookup whose
+//! caller gives up (the probe's deadline) is stopped, not left running. A zone whose bogus
+//! answer came from a KeyTrap-shaped key set is refused for a while without validating: what
+//! hickory spends there is bounded, but is the most it spends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::rdata::DNSKEY;
+use hickory_resolver::proto::rr::{Name, RecordType};
+use hickory_resolver::TokioResolver;
+
+use super::anchors::{self, Island, Primed};
+use super::dnssec::bogus;
+use super::resolver::{resolver, ResolverSetupError};
+use crate::config::DnsConfig;
+use crate::probe::{Failure, Reason};
+
+/// A validating resolver, rebuilt whenever the keys its trust anchors prove change.
+pub(super) struct Validating {
+    config: DnsConfig,
+    request_timeout: Duration,
+    islands: Vec<Island>,
+    state: tokio::sync::Mutex<ValidatingState>,
+    /// Zones found KeyTrap-shaped, why, and until when every lookup in them is refused
+    /// without validating.
+    refused: std::sync::Mutex<Vec<(Name, String, Instant)>>,
+    thread: ValidationThread,
+}
+
+/// How long a zone found KeyTrap-shaped is refused before it is validated again.
+const REFUSE_FOR: Duration = Duration::from_secs(60);
+
+struct ValidatingState {
+    resolver: TokioResolver,
+    /// What priming found of each island (as `islands`), `None` before it was tried.
+    primed: Vec<Option<Primed>>,
+}
+
+/// A runtime of one worker thread for validation; shut down without waiting when the config
+/// it serves is replaced (a runtime may not be dropped inside another).
+struct ValidationThread {
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ValidationThread {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Stops the lookup task when the lookup is dropped (its caller's deadline passed).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Validating {
+    /// `resolver` validates up to the IANA root's keys alone until the file's anchors have
+    /// proven theirs.
+    pub(super) fn new(
+        config: &DnsConfig,
+        request_timeout: Duration,
+        resolver: TokioResolver,
+    ) -> Result<Validating, ResolverSetupError> {
+        let islands = anchors::islands(config.trust_anchors.file_anchors());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dnssec")
+            .enable_all()
+            .build()
+            .map_err(|e| ResolverSetupError(NetError::from(e)))?;
+        Ok(Validating {
+            config: config.clone(),
+            request_timeout,
+            state: tokio::sync::Mutex::new(ValidatingState {
+                resolver,
+                primed: vec![None; islands.len()],
+            }),
+            islands,
+            refused: std::sync::Mutex::default(),
+            thread: ValidationThread {
+                handle: runtime.handle().clone(),
+                runtime: Some(runtime),
+            },
+        })
+    }
+
+    /// `name`'s records of `rtype` (`name` absolute), asked on the validation thread. The
+    /// outer error: the lookup could not be made (its zone's trust anchor proves no key); the
+    /// inner result: the answer or the resolver's error. An answer bogus in an island of
+    /// trust is asked once more when the island's keys, read again, changed (a key rollover
+    /// the last priming did not see).
+    pub(super) async fn lookup(
+        self: &Arc<Self>,
+        nameservers: Arc<[SocketAddr]>,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<Result<Lookup, NetError>, Failure> {
+        let owner = Name::from_ascii(name)
+            .map_err(|e| Failure::new(Reason::DnsError, format!("{rtype} {name}: {e}")))?;
+        let this = Arc::clone(self);
+        let name = name.to_owned();
+        let asked = owner.clone();
+        let task = self.thread.handle.spawn(async move {
+            let what = format!("{rtype} {asked}");
+            if let Some(why) = this.refused_zone(&asked) {
+                return Err(bogus(&what, &why));
+            }
+            let (resolver, _) = this.resolver(&nameservers, &asked, false).await?;
+            let answer = resolver.lookup(name.as_str(), rtype).await;
+            if !matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
+                return Ok(answer);
+            }
+            let answer = match this.resolver(&nameservers, &asked, true).await? {
+                (resolver, true) => resolver.lookup(name.as_str(), rtype).await,
+                (_, false) => answer,
+            };
+            if !matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
+                return Ok(answer);
+            }
+            let timeout = this.request_timeout;
+            match anchors::keytrap_zone(&nameservers, &asked, rtype, timeout).await {
+                Some((zone, why)) => {
+                    let until = Instant::now() + REFUSE_FOR;
+                    let mut refused = this.refused.lock().expect("refused zones");
+                    refused.retain(|(other, ..)| *other != zone);
+                    refused.push((zone, why.clone(), until));
+                    Err(bogus(&what, &why))
+                }
+                None => Ok(answer),
+            }
+        });
+        let _stop = AbortOnDrop(task.abort_handle());
+        task.await.unwrap_or_else(|failed| {
+            Err(Failure::new(
+                Reason::DnsError,
+                format!("{rtype} {owner}: the validating lookup failed: {failed}"),
+            ))
+        })
+    }
+
+    /// Why `name`'s zone is refused, while it is.
+    fn refused_zone(&self, name: &Name) -> Option<String> {
+        let now = Instant::now();
+        let mut refused = self.refused.lock().expect("refused zones");
+        refused.retain(|(.., until)| now < *until);
+        refused
+            .iter()
+            .find(|(zone, ..)| zone.zone_of(name))
+            .map(|(_, why, _)| why.clone())
+    }
+
+    /// The resolver, with every island whose keys are due (never primed, or past their TTL or
+    /// signature) primed first, and `name`'s island too when `again`; fails when `name`'s
+    /// island proved no key. Also says whether `name`'s island's keys changed.
+    async fn resolver(
+        &self,
+        nameservers: &[SocketAddr],
+        name: &Name,
+        again: bool,
+    ) -> Result<(TokioResolver, bool), Failure> {
+        let mut state = self.state.lock().await;
+        let own = self.islands.iter().position(|i| i.owner.zone_of(name));
+        let now = Instant::now();
+        let (mut rebuild, mut changed) = (false, false);
+        for (i, island) in self.islands.iter().enumerate() {
+            let due = state.primed[i].as_ref().is_none_or(|p| now >= p.until());
+            let asked_again = again && own == Some(i);
+            if !due && !asked_again {
+                continue;
+            }
+            let primed = anchors::prime(nameservers, island, self.request_timeout).await;
+            if keys(Some(&primed)) != keys(state.primed[i].as_ref()) {
+                rebuild = true;
+                changed |= own == Some(i);
+            }
+            state.primed[i] = Some(primed);
+        }
+        if rebuild {
+            let mut anchors = hickory_resolver::proto::dnssec::TrustAnchors::default();
+            for (island, primed) in self.islands.iter().zip(&state.primed) {
+                for key in keys(primed.as_ref()) {
+                    anchors.insert_with_name(key.public_key(), island.owner.clone().into());
+                }
+            }
+            state.resolver = resolver(&self.config, self.request_timeout, Some(Arc::new(anchors)))
+                .map_err(|e| Failure::new(Reason::DnsError, e.to_string()))?;
+        }
+        if let Some(Some(Primed::Failed { failure, .. })) = own.map(|i| &state.primed[i]) {
+            return Err(failure.clone());
+        }
+        Ok((state.resolver.clone(), changed))
+    }
+}
+
+/// The keys an island's priming proved.
+fn keys(primed: Option<&Primed>) -> &[DNSKEY] {
+    match primed {
+        Some(Primed::Trusted { keys, .. }) => keys,
+        _ => &[],
+    }
+}
