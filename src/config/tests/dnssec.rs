@@ -80,15 +80,6 @@ fn the_trust_anchors_file_takes_what_key_tools_print() {
 }
 
 #[test]
-fn a_trust_anchors_file_with_ds_records_only_keeps_the_root_s_keys_beside_them() {
-    // The file's anchors are added to hickory's IANA root keys (TrustAnchors::default()),
-    // whatever the file holds: no empty key set stands in for "no DNSKEY line".
-    let anchors = anchors_of(DSFROMKEY).unwrap();
-    assert!(anchors.iter().all(|a| matches!(a.key, AnchorKey::Ds(_))));
-    assert!(!hickory_resolver::proto::dnssec::TrustAnchors::default().is_empty());
-}
-
-#[test]
 fn a_bad_trust_anchors_file_is_refused_at_load_with_the_line_number() {
     for (text, want) in [
         ("; nothing but a comment\n", "holds no DNSKEY or DS record"),

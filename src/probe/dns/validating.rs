@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::rdata::DNSKEY;
+use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::proto::rr::{Name, RecordType};
 use hickory_resolver::TokioResolver;
 
@@ -190,12 +191,7 @@ impl Validating {
             state.primed[i] = Some(primed);
         }
         if rebuild {
-            let mut anchors = hickory_resolver::proto::dnssec::TrustAnchors::default();
-            for (island, primed) in self.islands.iter().zip(&state.primed) {
-                for key in keys(primed.as_ref()) {
-                    anchors.insert_with_name(key.public_key(), island.owner.clone().into());
-                }
-            }
+            let anchors = hickory_anchors(&self.islands, &state.primed);
             state.resolver = resolver(&self.config, self.request_timeout, Some(Arc::new(anchors)))
                 .map_err(|e| Failure::new(Reason::DnsError, e.to_string()))?;
         }
@@ -206,10 +202,72 @@ impl Validating {
     }
 }
 
+/// hickory's anchors: the IANA root's keys always (names outside the islands validate from
+/// the root, as with any validating resolver), and beside them each island's proven keys at
+/// its owner name.
+fn hickory_anchors(islands: &[Island], primed: &[Option<Primed>]) -> TrustAnchors {
+    let mut anchors = TrustAnchors::default();
+    for (island, primed) in islands.iter().zip(primed) {
+        for key in keys(primed.as_ref()) {
+            anchors.insert_with_name(key.public_key(), island.owner.clone().into());
+        }
+    }
+    anchors
+}
+
 /// The keys an island's priming proved.
 fn keys(primed: Option<&Primed>) -> &[DNSKEY] {
     match primed {
         Some(Primed::Trusted { keys, .. }) => keys,
         _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use hickory_resolver::proto::dnssec::rdata::DS;
+    use hickory_resolver::proto::dnssec::{Algorithm, DigestType, PublicKeyBuf};
+
+    use super::*;
+    use crate::config::{Anchor, AnchorKey};
+
+    #[test]
+    fn the_iana_root_keys_stay_beside_the_keys_an_anchors_file_of_ds_records_proves() {
+        let owner = Name::from_ascii("example.com.").unwrap();
+        let ds = DS::new(
+            16191,
+            Algorithm::ECDSAP256SHA256,
+            DigestType::SHA256,
+            vec![0; 32],
+        );
+        let islands = anchors::islands(&[Anchor {
+            owner: owner.clone(),
+            key: AnchorKey::Ds(ds),
+        }]);
+        let root = TrustAnchors::default();
+        assert!(!root.is_empty(), "hickory ships the IANA root's keys");
+
+        let keeps_the_root = |anchors: &TrustAnchors| {
+            (0..root.len()).all(|i| anchors.contains(root.get(i).unwrap()))
+        };
+        // Before priming, and when priming proved nothing: the root's keys.
+        assert!(keeps_the_root(&hickory_anchors(&islands, &[None])));
+
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode("0hHdfY/Vr2g+pnJjqcXndeRIgJR4YqMLD7pxRa38oNbyOvGs96G7C5eYs5dhHv+wz4kkRXMLgVRrAxi4/IEO/g==")
+            .unwrap();
+        let key = DNSKEY::with_flags(257, PublicKeyBuf::new(bytes, Algorithm::ECDSAP256SHA256));
+        let primed = Primed::Trusted {
+            keys: vec![key.clone()],
+            until: Instant::now(),
+        };
+        let anchors = hickory_anchors(&islands, &[Some(primed)]);
+        assert!(keeps_the_root(&anchors));
+        assert!(anchors.contains_with_name(key.public_key(), &owner.clone().into()));
+        assert!(
+            !anchors.contains_with_name(key.public_key(), &Name::root().into()),
+            "a proven key is trusted at its zone only"
+        );
     }
 }
