@@ -270,8 +270,10 @@ fn tls_link_hint(step: Step, reason: Reason, target: &Subject, server: Option<&S
 fn dnssec_hint(rtype: &str, name: &str) -> String {
     format!(
         "The zone's DNSSEC is broken (the detail says how): re-sign the zone (an expired \
-         signature means its signer stopped), publish the key that signs it, or fix the DS at \
-         the parent. Check: delv @<dns-server> {rtype} {name}; dig +dnssec +cd {rtype} {name}"
+         signature means its signer stopped; a record whose signature does not verify was \
+         changed after signing), publish the key that signs it, fix the DS at the parent, or, \
+         for an island of trust, put the zone's current key in dns.dnssec.trust_anchors_file. \
+         Check: delv @<dns-server> {rtype} {name}; dig +dnssec +cd {rtype} {name}"
     )
 }
 
