@@ -65,28 +65,33 @@ async fn addresses(
 ) -> Result<(Vec<IpAddr>, Option<Dnssec>), Failure> {
     let name = lookups::absolute(host);
     let what = format!("A/AAAA {name}");
-    let (aaaa, a) = tokio::join!(
-        lookups.lookup(&name, RecordType::AAAA),
-        lookups.lookup(&name, RecordType::A)
-    );
-    let answers = [(RecordType::AAAA, aaaa?), (RecordType::A, a?)];
-    let bogus = answers
-        .iter()
-        .find(|(_, answer)| matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))));
-    let found: Vec<&Lookup> = answers
-        .iter()
-        .filter_map(|(_, a)| a.as_ref().ok())
-        .collect();
+    // Each error read as soon as it comes: whether the exporter itself was out of sockets is
+    // only true at the time.
+    let ask = |rtype: RecordType| {
+        let name = &name;
+        async move {
+            match lookups.lookup(name, rtype).await? {
+                Ok(answer) => Ok(answer),
+                Err(error) => {
+                    let what = format!("{rtype} {name}");
+                    Err(lookups::failure(&error, &what, lookups, name, &[rtype]).await)
+                }
+            }
+        }
+    };
+    let (aaaa, a) = tokio::join!(ask(RecordType::AAAA), ask(RecordType::A));
+    let answers = [aaaa, a];
+    let found: Vec<&Lookup> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+    let failures = || answers.iter().filter_map(|a| a.as_ref().err());
+    let bogus = failures().find(|f| f.reason == Reason::DnssecBogus);
     let failed = bogus.or_else(|| match found.is_empty() {
-        true => answers
-            .iter()
-            .find(|(_, answer)| !matches!(answer, Err(NetError::Dns(DnsError::NoRecordsFound(_)))))
-            .or(answers.last()),
+        true => failures()
+            .find(|f| !matches!(f.reason, Reason::NoRecords | Reason::Nxdomain))
+            .or_else(|| failures().next_back()),
         false => None,
     });
-    if let Some((rtype, Err(error))) = failed {
-        let what = format!("{rtype} {name}");
-        return Err(lookups::failure(error, &what, lookups, &name, &[*rtype]).await);
+    if let Some(failure) = failed {
+        return Err(failure.clone());
     }
     let types = [RecordType::A, RecordType::AAAA, RecordType::CNAME];
     let dnssec = match lookups.validation {
