@@ -330,24 +330,51 @@ impl Corpus {
             case(name, zone, vec![Anchor::of(&key_text(dir, &ksk))]);
         }
 
-        // Only the DNSKEY RRset's signatures expired; only the NSEC records'.
-        for (zone, covered, name) in [
+        // Only some signatures out of their window, the rest valid: those over the A
+        // records, over the DNSKEY RRset, over the NSEC records (denials of existence).
+        for (zone, covered, window, name) in [
             (
-                "keysexpired.test",
-                "DNSKEY",
-                "the DNSKEY RRset's signatures expired",
+                "a-expired.test",
+                "A",
+                EXPIRED,
+                "only the A records' signatures expired",
             ),
             (
-                "nsecexpired.test",
+                "keys-expired.test",
+                "DNSKEY",
+                EXPIRED,
+                "only the DNSKEY RRset's signatures expired",
+            ),
+            (
+                "nsec-expired.test",
                 "NSEC",
-                "the NSEC records' signatures expired",
+                EXPIRED,
+                "only the NSEC records' signatures expired",
+            ),
+            (
+                "a-future.test",
+                "A",
+                NOT_YET,
+                "only the A records' signatures not yet valid",
+            ),
+            (
+                "keys-future.test",
+                "DNSKEY",
+                NOT_YET,
+                "only the DNSKEY RRset's signatures not yet valid",
+            ),
+            (
+                "nsec-future.test",
+                "NSEC",
+                NOT_YET,
+                "only the NSEC records' signatures not yet valid",
             ),
         ] {
             let (ksk, zsk) = ksk_and_zsk(dir, zone);
             let keys: (&[&str], &[&str], &[&str]) = (&[&ksk], &[&zsk], &[]);
             let good = sign(dir, zone, "", keys, &[]);
-            let expired = sign(dir, zone, "", keys, &EXPIRED);
-            zones.push((zone, splice(&good, &expired, covered)));
+            let other = sign(dir, zone, "", keys, &window);
+            zones.push((zone, splice(&good, &other, covered)));
             case(name, zone, vec![Anchor::of(&key_text(dir, &ksk))]);
         }
 
