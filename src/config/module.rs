@@ -84,7 +84,15 @@ impl RawTarget {
                 );
             }
         }
-        let component = NameTemplate::parse(&self.component);
+        // `${NAME}`s first, as a target's: a replica's own name, which lower-casing the
+        // template would otherwise turn into another variable's.
+        let component = match expand_environment(self.component.trim()) {
+            Ok(text) => NameTemplate::parse(&text),
+            Err(problem) => {
+                check.problem(&format!("{field}.component"), problem);
+                return None;
+            }
+        };
         let watch = self.watch.as_ref().map(|watch| WatchTemplate {
             // A JID without `@` is reported by validation below.
             jid_domain: NameTemplate::parse(watch.jid.split_once('@').map_or("", |(_, d)| d)),
@@ -251,6 +259,29 @@ impl Module {
 mod tests {
     use super::super::tests::{parse, problems};
     use super::*;
+
+    #[test]
+    fn a_module_s_component_takes_the_replica_from_the_environment_first() {
+        // A variable no other test reads, named in capitals as HOSTNAME is.
+        std::env::set_var("CMS_XMPP_TEST_MODULE_HOST", "Exporter-7F9C4");
+        let config = parse(
+            "modules:\n  cms:\n    component: \"probe-${CMS_XMPP_TEST_MODULE_HOST}.{domain}\"\n    secret: s3cret-value\n",
+        )
+        .unwrap();
+        let target = config.modules["cms"]
+            .target("example.com", None, None)
+            .unwrap();
+        assert_eq!(target.component, "probe-exporter-7f9c4.example.com");
+        let found = problems(
+            "modules:\n  cms:\n    component: \"probe-${CMS_XMPP_TEST_UNSET_43}.{domain}\"\n    secret: s3cret-value\n",
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("modules.cms.component:") && p.contains("not set")),
+            "{found:?}"
+        );
+    }
 
     #[test]
     fn a_module_makes_the_targets_that_requests_name() {

@@ -1,7 +1,7 @@
 //! Targets that Prometheus names: `/probe?module=M&target=DOMAIN`, the blackbox way, against
 //! in-process peers (real DNS, real TLS, real XEP-0114).
 
-use crate::support::component::Behaviour;
+use crate::support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use crate::support::exporter::*;
 
 /// A configuration without targets and one module, `cms`: the lab's secret and CA, the
@@ -232,4 +232,54 @@ async fn a_modules_watch_pings_the_components_of_the_requested_domain() {
     assert_eq!(registered("cb2.example.test"), Some(0.0), "{text}");
     assert!(!text.contains(PASSWORD));
     exporter.stop().await;
+}
+
+/// A fleet's replicas name their component by host, as config.example.yaml and
+/// docs/deploy.md show: `probe-${HOSTNAME}.{domain}` passes `check-config` and probes with
+/// the host's name (lower-cased) where each request's domain goes.
+#[tokio::test]
+async fn a_module_names_its_component_by_the_replica_s_host() {
+    let lab = Lab::new(base_zone()).await;
+    let component = "probe-cms-replica-7.example.test";
+    let peer = ComponentServer::start(ComponentServerConfig {
+        tls: Some(lab.good_leaf().server_config()),
+        components: vec![(component.to_owned(), SECRET.to_owned())],
+        behaviour: Behaviour::Normal,
+        tls_delay: None,
+    })
+    .await;
+    let config = modules_only(&lab, "5s").replace("probe.{domain}", "probe-${HOSTNAME}.{domain}");
+    let path = lab.path("config.yaml");
+    std::fs::write(&path, &config).unwrap();
+    let host = ["env", "HOSTNAME=CMS-Replica-7"];
+    let checked = tokio::process::Command::new(host[0])
+        .args([
+            host[1],
+            crate::BINARY,
+            "--config",
+            path.to_str().unwrap(),
+            "check-config",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let binary = Binary::spawn_via(&host, crate::BINARY, &path, &[]).await;
+    let request = format!(
+        "/probe?module=cms&target={}&domain=example.test",
+        server(XMPP1, peer.addr().port())
+    );
+    let (status, text) = get(&binary.exporter, &request, "").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        Scrape::parse(&text).value(&PROBE_SUCCESS, &[]),
+        Some(1.0),
+        "the peer accepts {component} only: {text}"
+    );
+    assert_eq!(peer.stats().handshakes_ok, 1);
 }
