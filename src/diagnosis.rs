@@ -406,7 +406,7 @@ pub fn dnssec_line(dnssec: Dnssec) -> String {
 /// Each TLSA record and the certificate it matched.
 fn render_dane(out: &mut String, server: &ServerReport) {
     let Some(dane) = &server.dane else { return };
-    let word = if dane.valid() { "valid" } else { "NOT valid" };
+    let word = dane.verdict_text();
     detail_line(out, &format!("DANE    {word}: TLSA {}", dane.name));
     for (record, verdict) in &dane.records {
         detail_line(out, &format!("  TLSA {record}: {}", tlsa_verdict(verdict)));

@@ -362,7 +362,7 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
         );
     }
     if let Some(dane) = &server.dane {
-        let word = if dane.valid() { "valid" } else { "NOT valid" };
+        let word = dane.verdict_text();
         let records: Vec<String> = dane
             .records
             .iter()

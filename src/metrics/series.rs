@@ -191,8 +191,8 @@ pub(super) fn cert_trusted(sink: &mut dyn Sink, state: &TargetState) {
 
 pub(super) fn dane_valid(sink: &mut dyn Sink, state: &TargetState) {
     for s in servers(state) {
-        if let Some(dane) = &s.seen.dane {
-            sink.number(&[s.target, &s.label], flag(dane.valid()));
+        if let Some(valid) = s.seen.dane.as_ref().and_then(|dane| dane.valid()) {
+            sink.number(&[s.target, &s.label], flag(valid));
         }
     }
 }

@@ -222,7 +222,7 @@ pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
 /// What DANE finds wrong: usable records none of which matches, records no client can use.
 fn dane_findings(dane: &DaneFacts) -> impl Iterator<Item = Finding> + '_ {
     let usable = dane.records.len() - dane.unusable().count();
-    let mismatch = (dane.usable() && !dane.valid()).then(|| Finding {
+    let mismatch = (dane.valid() == Some(false)).then(|| Finding {
         kind: FindingKind::DaneMismatch,
         detail: format!(
             "none of the {usable} usable TLSA record(s) of {} matches the chain it sends: a \

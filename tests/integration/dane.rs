@@ -52,6 +52,8 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
         format!("xmpp2.{SIGNED}"),
         format!("renewed.{SIGNED}"),
         format!("xmpp3.{SIGNED}"),
+        format!("unusable.{SIGNED}"),
+        format!("xmpp4.{SIGNED}"),
         UNSIGNED.to_owned(),
         format!("xmpp.{UNSIGNED}"),
     ];
@@ -71,7 +73,10 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
          _xmpp-component._tcp.renewed IN SRV 10 10 {p3} xmpp3.{SIGNED}.\n\
          xmpp3 IN A 127.0.0.1\n\
          _{p3}._tcp.xmpp3 IN TLSA 3 1 1 {}\n\
-         _{p3}._tcp.xmpp3 IN TLSA 3 1 1 00112233445566778899aabbccddeeff\n",
+         _{p3}._tcp.xmpp3 IN TLSA 3 1 1 00112233445566778899aabbccddeeff\n\
+         _xmpp-component._tcp.unusable IN SRV 10 10 {p3} xmpp4.{SIGNED}.\n\
+         xmpp4 IN A 127.0.0.1\n\
+         _{p3}._tcp.xmpp4 IN TLSA 3 1 1 00112233445566778899aabbccddeeff\n",
         spki_sha256(&leaf),
         spki_sha256(&before),
     );
@@ -87,6 +92,7 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
     let config = bind.validating_config(&[
         target(&lab, "signed", SIGNED),
         target(&lab, "renewed", &format!("renewed.{SIGNED}")),
+        target(&lab, "unusable", &format!("unusable.{SIGNED}")),
         target(&lab, "unsigned", UNSIGNED),
     ]);
     let exporter = Exporter::start(&config).await;
@@ -95,7 +101,7 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
     let xmpp3 = server(&format!("xmpp3.{SIGNED}"), p3);
     let scrape = exporter
         .wait("every target's first run", |s| {
-            ["signed", "renewed", "unsigned"]
+            ["signed", "renewed", "unusable", "unsigned"]
                 .iter()
                 .all(|t| s.value(&PROBES_TOTAL, &[("target", t)]) >= Some(1.0))
         })
@@ -144,6 +150,26 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
             && page.contains("DANE valid")
             && page.contains("matches certificate 1"),
         "{page}"
+    );
+
+    // Only a record no client can use: as if there were no TLSA records (RFC 7671 §4.1): no
+    // verdict, no mismatch, the unusable record found.
+    let xmpp4 = server(&format!("xmpp4.{SIGNED}"), p3);
+    assert!(
+        scrape
+            .find(&DANE_VALID, &[("target", "unusable")])
+            .is_empty(),
+        "{}",
+        scrape.relevant()
+    );
+    assert_eq!(
+        findings(&scrape, "unusable", &xmpp4),
+        ["dane_unusable_records"]
+    );
+    let debug = http_get(exporter.addr, "/probe?target=unusable&debug=true").await;
+    assert!(
+        debug.contains("DANE    not used (no usable TLSA record)"),
+        "{debug}"
     );
 
     // An unsigned zone: its TLSA record (however wrong) is not used.

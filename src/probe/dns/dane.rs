@@ -93,17 +93,28 @@ pub struct DaneFacts {
 }
 
 impl DaneFacts {
-    /// A usable record matches: a DANE client would accept the chain.
-    pub fn valid(&self) -> bool {
-        self.records
+    /// Whether a DANE client accepts the chain: a usable record matches it (`Some(true)`) or
+    /// none does (`Some(false)`); `None` when no record is usable, which a client treats as no
+    /// TLSA records at all (RFC 7671 §4.1, RFC 7672 §2.2): DANE does not apply.
+    pub fn valid(&self) -> Option<bool> {
+        let usable = self
+            .records
             .iter()
-            .any(|(_, verdict)| matches!(verdict, TlsaVerdict::Matched(_)))
+            .any(|(_, verdict)| !matches!(verdict, TlsaVerdict::Unusable(_)));
+        usable.then(|| {
+            self.records
+                .iter()
+                .any(|(_, verdict)| matches!(verdict, TlsaVerdict::Matched(_)))
+        })
     }
 
-    pub fn usable(&self) -> bool {
-        self.records
-            .iter()
-            .any(|(_, verdict)| !matches!(verdict, TlsaVerdict::Unusable(_)))
+    /// The verdict in words, as the page and `probe` write it.
+    pub fn verdict_text(&self) -> &'static str {
+        match self.valid() {
+            Some(true) => "valid",
+            Some(false) => "NOT valid",
+            None => "not used (no usable TLSA record)",
+        }
     }
 
     pub fn unusable(&self) -> impl Iterator<Item = (&TlsaRecord, &str)> {
@@ -139,7 +150,10 @@ impl Serialize for DaneFacts {
         let records: Vec<Record> = self.records.iter().map(|(r, v)| Record(r, v)).collect();
         let mut out = serializer.serialize_struct("DaneFacts", 3)?;
         out.serialize_field("name", &self.name)?;
-        out.serialize_field("valid", &self.valid())?;
+        match self.valid() {
+            Some(valid) => out.serialize_field("valid", &valid)?,
+            None => out.skip_field("valid")?,
+        }
         out.serialize_field("records", &records)?;
         out.end()
     }
@@ -386,8 +400,17 @@ mod tests {
         );
 
         let facts = judge(&answer(&records[7..9]), &presented(true));
-        assert!(!facts.valid() && facts.usable());
+        assert_eq!(facts.valid(), Some(false));
         assert_eq!(facts.unusable().count(), 1);
+        assert_eq!(serde_json::to_value(&facts).unwrap()["valid"], false);
+        // Only an unusable record: no verdict, as with no TLSA records (RFC 7671 §4.1).
+        let unusable = judge(&answer(&records[8..9]), &presented(true));
+        assert_eq!(unusable.valid(), None);
+        assert_eq!(unusable.verdict_text(), "not used (no usable TLSA record)");
+        assert!(serde_json::to_value(&unusable)
+            .unwrap()
+            .get("valid")
+            .is_none());
         // A digest is shown whole, a certificate cut.
         assert_eq!(facts.records[0].0.to_string().len(), "3 1 1 ".len() + 64);
         let shown = answer(&records[..1]).records[0].to_string();
