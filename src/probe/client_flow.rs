@@ -90,7 +90,7 @@ async fn login(
     deadline: Instant,
 ) -> Option<Session> {
     // DANE is the component flow's (RFC 7673 for its SRV answer).
-    let tcp = reach(report, client.lookups, client.fan_out, false, deadline).await?;
+    let tcp = reach(report, client.lookups, client.fan_out, deadline).await?;
     let io: Box<dyn Io> = match (watch.tls_mode, client.tls) {
         (ClientTlsMode::None, _) | (_, None) => Box::new(tcp),
         (mode, Some(tls)) => {
@@ -110,7 +110,7 @@ async fn login(
                 name,
                 fqdn_required: false,
             };
-            Box::new(secure(report, tls, tcp, peer, deadline).await?)
+            Box::new(secure(report, tls, tcp, peer, deadline).await?.stream?)
         }
     };
     let mut conn = XmppConn::new(io);

@@ -9,12 +9,13 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tokio::time::{timeout_at, Instant};
 
-use super::dns::{srv, Lookups};
-use super::steps::{reach, secure, timed, tls_name, Peer};
+use super::dns::{resolve, srv, Lookups};
+use super::steps::{reach, secure, timed, tls_name, Peer, Presented, Secured};
 use super::tls::TlsClient;
 use super::xmpp::XmppConn;
 use super::{
-    handshake, legacy_tls, stream, Dnssec, DnssecState, Server, ServerReport, Step, StepRecord,
+    handshake, legacy_tls, stream, Dnssec, DnssecState, Host, Server, ServerReport, Step,
+    StepRecord,
 };
 use crate::config::{FanOut, Protocol, ServerSource, Target};
 
@@ -124,13 +125,36 @@ async fn probe_server(
     deadline: Instant,
 ) -> ServerReport {
     let mut report = ServerReport::new(server.clone());
-    let reached = reach(&mut report, &probe.lookups, probe.fan_out, dane, deadline).await;
-    let Some(tcp) = reached else {
-        return report;
+    // RFC 7673: the server's TLSA records, asked beside its registration (a Callbridge asks
+    // none, so their answer, or its absence, never holds a step up), by the deadline.
+    let tlsa = async {
+        match (dane, server.host()) {
+            (true, Host::Name(host)) => {
+                resolve::tlsa(&probe.lookups, server.port(), host, deadline).await
+            }
+            _ => None,
+        }
     };
+    let (presented, tlsa) = tokio::join!(register(probe, &mut report, &server, deadline), tlsa);
+    report.tlsa = tlsa;
+    report.dane = match (presented, report.dane_answer()) {
+        (Some(presented), Some(tlsa)) => Some(presented.judge(tlsa)),
+        _ => None,
+    };
+    report
+}
+
+/// The server's registration: reached, secured, conversed; what its handshake presented.
+async fn register(
+    probe: &ComponentFlow,
+    report: &mut ServerReport,
+    server: &Server,
+    deadline: Instant,
+) -> Option<Presented> {
+    let tcp = reach(report, &probe.lookups, probe.fan_out, deadline).await?;
     let Some(tls) = &probe.tls else {
-        converse(probe, &mut report, tcp, deadline).await;
-        return report;
+        converse(probe, report, tcp, deadline).await;
+        return None;
     };
     let name = tls_name(probe.target.tls.server_name.as_ref(), server.host());
     let xmpp = probe.target.protocol == Protocol::XmppComponent;
@@ -144,20 +168,29 @@ async fn probe_server(
         Ok(ServerName::DnsName(dns)) => Some(dns.as_ref().to_owned()),
         _ => None,
     };
-    if let Some(mut stream) = secure(&mut report, tls, tcp, peer, deadline).await {
-        if xmpp {
-            converse(probe, &mut report, stream, deadline).await;
-        } else {
-            // The TLS link is all a tls target checks: close it as politely as XMPP.
-            let _ = timeout_at(deadline, stream.shutdown()).await;
+    let secured = secure(report, tls, tcp, peer, deadline).await;
+    let presented = match secured {
+        Some(Secured {
+            stream: Some(mut stream),
+            presented,
+        }) => {
+            if xmpp {
+                converse(probe, report, &mut stream, deadline).await;
+            } else {
+                // The TLS link is all a tls target checks: close it as politely as XMPP.
+                let _ = timeout_at(deadline, stream.shutdown()).await;
+            }
+            Some(presented)
         }
-    }
+        Some(Secured { presented, .. }) => Some(presented),
+        None => None,
+    };
     // After the Callbridge's own connection has closed (some servers serve one at a time),
     // within what is left of the deadline.
     if let Some(address) = report.address.filter(|_| probe.target.check_legacy_tls) {
         report.legacy_tls = Some(legacy_tls::check(address, sni.as_deref(), deadline).await);
     }
-    report
+    presented
 }
 
 /// The XMPP part: stream header, handshake, then a polite close.

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::client::TlsStream;
 
@@ -13,29 +13,27 @@ use super::cert::{self, CertInput};
 use super::connect::Tcp;
 use super::dns::Lookups;
 use super::dns::{dane, resolve};
-use super::tls::TlsClient;
-use super::{connect, Failure, Host, Reason, ServerReport, Step, StepRecord};
+use super::tls::{Path, TlsClient};
+use super::{
+    connect, DaneFacts, Failure, Host, Reason, ServerReport, Step, StepRecord, TlsaAnswer,
+};
 use crate::config::FanOut;
 
-/// Steps `resolve` and `connect`: the report's server reached over TCP. With `dane`, its TLSA
-/// records are asked for too.
+/// Steps `resolve` and `connect`: the report's server reached over TCP.
 pub(super) async fn reach(
     report: &mut ServerReport,
     lookups: &Lookups,
     fan_out: FanOut,
-    dane: bool,
     deadline: Instant,
 ) -> Option<Tcp> {
     let server = report.server.clone();
-    let tlsa_port = dane.then_some(server.port());
-    let resolving = resolve::lookup(lookups, server.host(), fan_out.addresses, tlsa_port);
+    let resolving = resolve::lookup(lookups, server.host(), fan_out.addresses);
     let Some(resolved) = report.run(Step::Resolve, deadline, resolving).await else {
         report.dnssec = report.record(Step::Resolve).and_then(StepRecord::bogus);
         return None;
     };
     let addresses = resolved.addresses;
     report.dnssec = resolved.dnssec;
-    report.tlsa = resolved.tlsa;
     report.addresses = addresses.clone();
     let (tcp, address) = report
         .run(
@@ -73,14 +71,43 @@ pub(super) struct Peer<'a> {
     pub await_client_verdict: bool,
 }
 
-/// Steps `tls` and `cert`: the stream to go on with, when the certificate is accepted.
+/// What the handshake showed, kept for DANE, whose TLSA answer may come after it: the chain
+/// as sent, the path verified, whether it passed, the name.
+pub(super) struct Presented {
+    chain: Vec<CertificateDer<'static>>,
+    path: Option<Path>,
+    accepted: bool,
+    name: ServerName<'static>,
+}
+
+impl Presented {
+    /// The server's TLSA records judged against what it presented.
+    pub(super) fn judge(&self, tlsa: &TlsaAnswer) -> DaneFacts {
+        let presented = dane::Presented {
+            chain: &self.chain,
+            path: self.path.as_ref(),
+            pkix_valid: self.accepted,
+            name: &self.name,
+        };
+        dane::judge(tlsa, &presented)
+    }
+}
+
+/// What `secure` leaves: the stream to go on with, when the certificate is accepted, and what
+/// was presented.
+pub(super) struct Secured {
+    pub stream: Option<TlsStream<Tcp>>,
+    pub presented: Presented,
+}
+
+/// Steps `tls` and `cert`; `None` when the handshake failed.
 pub(super) async fn secure(
     report: &mut ServerReport,
     tls: &TlsClient,
     tcp: Tcp,
     peer: Peer<'_>,
     deadline: Instant,
-) -> Option<TlsStream<Tcp>> {
+) -> Option<Secured> {
     let handshake = async {
         let name = peer.name.clone()?;
         let mut outcome = tls.handshake(tcp, name, peer.await_client_verdict).await?;
@@ -107,21 +134,20 @@ pub(super) async fn secure(
     let (facts, verdict) = cert::inspect_kept(&input, tls.kept_facts());
     report.cert = facts;
     let accepted = verdict.is_ok();
-    let presented = dane::Presented {
-        chain: &outcome.chain,
-        path: outcome.path.as_ref(),
-        pkix_valid: accepted,
-        name: &name,
-    };
-    report.dane = report
-        .dane_answer()
-        .map(|tlsa| dane::judge(tlsa, &presented));
     report.steps.push(StepRecord {
         step: Step::Cert,
         duration: inspected.elapsed(),
         result: verdict,
     });
-    outcome.stream.filter(|_| accepted)
+    Some(Secured {
+        stream: outcome.stream.filter(|_| accepted),
+        presented: Presented {
+            chain: outcome.chain,
+            path: outcome.path,
+            accepted,
+            name,
+        },
+    })
 }
 
 impl ServerReport {

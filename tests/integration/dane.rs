@@ -8,6 +8,7 @@ use rustls::pki_types::CertificateDer;
 use crate::support::bind::{target, Bind, ZoneData, Zones, SIGNED, UNSIGNED};
 use crate::support::component::Behaviour;
 use crate::support::exporter::*;
+use crate::support::forwarder::{Forwarder, Tlsa};
 use crate::support::pki::{Leaf, Validity};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -187,4 +188,57 @@ async fn dane_matches_tlsa_records_against_the_chain_each_server_sends() {
     )
     .is_empty());
     exporter.stop().await;
+}
+
+/// A DNS server that drops, refuses or fails TLSA queries (record types it does not know):
+/// the addresses decide `resolve` and registration stays green; DANE is not judged for that
+/// run, and says why.
+#[tokio::test]
+async fn a_failing_tlsa_lookup_leaves_registration_green_and_dane_unjudged() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let xmpp1 = format!("xmpp1.{SIGNED}");
+    let leaf = lab.pki.leaf(&[SIGNED, &xmpp1], Validity::Good);
+    let one = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let p1 = one.addr().port();
+    let mut signed = ZoneData::servers(&[("xmpp1", p1)]);
+    signed.extra = format!("_{p1}._tcp.xmpp1 IN TLSA 3 1 1 {}\n", spki_sha256(&leaf));
+    let zones = Zones {
+        signed,
+        unsigned: ZoneData::default(),
+        expired: ZoneData::default(),
+        split: ZoneData::default(),
+    };
+    let bind = Bind::start(&lab.path("bind"), &zones).await;
+    let server = server(&xmpp1, p1);
+    for (mode, why) in [
+        (Tlsa::Dropped, "no answer before the probe's deadline"),
+        (Tlsa::Refused, "Refused"),
+        (Tlsa::Servfail, "SERVFAIL"),
+    ] {
+        let forwarder = Forwarder::start(bind.addr, mode).await;
+        let config = bind
+            .validating_config(&[target(&lab, "signed", SIGNED)])
+            .replace(&bind.addr.to_string(), &forwarder.addr.to_string());
+        let exporter = Exporter::start(&config).await;
+        let scrape = exporter.cycles("signed", 1.0).await;
+        assert_eq!(
+            scrape.value(&PROBE_SUCCESS, &[("target", "signed")]),
+            Some(1.0),
+            "{mode:?}: {}",
+            scrape.relevant()
+        );
+        assert_eq!(failing(&scrape, "signed", &server), None, "{mode:?}");
+        assert!(
+            scrape.find(&DANE_VALID, &[("target", "signed")]).is_empty(),
+            "{mode:?}: not judged, no verdict: {}",
+            scrape.relevant()
+        );
+        let debug = http_get(exporter.addr, "/probe?target=signed&debug=true").await;
+        assert!(
+            debug.contains("(DANE not judged)") && debug.contains(why),
+            "{mode:?}: {debug}"
+        );
+        exporter.stop().await;
+    }
 }

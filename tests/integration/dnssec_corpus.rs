@@ -64,10 +64,15 @@ fn failed(failure: &Failure) -> String {
     }
 }
 
+/// As long as a probe would give a lookup.
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(5)
+}
+
 async fn exporter(lookups: &Lookups, zone: &str, lookup: &str) -> String {
     let resolve = |host: &str| {
         let host = Host::Name(format!("{host}.{zone}"));
-        async move { resolve::lookup(lookups, &host, 8, None).await }
+        async move { resolve::lookup(lookups, &host, 8).await }
     };
     let srv = |domain: String| async move {
         match srv::lookup(lookups, srv::COMPONENT_SERVICE, &domain, 32).await {
@@ -79,7 +84,7 @@ async fn exporter(lookups: &Lookups, zone: &str, lookup: &str) -> String {
         "SRV" => srv(zone.to_owned()).await,
         "NXDOMAIN" => srv(format!("missing.{zone}")).await,
         "NODATA" => srv(format!("nodata.{zone}")).await,
-        "TLSA" => match resolve::tlsa(lookups, 5275, &format!("xmpp.{zone}")).await {
+        "TLSA" => match resolve::tlsa(lookups, 5275, &format!("xmpp.{zone}"), deadline()).await {
             None => "no_records".to_owned(),
             Some(Ok(answer)) => answer.dnssec.state.to_string(),
             Some(Err(failure)) => failed(&failure),

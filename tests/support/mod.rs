@@ -8,6 +8,7 @@ pub mod component;
 pub mod corpus;
 pub mod dns;
 pub mod exporter;
+pub mod forwarder;
 pub mod keytrap;
 pub mod openssl;
 pub mod pki;

@@ -1,58 +1,43 @@
-//! Step `resolve`: the server's FQDN to addresses (AAAA and A), and for a server of a secure
-//! SRV answer its TLSA records (DANE, RFC 7673), asked at the same time. A Callbridge asks for
-//! no TLSA record: whatever that lookup meets, the step is the addresses'.
+//! Step `resolve`: the server's FQDN to addresses (AAAA and A); and, apart from the step, the
+//! TLSA records of a server of a secure SRV answer (DANE, RFC 7673), which a Callbridge never
+//! asks for: whatever that lookup meets, it is no part of registering.
 
 use std::net::IpAddr;
 
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::rr::{RData, RecordType};
+use tokio::time::{timeout_at, Instant};
 
 use super::dane::{TlsaAnswer, TlsaRecord};
 use super::dnssec::{self, Dnssec};
 use super::lookups::{self, Lookups};
 use crate::probe::{Failure, Host, Reason};
 
-/// What `resolve` found: the addresses to try, what DNSSEC said of them, and the TLSA answer
-/// (or why there is none to use) when one was asked for and records exist.
+/// What `resolve` found: the addresses to try, and what DNSSEC said of them.
 pub struct Resolved {
     pub addresses: Vec<IpAddr>,
     pub dnssec: Option<Dnssec>,
-    pub tlsa: Option<Result<TlsaAnswer, Failure>>,
 }
 
 /// An IP address needs no lookup; a name is looked up absolutely, AAAA first, and its first
-/// `max_addresses` addresses are kept. With `tlsa_port`, the TLSA records of
-/// `_<port>._tcp.<host>` are asked for too.
+/// `max_addresses` addresses are kept.
 pub async fn lookup(
     lookups: &Lookups,
     host: &Host,
     max_addresses: usize,
-    tlsa_port: Option<u16>,
 ) -> Result<Resolved, Failure> {
     let host = match host {
         Host::Ip(ip) => {
             return Ok(Resolved {
                 addresses: vec![*ip],
                 dnssec: None,
-                tlsa: None,
             })
         }
         Host::Name(name) => name,
     };
-    let tlsa = async {
-        match tlsa_port {
-            Some(port) => tlsa(lookups, port, host).await,
-            None => None,
-        }
-    };
-    let (addresses, tlsa) = tokio::join!(addresses(lookups, host, max_addresses), tlsa);
-    let (addresses, dnssec) = addresses?;
-    Ok(Resolved {
-        addresses,
-        dnssec,
-        tlsa,
-    })
+    let (addresses, dnssec) = addresses(lookups, host, max_addresses).await?;
+    Ok(Resolved { addresses, dnssec })
 }
 
 /// AAAA and A, asked side by side. Either bogus fails the step (a validating resolver
@@ -123,12 +108,31 @@ async fn addresses(
     Ok((addresses, dnssec))
 }
 
-/// The TLSA records of `_<port>._tcp.<host>`: `None` where there are none, the failure (a
-/// bogus answer, SERVFAIL, …) where they could not be had. Only asked after a secure SRV
-/// answer, so always of a validating resolver.
-pub async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<TlsaAnswer, Failure>> {
+/// The TLSA records of `_<port>._tcp.<host>` by `deadline`: `None` where there are none, the
+/// failure (no answer in time, a bogus answer, SERVFAIL, …) where they could not be had. Only
+/// asked after a secure SRV answer, so always of a validating resolver.
+pub async fn tlsa(
+    lookups: &Lookups,
+    port: u16,
+    host: &str,
+    deadline: Instant,
+) -> Option<Result<TlsaAnswer, Failure>> {
     let name = lookups::absolute(&format!("_{port}._tcp.{host}"));
     let what = format!("TLSA {name}");
+    match timeout_at(deadline, tlsa_answer(lookups, name, &what)).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            let detail = format!("{what}: no answer before the probe's deadline");
+            Some(Err(Failure::new(Reason::DnsTimeout, detail)))
+        }
+    }
+}
+
+async fn tlsa_answer(
+    lookups: &Lookups,
+    name: String,
+    what: &str,
+) -> Option<Result<TlsaAnswer, Failure>> {
     let answer = match lookups.lookup(&name, RecordType::TLSA).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(NetError::Dns(DnsError::NoRecordsFound(_)))) => return None,
@@ -136,7 +140,7 @@ pub async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<Tls
         Ok(Err(error)) => {
             let types = [RecordType::TLSA];
             return Some(Err(
-                lookups::failure(&error, &what, lookups, &name, &types).await
+                lookups::failure(&error, what, lookups, &name, &types).await
             ));
         }
     };
@@ -152,7 +156,7 @@ pub async fn tlsa(lookups: &Lookups, port: u16, host: &str) -> Option<Result<Tls
         return None;
     }
     Some(
-        dnssec::judge(answer.answers(), &[RecordType::TLSA], &what).map(|dnssec| TlsaAnswer {
+        dnssec::judge(answer.answers(), &[RecordType::TLSA], what).map(|dnssec| TlsaAnswer {
             name,
             dnssec,
             records,
