@@ -203,12 +203,7 @@ async fn a_failing_tlsa_lookup_leaves_registration_green_and_dane_unjudged() {
     let p1 = one.addr().port();
     let mut signed = ZoneData::servers(&[("xmpp1", p1)]);
     signed.extra = format!("_{p1}._tcp.xmpp1 IN TLSA 3 1 1 {}\n", spki_sha256(&leaf));
-    let zones = Zones {
-        signed,
-        unsigned: ZoneData::default(),
-        expired: ZoneData::default(),
-        split: ZoneData::default(),
-    };
+    let zones = Zones::signed(signed);
     let bind = Bind::start(&lab.path("bind"), &zones).await;
     let server = server(&xmpp1, p1);
     for (mode, why) in [

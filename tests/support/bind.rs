@@ -40,6 +40,18 @@ pub struct Zones {
     pub split: ZoneData,
 }
 
+impl Zones {
+    /// The zone BIND signs holding `signed`, the others empty.
+    pub fn signed(signed: ZoneData) -> Zones {
+        Zones {
+            signed,
+            unsigned: ZoneData::default(),
+            expired: ZoneData::default(),
+            split: ZoneData::default(),
+        }
+    }
+}
+
 #[derive(Default, Clone)]
 pub struct ZoneData {
     /// (host label, port) of each server in the SRV answer.
