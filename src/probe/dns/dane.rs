@@ -45,26 +45,38 @@ impl From<&TLSA> for TlsaRecord {
     }
 }
 
-/// Association data longer than this is shown cut (a full certificate is kilobytes).
-const SHOWN_DATA_BYTES: usize = 32;
+/// Association data longer than this is shown cut on the page and in `probe` (a full
+/// certificate is kilobytes); every digest, SHA-512's included, is shown whole.
+const SHOWN_DATA_BYTES: usize = 64;
 
-/// As a zone file writes it: `3 1 1 0a1b…`.
-impl fmt::Display for TlsaRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TlsaRecord {
+    /// As a zone file writes it, its data cut after `shown` bytes (with `…`).
+    fn write(&self, f: &mut impl fmt::Write, shown: usize) -> fmt::Result {
         write!(f, "{} {} {} ", self.usage, self.selector, self.matching)?;
-        for byte in self.data.iter().take(SHOWN_DATA_BYTES) {
+        for byte in self.data.iter().take(shown) {
             write!(f, "{byte:02x}")?;
         }
-        if self.data.len() > SHOWN_DATA_BYTES {
+        if self.data.len() > shown {
             f.write_str("…")?;
         }
         Ok(())
     }
 }
 
+/// As a zone file writes it: `3 1 1 0a1b…`, a certificate's data cut.
+impl fmt::Display for TlsaRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, SHOWN_DATA_BYTES)
+    }
+}
+
+/// The JSON report's: the record whole, as a zone file writes it.
 impl Serialize for TlsaRecord {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut whole = String::new();
+        self.write(&mut whole, usize::MAX)
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&whole)
     }
 }
 
@@ -411,8 +423,16 @@ mod tests {
             .unwrap()
             .get("valid")
             .is_none());
-        // A digest is shown whole, a certificate cut.
+        // A digest is shown whole, a certificate cut; the JSON has every record whole.
         assert_eq!(facts.records[0].0.to_string().len(), "3 1 1 ".len() + 64);
+        let sha512 = answer(&records[2..3]).records.remove(0);
+        assert_eq!(sha512.to_string().len(), "3 1 2 ".len() + 128);
+        let certificate = answer(&records[..1]).records.remove(0);
+        let json = serde_json::to_value(&certificate).unwrap();
+        assert_eq!(
+            json.as_str().unwrap().len(),
+            "3 0 0 ".len() + 2 * certificate.data.len()
+        );
         let shown = answer(&records[..1]).records[0].to_string();
         assert!(
             shown.starts_with("3 0 0 ") && shown.ends_with('…'),
