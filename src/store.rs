@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use crate::config::Target;
 use crate::probe::{
     findings, CertFacts, DaneFacts, Endpoint, Failure, Finding, FindingKind, LegacyTls, Presented,
-    Reason, Server, Step, StepRecord, Subject, TargetReport, TlsFacts, WatchReport,
+    Reason, Server, ServerReport, Step, StepRecord, Subject, TargetReport, TlsFacts, WatchReport,
 };
 
 /// How many past outcomes the status page shows per target.
@@ -315,20 +315,23 @@ impl TargetState {
     /// earlier run's when this one did not get that far (a server that refuses connections
     /// still serves that chain to whoever it lets in) — and beside the first server's leaf.
     fn judge(&self, report: &TargetReport) -> Vec<ServerFinding> {
-        let servers: Vec<(&Endpoint, &Seen)> = report
+        let servers: Vec<(&ServerReport, &Seen)> = report
             .servers
             .iter()
-            .filter_map(|s| {
-                let endpoint = &s.server.endpoint;
-                Some((endpoint, self.seen(endpoint)?))
-            })
+            .filter_map(|s| Some((s, self.seen(&s.server.endpoint)?)))
             .collect();
         let presented: Vec<Presented> = servers
             .iter()
             .map(|(server, seen)| Presented {
-                server,
+                server: &server.server.endpoint,
                 cert: seen.cert.as_deref(),
                 dane: seen.dane.as_ref(),
+                // This run's TLSA answer: what DANE clients meet now.
+                tlsa_bogus: server
+                    .tlsa
+                    .as_ref()
+                    .and_then(|t| t.as_ref().err())
+                    .filter(|f| f.reason == Reason::DnssecBogus),
                 legacy_tls: seen.legacy_tls.as_ref().map(|(_, answer)| answer),
             })
             .collect();
@@ -338,6 +341,7 @@ impl TargetState {
                 let seen = self.seen(server);
                 let at = match finding.kind {
                     FindingKind::LegacyTls => seen.and_then(|s| s.legacy_tls.as_ref()).map(|l| l.0),
+                    FindingKind::DaneTlsaBogus => None,
                     _ => seen.and_then(|s| s.cert_seen),
                 };
                 ServerFinding {

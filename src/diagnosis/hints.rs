@@ -110,6 +110,11 @@ pub fn finding_hint(kind: FindingKind) -> &'static str {
             "Replace the TLSA records no client can use with usage 0-3, selector 0-1 and matching \
              0-2 (a SHA-256 digest is 32 bytes): most deployments want 3 1 1 of the leaf's key."
         }
+        FindingKind::DaneTlsaBogus => {
+            "Fix the signatures of the server's TLSA records (the detail says what is wrong: \
+             re-sign the zone, publish the key); a Callbridge is not affected. Check: dig \
+             +dnssec +cd TLSA _PORT._tcp.HOST"
+        }
         FindingKind::LeafDiffers => {
             "The XMPP nodes' certificates were renewed apart (or come from different CAs): install \
              the renewed certificate on every node, or renew the others before the first expires."

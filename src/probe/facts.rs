@@ -149,6 +149,9 @@ label_values! {
         /// Some of the server's TLSA records use a usage, selector or matching type unknown,
         /// or data of the wrong length: ignored by every DANE client.
         DaneUnusableRecords => "dane_unusable_records",
+        /// The server's TLSA answer fails DNSSEC validation: DANE clients refuse to connect; a
+        /// Callbridge, which asks for none, is not affected.
+        DaneTlsaBogus => "dane_tlsa_bogus",
     }
 }
 
@@ -165,6 +168,8 @@ pub struct Presented<'a> {
     pub cert: Option<&'a CertFacts>,
     /// How its TLSA records judged that certificate's chain.
     pub dane: Option<&'a DaneFacts>,
+    /// Why its TLSA answer of the run was bogus, when it was.
+    pub tlsa_bogus: Option<&'a Failure>,
     pub legacy_tls: Option<&'a LegacyTls>,
 }
 
@@ -200,6 +205,20 @@ pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
         }
         if let Some(dane) = presented.dane {
             found.extend(dane_findings(dane).map(|finding| (server, finding)));
+        }
+        if let Some(bogus) = presented.tlsa_bogus {
+            let detail = format!(
+                "its TLSA records fail DNSSEC validation, so DANE clients refuse to connect (a \
+                 Callbridge asks for none and is not affected): {}",
+                bogus.detail
+            );
+            found.push((
+                server,
+                Finding {
+                    kind: FindingKind::DaneTlsaBogus,
+                    detail,
+                },
+            ));
         }
         if let Some(LegacyTls::Accepted(version)) = presented.legacy_tls {
             let detail = format!(

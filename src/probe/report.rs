@@ -131,20 +131,6 @@ impl ServerReport {
         (secure(Some(tlsa.dnssec)) && secure(self.dnssec)).then_some(tlsa)
     }
 
-    /// What DNSSEC said of this server's answers: its addresses' and, where asked for, its TLSA
-    /// records' — the worse of the two.
-    pub fn answers_dnssec(&self) -> Option<Dnssec> {
-        let tlsa = match &self.tlsa {
-            Some(Ok(tlsa)) => Some(tlsa.dnssec),
-            Some(Err(failure)) if failure.reason == Reason::DnssecBogus => Some(Dnssec::BOGUS),
-            _ => None,
-        };
-        match (self.dnssec, tlsa) {
-            (Some(addresses), Some(tlsa)) => Some(Dnssec::worse(addresses, tlsa)),
-            (addresses, tlsa) => addresses.or(tlsa),
-        }
-    }
-
     pub fn ran(&self, step: Step) -> bool {
         self.steps.iter().any(|s| s.step == step)
     }
@@ -197,13 +183,14 @@ impl TargetReport {
     }
 
     /// What DNSSEC said of each answer the run relied on: the SRV answer's (`None` server),
-    /// then each server's (its addresses' and TLSA records', the worse).
+    /// then each server's addresses'. A TLSA answer is DANE's (a Callbridge asks none): a bogus
+    /// one is the finding `dane_tlsa_bogus`, not a registration's page.
     pub fn dnssec(&self) -> impl Iterator<Item = (Option<&Server>, Dnssec)> {
         let srv = self.srv_dnssec.map(|dnssec| (None, dnssec));
         let servers = self
             .servers
             .iter()
-            .filter_map(|s| s.answers_dnssec().map(|dnssec| (Some(&s.server), dnssec)));
+            .filter_map(|s| s.dnssec.map(|dnssec| (Some(&s.server), dnssec)));
         srv.into_iter().chain(servers)
     }
 

@@ -5,7 +5,7 @@
 
 use rustls::pki_types::CertificateDer;
 
-use crate::support::bind::{target, Bind, ZoneData, Zones, SIGNED, UNSIGNED};
+use crate::support::bind::{target, Bind, ZoneData, Zones, SIGNED, SPLIT, UNSIGNED};
 use crate::support::component::Behaviour;
 use crate::support::exporter::*;
 use crate::support::forwarder::{Forwarder, Tlsa};
@@ -236,4 +236,58 @@ async fn a_failing_tlsa_lookup_leaves_registration_green_and_dane_unjudged() {
         );
         exporter.stop().await;
     }
+}
+
+/// A TLSA answer that fails validation (a record changed after signing) is DANE's finding,
+/// `dane_tlsa_bogus`, with its warning alert: the server's addresses stay secure and nothing
+/// pages as if a Callbridge could not register (it asks for no TLSA record).
+#[tokio::test]
+async fn a_bogus_tlsa_answer_is_dane_s_finding_not_a_registration_page() {
+    let lab = Lab::new(base_zone()).await;
+    std::fs::write(lab.path("ca.pem"), lab.pki.ca_pem()).unwrap();
+    let host = format!("xmpp.{SPLIT}");
+    let leaf = lab.pki.leaf(&[SPLIT, &host], Validity::Good);
+    let xmpp = lab.tls_server(&leaf, Behaviour::Normal).await;
+    let port = xmpp.addr().port();
+    let mut split = ZoneData::servers(&[("xmpp", port)]);
+    split.extra = format!("_{port}._tcp.xmpp IN TLSA 3 1 1 {}\n", "ab".repeat(32));
+    split.forged = vec![(
+        format!("_{port}._tcp.{host}."),
+        "ABAB".into(),
+        "CDCD".into(),
+    )];
+    let zones = Zones {
+        split,
+        ..Zones::signed(ZoneData::default())
+    };
+    let bind = Bind::start(&lab.path("bind"), &zones).await;
+    let config = bind.config_with_anchors(
+        &lab.path("anchors"),
+        &bind.split_ksk,
+        &[target(&lab, "split", SPLIT)],
+    );
+    let exporter = Exporter::start(&config).await;
+    let scrape = exporter.cycles("split", 1.0).await;
+    let server = server(&host, port);
+    let ids = [("target", "split"), ("server", server.as_str())];
+    assert_eq!(
+        scrape.value(&PROBE_SUCCESS, &[("target", "split")]),
+        Some(1.0),
+        "{}",
+        scrape.relevant()
+    );
+    assert_eq!(
+        scrape.label(&DNSSEC, &ids, "state").as_deref(),
+        Some("secure"),
+        "the addresses' state, not the TLSA answer's: {}",
+        scrape.relevant()
+    );
+    assert_eq!(findings(&scrape, "split", &server), ["dane_tlsa_bogus"]);
+    assert!(scrape.find(&DANE_VALID, &[("target", "split")]).is_empty());
+    let debug = http_get(exporter.addr, "/probe?target=split&debug=true").await;
+    assert!(
+        debug.contains("does not verify") && debug.contains("(DANE not judged)"),
+        "{debug}"
+    );
+    exporter.stop().await;
 }
