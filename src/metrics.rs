@@ -143,7 +143,7 @@ metric!(
     GAUGE,
     ["target"],
     dnssec_expiry,
-    "When the first signature of the last run's secure DNS answers expires (Unix time)."
+    "When the first signature of the last run's secure DNS answers (SRV, A/AAAA, TLSA) expires (Unix time)."
 );
 metric!(
     CLIENT_CERT_NOT_AFTER,
@@ -263,7 +263,7 @@ metric!(
     GAUGE,
     ["target", "server"],
     dane_valid,
-    "1 when one of the server's secure TLSA records matches the chain it sends (DANE), as last seen; absent without them."
+    "1 when one of the server's secure TLSA records matches the chain it sends (DANE), as last seen; absent without usable ones."
 );
 metric!(
     CERT_SAN_COVERED,
