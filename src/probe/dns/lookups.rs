@@ -70,11 +70,8 @@ impl Resolvers {
                     true => system_nameservers()?,
                     false => config.nameservers.clone(),
                 };
-                let resolver = Resolving::Validating(Arc::new(Validating::new(
-                    config,
-                    request_timeout,
-                    resolver(config, request_timeout, Some(Arc::default()))?,
-                )?));
+                let resolver =
+                    Resolving::Validating(Arc::new(Validating::new(config, request_timeout)?));
                 Some(Lookups {
                     resolver,
                     validation: Some(nameservers.into()),

@@ -69,13 +69,12 @@ impl Drop for AbortOnDrop {
 }
 
 impl Validating {
-    /// `resolver` validates up to the IANA root's keys alone until the file's anchors have
-    /// proven theirs.
+    /// Validating up to the IANA root's keys alone until the file's anchors have proven theirs.
     pub(super) fn new(
         config: &DnsConfig,
         request_timeout: Duration,
-        resolver: TokioResolver,
     ) -> Result<Validating, ResolverSetupError> {
+        let resolver = resolver(config, request_timeout, Some(Arc::default()))?;
         let islands = anchors::islands(config.trust_anchors.file_anchors());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
