@@ -18,7 +18,8 @@ use crate::probe::cert::rfc3339;
 use crate::probe::dns::dane::TlsaVerdict;
 use crate::probe::{
     unix_seconds, Dnssec, Endpoint, Failure, FindingKind, OcspStatus, Origin, Reason, Server,
-    ServerReport, Staple, Step, StepRecord, Subject, TargetReport, WatchReport, WatchSubject,
+    ServerReport, SignedAnswer, Staple, Step, StepRecord, Subject, TargetReport, WatchReport,
+    WatchSubject,
 };
 use crate::store::{ServerFinding, TargetState};
 
@@ -72,7 +73,7 @@ fn step_line(
     let _ = match record {
         None => writeln!(
             out,
-            "  {:<10} {:>11}  {}",
+            "  {:<11} {:>11}  {}",
             step.as_str(),
             "",
             style.dim("not reached")
@@ -83,7 +84,7 @@ fn step_line(
             ..
         }) => writeln!(
             out,
-            "  {:<10} {}  {}  {summary}",
+            "  {:<11} {}  {}  {summary}",
             step.as_str(),
             millis(*duration),
             style.good("ok  ")
@@ -94,7 +95,7 @@ fn step_line(
             ..
         }) => writeln!(
             out,
-            "  {:<10} {}  {}  {}: {}",
+            "  {:<11} {}  {}  {}: {}",
             step.as_str(),
             millis(*duration),
             style.bad("FAIL"),
@@ -105,7 +106,7 @@ fn step_line(
 }
 
 fn detail_line(out: &mut String, text: &str) {
-    let _ = writeln!(out, "  {:<10} {:>11}        {text}", "", "");
+    let _ = writeln!(out, "  {:<11} {:>11}        {text}", "", "");
 }
 
 /// Who a target is about, in a few words: the XMPP domain and component, or the TLS link.
@@ -173,6 +174,19 @@ pub fn render_text(record: &TargetState, style: Style) -> String {
     }
     for server in &report.servers {
         render_server(&mut out, server, &report.expected_steps, style);
+    }
+    if let Some((answer, expires)) = report.first_expiring_answer() {
+        let answer = match answer {
+            SignedAnswer::Srv => format!("SRV _xmpp-component._tcp.{}", target.domain),
+            SignedAnswer::Addresses(server) => format!("A/AAAA {}", server.host()),
+            SignedAnswer::Tlsa(name) => format!("TLSA {name}"),
+        };
+        let _ = writeln!(
+            out,
+            "first DNSSEC signature to expire: {answer}, {} ({})",
+            rfc3339(expires),
+            days_left(expires)
+        );
     }
     let up = report
         .servers
@@ -347,6 +361,10 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
                 .stream_id
                 .as_ref()
                 .map(|id| format!("stream id {id}"))
+                .unwrap_or_default(),
+            Step::ClientCert => server
+                .client_cert
+                .map(|verdict| verdict.to_string())
                 .unwrap_or_default(),
             Step::Handshake => "accepted".to_owned(),
             Step::Bind => server

@@ -76,6 +76,7 @@ fn step_title(step: Step) -> &'static str {
         Step::Connect => "TCP",
         Step::Tls => "TLS",
         Step::Cert => "certificate",
+        Step::ClientCert => "client certificate verdict",
         Step::Stream => "stream",
         Step::Handshake => "handshake",
         Step::Starttls => "STARTTLS",

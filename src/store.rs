@@ -13,8 +13,9 @@ use std::time::SystemTime;
 
 use crate::config::Target;
 use crate::probe::{
-    findings, CertFacts, DaneFacts, Endpoint, Failure, Finding, FindingKind, LegacyTls, Presented,
-    Reason, Server, ServerReport, Step, StepRecord, Subject, TargetReport, TlsFacts, WatchReport,
+    findings, CertFacts, ClientCertVerdict, DaneFacts, Endpoint, Failure, Finding, FindingKind,
+    LegacyTls, Presented, Reason, Server, ServerReport, Step, StepRecord, Subject, TargetReport,
+    TlsFacts, WatchReport,
 };
 
 /// How many past outcomes the status page shows per target.
@@ -333,6 +334,8 @@ impl TargetState {
                     .and_then(|t| t.as_ref().err())
                     .filter(|f| f.reason == Reason::DnssecBogus),
                 legacy_tls: seen.legacy_tls.as_ref().map(|(_, answer)| answer),
+                client_cert_unasked: report.subject.client_cert_not_after.is_some()
+                    && server.client_cert == Some(ClientCertVerdict::NotRequested),
             })
             .collect();
         findings(&presented)
@@ -341,7 +344,7 @@ impl TargetState {
                 let seen = self.seen(server);
                 let at = match finding.kind {
                     FindingKind::LegacyTls => seen.and_then(|s| s.legacy_tls.as_ref()).map(|l| l.0),
-                    FindingKind::DaneTlsaBogus => None,
+                    FindingKind::DaneTlsaBogus | FindingKind::ClientCertNotRequested => None,
                     _ => seen.and_then(|s| s.cert_seen),
                 };
                 ServerFinding {

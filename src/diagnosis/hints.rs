@@ -115,6 +115,12 @@ pub fn finding_hint(kind: FindingKind) -> &'static str {
              re-sign the zone, publish the key); a Callbridge is not affected. Check: dig \
              +dnssec +cd TLSA _PORT._tcp.HOST"
         }
+        FindingKind::ClientCertNotRequested => {
+            "Make the server require a client certificate from the CA that issues the \
+             Callbridges' (CMS Web Bridge 3: `webbridge3 c2w trust <bundle>`, then `webbridge3 \
+             restart`). Check: openssl s_client -connect HOST:PORT </dev/null 2>&1 | grep -A2 \
+             'Acceptable client certificate CA names'"
+        }
         FindingKind::LeafDiffers => {
             "The XMPP nodes' certificates were renewed apart (or come from different CAs): install \
              the renewed certificate on every node, or renew the others before the first expires."
@@ -319,6 +325,12 @@ fn component_hint(step: Step, reason: Reason, target: &Subject, server: Option<&
         (Step::Tls, Reason::TlsVersion) => {
             "CMS 2.3 and later require TLS 1.2 or newer: enable it on the XMPP server.".to_owned()
         }
+        (_, Reason::ClientCertRejected) => format!(
+            "The XMPP server refuses the client certificate presented (tls.client_cert_file), or \
+             requires one and none is configured: it must trust the CA that issued it, and the \
+             certificate must be valid. Check: openssl s_client -connect {host}:{port} -servername \
+             {host} -cert CLIENT.crt -key CLIENT.key"
+        ),
         (Step::Tls, _) | (Step::Stream | Step::Handshake, Reason::TlsHandshake) => format!(
             "Is {host}:{port} a TLS port? CMS uses TLS from the first byte on 5223; Prosody's component \
              port (5347) is plaintext (tls.mode: none). With mutual TLS, check the client certificate. \

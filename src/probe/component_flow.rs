@@ -40,6 +40,7 @@ impl ComponentFlow {
             .filter(|step| match step {
                 Step::Srv => false,
                 Step::Tls | Step::Cert => tls,
+                Step::ClientCert => tls && !xmpp,
                 Step::Stream => xmpp,
                 Step::Handshake => handshake,
                 _ => true,

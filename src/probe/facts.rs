@@ -152,6 +152,27 @@ label_values! {
         /// The server's TLSA answer fails DNSSEC validation: DANE clients refuse to connect; a
         /// Callbridge, which asks for none, is not affected.
         DaneTlsaBogus => "dane_tlsa_bogus",
+        /// A TLS link with a client certificate whose server asked for none: mutual TLS is not
+        /// in force, anyone may connect.
+        ClientCertNotRequested => "client_cert_not_requested",
+    }
+}
+
+label_values! {
+    /// What showed a TLS link's server's verdict on the client certificate (`client_cert`
+    /// step), when it kept the connection.
+    pub enum ClientCertVerdict {
+        /// It asked for no client certificate.
+        NotRequested => "not_requested",
+        /// TLS 1.2: its Finished came after our certificate.
+        Handshake => "handshake",
+        /// TLS 1.3: it issued a session ticket, which it does after reading our certificate.
+        SessionTicket => "session_ticket",
+        /// TLS 1.3: it sent data after the handshake.
+        Data => "data",
+        /// TLS 1.3: neither ticket, data, alert nor close within the wait: accepted as far as
+        /// TLS can tell.
+        Silence => "silence",
     }
 }
 
@@ -171,6 +192,8 @@ pub struct Presented<'a> {
     /// Why its TLSA answer of the run was bogus, when it was.
     pub tlsa_bogus: Option<&'a Failure>,
     pub legacy_tls: Option<&'a LegacyTls>,
+    /// It asked for none of the client certificate the target presents (a TLS link's run).
+    pub client_cert_unasked: bool,
 }
 
 /// Every finding about the servers of one target (in the target's server order): each
@@ -216,6 +239,19 @@ pub fn findings<'a>(servers: &[Presented<'a>]) -> Vec<(&'a Endpoint, Finding)> {
                 server,
                 Finding {
                     kind: FindingKind::DaneTlsaBogus,
+                    detail,
+                },
+            ));
+        }
+        if presented.client_cert_unasked {
+            let detail = "it asked for no client certificate, so it let in a client that \
+                          presented none: mutual TLS is not in force (for C2W, the Web Bridge's \
+                          c2w trust bundle is not set)"
+                .to_owned();
+            found.push((
+                server,
+                Finding {
+                    kind: FindingKind::ClientCertNotRequested,
                     detail,
                 },
             ));

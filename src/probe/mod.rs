@@ -100,6 +100,8 @@ label_values! {
         Starttls => "starttls",
         Tls => "tls",
         Cert => "cert",
+        /// A TLS link (`protocol: tls`): the server's verdict on the client certificate.
+        ClientCert => "client_cert",
         Stream => "stream",
         Handshake => "handshake",
         /// The client path: SASL authentication of the monitoring user.
@@ -111,12 +113,13 @@ label_values! {
 
 impl Step {
     /// The steps of the component flow, in order.
-    pub const COMPONENT: [Step; 7] = [
+    pub const COMPONENT: [Step; 8] = [
         Step::Srv,
         Step::Resolve,
         Step::Connect,
         Step::Tls,
         Step::Cert,
+        Step::ClientCert,
         Step::Stream,
         Step::Handshake,
     ];

@@ -88,6 +88,9 @@ pub struct ServerReport {
     pub tls: Option<TlsFacts>,
     /// Shared with what the store remembers of the server.
     pub cert: Option<Arc<CertFacts>>,
+    /// What showed a TLS link's server's verdict on the client certificate, when it kept the
+    /// connection.
+    pub client_cert: Option<ClientCertVerdict>,
     pub stream_id: Option<String>,
     /// What a TLS 1.1 hello met, when `tls.check_legacy_versions` asked.
     pub legacy_tls: Option<LegacyTls>,
@@ -106,6 +109,7 @@ impl ServerReport {
             address: None,
             tls: None,
             cert: None,
+            client_cert: None,
             stream_id: None,
             legacy_tls: None,
         }
@@ -197,15 +201,24 @@ impl TargetReport {
     /// When the first signature of the run's secure answers (TLSA included) expires (Unix
     /// time).
     pub fn dnssec_expires(&self) -> Option<i64> {
+        self.first_expiring_answer().map(|(_, expires)| expires)
+    }
+
+    /// The secure answer of the run whose signature expires first, and when (Unix time): what
+    /// `cms_xmpp_dnssec_signature_expiry_timestamp_seconds` is about.
+    pub fn first_expiring_answer(&self) -> Option<(SignedAnswer<'_>, i64)> {
         let servers = self.servers.iter().flat_map(|s| {
+            let addresses = s.dnssec.map(|d| (SignedAnswer::Addresses(&s.server), d));
             let tlsa = s.tlsa.as_ref().and_then(|t| t.as_ref().ok());
-            s.dnssec.into_iter().chain(tlsa.map(|t| t.dnssec))
+            let tlsa = tlsa.map(|t| (SignedAnswer::Tlsa(&t.name), t.dnssec));
+            addresses.into_iter().chain(tlsa)
         });
         self.srv_dnssec
+            .map(|d| (SignedAnswer::Srv, d))
             .into_iter()
             .chain(servers)
-            .filter_map(|dnssec| dnssec.expires)
-            .min()
+            .filter_map(|(answer, dnssec)| Some((answer, dnssec.expires?)))
+            .min_by_key(|(_, expires)| *expires)
     }
 
     /// When the cycle finished.
@@ -217,6 +230,17 @@ impl TargetReport {
     pub fn failures(&self) -> impl Iterator<Item = (Option<&Server>, Step, &Failure)> {
         failures(self.srv.as_ref(), &self.servers)
     }
+}
+
+/// One DNSSEC-validated answer a run relied on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignedAnswer<'a> {
+    /// The SRV answer of the target's domain.
+    Srv,
+    /// A server's A/AAAA answer.
+    Addresses(&'a Server),
+    /// A server's TLSA answer, by its name.
+    Tlsa(&'a str),
 }
 
 /// What pinging one component found: its answer's round trip, or why there was none.
@@ -350,7 +374,7 @@ impl<'a> ServerJson<'a> {
 impl Serialize for ServerJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.report;
-        let mut out = serializer.serialize_struct("ServerReport", 12)?;
+        let mut out = serializer.serialize_struct("ServerReport", 13)?;
         out.serialize_field("server", &r.server.endpoint)?;
         out.serialize_field("origin", &r.server.origin)?;
         out.serialize_field("up", &self.up)?;
@@ -369,6 +393,10 @@ impl Serialize for ServerJson<'_> {
         match &r.cert {
             Some(cert) => out.serialize_field("certificate", &**cert)?,
             None => out.skip_field("certificate")?,
+        }
+        match &r.client_cert {
+            Some(verdict) => out.serialize_field("client_cert", verdict)?,
+            None => out.skip_field("client_cert")?,
         }
         out.serialize_field("stream_id", &r.stream_id)?;
         match &r.legacy_tls {

@@ -67,7 +67,7 @@ pub(super) struct Peer<'a> {
     pub name: Result<ServerName<'static>, Failure>,
     pub fqdn_required: bool,
     /// Nothing is sent after the handshake (a `protocol: tls` target): the server's verdict on
-    /// the client certificate may come after it, so the `tls` step waits a moment for it.
+    /// the client certificate may come after it, so the `client_cert` step waits for it.
     pub await_client_verdict: bool,
 }
 
@@ -100,7 +100,8 @@ pub(super) struct Secured {
     pub presented: Presented,
 }
 
-/// Steps `tls` and `cert`; `None` when the handshake failed.
+/// Steps `tls`, `cert` and, for a TLS link whose certificate is accepted, `client_cert`;
+/// `None` when the handshake failed.
 pub(super) async fn secure(
     report: &mut ServerReport,
     tls: &TlsClient,
@@ -110,13 +111,9 @@ pub(super) async fn secure(
 ) -> Option<Secured> {
     let handshake = async {
         let name = peer.name.clone()?;
-        let mut outcome = tls.handshake(tcp, name, peer.await_client_verdict).await?;
-        if peer.await_client_verdict {
-            outcome.await_client_verdict(deadline).await?;
-        }
-        Ok(outcome)
+        tls.handshake(tcp, name, peer.await_client_verdict).await
     };
-    let outcome = report.run(Step::Tls, deadline, handshake).await?;
+    let mut outcome = report.run(Step::Tls, deadline, handshake).await?;
     report.tls = outcome.facts;
     // The handshake ran, so the name was one.
     let name = peer.name.ok()?;
@@ -139,6 +136,14 @@ pub(super) async fn secure(
         duration: inspected.elapsed(),
         result: verdict,
     });
+    if peer.await_client_verdict && accepted {
+        let verdict = outcome.await_client_verdict(deadline);
+        let heard = report.run(Step::ClientCert, deadline, verdict).await;
+        report.client_cert = heard;
+        if heard.is_none() {
+            outcome.stream = None;
+        }
+    }
     Some(Secured {
         stream: outcome.stream.filter(|_| accepted),
         presented: Presented {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{verify_server_name, Resumption, WebPkiServerVerifier};
+use rustls::client::{verify_server_name, Resumption, Tls12Resumption, WebPkiServerVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{AlertDescription, ClientConfig, DigitallySignedStruct, RootCertStore};
@@ -17,6 +17,7 @@ use tokio_rustls::TlsConnector;
 
 mod client_cert;
 
+pub(crate) use client_cert::post_handshake_refusal;
 use client_cert::{refuses_client_cert, ClientWitness};
 
 use super::connect::Tcp;
@@ -266,7 +267,8 @@ impl TlsClient {
                 .map_err(TlsSetupError::ClientAuth)?,
             None => builder.with_no_client_auth(),
         };
-        // Every probe is a first contact, as a Callbridge's reconnect would be.
+        // Every probe is a first contact, as a Callbridge's reconnect would be (each
+        // handshake's witness stands in for the session store and keeps nothing).
         config.resumption = Resumption::disabled();
         Ok(TlsClient {
             base: Arc::new(config),
@@ -313,6 +315,8 @@ impl TlsClient {
         let client_judged = client_judged || resolver.has_certs();
         let client = Arc::new(ClientWitness::new(resolver));
         config.client_auth_cert_resolver = client.clone();
+        config.resumption =
+            Resumption::store(client.clone()).tls12_resumption(Tls12Resumption::Disabled);
         let result = TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await;

@@ -9,6 +9,7 @@ use quick_xml::Reader;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, Take};
 use tokio::time::Instant;
 
+use super::tls::post_handshake_refusal;
 use super::{Failure, Reason};
 
 /// Far more than any real negotiation (a few hundred bytes; a client session that pings a few
@@ -394,8 +395,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         match error {
             None => Failure::new(Reason::Closed, "the server closed the connection"),
             Some(quick_xml::Error::Io(io)) => {
+                if let Some(refused) = post_handshake_refusal(io) {
+                    return refused;
+                }
                 match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                    // TLS 1.3 servers judge a client certificate after the client's handshake is done.
                     Some(tls) => Failure::new(
                         Reason::TlsHandshake,
                         format!(

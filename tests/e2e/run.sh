@@ -28,6 +28,8 @@ XMPP2="xmpp2.$DOMAIN" # Prosody 2 on 127.0.0.2 (stays up; the single-server scen
 DOMAIN2="fleet.test"  # a second XMPP domain on the same servers, known only to Prometheus (/probe?module=)
 SIGNED="signed.test"  # a zone BIND signs itself (dnssec-policy), with TLSA records: DNSSEC and DANE
 EXPIRED_ZONE="expired.test" # a zone signed offline with signatures that expired in 2020: bogus
+FORGED="forged.test"  # a zone signed offline whose TLSA record was changed after signing
+RUNBOOK_DNS="127.0.0.1" # BIND again, on port 53: the runbook's `dig @"$DNS"` and `delv` as written
 IP1="127.0.0.1"
 IP2="127.0.0.2"
 SRV_PRIO1=10 SRV_WEIGHT1=60 SRV_PRIO2=20 SRV_WEIGHT2=40
@@ -334,7 +336,7 @@ build() {
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 17 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 18 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
@@ -353,6 +355,11 @@ allocate_ports() {
     OLDTLS_PORT=${ports[14]}      # stunnel speaking TLS 1.0 and 1.1 only, before Prosody 2
     EJ_SHARED_PORT=${ports[15]}   # ejabberd_service for cb3 and cb4 together (only cb4 connected)
     BIND_PORT=${ports[16]}        # BIND 9, authoritative for the signed zones; dnsmasq forwards to it
+    C2W_PORT=${ports[17]}         # a Web Bridge 3's C2W port (openssl s_server), on $IP2
+    "$PY" -c 'import socket, sys
+for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    socket.socket(socket.AF_INET, kind).bind((sys.argv[1], 53))' "$RUNBOOK_DNS" 2>/dev/null ||
+        die_setup "port 53 on $RUNBOOK_DNS is taken: the runbook's dig and delv commands ask BIND there"
 }
 
 # The test PKI: a CA, a good server certificate whose SANs cover the domain and both FQDNs,
@@ -386,7 +393,8 @@ copy_extensions = none
 commonName = supplied
 EOF
     local ca
-    for ca in ca; do
+    # ca issues the servers' certificates; cbca the Callbridges' own (C2W client certificates).
+    for ca in ca cbca; do
         mkdir -p "$pki/$ca"
         : >"$pki/$ca/index.txt"
         openssl rand -hex 8 >"$pki/$ca/serial"
@@ -394,10 +402,13 @@ EOF
             -keyout "$pki/$ca.key" -out "$pki/$ca.crt" -days 30 -subj "/CN=cms-xmpp-exporter e2e $ca" \
             -extensions v3_ca 2>>"$WORK/logs/openssl.log" || die_setup "openssl: cannot make $ca"
     done
-    GOOD_SANS="$DOMAIN,$XMPP1,$XMPP2,$DOMAIN2,$SIGNED,xmpp.$SIGNED,renewed.$SIGNED,stale.$SIGNED"
+    GOOD_SANS="$DOMAIN,$XMPP1,$XMPP2,$DOMAIN2,$SIGNED,xmpp.$SIGNED,renewed.$SIGNED,stale.$SIGNED,$FORGED,xmpp.$FORGED"
     local sans="DNS:${GOOD_SANS//,/,DNS:}"
     issue good ca "$sans" "$(utc '-1 day')" "$(utc '+30 days')"
     issue expired ca "$sans" "$(utc '-30 days')" "$(utc '-1 day')"
+    issue callbridge cbca "DNS:callbridge.$DOMAIN" "$(utc '-1 day')" "$(utc '+30 days')" clientAuth
+    # A client certificate from a CA the Web Bridge does not trust.
+    issue stranger ca "DNS:stranger.$DOMAIN" "$(utc '-1 day')" "$(utc '+30 days')" clientAuth
     # As `openssl x509 -serial` prints it, in lowercase: what cms_xmpp_cert_info says.
     GOOD_SERIAL="$(openssl x509 -in "$pki/good.crt" -noout -serial | sed 's/.*=//' | tr 'A-F' 'a-f')"
     EXPIRED_NOT_AFTER="$(date -u -d "$(openssl x509 -in "$pki/expired.crt" -noout -enddate | sed 's/notAfter=//')" +%s)"
@@ -405,10 +416,10 @@ EOF
 
 utc() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
 
-issue() { # issue NAME CA SANS NOT_BEFORE NOT_AFTER
+issue() { # issue NAME CA SANS NOT_BEFORE NOT_AFTER [EXTENDED_KEY_USAGE, serverAuth by default]
     local pki="$WORK/pki" name="$1" ca="$2" sans="$3"
-    printf 'subjectAltName = %s\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n' \
-        "$sans" >"$pki/$name.ext"
+    printf 'subjectAltName = %s\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = %s\n' \
+        "$sans" "${6:-serverAuth}" >"$pki/$name.ext"
     openssl req -config "$pki/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
         -keyout "$pki/$name.key" -out "$pki/$name.csr" -subj "/CN=$name.$DOMAIN" 2>>"$WORK/logs/openssl.log" &&
         CA_DIR="$pki/$ca" openssl ca -config "$pki/openssl.cnf" -batch -notext \
@@ -444,7 +455,8 @@ start_dnsmasq() {
         --srv-host="_xmpp-client._tcp.$DOMAIN,$XMPP2,$C2S_PORT,0,0" \
         --host-record="$XMPP1,$IP1" \
         --host-record="$XMPP2,$IP2" \
-        --server="/$SIGNED/$IP1#$BIND_PORT" --server="/$EXPIRED_ZONE/$IP1#$BIND_PORT"
+        --server="/$SIGNED/$IP1#$BIND_PORT" --server="/$EXPIRED_ZONE/$IP1#$BIND_PORT" \
+        --server="/$FORGED/$IP1#$BIND_PORT"
     wait_until 10 "$PY" "$HELPERS/dnsq.py" "$IP1" "$DNS_PORT" "$s.$DOMAIN" SRV ||
         die_setup "dnsmasq did not answer on $IP1:$DNS_PORT"
     log "dnsmasq answers on $IP1:$DNS_PORT"
@@ -486,11 +498,29 @@ EOF
     (cd "$dir" && dnssec-signzone -q -z -P -K keys -o "$EXPIRED_ZONE" -s 20200101000000 \
         -e 20200201000000 -f expired.db.signed expired.db "$key") >>"$WORK/logs/bind.log" 2>&1 ||
         die_setup "dnssec-signzone failed"
+    # forged.test: signed offline (valid from an hour ago for 30 days, one record per line),
+    # then its TLSA record edited: the SRV and address answers are secure, the TLSA answer bogus.
+    local forged
+    forged="$(cd "$dir" && dnssec-keygen -q -K keys -a ECDSAP256SHA256 -f KSK -n ZONE "$FORGED")" ||
+        die_setup "dnssec-keygen failed"
+    {
+        printf '$TTL 60\n@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60\n@ IN NS ns.%s.\n' \
+            "$SIGNED" "$SIGNED" "$SIGNED"
+        printf '_xmpp-component._tcp IN SRV 10 10 %s xmpp.%s.\nxmpp IN A %s\n' \
+            "$XMPP_TLS_PORT" "$FORGED" "$IP2"
+        printf '_%s._tcp.xmpp IN TLSA 3 1 1 %s\n' "$XMPP_TLS_PORT" "$(spki_sha256 "$WORK/pki/good.crt")"
+        cat "$dir/keys/$forged.key"
+    } >"$dir/forged.db"
+    (cd "$dir" && dnssec-signzone -q -z -O full -K keys -o "$FORGED" -f forged.db.signed forged.db "$forged") \
+        >>"$WORK/logs/bind.log" 2>&1 || die_setup "dnssec-signzone failed for $FORGED"
+    sed -i -E 's/(IN TLSA\s+3 1 1 )[0-9A-F]{8}/\1DEADBEEF/' "$dir/forged.db.signed"
+    grep -q 'IN TLSA.*3 1 1 DEADBEEF' "$dir/forged.db.signed" || die_setup "could not edit $FORGED's TLSA record"
     cat >"$dir/named.conf" <<EOF
 options {
     directory "$dir";
     key-directory "$dir/keys";
     listen-on port $BIND_PORT { $IP1; };
+    listen-on port 53 { $RUNBOOK_DNS; };
     listen-on-v6 { none; };
     pid-file none;
     session-keyfile none;
@@ -502,12 +532,13 @@ options {
 controls { };
 zone "$SIGNED" { type primary; file "signed.db"; dnssec-policy default; inline-signing yes; };
 zone "$EXPIRED_ZONE" { type primary; file "expired.db.signed"; };
+zone "$FORGED" { type primary; file "forged.db.signed"; };
 EOF
     start bind "$WORK/logs/bind.log" named -g -c "$dir/named.conf"
     wait_until 30 bind_signed || die_setup "BIND did not serve a signed $SIGNED on $IP1:$BIND_PORT"
     # The trust anchors: the key BIND signs signed.test with, and expired.test's.
-    cat "$dir"/keys/K"$SIGNED".+*.key "$dir/keys/$key.key" >"$dir/trust-anchors.keys"
-    log "BIND serves signed $SIGNED and $EXPIRED_ZONE on $IP1:$BIND_PORT"
+    cat "$dir"/keys/K"$SIGNED".+*.key "$dir/keys/$key.key" "$dir/keys/$forged.key" >"$dir/trust-anchors.keys"
+    log "BIND serves signed $SIGNED, $EXPIRED_ZONE and $FORGED on $IP1:$BIND_PORT and $RUNBOOK_DNS:53"
 }
 
 bind_signed() {
@@ -554,12 +585,13 @@ VirtualHost "$XMPP1"
 VirtualHost "$XMPP2"
 VirtualHost "xmpp.$SIGNED"
 VirtualHost "stale.$SIGNED"
+VirtualHost "xmpp.$FORGED"
 
 EOF
     local c
     # cb1-cb3 are the "production Callbridges" of the watch: cb1 and cb3 are connected by
     # start_callbridges, cb2 never is.
-    for c in ready probe plain rapid wrongsecret held wire watch badpw legacy fleet dnssec stale cb1 cb2 cb3; do
+    for c in ready probe plain rapid wrongsecret held wire watch badpw legacy fleet dnssec stale forged cb1 cb2 cb3; do
         printf 'Component "%s.%s"\n    component_secret = "%s"\n' "$c" "$DOMAIN" "$SECRET" >>"$dir/prosody.cfg.lua"
     done
     printf 'Component "fleet.%s"\n    component_secret = "%s"\n' "$DOMAIN2" "$SECRET" >>"$dir/prosody.cfg.lua"
@@ -606,6 +638,16 @@ stunnel_service() { # stunnel_service NAME PORT CERT [OPTION...]: TLS before Pro
     printf '\n[%s]\naccept = %s:%s\nconnect = %s:%s\ncert = %s.crt\nkey = %s.key\n' \
         "$name" "$IP2" "$port" "$IP2" "$XMPP_PLAIN_PORT" "$cert" "$cert"
     [ $# -eq 0 ] || printf '%s\n' "$@"
+}
+
+# A Web Bridge 3's C2W port: TLS that requires a client certificate from the Callbridges' CA, as
+# `webbridge3 c2w trust` makes it. OpenSSL issues session tickets once it accepts one.
+start_web_bridge() {
+    start webbridge "$WORK/logs/webbridge.log" openssl s_server -accept "$IP2:$C2W_PORT" \
+        -cert "$WORK/pki/good.crt" -key "$WORK/pki/good.key" -Verify 1 -verify_return_error \
+        -CAfile "$WORK/pki/cbca.crt" -www -quiet
+    wait_until 10 tcp_open "$IP2" "$C2W_PORT" || die_setup "openssl s_server does not listen on $IP2:$C2W_PORT"
+    log "the Web Bridge stand-in serves C2W on $IP2:$C2W_PORT"
 }
 
 start_wiretap() { # records what the probe puts on the wire, on its way to Prosody 2
@@ -765,6 +807,18 @@ EOF
     printf '    dnssec: true\n' >>"$cfg"
     target dnssec-expired    "$EXPIRED_ZONE" ""                             "probe.$DOMAIN"        direct  secret
     printf '    dnssec: true\n' >>"$cfg"
+    target tlsa-forged       "$FORGED"       ""                             "forged.$DOMAIN"       direct  secret
+    printf '    dnssec: true\n' >>"$cfg"
+    # CMS 3's C2W link, as a Callbridge opens it to a Web Bridge 3, with its certificate.
+    cat >>"$cfg" <<EOF
+  - name: c2w
+    protocol: tls
+    server_address: "c2w://$XMPP2:$C2W_PORT"
+    tls:
+      ca_file: $WORK/pki/ca.crt
+      client_cert_file: $WORK/pki/callbridge.crt
+      client_key_file: $WORK/pki/callbridge.key
+EOF
     # For the domains only Prometheus knows (the cms-xmpp-fleet job): /probe?module=cms.
     cat >>"$cfg" <<EOF
 modules:
@@ -950,6 +1004,14 @@ dnssec_dane() { # the other DNSSEC and DANE cases are proven against BIND in tes
         "cms_xmpp_dane_valid{$t,server=\"$stale\"} == 0"
     expect_metric "dane: ... found as dane_mismatch" "cms_xmpp_finding_info{$t,server=\"$stale\",finding=\"dane_mismatch\"} == 1"
     expect_metric "dane: ... while a Callbridge, which checks no DANE, still registers" "cms_xmpp_probe_success{$t} == 1"
+    t='target="tlsa-forged"'
+    local forged="xmpp.$FORGED:$XMPP_TLS_PORT"
+    wait_for_metric "dane: a TLSA record changed after signing is the finding dane_tlsa_bogus" \
+        "cms_xmpp_finding_info{$t,server=\"$forged\",finding=\"dane_tlsa_bogus\"} == 1"
+    expect_metric "dane: ... while the target registers (a Callbridge asks no TLSA)" "cms_xmpp_probe_success{$t} == 1"
+    expect_metric "dane: ... and its addresses stay secure" \
+        "cms_xmpp_dnssec_info{$t,server=\"$forged\",state=\"secure\"} == 1"
+    expect_count "dane: ... and DANE is not judged" "cms_xmpp_dane_valid{$t}" 0
     t='target="dnssec-expired"'
     expect_failure dnssec-expired "" srv dnssec_bogus
     expect_metric "dnssec: expired signatures make the SRV answer bogus" \
@@ -975,6 +1037,106 @@ dnssec_dane() { # the other DNSSEC and DANE cases are proven against BIND in tes
     else
         fail "dnssec and dane: the status page shows both"
     fi
+}
+
+c2w_link() { # the other verdicts (TLS 1.2, refusals, closes, resets) are in tests/integration
+    scenario "C2W: a TLS link to a Web Bridge 3 (openssl s_server -Verify) with the Callbridge's certificate" \
+        c2w "$WORK/logs/webbridge.log|"
+    local t='target="c2w"' s="server=\"$XMPP2:$C2W_PORT\"" debug
+    wait_for_metric "c2w: the Web Bridge accepts the Callbridge's certificate: the link is up" \
+        "cms_xmpp_server_up{$t,$s} == 1"
+    expect_metric "c2w: the handshake alone is step tls (no wait counted in it)" \
+        "cms_xmpp_step_last_duration_seconds{$t,$s,step=\"tls\"} < 0.5"
+    expect_metric "c2w: the verdict is step client_cert, over at the session ticket" \
+        "cms_xmpp_step_last_duration_seconds{$t,$s,step=\"client_cert\"} < 0.5"
+    expect_metric "c2w: the client certificate's end is exported" \
+        "cms_xmpp_client_cert_not_after_timestamp_seconds{$t} > $(($(date +%s) + 29 * 86400))"
+    expect_count "c2w: no finding" "cms_xmpp_finding_info{$t}" 0
+    debug="$(curl -fsS "http://$EXPORTER_ADDR/probe?target=c2w&debug=true")"
+    if grep -Eq '^  client_cert .* ok .* session_ticket$' <<<"$debug"; then
+        pass "c2w: the probe says what showed the verdict (a session ticket)"
+    else
+        fail "c2w: the probe says what showed the verdict (a session ticket)"
+        head -n 20 <<<"$debug" | sed 's/^/      | /'
+    fi
+}
+
+# run_runbook SECTION NAME=VALUE...: every ```sh block of the runbook's section, as written, with
+# its placeholders set, in a mount namespace whose /etc/hosts knows the lab's names (as an
+# on-call host's resolver knows the XMPP servers). Output in $WORK/runbook-<SECTION>.out.
+RUNBOOK_OUT=""
+run_runbook() {
+    local section="$1" script="$WORK/runbook-$1.sh"
+    shift
+    RUNBOOK_OUT="$WORK/runbook-$section.out"
+    if ! "$PY" "$HELPERS/runbook.py" "$ROOT/docs/runbook.md" "$section" >"$script" 2>"$RUNBOOK_OUT"; then
+        fail "runbook: $section has shell commands to run ($(cat "$RUNBOOK_OUT"))"
+        return 1
+    fi
+    env "$@" unshare --mount bash -c 'mount --bind "$0" /etc/hosts && exec bash "$1"' \
+        "$WORK/hosts" "$script" >"$RUNBOOK_OUT" 2>&1
+    # A command the tools refuse is the runbook's fault, whatever else it printed.
+    if grep -Eq 'command not found|[Uu]sage:|[Ii]nvalid option|[Uu]nknown option|syntax error|No such file|bad variable' "$RUNBOOK_OUT"; then
+        fail "runbook: $section's commands run as written"
+        sed 's/^/      | /' "$RUNBOOK_OUT" | head -n 30
+        return 1
+    fi
+    pass "runbook: $section's commands run as written"
+}
+
+# runbook_shows DESCRIPTION PATTERN...: every PATTERN (grep -E) is in the last run_runbook output.
+runbook_shows() {
+    local desc="$1" pattern
+    shift
+    for pattern in "$@"; do
+        if ! grep -Eq -- "$pattern" "$RUNBOOK_OUT"; then
+            fail "$desc (no /$pattern/)"
+            sed 's/^/      | /' "$RUNBOOK_OUT" | head -n 40
+            return 1
+        fi
+    done
+    pass "$desc"
+}
+
+runbook_commands() { # the DNSSEC, DANE and C2W sections' commands, against BIND and the Web Bridge
+    scenario "The runbook's DNSSEC, DANE and C2W commands, as written" ""
+    printf '127.0.0.1 localhost\n%s %s\n%s %s xmpp.%s stale.%s xmpp.%s\n' "$IP1" "$XMPP1" \
+        "$IP2" "$XMPP2" "$SIGNED" "$SIGNED" "$FORGED" >"$WORK/hosts"
+    local common=(EXPORTER="http://$EXPORTER_ADDR" PROM="http://$PROM_ADDR" DNS="$RUNBOOK_DNS"
+        ANCHORS="$WORK/bind/trust-anchors.keys" PORT="$XMPP_TLS_PORT")
+    run_runbook CmsXmppDnssecBogus "${common[@]}" TARGET=dnssec-expired DOMAIN="$EXPIRED_ZONE" \
+        ZONE="$EXPIRED_ZONE" &&
+        runbook_shows "runbook: CmsXmppDnssecBogus's commands show the expired signature (debug, dig +cd) and delv with the anchors refuses it" \
+            'expired at 2020-02-01' 'RRSIG[[:space:]]+SRV 13 .* 20200201000000 ' 'DNSKEY[[:space:]]+257 3 13 ' \
+            'resolution failed'
+    run_runbook CmsXmppDnssecBogus "${common[@]}" TARGET=dnssec-dane DOMAIN="$SIGNED" ZONE="$SIGNED" &&
+        runbook_shows "runbook: ... and on a healthy island delv with the anchors fully validates" \
+            '^; fully validated' 'RRSIG[[:space:]]+SRV '
+    run_runbook CmsXmppDnssecSignaturesExpiring "${common[@]}" TARGET=dnssec-dane DOMAIN="$SIGNED" \
+        SERVER="xmpp.$SIGNED" &&
+        runbook_shows "runbook: CmsXmppDnssecSignaturesExpiring's commands name the first answer to expire and show each RRSIG" \
+            '^first DNSSEC signature to expire: (SRV|A/AAAA|TLSA) ' 'RRSIG[[:space:]]+SRV ' 'RRSIG[[:space:]]+A ' \
+            'RRSIG[[:space:]]+TLSA '
+    run_runbook CmsXmppDaneMismatch "${common[@]}" TARGET=dane-stale SERVER="stale.$SIGNED" &&
+        runbook_shows "runbook: CmsXmppDaneMismatch's commands show the record, the mismatch and the served key's digest" \
+            'matches nothing' 'TLSA[[:space:]]+3 1 1 ' "= $(spki_sha256 "$WORK/pki/good.crt")\$"
+    run_runbook CmsXmppDaneTlsaBogus "${common[@]}" TARGET=tlsa-forged SERVER="xmpp.$FORGED" &&
+        runbook_shows "runbook: CmsXmppDaneTlsaBogus's commands say why the TLSA answer is bogus and show its RRSIG" \
+            'TLSA .*(bogus|does not verify|signature)' 'TLSA[[:space:]]+3 1 1 DEADBEEF' 'RRSIG[[:space:]]+TLSA '
+    local c2w=(SERVER="$XMPP2" PORT="$C2W_PORT" CLIENT_KEY="$WORK/pki/callbridge.key" TARGET=c2w)
+    run_runbook CmsXmppClientCertificateExpiring "${common[@]}" "${c2w[@]}" \
+        CLIENT_CERT="$WORK/pki/callbridge.crt" &&
+        runbook_shows "runbook: CmsXmppClientCertificateExpiring's commands show the client certificate's end" \
+            '^notAfter=' 'target="c2w".* => (29|30)\.'
+    run_runbook CmsXmppRegistrationFailing "${common[@]}" "${c2w[@]}" CLIENT_CERT="$WORK/pki/callbridge.crt" &&
+        runbook_shows "runbook: the C2W verdict by hand: a session ticket for the Callbridge's certificate" \
+            'Post-Handshake New Session Ticket'
+    run_runbook CmsXmppRegistrationFailing "${common[@]}" "${c2w[@]}" CLIENT_CERT="$WORK/pki/stranger.crt" \
+        CLIENT_KEY="$WORK/pki/stranger.key" &&
+        runbook_shows "runbook: ... and an alert for another CA's" 'alert (unknown ca|bad certificate)'
+    run_runbook CmsXmppTlsFinding "${common[@]}" "${c2w[@]}" CLIENT_CERT="$WORK/pki/callbridge.crt" &&
+        runbook_shows "runbook: CmsXmppTlsFinding's client-certificate check lists the CA names the Web Bridge asks for" \
+            'cms-xmpp-exporter e2e cbca'
 }
 
 tls_policy() { # the certificate findings are proven with rcgen and openssl (tests/integration)
@@ -1272,7 +1434,7 @@ prometheus_checks() {
     scenario "Prometheus scrapes the exporter" "" "$WORK/logs/prometheus.log|level=(warn|error)"
     wait_for_query "prometheus: up{job=\"cms-xmpp-exporter\"} == 1" 'up{job="cms-xmpp-exporter"}' 'up == 1'
     local target
-    for target in happy plain rapid wire legacy-tls; do
+    for target in happy plain rapid wire legacy-tls c2w tlsa-forged; do
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 1" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 1'
     done
@@ -1280,9 +1442,9 @@ prometheus_checks() {
         wait_for_query "prometheus: cms_xmpp_probe_success{target=\"$target\"} is 0" \
             "cms_xmpp_probe_success{target=\"$target\"}" 'cms_xmpp_probe_success == 0'
     done
-    wait_for_query "prometheus: 19 targets, 12 successful" \
+    wait_for_query "prometheus: 21 targets, 14 successful" \
         'sum(cms_xmpp_probe_success{job="cms-xmpp-exporter"}) * 100 + count(cms_xmpp_probe_success{job="cms-xmpp-exporter"})' \
-        'result == 1219'
+        'result == 1421'
     wait_for_query "prometheus: CmsXmppDnssecBogus is pending for dnssec-expired's SRV answer" \
         'count by (target, state) (ALERTS{alertname="CmsXmppDnssecBogus"})' \
         'result{target="dnssec-expired",state="bogus"} == 1'
@@ -1291,6 +1453,9 @@ prometheus_checks() {
         'count by (target, server) (ALERTS{alertname="CmsXmppDaneMismatch"})' \
         "result{target=\"dane-stale\",server=\"stale.$SIGNED:$XMPP_TLS_PORT\"} == 1"
     wait_for_query "prometheus: ... and for nothing else" 'count(ALERTS{alertname="CmsXmppDaneMismatch"})' 'result == 1'
+    wait_for_query "prometheus: CmsXmppDaneTlsaBogus is pending for tlsa-forged's server, and for nothing else" \
+        'count by (target, server) (ALERTS{alertname="CmsXmppDaneTlsaBogus"})' \
+        "result{target=\"tlsa-forged\",server=\"xmpp.$FORGED:$XMPP_TLS_PORT\"} == 1"
     # The alerts' `for` is minutes; that they fire for the right series is what counts here.
     for target in watch ejabberd; do
         wait_for_query "prometheus: CmsXmppCallbridgeNotRegistered is pending for $target's cb2" \
@@ -1434,7 +1599,7 @@ fleet_never_stale() {
         sed 's/^/      | /' "$PROM_FILE" | head -n 5
     fi
     wait_for_query "prometheus: ... while it still evaluates for the scheduled targets" \
-        "count(cms_xmpp_probe_interval_seconds{job=\"cms-xmpp-exporter\"})" 'result == 19'
+        "count(cms_xmpp_probe_interval_seconds{job=\"cms-xmpp-exporter\"})" 'result == 21'
 }
 
 secrets_check() {
@@ -1475,6 +1640,7 @@ main() {
     start_prosody 1 "$IP1" "$XMPP1" || die_setup "prosody1 is not ready"
     start_prosody 2 "$IP2" "$XMPP2" || die_setup "prosody2 is not ready"
     start_stunnel
+    start_web_bridge
     start_wiretap
     start_holder
     start_callbridges
@@ -1490,6 +1656,8 @@ main() {
     cert_failures
     tls_policy
     dnssec_dane
+    c2w_link
+    runbook_commands
     wire_format
     many_cycles
     timing

@@ -358,10 +358,10 @@ async fn mutual_tls_presents_the_configured_client_certificate() {
         })
         .await;
     // TLS 1.3: the server judges the client certificate after the client's handshake is done,
-    // so the refusal arrives with the first read.
+    // so the refusal arrives with the first read: the step that reads it says whose it is.
     assert_eq!(
         failing(&scrape, "t", &address),
-        Some(("stream".into(), "tls_handshake".into()))
+        Some(("stream".into(), "client_cert_rejected".into()))
     );
     assert!(demanding.stats().client_cert_seen >= 1);
     exporter.stop().await;
