@@ -29,6 +29,8 @@ mod auth;
 pub mod config;
 mod crypto;
 pub mod diagnosis;
+#[cfg(test)]
+mod fixtures;
 mod http;
 pub mod metrics;
 pub mod modules;
