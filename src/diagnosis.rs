@@ -4,6 +4,8 @@
 
 mod hints;
 mod json;
+#[cfg(test)]
+mod tests;
 
 pub use hints::{describe, finding_hint, hint, ping_hint, watch_hint};
 pub use json::{Diagnosis, SCHEMA};
