@@ -19,6 +19,7 @@ mod modules;
 mod operations;
 mod peers;
 mod probe;
+mod snippets;
 mod tls_link;
 mod watch;
 mod web;
