@@ -355,6 +355,12 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
         }
         out.push_str("</span>");
     }
+    if let Some(verdict) = server.client_cert {
+        let _ = write!(
+            out,
+            " <span class=\"meta\" data-client-cert>client certificate verdict: {verdict}</span>"
+        );
+    }
     if let Some(Err(failure)) = &server.tlsa {
         let _ = write!(
             out,

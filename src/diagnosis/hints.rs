@@ -284,7 +284,9 @@ fn dnssec_hint(rtype: &str, name: &str) -> String {
          signature means its signer stopped; a record whose signature does not verify was \
          changed after signing), publish the key that signs it, fix the DS at the parent, or, \
          for an island of trust, put the zone's current key in dns.dnssec.trust_anchors_file. \
-         Check: delv @<dns-server> {rtype} {name}; dig +dnssec +cd {rtype} {name}"
+         Check: dig +dnssec +cd {rtype} {name} (its RRSIGs); delv @<dns-server> {rtype} {name} \
+         validates from the root, and for an island of trust needs the anchors file converted \
+         (docs/runbook.md, CmsXmppDnssecBogus)"
     )
 }
 

@@ -129,6 +129,11 @@ async fn a_tls_link_tells_an_accepted_client_certificate_from_a_refused_one() {
             verdict.contains("ok") && verdict.ends_with(evidence),
             "{version:?}: {verdict}"
         );
+        let page = http_get(exporter.addr, "/").await;
+        assert!(
+            page.contains(&format!("client certificate verdict: {evidence}")),
+            "{version:?}: the status page"
+        );
         // Only the server's name is required of its certificate: no domain was given.
         let covered = scrape.find(&CERT_SAN_COVERED, &[("target", "c2w")]);
         assert_eq!(covered.len(), 1, "{covered:?}");
