@@ -336,7 +336,7 @@ build() {
 
 allocate_ports() {
     local ports line
-    line="$("$PY" "$HELPERS/metrics.py" free-ports 18 "$IP1" "$IP2")" || die_setup "cannot find free ports"
+    line="$("$PY" "$HELPERS/metrics.py" free-ports 19 "$IP1" "$IP2")" || die_setup "cannot find free ports"
     read -r -a ports <<<"$line"
     DNS_PORT=${ports[0]}
     XMPP_TLS_PORT=${ports[1]}     # Prosody direct TLS (net_multiplex ssl_ports), as CMS's 5223
@@ -356,6 +356,7 @@ allocate_ports() {
     EJ_SHARED_PORT=${ports[15]}   # ejabberd_service for cb3 and cb4 together (only cb4 connected)
     BIND_PORT=${ports[16]}        # BIND 9, authoritative for the signed zones; dnsmasq forwards to it
     C2W_PORT=${ports[17]}         # a Web Bridge 3's C2W port (openssl s_server), on $IP2
+    RNDC_PORT=${ports[18]}        # BIND's control channel, for the runbook's rndc commands
     "$PY" -c 'import socket, sys
 for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
     socket.socket(socket.AF_INET, kind).bind((sys.argv[1], 53))' "$RUNBOOK_DNS" 2>/dev/null ||
@@ -515,7 +516,14 @@ EOF
         >>"$WORK/logs/bind.log" 2>&1 || die_setup "dnssec-signzone failed for $FORGED"
     sed -i -E 's/(IN TLSA\s+3 1 1 )[0-9A-F]{8}/\1DEADBEEF/' "$dir/forged.db.signed"
     grep -q 'IN TLSA.*3 1 1 DEADBEEF' "$dir/forged.db.signed" || die_setup "could not edit $FORGED's TLSA record"
+    # rndc as on-call runs it on the signer: its key and /etc/bind/rndc.conf (in the runbook
+    # commands' mount namespace), the control channel on a free port.
+    rndc-confgen -a -c "$dir/rndc.key" -k rndc-key >>"$WORK/logs/bind.log" 2>&1 || die_setup "rndc-confgen failed"
+    mkdir -p "$WORK/etc-bind"
+    printf 'include "%s";\noptions { default-key "rndc-key"; default-server %s; default-port %s; };\n' \
+        "$dir/rndc.key" "$IP1" "$RNDC_PORT" >"$WORK/etc-bind/rndc.conf"
     cat >"$dir/named.conf" <<EOF
+include "$dir/rndc.key";
 options {
     directory "$dir";
     key-directory "$dir/keys";
@@ -529,7 +537,7 @@ options {
     allow-transfer { none; };
     notify no;
 };
-controls { };
+controls { inet $IP1 port $RNDC_PORT allow { $IP1; } keys { rndc-key; }; };
 zone "$SIGNED" { type primary; file "signed.db"; dnssec-policy default; inline-signing yes; };
 zone "$EXPIRED_ZONE" { type primary; file "expired.db.signed"; };
 zone "$FORGED" { type primary; file "forged.db.signed"; };
@@ -1073,8 +1081,8 @@ run_runbook() {
         fail "runbook: $section has shell commands to run ($(cat "$RUNBOOK_OUT"))"
         return 1
     fi
-    env "$@" unshare --mount bash -c 'mount --bind "$0" /etc/hosts && exec bash "$1"' \
-        "$WORK/hosts" "$script" >"$RUNBOOK_OUT" 2>&1
+    env "$@" unshare --mount bash -c 'mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/bind &&
+        exec bash "$2"' "$WORK/hosts" "$WORK/etc-bind" "$script" >"$RUNBOOK_OUT" 2>&1
     # A command the tools refuse is the runbook's fault, whatever else it printed.
     if grep -Eq 'command not found|[Uu]sage:|[Ii]nvalid option|[Uu]nknown option|syntax error|No such file|bad variable' "$RUNBOOK_OUT"; then
         fail "runbook: $section's commands run as written"
@@ -1098,6 +1106,16 @@ runbook_shows() {
     pass "$desc"
 }
 
+# runbook_lacks DESCRIPTION PATTERN: PATTERN (grep -E) is not in the last run_runbook output.
+runbook_lacks() {
+    if grep -Eq -- "$2" "$RUNBOOK_OUT"; then
+        fail "$1"
+        grep -E -- "$2" "$RUNBOOK_OUT" | head -n 5 | sed 's/^/      | /'
+        return 1
+    fi
+    pass "$1"
+}
+
 runbook_commands() { # the DNSSEC, DANE and C2W sections' commands, against BIND and the Web Bridge
     scenario "The runbook's DNSSEC, DANE and C2W commands, as written" ""
     printf '127.0.0.1 localhost\n%s %s\n%s %s xmpp.%s stale.%s xmpp.%s\n' "$IP1" "$XMPP1" \
@@ -1111,12 +1129,13 @@ runbook_commands() { # the DNSSEC, DANE and C2W sections' commands, against BIND
             'resolution failed'
     run_runbook CmsXmppDnssecBogus "${common[@]}" TARGET=dnssec-dane DOMAIN="$SIGNED" ZONE="$SIGNED" &&
         runbook_shows "runbook: ... and on a healthy island delv with the anchors fully validates" \
-            '^; fully validated' 'RRSIG[[:space:]]+SRV '
+            '^; fully validated' 'RRSIG[[:space:]]+SRV ' &&
+        runbook_lacks "runbook: ... and rndc sign re-signs the zone BIND signs" '^rndc: '
     run_runbook CmsXmppDnssecSignaturesExpiring "${common[@]}" TARGET=dnssec-dane DOMAIN="$SIGNED" \
         SERVER="xmpp.$SIGNED" &&
-        runbook_shows "runbook: CmsXmppDnssecSignaturesExpiring's commands name the first answer to expire and show each RRSIG" \
+        runbook_shows "runbook: CmsXmppDnssecSignaturesExpiring's commands name the first answer to expire, show each RRSIG and the signer's status" \
             '^first DNSSEC signature to expire: (SRV|A/AAAA|TLSA) ' 'RRSIG[[:space:]]+SRV ' 'RRSIG[[:space:]]+A ' \
-            'RRSIG[[:space:]]+TLSA '
+            'RRSIG[[:space:]]+TLSA ' '^secure: yes$' '^next resign time: '
     run_runbook CmsXmppDaneMismatch "${common[@]}" TARGET=dane-stale SERVER="stale.$SIGNED" &&
         runbook_shows "runbook: CmsXmppDaneMismatch's commands show the record, the mismatch and the served key's digest" \
             'matches nothing' 'TLSA[[:space:]]+3 1 1 ' "= $(spki_sha256 "$WORK/pki/good.crt")\$"
