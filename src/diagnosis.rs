@@ -232,7 +232,7 @@ pub fn render_text(record: &TargetState, style: Style) -> String {
         }
         let _ = writeln!(out, "    hint: {}", finding_hint(found.finding.kind));
     }
-    if let (Some(report), Some(watch)) = (&report.watch, &target.watch) {
+    if let (Some(report), Some(watch)) = (&record.watch, &target.watch) {
         render_watch(&mut out, report, watch, style);
     }
     out

@@ -149,8 +149,8 @@ pub(crate) fn login(host: &str, steps: &[Step]) -> ServerReport {
     server
 }
 
-pub(crate) fn watch_report(servers: Vec<ServerReport>, pings: Vec<Ping>) -> WatchReport {
-    WatchReport {
+pub(crate) fn watch_report(servers: Vec<ServerReport>, pings: Vec<Ping>) -> Arc<WatchReport> {
+    Arc::new(WatchReport {
         srv: Some(ok(Step::Srv, 300)),
         servers,
         untried: vec![Server::new(
@@ -164,5 +164,5 @@ pub(crate) fn watch_report(servers: Vec<ServerReport>, pings: Vec<Ping>) -> Watc
         )],
         pings,
         expected_steps: crate::probe::client_flow::expected_steps(ClientTlsMode::Starttls),
-    }
+    })
 }

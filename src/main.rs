@@ -318,10 +318,7 @@ async fn probe(cli: &Cli, args: &ProbeArgs) -> ExitCode {
             }
         }
     }
-    if results
-        .iter()
-        .all(|r| r.latest.as_ref().is_some_and(|report| report.healthy()))
-    {
+    if results.iter().all(|r| r.healthy()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

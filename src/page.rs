@@ -189,7 +189,7 @@ fn render_target(out: &mut String, state: &TargetState) {
             );
         }
         out.push_str("</div>");
-        if let (Some(watch), Some(config)) = (&report.watch, &target.watch) {
+        if let (Some(watch), Some(config)) = (&state.watch, &target.watch) {
             render_watch(out, watch, config);
         }
         out.push_str("</div>");

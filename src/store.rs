@@ -70,6 +70,9 @@ pub struct TargetState {
     /// Who the record is about, as the views name it (they never read `target`).
     pub subject: Arc<Subject>,
     pub latest: Option<Arc<TargetReport>>,
+    /// The watch's latest login and pings, for a target with a watch: what every view shows
+    /// of the client path.
+    pub watch: Option<Arc<WatchReport>>,
     /// Newest first.
     pub history: VecDeque<Outcome>,
     pub probes: u64,
@@ -133,31 +136,31 @@ impl Changed {
                 places.push(Some(endpoint.clone()));
             }
         }
-        let (mut login, mut components) = (false, Vec::new());
-        if let Some(watch) = &report.watch {
-            let earlier = before.and_then(|b| b.watch.as_ref());
-            let login_verdict =
-                |w: &WatchReport| verdict(w.login_failure().map(|(_, step, f)| (step, f)));
-            login = earlier.map(login_verdict) != Some(login_verdict(watch));
-            let answer = |w: &WatchReport, component: &str| {
-                let ping = w.pings.iter().find(|p| p.component == component)?;
-                Some(ping.result.as_ref().err().map(|f| f.reason))
-            };
-            components = watch
-                .pings
-                .iter()
-                .filter(|ping| {
-                    let now = ping.result.as_ref().err().map(|f| f.reason);
-                    earlier.and_then(|e| answer(e, &ping.component)) != Some(now)
-                })
-                .map(|ping| ping.component.clone())
-                .collect();
-        }
         Changed {
             places,
-            login,
-            components,
+            ..Changed::default()
         }
+    }
+
+    /// Whether the login's verdict changed from `earlier`'s, and which components' answers.
+    fn watch_between(earlier: Option<&WatchReport>, watch: &WatchReport) -> (bool, Vec<String>) {
+        let login_verdict =
+            |w: &WatchReport| verdict(w.login_failure().map(|(_, step, f)| (step, f)));
+        let login = earlier.map(login_verdict) != Some(login_verdict(watch));
+        let answer = |w: &WatchReport, component: &str| {
+            let ping = w.pings.iter().find(|p| p.component == component)?;
+            Some(ping.result.as_ref().err().map(|f| f.reason))
+        };
+        let components = watch
+            .pings
+            .iter()
+            .filter(|ping| {
+                let now = ping.result.as_ref().err().map(|f| f.reason);
+                earlier.and_then(|e| answer(e, &ping.component)) != Some(now)
+            })
+            .map(|ping| ping.component.clone())
+            .collect();
+        (login, components)
     }
 }
 
@@ -199,6 +202,7 @@ impl TargetState {
             subject,
             target,
             latest: None,
+            watch: None,
             history: VecDeque::with_capacity(HISTORY),
             probes: 0,
             failures: BTreeMap::new(),
@@ -282,18 +286,7 @@ impl TargetState {
         next.findings = next.judge(&report);
         next.changed = Changed::between(self.latest.as_deref(), &report);
         if let Some(watch) = &report.watch {
-            count(&mut next.watch_failures, watch.failures());
-            let answer = watch
-                .servers
-                .iter()
-                .map(|s| &s.server)
-                .chain(&watch.untried);
-            if let Some(current) = answered(watch.srv.as_ref(), answer) {
-                let known =
-                    |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
-                next.watch_failures
-                    .retain(|(server, _, _), _| known(server));
-            }
+            next.observe_watch(watch.clone());
         }
         if step_histograms {
             next.observe(&report);
@@ -309,6 +302,36 @@ impl TargetState {
         next.history.truncate(HISTORY);
         next.latest = Some(report);
         next
+    }
+
+    /// Takes `watch` as the watch's latest: its failures counted (those of login servers that
+    /// left the SRV answer forgotten) and what changed noted for the log.
+    fn observe_watch(&mut self, watch: Arc<WatchReport>) {
+        count(&mut self.watch_failures, watch.failures());
+        let answer = watch
+            .servers
+            .iter()
+            .map(|s| &s.server)
+            .chain(&watch.untried);
+        if let Some(current) = answered(watch.srv.as_ref(), answer) {
+            let known =
+                |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
+            self.watch_failures
+                .retain(|(server, _, _), _| known(server));
+        }
+        (self.changed.login, self.changed.components) =
+            Changed::watch_between(self.watch.as_deref(), &watch);
+        self.watch = Some(watch);
+    }
+
+    /// A Callbridge could register and, where the target has a watch, every production
+    /// component is registered: what the `probe` command's exit code says.
+    pub fn healthy(&self) -> bool {
+        let registered = self
+            .watch
+            .as_deref()
+            .is_none_or(WatchReport::all_registered);
+        self.latest.as_ref().is_some_and(|report| report.success()) && registered
     }
 
     /// The one rule for findings: each server of the report is judged by the last

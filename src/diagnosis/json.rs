@@ -20,6 +20,9 @@ pub struct Diagnosis<'a> {
     client_cert_not_after: Option<i64>,
     #[serde(flatten)]
     report: &'a TargetReport,
+    /// The watch's latest login and pings, when the target has a watch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watch: Option<&'a WatchReport>,
     /// The steps that failed, with what they mean and what to check.
     failures: Vec<FailureJson<'a>>,
     /// What is worth fixing without failing a step (`cms_xmpp_finding_info`).
@@ -91,7 +94,7 @@ impl<'a> Diagnosis<'a> {
             })
             .collect();
         let watch_failures =
-            report
+            record
                 .watch
                 .as_ref()
                 .zip(target.watch.as_ref())
@@ -136,6 +139,7 @@ impl<'a> Diagnosis<'a> {
             component: &target.component,
             client_cert_not_after: target.client_cert_not_after,
             report,
+            watch: record.watch.as_deref(),
             failures,
             findings,
             watch_failures,

@@ -385,7 +385,7 @@ pub(super) fn servers(state: &TargetState) -> impl Iterator<Item = ServerView<'_
 }
 
 pub(super) fn watch(state: &TargetState) -> Option<&WatchReport> {
-    state.latest.as_ref()?.watch.as_ref()
+    state.watch.as_deref()
 }
 
 /// Servers with the certificate they last presented.

@@ -160,8 +160,9 @@ pub struct TargetReport {
     pub servers: Vec<ServerReport>,
     /// The per-server steps this target requires (depends on TLS mode and handshake).
     pub expected_steps: Vec<Step>,
-    /// The client path, when the target watches production components.
-    pub watch: Option<WatchReport>,
+    /// The client path, when the target watches production components and this run logged
+    /// in (the record keeps the latest: [`crate::store::TargetState::watch`]).
+    pub watch: Option<Arc<WatchReport>>,
 }
 
 impl TargetReport {
@@ -174,16 +175,10 @@ impl TargetReport {
     /// [`Reason::LocalResources`]).
     pub fn exhausted_locally(&self) -> bool {
         // Only sockets being opened (DNS, connect) meet it; pings reuse the session's.
-        let watch = self.watch.iter().flat_map(WatchReport::failures);
+        let watch = self.watch.iter().flat_map(|watch| watch.failures());
         self.failures()
             .chain(watch)
             .any(|(_, _, failure)| failure.reason == Reason::LocalResources)
-    }
-
-    /// A Callbridge could register and, where the target has a watch, every production
-    /// component is registered: what the `probe` command's exit code says.
-    pub fn healthy(&self) -> bool {
-        self.success() && self.watch.as_ref().is_none_or(WatchReport::all_registered)
     }
 
     /// What DNSSEC said of each answer the run relied on: the SRV answer's (`None` server),
@@ -425,10 +420,6 @@ impl Serialize for TargetReport {
             None => out.skip_field("srv_dnssec")?,
         }
         out.serialize_field("servers", &servers)?;
-        match &self.watch {
-            Some(watch) => out.serialize_field("watch", watch)?,
-            None => out.skip_field("watch")?,
-        }
         out.end()
     }
 }

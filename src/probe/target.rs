@@ -88,7 +88,7 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
             tls: probe.watch_tls.as_ref(),
             salted: &probe.salted,
         };
-        Some(client_flow::probe(&client, watch, deadline).await)
+        Some(Arc::new(client_flow::probe(&client, watch, deadline).await))
     };
     let (components, watch) = tokio::join!(probe.components.run(deadline), client_flow);
     let ComponentRun {
