@@ -57,6 +57,17 @@ const MAX_WATCHED_COMPONENTS: usize = 64;
 const DEFAULT_MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
 /// RFC 7677 §4: servers must ask for at least 4,096 rounds.
 const MIN_SCRAM_ITERATIONS: u32 = 4096;
+/// How often a configured target's kept watch session pings its components, and how long it
+/// waits for their answers: a component that leaves is seen at the next round (the server
+/// answers for it at once), one that hangs when its round's wait ends: both within 5 s.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(2);
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// `watch.ping_interval`: often enough for a live view, not so often that pings become load.
+const PING_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(200), Duration::from_secs(3600));
+/// `watch.ping_timeout` (and never longer than the ping interval).
+const PING_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(100), Duration::from_secs(3600));
 const DNS_PORT: u16 = 53;
 /// Secrets and PEM files are small; a bigger file is a mistake, not something to read whole.
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -205,6 +216,10 @@ pub struct Watch {
     /// The most SCRAM (PBKDF2) rounds a server may ask of the login: more is refused before
     /// any is computed.
     pub max_scram_iterations: u32,
+    /// A configured target's kept session pings every component this often...
+    pub ping_interval: Duration,
+    /// ... and waits this long for their answers (and the server's to its own ping).
+    pub ping_timeout: Duration,
 }
 
 impl Target {
@@ -271,6 +286,8 @@ impl Watch {
             tls,
             components,
             max_scram_iterations,
+            ping_interval,
+            ping_timeout,
         } = self;
         *jid == other.jid
             && *servers == other.servers
@@ -278,6 +295,8 @@ impl Watch {
             && tls.same_as(&other.tls)
             && *components == other.components
             && *max_scram_iterations == other.max_scram_iterations
+            && *ping_interval == other.ping_interval
+            && *ping_timeout == other.ping_timeout
     }
 }
 

@@ -351,7 +351,9 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
         style.bad("down")
     };
     let _ = writeln!(out, "server {} {state}", server.server);
-    for step in expected {
+    // A kept session that was lost says so after the login's steps.
+    let lost = server.ran(Step::Session).then_some(&Step::Session);
+    for step in expected.iter().chain(lost) {
         let summary = match step {
             Step::Resolve => join(server.addresses.iter()),
             Step::Connect => server.address.map(|a| a.to_string()).unwrap_or_default(),
@@ -374,7 +376,7 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
                 .as_ref()
                 .map(|jid| format!("bound {jid}"))
                 .unwrap_or_default(),
-            Step::Cert | Step::Srv | Step::Starttls | Step::Sasl => String::new(),
+            Step::Cert | Step::Srv | Step::Starttls | Step::Sasl | Step::Session => String::new(),
         };
         step_line(out, style, server.record(*step), *step, &summary);
         if *step == Step::Resolve {

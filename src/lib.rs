@@ -40,6 +40,7 @@ mod runner;
 mod scheduler;
 pub mod store;
 pub mod supervisor;
+mod watcher;
 mod web;
 
 use std::error::Error;

@@ -338,6 +338,22 @@ metric!(
     "The login step that failed in the last probe, and why; absent when it succeeded."
 );
 metric!(
+    WATCH_SESSIONS_TOTAL,
+    "watch_sessions_total",
+    COUNTER,
+    ["target"],
+    watch_sessions_total,
+    "Sessions the monitoring user opened (logins that worked) for a configured target's watch."
+);
+metric!(
+    WATCH_SESSION_START,
+    "watch_session_start_timestamp_seconds",
+    GAUGE,
+    ["target"],
+    watch_session_start,
+    "When the watch's current session was opened (Unix time); absent while there is none."
+);
+metric!(
     COMPONENT_REGISTERED,
     "component_registered",
     GAUGE,
@@ -363,7 +379,7 @@ metric!(
 );
 
 /// Every metric, in the order of the exposition.
-pub const ALL: [&MetricDef; 38] = [
+pub const ALL: [&MetricDef; 40] = [
     &BUILD_INFO,
     &CONFIG_RELOAD_SUCCESSFUL,
     &CONFIG_RELOAD_TIMESTAMP,
@@ -399,6 +415,8 @@ pub const ALL: [&MetricDef; 38] = [
     &WATCH_STEP_LAST_DURATION,
     &WATCH_FAILURES_TOTAL,
     &WATCH_FAILING_STEP,
+    &WATCH_SESSIONS_TOTAL,
+    &WATCH_SESSION_START,
     &COMPONENT_REGISTERED,
     &COMPONENT_PING,
     &COMPONENT_FAILING,

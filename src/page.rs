@@ -82,6 +82,7 @@ fn step_title(step: Step) -> &'static str {
         Step::Starttls => "STARTTLS",
         Step::Sasl => "login",
         Step::Bind => "bind",
+        Step::Session => "session",
     }
 }
 
@@ -382,7 +383,9 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
         );
     }
     let _ = write!(out, "<div class=\"flow\" data-server=\"{label}\">");
-    for (i, step) in expected.iter().enumerate() {
+    // A kept session that was lost says so after the login's steps.
+    let lost = server.ran(Step::Session).then_some(&Step::Session);
+    for (i, step) in expected.iter().chain(lost).enumerate() {
         if i > 0 {
             out.push_str("<span class=\"arrow\">→</span>");
         }

@@ -122,9 +122,13 @@ fn log_report(previous: Option<&TargetReport>, current: &TargetReport, record: &
 /// The watch as the component flow is logged: at info or warn once per change — the login
 /// fails or works again, a component is no longer registered or is again — and one line per
 /// cycle at debug. While the login fails, the components are not logged: nothing was pinged.
-fn log_watch(target: &str, current: &WatchReport, changed: &Changed) {
+pub(crate) fn log_watch(target: &str, current: &WatchReport, changed: &Changed) {
     let login = current.login_failure();
     match login {
+        Some((server, Step::Session, f)) if changed.login => tracing::warn!(
+            target, server = %server.map(ToString::to_string).unwrap_or_default(),
+            reason = %f.reason, detail = %f.detail, "the monitoring user's session was lost"
+        ),
         Some((server, step, f)) if changed.login => tracing::warn!(
             target, server = %server.map(ToString::to_string).unwrap_or_default(), step = %step,
             reason = %f.reason, detail = %f.detail, "the monitoring user cannot log in"

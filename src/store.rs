@@ -73,6 +73,8 @@ pub struct TargetState {
     /// The watch's latest login and pings, for a target with a watch: what every view shows
     /// of the client path.
     pub watch: Option<Arc<WatchReport>>,
+    /// A configured target's kept watch session, as its watcher last said.
+    pub session: WatchSession,
     /// Newest first.
     pub history: VecDeque<Outcome>,
     pub probes: u64,
@@ -105,6 +107,27 @@ pub struct Changed {
     pub login: bool,
     /// Watched components whose answer (registered, or why not) changed.
     pub components: Vec<String>,
+}
+
+/// Which failures of a watch report are news, to be counted: a kept session's rounds repeat
+/// its login's report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewFailures {
+    /// A login's (a failed one, or the first round of a session): all of them.
+    All,
+    /// A lost session's: only the `session` step's.
+    Session,
+    /// A later round's: none.
+    None,
+}
+
+/// A configured target's kept watch session (see `crate::watcher`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchSession {
+    /// Sessions opened (logins that worked) since the record began.
+    pub opened: u64,
+    /// When the current one was opened; `None` while there is none.
+    pub since: Option<SystemTime>,
 }
 
 /// A verdict as the log compares them: up, or the failing step and reason.
@@ -203,6 +226,7 @@ impl TargetState {
             target,
             latest: None,
             watch: None,
+            session: WatchSession::default(),
             history: VecDeque::with_capacity(HISTORY),
             probes: 0,
             failures: BTreeMap::new(),
@@ -286,7 +310,7 @@ impl TargetState {
         next.findings = next.judge(&report);
         next.changed = Changed::between(self.latest.as_deref(), &report);
         if let Some(watch) = &report.watch {
-            next.observe_watch(watch.clone());
+            next.observe_watch(watch.clone(), NewFailures::All);
         }
         if step_histograms {
             next.observe(&report);
@@ -304,10 +328,15 @@ impl TargetState {
         next
     }
 
-    /// Takes `watch` as the watch's latest: its failures counted (those of login servers that
-    /// left the SRV answer forgotten) and what changed noted for the log.
-    fn observe_watch(&mut self, watch: Arc<WatchReport>) {
-        count(&mut self.watch_failures, watch.failures());
+    /// Takes `watch` as the watch's latest: its `new` failures counted (those of login servers
+    /// that left the SRV answer forgotten) and what changed noted for the log.
+    fn observe_watch(&mut self, watch: Arc<WatchReport>, new: NewFailures) {
+        let failures = watch.failures().filter(|(_, step, _)| match new {
+            NewFailures::All => true,
+            NewFailures::Session => *step == Step::Session,
+            NewFailures::None => false,
+        });
+        count(&mut self.watch_failures, failures);
         let answer = watch
             .servers
             .iter()
@@ -513,19 +542,50 @@ impl Store {
                 .find(|s| Arc::ptr_eq(&s.target, target))?;
             (state.clone(), inner.step_histograms)
         };
-        let next = Arc::new(state.after(report, histograms));
+        let mut next = state.after(report, histograms);
         let current = next.latest.clone()?;
         let mut inner = self.inner.write().expect("store lock");
         let slot = inner
             .targets
             .iter_mut()
             .find(|s| Arc::ptr_eq(&s.target, target))?;
+        // A run that did not log in leaves the watch to its kept session, which may have
+        // recorded meanwhile.
+        if current.watch.is_none() {
+            next.watch = slot.watch.clone();
+            next.watch_failures = slot.watch_failures.clone();
+            next.session = slot.session.clone();
+        }
+        let next = Arc::new(next);
         *slot = next.clone();
         Some(Recorded {
             previous: state.latest.clone(),
             current,
             state: next,
         })
+    }
+
+    /// Records a round (or a login) of `target`'s kept watch session and the session's state;
+    /// the record after it, `None` for a target a reload replaced.
+    pub fn record_watch(
+        &self,
+        target: &Arc<Target>,
+        watch: Arc<WatchReport>,
+        new: NewFailures,
+        session: WatchSession,
+    ) -> Option<Arc<TargetState>> {
+        let mut inner = self.inner.write().expect("store lock");
+        let slot = inner
+            .targets
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.target, target))?;
+        let mut next = (**slot).clone();
+        next.changed = Changed::default();
+        next.observe_watch(watch, new);
+        next.session = session;
+        let next = Arc::new(next);
+        *slot = next.clone();
+        Some(next)
     }
 
     pub fn config_loaded(&self, ok: bool) {

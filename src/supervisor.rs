@@ -15,6 +15,7 @@ use crate::probe::tls::TlsClient;
 use crate::probe::{dns, TargetProbe};
 use crate::runner::Runner;
 use crate::store::{Store, TargetChanges, TargetState};
+use crate::watcher::Watchers;
 use crate::web::Web;
 use crate::{scheduler, RunError};
 
@@ -57,6 +58,9 @@ pub struct Supervisor {
     modules: RwLock<Arc<Modules>>,
     /// The running loops. Held only by reload and shutdown, which it serialises.
     loops: Mutex<Loops>,
+    /// The kept sessions of the targets' watches; they outlive a reload that leaves them
+    /// unchanged. Updated under `loops`.
+    watchers: std::sync::Mutex<Watchers>,
 }
 
 struct Loops {
@@ -177,7 +181,11 @@ impl Supervisor {
     pub fn start(config: &Config, prepared: Prepared, web: Web) -> Supervisor {
         let Prepared { runners, modules } = prepared;
         let store = Arc::new(Store::default());
+        keep_watches(&runners);
         let (loops, _) = spawn(&runners, config, &store);
+        let mut watchers = Watchers::default();
+        // Nothing ran before: nothing to stop.
+        let _ = watchers.update(&probes(&runners), &store);
         store.config_loaded(true);
         Supervisor {
             source: config.source.clone(),
@@ -186,6 +194,7 @@ impl Supervisor {
             runners: RwLock::new(runners.into()),
             modules: RwLock::new(modules),
             loops: Mutex::new(loops),
+            watchers: std::sync::Mutex::new(watchers),
         }
     }
 
@@ -225,8 +234,11 @@ impl Supervisor {
         }
         // The store keeps serving the old targets' state until the new loops replace it.
         stop(std::mem::replace(&mut *loops, idle())).await;
+        keep_watches(&runners);
         let (running, changes) = spawn(&runners, &config, &self.store);
         *loops = running;
+        let stopping = self.watchers().update(&probes(&runners), &self.store);
+        stopping.stop().await;
         log_changes(&changes);
         *self.runners.write().expect("runners lock") = runners.into();
         *self.modules.write().expect("modules lock") = modules;
@@ -271,7 +283,14 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let mut loops = self.loops.lock().await;
         let old = std::mem::replace(&mut *loops, idle());
-        stop(old).await;
+        let sessions = self.watchers().shutdown();
+        tokio::join!(stop(old), sessions.stop());
+    }
+
+    fn watchers(&self) -> std::sync::MutexGuard<'_, Watchers> {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -284,6 +303,17 @@ async fn on_demand(runner: Arc<Runner>) -> OnDemand {
         Ok((record, age)) => OnDemand::Ran { record, age },
         Err(_) => OnDemand::Busy { waited: patience },
     }
+}
+
+/// The targets with a watch keep a session (see [`Watchers`]): their cycles log in no more.
+fn keep_watches(runners: &[Arc<Runner>]) {
+    for runner in runners.iter().filter(|r| r.target().watch.is_some()) {
+        runner.probe.keep_watch();
+    }
+}
+
+fn probes(runners: &[Arc<Runner>]) -> Vec<Arc<TargetProbe>> {
+    runners.iter().map(|r| r.probe.clone()).collect()
 }
 
 /// No loops: what stands while loops are replaced, and after shutdown.

@@ -96,6 +96,10 @@ pub(super) struct RawWatch {
     pub(super) components: Vec<String>,
     #[serde(default)]
     pub(super) max_scram_iterations: Option<u32>,
+    #[serde(default)]
+    pub(super) ping_interval: Option<String>,
+    #[serde(default)]
+    pub(super) ping_timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -480,9 +480,10 @@ fn a_watch_block_is_read_and_checked_like_the_rest() {
     }
 
     let found = problems(&watch(
-            "      jid: not-a-jid\n      password_env: ALSO_SET\n      components: [cb1.example.com, 'bad name', CB1.example.com]\n      max_scram_iterations: 4095\n",
+            "      jid: not-a-jid\n      password_env: ALSO_SET\n      components: [cb1.example.com, 'bad name', CB1.example.com]\n      max_scram_iterations: 4095\n      ping_interval: 1s\n      ping_timeout: 3s\n",
         ));
     for expected in [
+        "targets[0].watch.ping_timeout: 3s is longer than ping_interval (1s)",
         "targets[0].watch.max_scram_iterations: 4095 is below 4096",
         "targets[0].watch.jid: is not a bare JID",
         "targets[0].watch: set exactly one of password_file, password_env",

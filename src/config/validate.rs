@@ -382,6 +382,29 @@ impl RawWatch {
                 ),
             );
         }
+        let ping_interval = check.duration(
+            &format!("{field}.ping_interval"),
+            self.ping_interval.as_deref(),
+            DEFAULT_PING_INTERVAL,
+            PING_INTERVAL_RANGE,
+        );
+        let ping_timeout = check.duration(
+            &format!("{field}.ping_timeout"),
+            self.ping_timeout.as_deref(),
+            DEFAULT_PING_TIMEOUT,
+            PING_TIMEOUT_RANGE,
+        );
+        if ping_timeout > ping_interval {
+            check.problem(
+                &format!("{field}.ping_timeout"),
+                format!(
+                    "{} is longer than ping_interval ({}): a round of pings must end before \
+                     the next",
+                    humantime::format_duration(ping_timeout),
+                    humantime::format_duration(ping_interval)
+                ),
+            );
+        }
         if check.problems.len() > before {
             return None;
         }
@@ -393,6 +416,8 @@ impl RawWatch {
             tls: tls?,
             components,
             max_scram_iterations,
+            ping_interval,
+            ping_timeout,
         })
     }
 }

@@ -275,6 +275,19 @@ pub(super) fn watch_failing_step(sink: &mut dyn Sink, state: &TargetState) {
     }
 }
 
+/// Only for a configured target whose watch keeps a session, once one was opened.
+pub(super) fn watch_sessions_total(sink: &mut dyn Sink, state: &TargetState) {
+    if state.session.opened > 0 {
+        sink.number(&[&state.subject.name], state.session.opened as f64);
+    }
+}
+
+pub(super) fn watch_session_start(sink: &mut dyn Sink, state: &TargetState) {
+    if let Some(since) = state.session.since {
+        sink.number(&[&state.subject.name], unix_seconds(since));
+    }
+}
+
 /// Every listed component has a value: 0 also when the login failed and nothing was pinged.
 pub(super) fn component_registered(sink: &mut dyn Sink, state: &TargetState) {
     let Some(config) = &state.subject.watch else {

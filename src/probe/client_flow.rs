@@ -19,9 +19,9 @@ use super::{Host, ServerReport, Step, WatchReport};
 use crate::config::{ClientTlsMode, FanOut, ServerSource, Watch};
 
 /// A logged-in session, over TCP or TLS.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-type Session = XmppConn<Box<dyn Io>>;
+pub type Session = XmppConn<Box<dyn Io>>;
 
 /// The per-server steps of a login in this TLS mode.
 pub fn expected_steps(mode: ClientTlsMode) -> Vec<Step> {
@@ -48,6 +48,21 @@ pub struct Client<'a> {
 
 /// One login and its pings, all inside `deadline`.
 pub async fn probe(client: &Client<'_>, watch: &Watch, deadline: Instant) -> WatchReport {
+    let (mut report, session) = log_in(client, watch, deadline).await;
+    if let Some(mut session) = session {
+        report.pings = ping::ping_all(&mut session, &watch.components, 0, deadline).await;
+        session.close(deadline).await;
+    }
+    report
+}
+
+/// A login through the first server (in SRV order) that lets the user in, inside
+/// `deadline`: the report of the servers tried (no pings yet), and the session when one did.
+pub async fn log_in(
+    client: &Client<'_>,
+    watch: &Watch,
+    deadline: Instant,
+) -> (WatchReport, Option<Session>) {
     let Client {
         lookups, fan_out, ..
     } = *client;
@@ -68,18 +83,17 @@ pub async fn probe(client: &Client<'_>, watch: &Watch, deadline: Instant) -> Wat
         expected_steps: expected_steps(watch.tls_mode),
     };
     let mut servers = servers.into_iter();
+    let mut session = None;
     for server in servers.by_ref() {
         let mut server_report = ServerReport::new(server);
-        let session = login(&mut server_report, client, watch, deadline).await;
+        session = login(&mut server_report, client, watch, deadline).await;
         report.servers.push(server_report);
-        if let Some(mut session) = session {
-            report.pings = ping::ping_all(&mut session, &watch.components, deadline).await;
-            session.close(deadline).await;
+        if session.is_some() {
             break;
         }
     }
     report.untried = servers.collect();
-    report
+    (report, session)
 }
 
 /// Every step up to a bound resource; `None` when one failed (the report says which).

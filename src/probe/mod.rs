@@ -20,6 +20,7 @@ pub mod ocsp;
 pub mod ping;
 pub mod sasl;
 pub mod scram;
+pub mod session;
 pub mod starttls;
 pub mod steps;
 pub mod stream;
@@ -108,6 +109,9 @@ label_values! {
         Sasl => "sasl",
         /// The client path: resource binding (and the session, where a server wants one).
         Bind => "bind",
+        /// The client path of a configured target: the kept session, between logins (the
+        /// server's answers to its own pings, the stream itself).
+        Session => "session",
     }
 }
 

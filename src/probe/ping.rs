@@ -28,9 +28,12 @@ const NOTHING_ROUTED: [&str; 4] = [
 ];
 
 /// Pings every component at once, then reads the answers until all came or `deadline`.
+/// `round` tells this round's pings from an earlier round's that are answered late (a kept
+/// session pings again and again over one stream).
 pub async fn ping_all<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut XmppConn<S>,
     components: &[String],
+    round: u64,
     deadline: Instant,
 ) -> Vec<Ping> {
     let mut pending: Vec<Option<Result<Duration, Failure>>> = vec![None; components.len()];
@@ -38,12 +41,12 @@ pub async fn ping_all<S: AsyncRead + AsyncWrite + Unpin>(
     let mut stanzas = String::new();
     for (i, component) in components.iter().enumerate() {
         stanzas.push_str(&format!(
-            "<iq type='get' to='{}' id='ping-{i}'><ping xmlns='urn:xmpp:ping'/></iq>",
+            "<iq type='get' to='{}' id='ping-{round}-{i}'><ping xmlns='urn:xmpp:ping'/></iq>",
             quick_xml::escape::escape(component.as_str())
         ));
     }
     let lost = match timeout_at(deadline, conn.send(&stanzas)).await {
-        Ok(Ok(())) => read_answers(conn, components, &mut pending, sent, deadline).await,
+        Ok(Ok(())) => read_answers(conn, components, round, &mut pending, sent, deadline).await,
         Ok(Err(failure)) => failure,
         Err(_) => no_answer(),
     };
@@ -61,6 +64,7 @@ pub async fn ping_all<S: AsyncRead + AsyncWrite + Unpin>(
 async fn read_answers<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut XmppConn<S>,
     components: &[String],
+    round: u64,
     pending: &mut [Option<Result<Duration, Failure>>],
     sent: Instant,
     deadline: Instant,
@@ -74,10 +78,19 @@ async fn read_answers<S: AsyncRead + AsyncWrite + Unpin>(
         let Incoming::Element(stanza) = item else {
             return super::stream::unexpected(item);
         };
-        // Anything else a server pushes to a fresh session (presence, messages) is skipped.
+        // A request from the server (its own ping, to see whether the session lives) is
+        // answered, as RFC 6120 §8.2.3 requires; anything else a server pushes (presence,
+        // messages) is skipped.
+        if let Some(reply) = reply_to(&stanza) {
+            if let Err(failure) = conn.send(&reply).await {
+                return failure;
+            }
+            continue;
+        }
+        let prefix = format!("ping-{round}-");
         let index = stanza
             .attribute("id")
-            .and_then(|id| id.strip_prefix("ping-"))
+            .and_then(|id| id.strip_prefix(prefix.as_str()))
             .and_then(|n| n.parse::<usize>().ok())
             .filter(|i| *i < pending.len() && stanza.is("iq", CLIENT_NAMESPACE));
         if let Some(i) = index {
@@ -115,6 +128,34 @@ fn check_sender(from: Option<&str>, component: &str) -> Result<(), Failure> {
             "the ping's answer names no sender (from): it says nothing about the component",
         )),
     }
+}
+
+/// The answer to an IQ request the server sends: a pong to its ping, an error to anything
+/// else (the session does nothing but ping); `None` when `stanza` is no request.
+fn reply_to(stanza: &Element) -> Option<String> {
+    let request = stanza.is("iq", CLIENT_NAMESPACE)
+        && matches!(stanza.attribute("type"), Some("get" | "set"));
+    if !request {
+        return None;
+    }
+    let escape =
+        |value: Option<&str>| quick_xml::escape::escape(value.unwrap_or_default()).into_owned();
+    let (id, to) = (
+        escape(stanza.attribute("id")),
+        escape(stanza.attribute("from")),
+    );
+    let to = if to.is_empty() {
+        String::new()
+    } else {
+        format!(" to='{to}'")
+    };
+    Some(match stanza.child("ping", "urn:xmpp:ping") {
+        Some(_) => format!("<iq type='result' id='{id}'{to}/>"),
+        None => format!(
+            "<iq type='error' id='{id}'{to}><error type='cancel'><service-unavailable \
+             xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        ),
+    })
 }
 
 fn no_answer() -> Failure {
@@ -176,7 +217,48 @@ mod tests {
         assert!(matches!(conn.next().await, Ok(Incoming::Header { .. })));
         let components: Vec<String> = components.iter().map(|c| c.to_string()).collect();
         let deadline = Instant::now() + Duration::from_millis(300);
-        ping_all(&mut conn, &components, deadline).await
+        ping_all(&mut conn, &components, 0, deadline).await
+    }
+
+    /// A server that pings the session (to see it alive) gets its pong, an answer late from
+    /// an earlier round counts for nothing, and the round's own answer is read.
+    #[tokio::test]
+    async fn a_servers_request_is_answered_and_an_earlier_rounds_answer_ignored() {
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let script = format!(
+            "{HEADER}<iq type='get' from='e2e.test' id='s1'><ping xmlns='urn:xmpp:ping'/></iq>\
+             <iq type='set' from='e2e.test' id='s2'><query xmlns='jabber:iq:roster'/></iq>\
+             <iq from='cb1.e2e.test' id='ping-6-0' type='result'/>\
+             <iq from='cb1.e2e.test' id='ping-7-0' type='error'><error type='wait'>\
+             <remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        );
+        let written = tokio::spawn(async move {
+            server.write_all(script.as_bytes()).await.unwrap();
+            let mut written = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = server.read(&mut chunk).await {
+                written.extend_from_slice(&chunk[..n]);
+            }
+            String::from_utf8(written).unwrap()
+        });
+        let mut conn = XmppConn::new(client);
+        assert!(matches!(conn.next().await, Ok(Incoming::Header { .. })));
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let pings = ping_all(&mut conn, &["cb1.e2e.test".into()], 7, deadline).await;
+        assert_eq!(reason(&pings[0]), Some(Reason::ComponentUnavailable));
+        drop(conn);
+        let written = written.await.unwrap();
+        assert!(written.contains("id='ping-7-0'"), "{written}");
+        assert!(
+            written.contains("<iq type='result' id='s1' to='e2e.test'/>"),
+            "{written}"
+        );
+        assert!(
+            written.contains(
+                "<iq type='error' id='s2' to='e2e.test'><error type='cancel'><service-unavailable"
+            ),
+            "{written}"
+        );
     }
 
     fn reason(ping: &Ping) -> Option<Reason> {
@@ -189,38 +271,38 @@ mod tests {
     async fn every_shape_a_server_answers_is_classified() {
         let answers = concat!(
             // A connected component that answers pings.
-            "<iq from='cb1.e2e.test' id='ping-0' xml:lang='en' type='result' to='monitor@e2e.test/I-08'/>",
+            "<iq from='cb1.e2e.test' id='ping-0-0' xml:lang='en' type='result' to='monitor@e2e.test/I-08'/>",
             // A connected component that does not implement them: its own error.
-            "<iq from='cb2.e2e.test' id='ping-1' xml:lang='en' type='error' to='monitor@e2e.test/I-08'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            "<iq from='cb2.e2e.test' id='ping-0-1' xml:lang='en' type='error' to='monitor@e2e.test/I-08'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
             // Something a fresh session may be sent meanwhile.
             "<presence from='e2e.test' to='monitor@e2e.test/I-08'/>",
             // A configured component that is not connected.
-            "<iq from='cb3.e2e.test' type='error' id='ping-2' to='monitor@e2e.test/I-08'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Component unavailable</text><not-connected xmlns='xmpp:prosody.im/protocol/component'/></error></iq>",
+            "<iq from='cb3.e2e.test' type='error' id='ping-0-2' to='monitor@e2e.test/I-08'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Component unavailable</text><not-connected xmlns='xmpp:prosody.im/protocol/component'/></error></iq>",
             // A name the server does not know as a component: routed as a remote domain.
-            "<iq from='nobody.e2e.test' type='error' id='ping-3' to='monitor@e2e.test/I-08'><error type='cancel' by='e2e.test'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Server-to-server connection failed: unable to resolve service</text></error></iq>",
+            "<iq from='nobody.e2e.test' type='error' id='ping-0-3' to='monitor@e2e.test/I-08'><error type='cancel' by='e2e.test'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Server-to-server connection failed: unable to resolve service</text></error></iq>",
             // The server refuses on the component's behalf, and says so with `by`.
-            "<iq from='cb5.e2e.test' type='error' id='ping-4' to='monitor@e2e.test/I-08'><error type='cancel' by='e2e.test'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            "<iq from='cb5.e2e.test' type='error' id='ping-0-4' to='monitor@e2e.test/I-08'><error type='cancel' by='e2e.test'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
             // ejabberd 23.01, a component that is not connected, s2s on and off.
-            "<iq xml:lang='en' to='monitor@e2e.test/1443' from='cb6.e2e.test' type='error' id='ping-5'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>DNS lookup failed: enoname</text></error></iq>",
-            "<iq xml:lang='en' to='monitor@e2e.test/6801' from='cb7.e2e.test' type='error' id='ping-6'><ping xmlns='urn:xmpp:ping'/><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Access denied by service policy</text></error></iq>",
+            "<iq xml:lang='en' to='monitor@e2e.test/1443' from='cb6.e2e.test' type='error' id='ping-0-5'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>DNS lookup failed: enoname</text></error></iq>",
+            "<iq xml:lang='en' to='monitor@e2e.test/6801' from='cb7.e2e.test' type='error' id='ping-0-6'><ping xmlns='urn:xmpp:ping'/><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xml:lang='en' xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Access denied by service policy</text></error></iq>",
             // Prosody with s2s off, for a name that is no component (condition and text as
             // recorded in the domain notes).
-            "<iq from='cb8.e2e.test' type='error' id='ping-7' to='monitor@e2e.test/I-08'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Communication with remote domains is not enabled</text></error></iq>",
+            "<iq from='cb8.e2e.test' type='error' id='ping-0-7' to='monitor@e2e.test/I-08'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Communication with remote domains is not enabled</text></error></iq>",
             // ejabberd 23.01, a connected component's own error.
-            "<iq to='monitor@e2e.test/1443' from='cb9.e2e.test' type='error' id='ping-8'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            "<iq to='monitor@e2e.test/1443' from='cb9.e2e.test' type='error' id='ping-0-8'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
             // Answers to no ping of ours.
-            "<iq id='ping-99' type='result'/><iq id='x' type='result'/>",
+            "<iq id='ping-0-99' type='result'/><iq id='x' type='result'/>",
             // ejabberd 23.01, one listener for cb11 and cb12 where only cb12 is connected: the
             // ping for cb11 goes to cb12, which answers under its own name.
-            "<iq xml:lang='en' to='monitor@e2e.test/1443' from='cb12.e2e.test' type='result' id='ping-10'/>",
+            "<iq xml:lang='en' to='monitor@e2e.test/1443' from='cb12.e2e.test' type='result' id='ping-0-10'/>",
             // A result with the component's name in another case, a resource and a trailing dot.
-            "<iq from='CB13.e2e.test./res' id='ping-11' type='result'/>",
+            "<iq from='CB13.e2e.test./res' id='ping-0-11' type='result'/>",
             // A result from the domain, from a user at the component's name, from no one.
-            "<iq from='e2e.test' id='ping-12' type='result'/>",
-            "<iq from='x@cb15.e2e.test' id='ping-13' type='result'/>",
-            "<iq id='ping-14' type='result'/>",
+            "<iq from='e2e.test' id='ping-0-12' type='result'/>",
+            "<iq from='x@cb15.e2e.test' id='ping-0-13' type='result'/>",
+            "<iq id='ping-0-14' type='result'/>",
             // The server's own \"nothing routed\" from another JID is not about the component.
-            "<iq from='e2e.test' type='error' id='ping-15'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+            "<iq from='e2e.test' type='error' id='ping-0-15'><error type='wait'><remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
         );
         let names = [
             "cb1.e2e.test",
@@ -301,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_that_ends_fails_every_ping_still_pending() {
-        let answers = "<iq from='cb1.e2e.test' id='ping-0' type='result'/></stream:stream>";
+        let answers = "<iq from='cb1.e2e.test' id='ping-0-0' type='result'/></stream:stream>";
         let pings = ping(&["cb1.e2e.test", "cb2.e2e.test"], answers).await;
         assert_eq!(reason(&pings[0]), None);
         assert_eq!(reason(&pings[1]), Some(Reason::Closed), "{pings:#?}");

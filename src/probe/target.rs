@@ -1,6 +1,7 @@
 //! One probe cycle of a target: the component flow and, when configured, the client flow,
 //! side by side inside one deadline; and what probing a target needs, built once per config.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -31,6 +32,8 @@ pub struct TargetProbe {
     exclusive: Arc<tokio::sync::Mutex<()>>,
     /// Shared by every target: bounds the probes (sockets, handshakes) running at once.
     slots: Arc<Semaphore>,
+    /// A kept session watches the components (`crate::watcher`): the cycles do not log in.
+    watch_kept: AtomicBool,
 }
 
 impl TargetProbe {
@@ -56,7 +59,28 @@ impl TargetProbe {
             salted: SaltedPasswords::default(),
             exclusive,
             slots,
+            watch_kept: AtomicBool::new(false),
         }
+    }
+
+    /// From now on a kept session watches this target's components: its cycles log in no more.
+    pub fn keep_watch(&self) {
+        self.watch_kept.store(true, Ordering::Relaxed);
+    }
+
+    /// What a login of this target's watch needs.
+    pub fn client(&self) -> client_flow::Client<'_> {
+        client_flow::Client {
+            lookups: &self.components.lookups,
+            fan_out: self.components.fan_out,
+            tls: self.watch_tls.as_ref(),
+            salted: &self.salted,
+        }
+    }
+
+    /// The cap on probes (and logins) running at once, shared by every target.
+    pub fn slots(&self) -> &Semaphore {
+        &self.slots
     }
 
     /// One probe cycle, waiting for any other run under this component name to finish first,
@@ -82,13 +106,12 @@ pub async fn probe_target(probe: Arc<TargetProbe>) -> TargetReport {
     let deadline = clock + probe.target.timeout;
     let client_flow = async {
         let watch = probe.target.watch.as_ref()?;
-        let client = client_flow::Client {
-            lookups: &probe.components.lookups,
-            fan_out: probe.components.fan_out,
-            tls: probe.watch_tls.as_ref(),
-            salted: &probe.salted,
-        };
-        Some(Arc::new(client_flow::probe(&client, watch, deadline).await))
+        if probe.watch_kept.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(Arc::new(
+            client_flow::probe(&probe.client(), watch, deadline).await,
+        ))
     };
     let (components, watch) = tokio::join!(probe.components.run(deadline), client_flow);
     let ComponentRun {

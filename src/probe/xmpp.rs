@@ -172,6 +172,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppConn<S> {
         Ok(buffered.into_inner().into_inner())
     }
 
+    /// A kept session reads for as long as it lives: each round of pings gets the budget a
+    /// negotiation gets, so that a server can send no more than that between two rounds.
+    pub fn renew_read_limit(&mut self) {
+        self.reader.get_mut().get_mut().set_limit(READ_LIMIT);
+    }
+
     fn io(&mut self) -> &mut S {
         self.reader.get_mut().get_mut().get_mut()
     }

@@ -1377,17 +1377,19 @@ ejabberd_live_registration() {
     else
         fail "ejabberd: the monitoring user logged in with SCRAM-SHA-1 (ejabberd's log)"
     fi
-    # ejabberd logs a client's </stream:stream> as "Stream reset by peer" (xmlstreamend) and a
-    # socket closed without it as "Connection failed: connection closed".
-    local log="$EJ_DIR/logs/ejabberd.log" closes polite
-    closes="$(grep -c "Closing c2s session for monitor@$DOMAIN" "$log")"
-    polite="$(grep "Closing c2s session for monitor@$DOMAIN" "$log" | grep -c ": Stream reset by peer$")"
-    if [ "$closes" -gt 0 ] && [ "$polite" = "$closes" ]; then
-        pass "ejabberd: every session of the monitoring user ended with </stream:stream> ($closes sessions)"
+    # The watch keeps its session: ejabberd accepted as many logins as the exporter opened
+    # sessions (ejabberd and ejshared), and closed none of them.
+    local log="$EJ_DIR/logs/ejabberd.log" logins sessions closes
+    logins="$(grep -c "Accepted c2s SCRAM-SHA-1 authentication for monitor@$DOMAIN" "$log")"
+    recent_scrape
+    sessions="$("$PY" "$HELPERS/metrics.py" lines "$WORK/scrape.prom" \
+        'cms_xmpp_watch_sessions_total{target=~"ejabberd|ejshared"}' | awk '{ n += $NF } END { print n + 0 }')"
+    closes="$(grep -c "Closing c2s session for monitor@$DOMAIN" "$log" || true)"
+    if [ "$logins" = "$sessions" ] && [ "$sessions" -ge 2 ] && [ "$closes" = 0 ]; then
+        pass "ejabberd: the monitoring user keeps one session per watch ($logins logins, none closed)"
     else
-        fail "ejabberd: every session of the monitoring user ended with </stream:stream> ($polite of $closes)"
-        grep "Closing c2s session for monitor@$DOMAIN" "$log" | grep -v ": Stream reset by peer$" |
-            tail -n 3 | sed 's/^/      | /'
+        fail "ejabberd: the monitoring user keeps one session per watch ($logins logins, $sessions sessions, $closes closed)"
+        grep "Closing c2s session for monitor@$DOMAIN" "$log" | tail -n 3 | sed 's/^/      | /'
     fi
     expect_metric "ejabberd: cb1 (connected to its listener) is registered" \
         "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1"

@@ -22,6 +22,7 @@ mod probe;
 mod snippets;
 mod tls_link;
 mod watch;
+mod watch_session;
 mod web;
 
 use support::exporter::{Binary, Lab};

@@ -7,16 +7,16 @@ use crate::support::exporter::*;
 use crate::support::pki::{Leaf, Validity};
 use crate::BINARY;
 
-const CB1: &str = "cb1.example.test";
-const CB2: &str = "cb2.example.test";
-const CB3: &str = "cb3.example.test";
-const CB4: &str = "cb4.example.test";
+pub(crate) const CB1: &str = "cb1.example.test";
+pub(crate) const CB2: &str = "cb2.example.test";
+pub(crate) const CB3: &str = "cb3.example.test";
+pub(crate) const CB4: &str = "cb4.example.test";
 /// Answered for by another JID.
 const CB5: &str = "cb5.example.test";
 /// Known to no router: the server treats it as a remote domain.
 const NOBODY: &str = "nobody.example.test";
 
-async fn c2s(encryption: Encryption, fault: Fault) -> C2sServer {
+pub(crate) async fn c2s(encryption: Encryption, fault: Fault) -> C2sServer {
     C2sServer::start(C2sConfig {
         encryption,
         domain: DOMAIN.to_owned(),
@@ -33,7 +33,7 @@ async fn c2s(encryption: Encryption, fault: Fault) -> C2sServer {
     .await
 }
 
-fn starttls(leaf: &Leaf) -> Encryption {
+pub(crate) fn starttls(leaf: &Leaf) -> Encryption {
     Encryption::Starttls(leaf.server_config())
 }
 
@@ -54,7 +54,7 @@ fn watch_target(
 
 /// Target "t", probed every 200 ms: its component flow goes to a closed port, its watch logs
 /// in to `xmpp` (STARTTLS) and pings `components`.
-async fn fast_watch_target(lab: &Lab, xmpp: &C2sServer, components: &[&str]) -> String {
+pub(crate) async fn fast_watch_target(lab: &Lab, xmpp: &C2sServer, components: &[&str]) -> String {
     let watch = lab.watch(
         &server(XMPP1, xmpp.addr().port()),
         "starttls",
@@ -65,18 +65,18 @@ async fn fast_watch_target(lab: &Lab, xmpp: &C2sServer, components: &[&str]) -> 
     lab.timed_target("t", &component_flow, "200ms", "200ms", "") + &watch
 }
 
-fn registered(scrape: &Scrape, target: &str, component: &str) -> Option<f64> {
+pub(crate) fn registered(scrape: &Scrape, target: &str, component: &str) -> Option<f64> {
     let ids = [("target", target), ("component", component)];
     scrape.value(&COMPONENT_REGISTERED, &ids)
 }
 
-fn ping_failure(scrape: &Scrape, target: &str, component: &str) -> Option<String> {
+pub(crate) fn ping_failure(scrape: &Scrape, target: &str, component: &str) -> Option<String> {
     let ids = [("target", target), ("component", component)];
     scrape.label(&COMPONENT_FAILING, &ids, "reason")
 }
 
 /// The login step that failed last for `target`, and why.
-fn watch_failing(scrape: &Scrape, target: &str) -> Option<(String, String)> {
+pub(crate) fn watch_failing(scrape: &Scrape, target: &str) -> Option<(String, String)> {
     let ids = [("target", target)];
     let step = scrape.label(&WATCH_FAILING_STEP, &ids, "step")?;
     let reason = scrape.label(&WATCH_FAILING_STEP, &ids, "reason")?;
@@ -166,12 +166,13 @@ async fn each_ping_answer_is_classified_and_follows_the_component() {
                 && ping_failure(s, "t", CB3).is_none()
         })
         .await;
-    // One login per cycle, each ended politely.
+    // One kept session, pinging round after round, ended politely at shutdown.
     let stats = xmpp.stats();
-    assert!(stats.binds >= 2, "{stats:?}");
-    assert!(stats.connections <= stats.binds + 1, "{stats:?}");
-    assert!(stats.clean_closes >= stats.binds - 1, "{stats:?}");
+    assert_eq!(stats.binds, 1, "{stats:?}");
+    assert!(stats.pings.len() >= 2 * (listed.len() + 1), "{stats:?}");
     exporter.stop().await;
+    let stats = xmpp.stats();
+    assert_eq!(stats.clean_closes, 1, "{stats:?}");
 }
 
 #[tokio::test]
@@ -467,7 +468,10 @@ async fn every_watch_state_change_is_one_log_line() {
     xmpp.set_answer(CB1, Answer::Result);
     settle("cb1 back", |s| registered(s, "t", CB1) == Some(1.0)).await;
     drop(xmpp);
-    settle("the login fails", |s| watch_failing(s, "t").is_some()).await;
+    settle("the session is lost, then the login fails", |s| {
+        watch_failing(s, "t") == Some(("connect".into(), "refused".into()))
+    })
+    .await;
 
     let log = binary.killed_log().await;
     let lines = |message: &str, component: Option<&str>| -> Vec<&str> {
@@ -479,18 +483,19 @@ async fn every_watch_state_change_is_one_log_line() {
     };
     let logs_in = lines("the monitoring user logs in", None);
     assert!(logs_in.len() == 1 && logs_in[0].contains("INFO"), "{log}");
-    // The server dropped while a login was under way is first a reset (starttls), then
-    // refused connections: a line for each change, the settled one last, none repeated.
-    let cannot = lines("the monitoring user cannot log in", None);
-    let settled = cannot.last().copied().unwrap_or_default();
+    // The server dropped under the kept session: the session is lost, then the logins meet
+    // refused connections: a line for each change, none repeated.
+    let lost = lines("the monitoring user's session was lost", None);
     assert!(
-        (1..=2).contains(&cannot.len())
-            && cannot.iter().all(|l| l.contains("WARN"))
-            && settled.contains("step=connect")
-            && settled.contains("reason=refused")
-            && cannot[..cannot.len() - 1]
-                .iter()
-                .all(|l| !l.contains("step=connect")),
+        lost.len() == 1 && lost[0].contains("WARN") && lost[0].contains("reason=closed"),
+        "{log}"
+    );
+    let cannot = lines("the monitoring user cannot log in", None);
+    assert!(
+        cannot.len() == 1
+            && cannot[0].contains("WARN")
+            && cannot[0].contains("step=connect")
+            && cannot[0].contains("reason=refused"),
         "{log}"
     );
     let up = lines("component is registered", Some(CB1));
@@ -518,12 +523,14 @@ async fn every_watch_state_change_is_one_log_line() {
 }
 
 /// The salted password is kept per salt: a server that stores the password anew (a new salt)
-/// at every login gets a fresh derivation each time, never a stale one.
+/// at every login gets a fresh derivation each time, never a stale one. The server ends every
+/// session after one round, so the kept session logs in again and again.
 #[tokio::test]
 async fn a_new_salt_at_every_login_is_derived_anew() {
     let lab = Lab::new(base_zone()).await;
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::FreshSalt).await;
+    xmpp.hang_up_after_each_round();
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
     exporter
@@ -532,14 +539,21 @@ async fn a_new_salt_at_every_login_is_derived_anew() {
         })
         .await;
     let scrape = exporter
-        .wait("the last login recorded", |s| {
-            s.value(&PROBES_TOTAL, &[("target", "t")]) >= Some(3.0)
+        .wait("the third session recorded", |s| {
+            s.value(&WATCH_SESSIONS_TOTAL, &[("target", "t")]) >= Some(3.0)
         })
         .await;
-    assert_eq!(scrape.value(&WATCH_SUCCESS, &[("target", "t")]), Some(1.0));
-    assert!(scrape
+    // Only the sessions ended; no login failed.
+    let failed_steps: Vec<String> = scrape
         .find(&WATCH_FAILURES_TOTAL, &[("target", "t")])
-        .is_empty());
+        .iter()
+        .filter_map(|s| s.labels.iter().find(|(k, _)| k == "step"))
+        .map(|(_, step)| step.clone())
+        .collect();
+    assert!(
+        failed_steps.iter().all(|s| s == "session"),
+        "{failed_steps:?}"
+    );
     assert_eq!(xmpp.stats().auth_failures, 0, "{:?}", xmpp.stats());
     exporter.stop().await;
 }

@@ -124,9 +124,11 @@ struct State {
     shared: Mutex<Shared>,
 }
 
-#[derive(Default)]
 struct Shared {
     stats: Stats,
+    /// Every session ends right after the server answers its own ping (a round of a kept
+    /// session): the client must log in again.
+    hang_up_after_round: bool,
     /// lowercase component JID -> answer
     components: HashMap<String, Answer>,
 }
@@ -151,6 +153,7 @@ impl C2sServer {
             fault: config.fault,
             shared: Mutex::new(Shared {
                 stats: Stats::default(),
+                hang_up_after_round: false,
                 components: config
                     .components
                     .into_iter()
@@ -181,6 +184,11 @@ impl C2sServer {
             .lock()
             .components
             .insert(component.to_lowercase(), answer);
+    }
+
+    /// From now on every session is closed right after the server answers a ping to itself.
+    pub fn hang_up_after_each_round(&self) {
+        self.state.lock().hang_up_after_round = true;
     }
 
     pub fn stats(&self) -> Stats {
@@ -302,6 +310,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State, en
                     if !out.send(&answer).await {
                         return;
                     }
+                }
+                let to_server = stanza.child("ping").is_some()
+                    && stanza
+                        .attr("to")
+                        .is_some_and(|to| to.eq_ignore_ascii_case(&state.domain));
+                if to_server && state.lock().hang_up_after_round {
+                    return;
                 }
             }
             Some(Top::Element(_)) => {}

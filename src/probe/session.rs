@@ -1,0 +1,106 @@
+//! A configured target's kept watch session: logged in once, then a round of pings every
+//! `watch.ping_interval` over the same stream — each production component, and the server
+//! itself, whose answer shows the session alive. Each round gives a report at once, so a
+//! component that leaves or hangs is seen within a round, not at the next login.
+
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use super::client_flow::{self, Client, Session};
+use super::{ping, Failure, Reason, Step, StepRecord, WatchReport};
+use crate::config::Watch;
+
+/// A logged-in session and what its login found.
+pub struct KeptSession {
+    conn: Session,
+    /// The login: its SRV step and the servers it tried, without pings.
+    login: WatchReport,
+    /// Rounds so far: each round's pings carry their own ids.
+    rounds: u64,
+    pub started: SystemTime,
+}
+
+/// How a round ended.
+pub enum Round {
+    /// The server answered its own ping: the components' answers hold.
+    Alive(WatchReport),
+    /// The session is gone (no answer, the stream closed or failed): the login's report with
+    /// a failed `session` step, and no pings (the components' state is unknown).
+    Lost(WatchReport),
+}
+
+/// Logs in inside `deadline`: the session, or the report of the login that failed.
+pub async fn open(
+    client: &Client<'_>,
+    watch: &Watch,
+    deadline: Instant,
+) -> Result<KeptSession, WatchReport> {
+    let started = SystemTime::now();
+    match client_flow::log_in(client, watch, deadline).await {
+        (login, Some(conn)) => Ok(KeptSession {
+            conn,
+            login,
+            rounds: 0,
+            started,
+        }),
+        (login, None) => Err(login),
+    }
+}
+
+impl KeptSession {
+    /// Pings every component and the server, waiting `watch.ping_timeout` for the answers.
+    pub async fn round(&mut self, watch: &Watch) -> Round {
+        self.rounds += 1;
+        self.conn.renew_read_limit();
+        let mut pinged = watch.components.clone();
+        pinged.push(watch.jid.domain.clone());
+        let started = Instant::now();
+        let deadline = started + watch.ping_timeout;
+        let mut pings = ping::ping_all(&mut self.conn, &pinged, self.rounds, deadline).await;
+        let server = pings.pop().map(|ping| ping.result);
+        match server {
+            Some(Err(failure)) if !stanza_level(&failure) => {
+                let failure = Failure::new(
+                    failure.reason,
+                    format!(
+                        "the session was lost: the server did not answer its own ping ({})",
+                        failure.detail
+                    ),
+                );
+                Round::Lost(self.report(Vec::new(), Some((started, failure))))
+            }
+            _ => Round::Alive(self.report(pings, None)),
+        }
+    }
+
+    /// The login's report with this round's pings, and the `session` step when it was lost.
+    fn report(&self, pings: Vec<super::Ping>, lost: Option<(Instant, Failure)>) -> WatchReport {
+        let mut report = WatchReport {
+            pings,
+            ..self.login.clone()
+        };
+        if let (Some((started, failure)), Some(server)) = (lost, report.servers.last_mut()) {
+            server.steps.push(StepRecord {
+                step: Step::Session,
+                duration: started.elapsed(),
+                result: Err(failure),
+            });
+        }
+        report
+    }
+
+    /// Ends the stream politely, inside `deadline`.
+    pub async fn close(self, deadline: Instant) {
+        self.conn.close(deadline).await;
+    }
+}
+
+/// An answer the server sent about the ping (from someone else, or for a component not
+/// routed): the session carried it, so it lives.
+fn stanza_level(failure: &Failure) -> bool {
+    matches!(
+        failure.reason,
+        Reason::WrongSender | Reason::ComponentUnavailable
+    )
+}

@@ -1,0 +1,238 @@
+//! A configured target's watch, kept: one logged-in session per target, a round of pings every
+//! `watch.ping_interval`, each round recorded at once (so `/metrics` reads the newest answer,
+//! not the last cycle's), the target's cycles no longer logging in. A session that is lost, or
+//! a login that fails, is tried again after a jittered, growing wait: never a tight loop, so
+//! that a server's brute-force limits cannot lock the monitoring user out. A reload keeps an
+//! unchanged watch's session (handing it the new probe: DNS, TLS, a rotated password for the
+//! next login); a watch removed or changed is closed politely.
+//! Modules (`/probe?module=`) keep their per-request login: no session outlives a request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, sleep_until, Instant};
+
+use crate::probe::session::{self, Round};
+use crate::probe::{TargetProbe, WatchReport};
+use crate::scheduler::log_watch;
+use crate::store::{NewFailures, Store, WatchSession};
+
+/// How long a session may take to close politely when its watch is stopped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The kept sessions of the configured targets that have a watch, by target name.
+#[derive(Default)]
+pub struct Watchers {
+    running: HashMap<String, Running>,
+}
+
+struct Running {
+    probe: watch::Sender<Arc<TargetProbe>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Watchers {
+    /// Keeps a session for each of `probes` that has a watch (each marked so before its
+    /// cycles start: [`TargetProbe::keep_watch`]): the running one where its settings are
+    /// unchanged (given the new probe), a new one otherwise. The others are returned, to be
+    /// stopped.
+    pub fn update(&mut self, probes: &[Arc<TargetProbe>], store: &Arc<Store>) -> Stopping {
+        let mut before = std::mem::take(&mut self.running);
+        for probe in probes.iter().filter(|p| p.target.watch.is_some()) {
+            let name = &probe.target.name;
+            let kept = before
+                .remove(name)
+                .filter(|r| r.probe.borrow().target.same_settings(&probe.target));
+            let running = match kept {
+                Some(running) => {
+                    running.probe.send_replace(probe.clone());
+                    running
+                }
+                None => start(probe.clone(), store.clone()),
+            };
+            self.running.insert(name.clone(), running);
+        }
+        Stopping(before.into_values().collect())
+    }
+
+    /// Every session, to be stopped.
+    pub fn shutdown(&mut self) -> Stopping {
+        Stopping(std::mem::take(&mut self.running).into_values().collect())
+    }
+}
+
+/// Sessions whose watch is gone or changed.
+#[must_use = "stop them"]
+pub struct Stopping(Vec<Running>);
+
+impl Stopping {
+    /// Closes each session politely (within a grace), aborting one that does not end.
+    pub async fn stop(self) {
+        let tasks: Vec<JoinHandle<()>> = self
+            .0
+            .into_iter()
+            .map(|r| {
+                let _ = r.stop.send(true);
+                r.task
+            })
+            .collect();
+        for task in tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(CLOSE_GRACE * 2, task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+fn start(probe: Arc<TargetProbe>, store: Arc<Store>) -> Running {
+    let (probe_tx, probe_rx) = watch::channel(probe);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(keep(probe_rx, store, stopped));
+    Running {
+        probe: probe_tx,
+        stop,
+        task,
+    }
+}
+
+/// One target's session, for as long as the watch is configured.
+async fn keep(
+    mut probe: watch::Receiver<Arc<TargetProbe>>,
+    store: Arc<Store>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut state = WatchSession::default();
+    // Logins in a row that gave no working session.
+    let mut failures: u32 = 0;
+    loop {
+        let current = probe.borrow_and_update().clone();
+        let Some(watch) = current.target.watch.clone() else {
+            return;
+        };
+        let deadline = Instant::now() + current.target.timeout;
+        let opened = tokio::select! {
+            opened = async {
+                // A login is a probe's worth of sockets and handshakes: it takes a slot.
+                let _slot = current.slots().acquire().await;
+                session::open(&current.client(), &watch, deadline).await
+            } => opened,
+            _ = stop.changed() => return,
+        };
+        match opened {
+            Err(login) => {
+                state.since = None;
+                record(&store, &current, login, NewFailures::All, &state);
+                failures = failures.saturating_add(1);
+            }
+            Ok(mut kept) => {
+                state.opened += 1;
+                state.since = Some(kept.started);
+                let mut alive = false;
+                loop {
+                    let next = Instant::now() + watch.ping_interval;
+                    let round = tokio::select! {
+                        round = kept.round(&watch) => round,
+                        _ = stop.changed() => {
+                            kept.close(Instant::now() + CLOSE_GRACE).await;
+                            return;
+                        }
+                    };
+                    // A reload may have replaced the probe (same settings): record under it.
+                    let current = probe.borrow().clone();
+                    match round {
+                        Round::Alive(report) => {
+                            // The first round carries the login's failures (servers tried
+                            // before the one that let the user in).
+                            let new = if alive {
+                                NewFailures::None
+                            } else {
+                                NewFailures::All
+                            };
+                            alive = true;
+                            record(&store, &current, report, new, &state);
+                        }
+                        Round::Lost(report) => {
+                            state.since = None;
+                            let new = if alive {
+                                NewFailures::Session
+                            } else {
+                                NewFailures::All
+                            };
+                            record(&store, &current, report, new, &state);
+                            break;
+                        }
+                    }
+                    tokio::select! {
+                        _ = sleep_until(next) => {}
+                        _ = stop.changed() => {
+                            kept.close(Instant::now() + CLOSE_GRACE).await;
+                            return;
+                        }
+                    }
+                }
+                failures = if alive { 0 } else { failures.saturating_add(1) };
+            }
+        }
+        let wait = backoff(failures, watch.ping_interval, current.target.interval);
+        tokio::select! {
+            _ = sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn record(
+    store: &Store,
+    probe: &TargetProbe,
+    report: WatchReport,
+    new: NewFailures,
+    session: &WatchSession,
+) {
+    let report = Arc::new(report);
+    let recorded = store.record_watch(&probe.target, report.clone(), new, session.clone());
+    if let Some(state) = recorded {
+        log_watch(&probe.target.name, &report, &state.changed);
+    }
+}
+
+/// The wait before the next login: a session that worked is re-established after about one
+/// ping interval; each login in a row that fails doubles the wait, up to the target's
+/// interval. ±25 % jitter, so that a fleet that lost its server does not come back as one.
+fn backoff(failures: u32, ping_interval: Duration, interval: Duration) -> Duration {
+    let base = ping_interval
+        .saturating_mul(1u32 << failures.min(16))
+        .min(interval.max(ping_interval));
+    base.mul_f64(0.75 + 0.5 * unit_random())
+}
+
+/// A number in [0, 1) from the system's randomness (0.5 when it has none).
+fn unit_random() -> f64 {
+    let mut bytes = [0u8; 4];
+    match ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0),
+        Err(_) => 0.5,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_grows_with_failed_logins_up_to_the_interval_with_jitter() {
+        let (ping, interval) = (Duration::from_secs(2), Duration::from_secs(30));
+        for _ in 0..100 {
+            let first = backoff(0, ping, interval);
+            assert!((1.5..=2.5).contains(&first.as_secs_f64()), "{first:?}");
+            let third = backoff(2, ping, interval);
+            assert!((6.0..=10.0).contains(&third.as_secs_f64()), "{third:?}");
+            let many = backoff(40, ping, interval);
+            assert!((22.5..=37.5).contains(&many.as_secs_f64()), "{many:?}");
+        }
+    }
+}
