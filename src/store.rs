@@ -18,6 +18,11 @@ use crate::probe::{
     TlsFacts, WatchReport,
 };
 
+mod changed;
+mod watch;
+pub use changed::Changed;
+pub use watch::{NewFailures, WatchSession};
+
 /// How many past outcomes the status page shows per target.
 pub const HISTORY: usize = 10;
 /// 1 ms to 10 s: DNS on a LAN answers in about a millisecond, a timed-out step takes seconds.
@@ -94,97 +99,6 @@ pub struct TargetState {
     pub left: Vec<Server>,
     /// What the latest report changed, for the log.
     pub changed: Changed,
-}
-
-/// The places whose verdict the latest report changed (a server new to the answer counts):
-/// what the log says at info or warn, the rest at debug.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Changed {
-    /// The SRV lookup (`None`) and the servers whose verdict (up, or the failing step and
-    /// reason) is not the report before's.
-    pub places: Vec<Option<Endpoint>>,
-    /// Whether the watch's login works where it did not, or fails otherwise.
-    pub login: bool,
-    /// Watched components whose answer (registered, or why not) changed.
-    pub components: Vec<String>,
-}
-
-/// Which failures of a watch report are news, to be counted: a kept session's rounds repeat
-/// its login's report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NewFailures {
-    /// A login's (a failed one, or the first round of a session): all of them.
-    All,
-    /// A lost session's: only the `session` step's.
-    Session,
-    /// A later round's: none.
-    None,
-}
-
-/// A configured target's kept watch session (see `crate::watcher`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct WatchSession {
-    /// Sessions opened (logins that worked) since the record began.
-    pub opened: u64,
-    /// When the current one was opened; `None` while there is none.
-    pub since: Option<SystemTime>,
-}
-
-/// A verdict as the log compares them: up, or the failing step and reason.
-type Verdict = Option<(Step, Reason)>;
-
-fn verdict(failure: Option<(Step, &Failure)>) -> Verdict {
-    failure.map(|(step, f)| (step, f.reason))
-}
-
-impl Changed {
-    fn between(before: Option<&TargetReport>, report: &TargetReport) -> Changed {
-        let srv = |r: &TargetReport| {
-            let srv = r.srv.as_ref()?;
-            Some(verdict(srv.result.as_ref().err().map(|f| (srv.step, f))))
-        };
-        let server = |r: &TargetReport, endpoint: &Endpoint| {
-            let found = r.servers.iter().find(|s| &s.server.endpoint == endpoint)?;
-            Some(verdict(found.failure()))
-        };
-        let mut places = Vec::new();
-        if let Some(now) = srv(report) {
-            if before.and_then(srv) != Some(now) {
-                places.push(None);
-            }
-        }
-        for now in &report.servers {
-            let endpoint = &now.server.endpoint;
-            if before.and_then(|b| server(b, endpoint)) != Some(verdict(now.failure())) {
-                places.push(Some(endpoint.clone()));
-            }
-        }
-        Changed {
-            places,
-            ..Changed::default()
-        }
-    }
-
-    /// Whether the login's verdict changed from `earlier`'s, and which components' answers.
-    fn watch_between(earlier: Option<&WatchReport>, watch: &WatchReport) -> (bool, Vec<String>) {
-        let login_verdict =
-            |w: &WatchReport| verdict(w.login_failure().map(|(_, step, f)| (step, f)));
-        let login = earlier.map(login_verdict) != Some(login_verdict(watch));
-        let answer = |w: &WatchReport, component: &str| {
-            let ping = w.pings.iter().find(|p| p.component == component)?;
-            Some(ping.result.as_ref().err().map(|f| f.reason))
-        };
-        let components = watch
-            .pings
-            .iter()
-            .filter(|ping| {
-                let now = ping.result.as_ref().err().map(|f| f.reason);
-                earlier.and_then(|e| answer(e, &ping.component)) != Some(now)
-            })
-            .map(|ping| ping.component.clone())
-            .collect();
-        (login, components)
-    }
 }
 
 /// The durations a step took on a server, by bucket of [`STEP_BUCKETS`]: plain counts that
@@ -326,41 +240,6 @@ impl TargetState {
         next.history.truncate(HISTORY);
         next.latest = Some(report);
         next
-    }
-
-    /// Takes `watch` as the watch's latest: its `new` failures counted (those of login servers
-    /// that left the SRV answer forgotten) and what changed noted for the log.
-    fn observe_watch(&mut self, watch: Arc<WatchReport>, new: NewFailures) {
-        let failures = watch.failures().filter(|(_, step, _)| match new {
-            NewFailures::All => true,
-            NewFailures::Session => *step == Step::Session,
-            NewFailures::None => false,
-        });
-        count(&mut self.watch_failures, failures);
-        let answer = watch
-            .servers
-            .iter()
-            .map(|s| &s.server)
-            .chain(&watch.untried);
-        if let Some(current) = answered(watch.srv.as_ref(), answer) {
-            let known =
-                |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
-            self.watch_failures
-                .retain(|(server, _, _), _| known(server));
-        }
-        (self.changed.login, self.changed.components) =
-            Changed::watch_between(self.watch.as_deref(), &watch);
-        self.watch = Some(watch);
-    }
-
-    /// A Callbridge could register and, where the target has a watch, every production
-    /// component is registered: what the `probe` command's exit code says.
-    pub fn healthy(&self) -> bool {
-        let registered = self
-            .watch
-            .as_deref()
-            .is_none_or(WatchReport::all_registered);
-        self.latest.as_ref().is_some_and(|report| report.success()) && registered
     }
 
     /// The one rule for findings: each server of the report is judged by the last
@@ -563,29 +442,6 @@ impl Store {
             current,
             state: next,
         })
-    }
-
-    /// Records a round (or a login) of `target`'s kept watch session and the session's state;
-    /// the record after it, `None` for a target a reload replaced.
-    pub fn record_watch(
-        &self,
-        target: &Arc<Target>,
-        watch: Arc<WatchReport>,
-        new: NewFailures,
-        session: WatchSession,
-    ) -> Option<Arc<TargetState>> {
-        let mut inner = self.inner.write().expect("store lock");
-        let slot = inner
-            .targets
-            .iter_mut()
-            .find(|s| Arc::ptr_eq(&s.target, target))?;
-        let mut next = (**slot).clone();
-        next.changed = Changed::default();
-        next.observe_watch(watch, new);
-        next.session = session;
-        let next = Arc::new(next);
-        *slot = next.clone();
-        Some(next)
     }
 
     pub fn config_loaded(&self, ok: bool) {

@@ -1,0 +1,87 @@
+//! The watch's part of the record: its latest login and pings, which of their failures are
+//! news, and the kept session's state (see `crate::watcher`).
+
+use super::*;
+
+/// Which failures of a watch report are news, to be counted: a kept session's rounds repeat
+/// its login's report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewFailures {
+    /// A login's (a failed one, or the first round of a session): all of them.
+    All,
+    /// A lost session's: only the `session` step's.
+    Session,
+    /// A later round's: none.
+    None,
+}
+
+/// A configured target's kept watch session (see `crate::watcher`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchSession {
+    /// Sessions opened (logins that worked) since the record began.
+    pub opened: u64,
+    /// When the current one was opened; `None` while there is none.
+    pub since: Option<SystemTime>,
+}
+
+impl TargetState {
+    /// Takes `watch` as the watch's latest: its `new` failures counted (those of login servers
+    /// that left the SRV answer forgotten) and what changed noted for the log.
+    pub(super) fn observe_watch(&mut self, watch: Arc<WatchReport>, new: NewFailures) {
+        let failures = watch.failures().filter(|(_, step, _)| match new {
+            NewFailures::All => true,
+            NewFailures::Session => *step == Step::Session,
+            NewFailures::None => false,
+        });
+        count(&mut self.watch_failures, failures);
+        let answer = watch
+            .servers
+            .iter()
+            .map(|s| &s.server)
+            .chain(&watch.untried);
+        if let Some(current) = answered(watch.srv.as_ref(), answer) {
+            let known =
+                |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
+            self.watch_failures
+                .retain(|(server, _, _), _| known(server));
+        }
+        (self.changed.login, self.changed.components) =
+            Changed::watch_between(self.watch.as_deref(), &watch);
+        self.watch = Some(watch);
+    }
+
+    /// A Callbridge could register and, where the target has a watch, every production
+    /// component is registered: what the `probe` command's exit code says.
+    pub fn healthy(&self) -> bool {
+        let registered = self
+            .watch
+            .as_deref()
+            .is_none_or(WatchReport::all_registered);
+        self.latest.as_ref().is_some_and(|report| report.success()) && registered
+    }
+}
+
+impl Store {
+    /// Records a round (or a login) of `target`'s kept watch session and the session's state;
+    /// the record after it, `None` for a target a reload replaced.
+    pub fn record_watch(
+        &self,
+        target: &Arc<Target>,
+        watch: Arc<WatchReport>,
+        new: NewFailures,
+        session: WatchSession,
+    ) -> Option<Arc<TargetState>> {
+        let mut inner = self.inner.write().expect("store lock");
+        let slot = inner
+            .targets
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s.target, target))?;
+        let mut next = (**slot).clone();
+        next.changed = Changed::default();
+        next.observe_watch(watch, new);
+        next.session = session;
+        let next = Arc::new(next);
+        *slot = next.clone();
+        Some(next)
+    }
+}
