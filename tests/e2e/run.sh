@@ -1330,6 +1330,23 @@ live_registration() {
     wait_for_metric "watch: cb1 is registered again within two intervals" \
         "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1" 3
 
+    scenario "Live registration: cb1 hangs with its connection open, then recovers" watch \
+        "$WORK/logs/cb1.log|" "$WORK/logs/prosody2.log|cb1\\.$DOMAIN"
+    local sessions
+    recent_scrape
+    sessions="$("$PY" "$HELPERS/metrics.py" value "$WORK/scrape.prom" "cms_xmpp_watch_sessions_total{$t}")"
+    kill -STOP "$(pid_of cb1)"
+    log "      stopped cb1's process (SIGSTOP): its TCP connection to Prosody stays open"
+    # The kept session's defaults: a round every 2 s, 2 s for the answers.
+    wait_for_metric "watch: a hung cb1 reads not registered (timeout) within 5 s" \
+        "cms_xmpp_component_failing_info{$t,component=\"cb1.$DOMAIN\",reason=\"timeout\"} == 1" 5
+    expect_metric "watch: ... while the session itself lives" "cms_xmpp_watch_success{$t} == 1"
+    kill -CONT "$(pid_of cb1)"
+    wait_for_metric "watch: cb1 answering again reads registered within 5 s" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1" 5
+    expect_metric "watch: all of it over the session kept since the login" \
+        "cms_xmpp_watch_sessions_total{$t} == $sessions"
+
     scenario "Live registration: a wrong password" badpw "$WORK/logs/prosody2.log|monitor@|SASL|auth"
     t='target="badpw"'
     wait_for_metric "badpw: the login fails at step sasl with reason not_authorized" \
