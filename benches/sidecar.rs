@@ -18,7 +18,10 @@
 //!                                            1,000 targets;
 //!                                         -- dnssec  for the cost of validating every answer;
 //!                                         -- keytrap  for a KeyTrap-shaped zone's beside a
-//!                                            healthy one's)
+//!                                            healthy one's;
+//!                                         -- watch-cost  for CPU per minute and memory of
+//!                                            100 targets watching two components each, at
+//!                                            the default interval)
 //!
 //! Per size it prints: series and bytes of exposition per target (plain and gzip); the time
 //! of a scrape over HTTP, one per second (the exporter rewrites only the targets probed since
@@ -41,6 +44,8 @@ mod per_probe;
 #[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "sidecar/watch_cost.rs"]
+mod watch_cost;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -101,6 +106,12 @@ fn main() {
     }
     if args.iter().any(|a| a == "memory") {
         runtime().block_on(memory::measure()).print();
+        return;
+    }
+    if args.iter().any(|a| a == "watch-cost") {
+        let (without, with) = runtime().block_on(watch_cost::measure());
+        without.print();
+        with.print();
         return;
     }
     if args.iter().any(|a| a == "scram") {
@@ -235,9 +246,10 @@ struct Fleet {
     binary: Binary,
 }
 
-/// `targets` targets that find two TLS component servers through SRV, probed every 15 s,
-/// each watching two components through a client port of the `watch` kind (or not).
-async fn start_fleet(targets: usize, watch: Watch) -> Fleet {
+/// `targets` targets that find two TLS component servers through SRV, probed every
+/// `interval`, each watching two components through a client port of the `watch` kind (or
+/// not).
+async fn start_fleet(targets: usize, watch: Watch, interval: &str) -> Fleet {
     let lab = Lab::new(base_zone()).await;
     // Each target its own component name, so that they may run at once.
     let names: Vec<String> = (0..targets)
@@ -282,7 +294,7 @@ async fn start_fleet(targets: usize, watch: Watch) -> Fleet {
     };
     let config: Vec<String> = (0..targets)
         .map(|i| {
-            lab.timed_target(&format!("cms-{i:04}"), "", "15s", "5s", "")
+            lab.timed_target(&format!("cms-{i:04}"), "", interval, "5s", "")
                 .replace(
                     &format!("component: {COMPONENT}"),
                     &format!("component: {}", names[i]),
@@ -313,7 +325,7 @@ async fn start_fleet(targets: usize, watch: Watch) -> Fleet {
 }
 
 async fn measure(targets: usize, watch: Watch) -> Row {
-    let fleet = start_fleet(targets, watch).await;
+    let fleet = start_fleet(targets, watch, "15s").await;
     let binary = &fleet.binary;
     let pid = binary.child.id().expect("running");
     let exporter = &binary.exporter;

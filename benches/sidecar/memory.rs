@@ -38,7 +38,7 @@ impl Row {
 }
 
 pub async fn measure() -> Row {
-    let fleet = start_fleet(TARGETS, Watch::None).await;
+    let fleet = start_fleet(TARGETS, Watch::None, "15s").await;
     let binary = &fleet.binary;
     let pid = binary.child.id().expect("running");
     let start = Instant::now();

@@ -76,12 +76,13 @@ impl Store {
             .targets
             .iter_mut()
             .find(|s| Arc::ptr_eq(&s.target, target))?;
-        let mut next = (**slot).clone();
+        // A round every few seconds per target: the state is changed in place unless a view
+        // holds it (then copied). Either way it gets a new identity, which the views' text
+        // cache goes by (`Arc::make_mut` moves a state only weakly held).
+        let next = Arc::make_mut(slot);
         next.changed = Changed::default();
         next.observe_watch(watch, new);
         next.session = session;
-        let next = Arc::new(next);
-        *slot = next.clone();
-        Some(next)
+        Some(slot.clone())
     }
 }
