@@ -29,7 +29,7 @@ pub async fn connect(
                 Ok(Ok(stream)) => {
                     // Negotiation is many small writes; waiting for ACKs would only skew timings.
                     let _ = stream.set_nodelay(true);
-                    return Ok((Tcp(stream), addr));
+                    return Ok((Tcp::new(stream), addr));
                 }
                 Ok(Err(e)) => (classify(&e), e.to_string()),
                 Err(_) => (Reason::Timeout, "no answer in time".to_owned()),
@@ -72,8 +72,23 @@ fn classify(error: &std::io::Error) -> Reason {
 /// A probe's TCP connection. It acknowledges the server's segments at once: a server with
 /// Nagle on (Prosody's default) holds its next answer until its last segment (a TLS session
 /// ticket, say) is acknowledged, and a delayed ACK would add ~40 ms to a step that takes well
-/// under a millisecond. Linux leaves quick-ACK mode by itself, so it is set before each read.
-pub struct Tcp(TcpStream);
+/// under a millisecond. Linux leaves quick-ACK mode by itself once segments came, so it is set
+/// again before the first read after data: not on every poll of a read that waits (a kept
+/// watch session polls a waiting read every round, and each setting is a system call).
+pub struct Tcp {
+    stream: TcpStream,
+    /// Whether quick-ACK mode was set since data last came.
+    quick_ack_set: bool,
+}
+
+impl Tcp {
+    fn new(stream: TcpStream) -> Tcp {
+        Tcp {
+            stream,
+            quick_ack_set: false,
+        }
+    }
+}
 
 impl AsyncRead for Tcp {
     fn poll_read(
@@ -82,8 +97,16 @@ impl AsyncRead for Tcp {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         #[cfg(target_os = "linux")]
-        let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        if !self.quick_ack_set {
+            let _ = socket2::SockRef::from(&self.stream).set_tcp_quickack(true);
+            self.quick_ack_set = true;
+        }
+        let filled = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > filled {
+            self.quick_ack_set = false;
+        }
+        polled
     }
 }
 
@@ -93,14 +116,14 @@ impl AsyncWrite for Tcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
