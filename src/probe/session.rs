@@ -1,6 +1,6 @@
 //! A configured target's kept watch session: logged in once, then a round of pings every
 //! `watch.ping_interval` over the same stream — each production component, and the server
-//! itself, whose answer shows the session alive. Each round gives a report at once, so a
+//! itself when no component's answer showed the session alive. Each round gives a report at once, so a
 //! component that leaves or hangs is seen within a round, not at the next login.
 
 use std::time::SystemTime;
@@ -49,22 +49,26 @@ pub async fn open(
 }
 
 impl KeptSession {
-    /// Pings every component and the server, waiting `watch.ping_timeout` for the answers.
+    /// Pings every component, waiting `watch.ping_timeout` for the answers. An answer about
+    /// any of them (its own, or the server's for it) shows the session alive; when none came,
+    /// the server is pinged alone: its answer means the components hang, its silence (or a
+    /// broken stream) that the session is lost.
     pub async fn round(&mut self, watch: &Watch) -> Round {
-        self.rounds += 1;
         self.conn.renew_read_limit();
-        let mut pinged = watch.components.clone();
-        pinged.push(watch.jid.domain.clone());
         let started = Instant::now();
-        let deadline = started + watch.ping_timeout;
-        let mut pings = ping::ping_all(&mut self.conn, &pinged, self.rounds, deadline).await;
-        let server = pings.pop().map(|ping| ping.result);
+        let pings = self.ping(&watch.components, watch).await;
+        if pings.iter().any(|ping| answered(&ping.result)) {
+            return Round::Alive(self.report(pings, None));
+        }
+        let server = std::slice::from_ref(&watch.jid.domain);
+        let server = self.ping(server, watch).await.pop().map(|ping| ping.result);
         match server {
             Some(Err(failure)) if !stanza_level(&failure) => {
                 let failure = Failure::new(
                     failure.reason,
                     format!(
-                        "the session was lost: the server did not answer its own ping ({})",
+                        "the session was lost: no component's answer, and none from the \
+                         server to its own ping ({})",
                         failure.detail
                     ),
                 );
@@ -72,6 +76,13 @@ impl KeptSession {
             }
             _ => Round::Alive(self.report(pings, None)),
         }
+    }
+
+    /// One batch of pings with ids of its own, answers awaited `watch.ping_timeout`.
+    async fn ping(&mut self, jids: &[String], watch: &Watch) -> Vec<super::Ping> {
+        self.rounds += 1;
+        let deadline = Instant::now() + watch.ping_timeout;
+        ping::ping_all(&mut self.conn, jids, self.rounds, deadline).await
     }
 
     /// The login's report with this round's pings, and the `session` step when it was lost.
@@ -94,6 +105,12 @@ impl KeptSession {
     pub async fn close(self, deadline: Instant) {
         self.conn.close(deadline).await;
     }
+}
+
+/// Whether an answer came over the session: the pinged JID's own, or one the server sent
+/// about the ping.
+fn answered(result: &Result<std::time::Duration, Failure>) -> bool {
+    result.as_ref().err().is_none_or(stanza_level)
 }
 
 /// An answer the server sent about the ping (from someone else, or for a component not

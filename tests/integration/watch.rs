@@ -524,13 +524,13 @@ async fn every_watch_state_change_is_one_log_line() {
 
 /// The salted password is kept per salt: a server that stores the password anew (a new salt)
 /// at every login gets a fresh derivation each time, never a stale one. The server ends every
-/// session after one round, so the kept session logs in again and again.
+/// session after one ping, so the kept session logs in again and again.
 #[tokio::test]
 async fn a_new_salt_at_every_login_is_derived_anew() {
     let lab = Lab::new(base_zone()).await;
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::FreshSalt).await;
-    xmpp.hang_up_after_each_round();
+    xmpp.hang_up_after_each_ping();
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
     exporter

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::support::c2s::{Answer, Fault};
 use crate::support::exporter::*;
-use crate::watch::{c2s, fast_watch_target, ping_failure, registered, starttls, CB1, CB3};
+use crate::watch::{c2s, fast_watch_target, ping_failure, registered, starttls, CB1, CB3, CB4};
 
 /// What on-call is promised: a change on /metrics within 5 s of it happening.
 const PROMISE: Duration = Duration::from_secs(5);
@@ -70,15 +70,38 @@ async fn with_the_defaults_a_component_that_leaves_hangs_or_comes_back_reads_so_
     exporter.stop().await;
 }
 
+/// Every component silent: the server's answer to its own ping tells hung components from a
+/// lost session.
+#[tokio::test]
+async fn when_no_component_answers_the_server_is_asked_whether_the_session_lives() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.good_leaf();
+    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let target = fast_watch_target(&lab, &xmpp, &[CB4]).await;
+    let exporter = lab.exporter(&[target]).await;
+    let t = [("target", "t")];
+    exporter
+        .wait("cb4 hung, the session alive over three rounds", |s| {
+            ping_failure(s, "t", CB4).as_deref() == Some("timeout")
+                && s.value(&WATCH_SUCCESS, &t) == Some(1.0)
+                && xmpp.stats().pings.len() >= 6
+        })
+        .await;
+    let stats = xmpp.stats();
+    assert_eq!(stats.binds, 1, "{stats:?}");
+    assert!(stats.pings.iter().any(|to| to == DOMAIN), "{stats:?}");
+    exporter.stop().await;
+}
+
 #[tokio::test]
 async fn a_lost_session_is_reported_and_opened_again_and_failed_logins_wait_longer_each_time() {
     let lab = Lab::new(base_zone()).await;
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::None).await;
-    xmpp.hang_up_after_each_round();
+    xmpp.hang_up_after_each_ping();
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
-    // Every session ends after its first round: the next round finds it closed.
+    // Every session ends after its first ping: the next round finds it closed.
     exporter
         .wait("a lost session counted, and a session opened again", |s| {
             let lost = [("target", "t"), ("step", "session"), ("reason", "closed")];

@@ -126,9 +126,8 @@ struct State {
 
 struct Shared {
     stats: Stats,
-    /// Every session ends right after the server answers its own ping (a round of a kept
-    /// session): the client must log in again.
-    hang_up_after_round: bool,
+    /// Every session ends right after a ping is answered: a kept session must log in again.
+    hang_up_after_ping: bool,
     /// lowercase component JID -> answer
     components: HashMap<String, Answer>,
 }
@@ -153,7 +152,7 @@ impl C2sServer {
             fault: config.fault,
             shared: Mutex::new(Shared {
                 stats: Stats::default(),
-                hang_up_after_round: false,
+                hang_up_after_ping: false,
                 components: config
                     .components
                     .into_iter()
@@ -186,9 +185,9 @@ impl C2sServer {
             .insert(component.to_lowercase(), answer);
     }
 
-    /// From now on every session is closed right after the server answers a ping to itself.
-    pub fn hang_up_after_each_round(&self) {
-        self.state.lock().hang_up_after_round = true;
+    /// From now on every session is closed right after a ping is answered.
+    pub fn hang_up_after_each_ping(&self) {
+        self.state.lock().hang_up_after_ping = true;
     }
 
     pub fn stats(&self) -> Stats {
@@ -311,11 +310,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State, en
                         return;
                     }
                 }
-                let to_server = stanza.child("ping").is_some()
-                    && stanza
-                        .attr("to")
-                        .is_some_and(|to| to.eq_ignore_ascii_case(&state.domain));
-                if to_server && state.lock().hang_up_after_round {
+                if stanza.child("ping").is_some() && state.lock().hang_up_after_ping {
                     return;
                 }
             }
