@@ -351,9 +351,7 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
         style.bad("down")
     };
     let _ = writeln!(out, "server {} {state}", server.server);
-    // A kept session that was lost says so after the login's steps.
-    let lost = server.ran(Step::Session).then_some(&Step::Session);
-    for step in expected.iter().chain(lost) {
+    for step in server.shown_steps(expected) {
         let summary = match step {
             Step::Resolve => join(server.addresses.iter()),
             Step::Connect => server.address.map(|a| a.to_string()).unwrap_or_default(),
@@ -378,15 +376,15 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step], sty
                 .unwrap_or_default(),
             Step::Cert | Step::Srv | Step::Starttls | Step::Sasl | Step::Session => String::new(),
         };
-        step_line(out, style, server.record(*step), *step, &summary);
-        if *step == Step::Resolve {
+        step_line(out, style, server.record(step), step, &summary);
+        if step == Step::Resolve {
             render_resolved_dnssec(out, server);
         }
-        if *step == Step::Cert {
+        if step == Step::Cert {
             render_cert(out, server, style);
             render_dane(out, server);
         }
-        if let Some(legacy) = server.legacy_tls.as_ref().filter(|_| *step == Step::Tls) {
+        if let Some(legacy) = server.legacy_tls.as_ref().filter(|_| step == Step::Tls) {
             detail_line(out, &format!("a TLS 1.1 hello: {legacy}"));
         }
     }

@@ -383,13 +383,11 @@ fn render_server(out: &mut String, server: &ServerReport, expected: &[Step]) {
         );
     }
     let _ = write!(out, "<div class=\"flow\" data-server=\"{label}\">");
-    // A kept session that was lost says so after the login's steps.
-    let lost = server.ran(Step::Session).then_some(&Step::Session);
-    for (i, step) in expected.iter().chain(lost).enumerate() {
+    for (i, step) in server.shown_steps(expected).enumerate() {
         if i > 0 {
             out.push_str("<span class=\"arrow\">→</span>");
         }
-        chip(out, *step, server.record(*step));
+        chip(out, step, server.record(step));
     }
     out.push_str("</div></div>");
 }

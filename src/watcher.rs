@@ -144,25 +144,20 @@ async fn keep(
                     };
                     // A reload may have replaced the probe (same settings): record under it.
                     let current = probe.borrow().clone();
+                    // The first round carries the login's failures (servers tried before the
+                    // one that let the user in); a later one only what it met itself.
+                    let new = match (&round, alive) {
+                        (_, false) => NewFailures::All,
+                        (Round::Alive(_), true) => NewFailures::None,
+                        (Round::Lost(_), true) => NewFailures::Session,
+                    };
                     match round {
                         Round::Alive(report) => {
-                            // The first round carries the login's failures (servers tried
-                            // before the one that let the user in).
-                            let new = if alive {
-                                NewFailures::None
-                            } else {
-                                NewFailures::All
-                            };
                             alive = true;
                             record(&store, &current, report, new, &state);
                         }
                         Round::Lost(report) => {
                             state.since = None;
-                            let new = if alive {
-                                NewFailures::Session
-                            } else {
-                                NewFailures::All
-                            };
                             record(&store, &current, report, new, &state);
                             break;
                         }

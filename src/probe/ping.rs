@@ -69,6 +69,7 @@ async fn read_answers<S: AsyncRead + AsyncWrite + Unpin>(
     sent: Instant,
     deadline: Instant,
 ) -> Failure {
+    let prefix = format!("ping-{round}-");
     while pending.iter().any(Option::is_none) {
         let item = match timeout_at(deadline, conn.next()).await {
             Err(_) => return no_answer(),
@@ -87,7 +88,6 @@ async fn read_answers<S: AsyncRead + AsyncWrite + Unpin>(
             }
             continue;
         }
-        let prefix = format!("ping-{round}-");
         let index = stanza
             .attribute("id")
             .and_then(|id| id.strip_prefix(prefix.as_str()))

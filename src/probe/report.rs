@@ -135,6 +135,13 @@ impl ServerReport {
         (secure(Some(tlsa.dnssec)) && secure(self.dnssec)).then_some(tlsa)
     }
 
+    /// The steps a view shows for this server: those the flow requires, then a kept watch
+    /// session's `session` when it was lost.
+    pub fn shown_steps<'a>(&self, expected: &'a [Step]) -> impl Iterator<Item = Step> + 'a {
+        let lost = self.ran(Step::Session).then_some(Step::Session);
+        expected.iter().copied().chain(lost)
+    }
+
     pub fn ran(&self, step: Step) -> bool {
         self.steps.iter().any(|s| s.step == step)
     }
