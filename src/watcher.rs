@@ -8,7 +8,7 @@
 //! Modules (`/probe?module=`) keep their per-request login: no session outlives a request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -134,7 +134,8 @@ async fn keep(
                 state.since = Some(kept.started);
                 let mut alive = false;
                 loop {
-                    let next = Instant::now() + watch.ping_interval;
+                    let next =
+                        on_the_grid(Instant::now() + watch.ping_interval, watch.ping_interval);
                     let round = tokio::select! {
                         round = kept.round(&watch) => round,
                         _ = stop.changed() => {
@@ -195,6 +196,23 @@ fn record(
     }
 }
 
+/// Where every session's rounds start: multiples of the ping interval since the first
+/// session's first round.
+static GRID: OnceLock<Instant> = OnceLock::new();
+
+/// The tick of the sessions' common grid at or before `due` (a round's start plus the ping
+/// interval): the runtime wakes once a tick for every session that pings at that interval,
+/// rather than once per session at times of its own, and the wake-ups, not the stanzas, are
+/// most of what a round costs. Never later than `due`, so the grid delays no round; a
+/// session's second round may come early, once.
+fn on_the_grid(due: Instant, interval: Duration) -> Instant {
+    let epoch = *GRID.get_or_init(Instant::now);
+    let since = due.saturating_duration_since(epoch).as_nanos();
+    let ticks = since / interval.as_nanos().max(1);
+    let offset = u64::try_from(ticks * interval.as_nanos()).unwrap_or(u64::MAX);
+    epoch + Duration::from_nanos(offset)
+}
+
 /// The wait before the next login: a session that worked is re-established after about one
 /// ping interval; each login in a row that fails doubles the wait, up to the target's
 /// interval. ±25 % jitter, so that a fleet that lost its server does not come back as one.
@@ -229,5 +247,29 @@ mod tests {
             let many = backoff(40, ping, interval);
             assert!((22.5..=37.5).contains(&many.as_secs_f64()), "{many:?}");
         }
+    }
+
+    #[test]
+    fn every_sessions_rounds_fall_on_one_grid_never_later_than_due() {
+        let interval = Duration::from_secs(2);
+        let tick = on_the_grid(Instant::now(), interval);
+        for (after_ms, ticks) in [
+            (0, 0),
+            (1, 0),
+            (1_999, 0),
+            (2_000, 1),
+            (3_999, 1),
+            (123_456, 61),
+        ] {
+            let due = tick + Duration::from_millis(after_ms);
+            assert_eq!(
+                on_the_grid(due, interval),
+                tick + interval * ticks,
+                "{after_ms} ms"
+            );
+        }
+        let other = Duration::from_millis(1_500);
+        let at = on_the_grid(tick + Duration::from_secs(7), other);
+        assert!(at <= tick + Duration::from_secs(7) && at + other > tick + Duration::from_secs(7));
     }
 }
