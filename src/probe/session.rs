@@ -50,15 +50,25 @@ pub async fn open(
 
 impl KeptSession {
     /// Pings every component, waiting `watch.ping_timeout` for the answers. An answer about
-    /// any of them (its own, or the server's for it) shows the session alive; when none came,
-    /// the server is pinged alone: its answer means the components hang, its silence (or a
-    /// broken stream) that the session is lost.
+    /// any of them (its own, or the server's for it) shows the session alive; a broken stream
+    /// (the server's stream error or close, met since the last round) that it is lost, for that
+    /// reason. When the components were only silent, the server is pinged alone: its answer
+    /// means the components hang, its silence (or a broken stream) that the session is lost.
     pub async fn round(&mut self, watch: &Watch) -> Round {
         self.conn.renew_read_limit();
         let started = Instant::now();
         let pings = self.ping(&watch.components, watch).await;
         if pings.iter().any(|ping| answered(&ping.result)) {
             return Round::Alive(self.report(pings, None));
+        }
+        let broken = pings.iter().find_map(|ping| match &ping.result {
+            Err(failure) if failure.reason != Reason::Timeout => Some(failure.clone()),
+            _ => None,
+        });
+        if let Some(failure) = broken {
+            let detail = format!("the session was lost: {}", failure.detail);
+            let failure = Failure::new(failure.reason, detail);
+            return Round::Lost(self.report(Vec::new(), Some((started, failure))));
         }
         let server = std::slice::from_ref(&watch.jid.domain);
         let server = self.ping(server, watch).await.pop().map(|ping| ping.result);

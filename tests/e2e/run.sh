@@ -270,6 +270,27 @@ expect_count() {
     fi
 }
 
+# metric_sum SELECTOR: the sum of the matching series on a fresh scrape (0 when none match).
+metric_sum() {
+    scrape && "$PY" "$HELPERS/metrics.py" lines "$WORK/scrape.prom" "$1" | awk '{ n += $NF } END { print n + 0 }'
+}
+
+# expect_retries_paced DESCRIPTION SELECTOR: over a window, the failing logins counted by
+# SELECTOR go on (at least one) but no faster than the watch's backoff allows: each waits at
+# least 0.75 x the ping interval (2 s), doubling per failure up to the target's interval.
+expect_retries_paced() {
+    local before after window=6
+    before="$(metric_sum "$2")"
+    sleep "$window" # a measuring window: the count over it is the check
+    after="$(metric_sum "$2")"
+    local tried=$((after - before)) most=$((window * 10 / 15 + 1))
+    if [ "$tried" -ge 1 ] && [ "$tried" -le "$most" ]; then
+        pass "$1 ($tried failed logins in ${window} s, at most $most allowed)"
+    else
+        fail "$1 ($tried failed logins in ${window} s: expected 1 to $most)"
+    fi
+}
+
 # expect_failure TARGET SERVER STEP REASON: failing_step_info names that step and reason (and
 # no other), probe_success is 0 and the failure counter went up.
 expect_failure() {
@@ -434,6 +455,8 @@ make_secrets() {
     WRONG_SECRET="e2e-wrong-$(openssl rand -hex 12)"
     WATCH_PASSWORD="e2e-password-$(openssl rand -hex 12)"
     WRONG_PASSWORD="e2e-wrong-password-$(openssl rand -hex 12)"
+    # What an administrator changes the monitoring user's password to (and back from).
+    CHANGED_PASSWORD="e2e-changed-password-$(openssl rand -hex 12)"
     printf '%s\n' "$SECRET" >"$WORK/secret"
     printf '%s\n' "$WRONG_SECRET" >"$WORK/wrong-secret"
     printf '%s\n' "$WATCH_PASSWORD" >"$WORK/watch-password"
@@ -577,7 +600,9 @@ legacy_ssl_ports = {}
 -- Direct TLS from the first byte, as a Callbridge on 5223: net_multiplex routes
 -- jabber:component:accept streams to mod_component.
 -- STARTTLS, SASL (SCRAM-SHA-1 from internal_hashed), disco and XEP-0199 for the client path.
-modules_enabled = { "net_multiplex", "tls", "saslauth", "disco", "ping" }
+-- admin_shell: \`prosodyctl shell user password\` changes the monitoring user's password in the
+-- running server, as an administrator does (Prosody then resets the user's sessions).
+modules_enabled = { "net_multiplex", "tls", "saslauth", "disco", "ping", "admin_shell" }
 ssl_ports = { $XMPP_TLS_PORT }
 ssl_interfaces = { "$ip" }
 ssl = { certificate = "$WORK/pki/good.crt", key = "$WORK/pki/good.key" }
@@ -724,6 +749,7 @@ listen:
       "cb3.$DOMAIN": {password: "$SECRET"}
       "cb4.$DOMAIN": {password: "$SECRET"}
 modules:
+  mod_admin_extra: {} # change_password and kick_user for the password scenario
   mod_disco: {}
   mod_ping: {}
 EOF
@@ -741,17 +767,25 @@ EOF
 EOF
     chown -R ejabberd: "$EJ_DIR"
     chmod 700 "$EJ_DIR"
-    start ejabberd "$WORK/logs/ejabberd.stdout" ejabberdctl_e2e foreground
-    wait_until 30 tcp_open "$IP1" "$EJ_C2S_PORT" || die_setup "ejabberd does not listen on $IP1:$EJ_C2S_PORT"
+    run_ejabberd
     ejabberdctl_e2e register monitor "$DOMAIN" "$WATCH_PASSWORD" >>"$WORK/logs/ejabberdctl.log" 2>&1 ||
         die_setup "ejabberdctl could not register monitor@$DOMAIN"
+    start_ejabberd_callbridges
+    log "ejabberd serves clients on $IP1:$EJ_C2S_PORT; cb1.$DOMAIN and cb4.$DOMAIN are connected, cb2.$DOMAIN and cb3.$DOMAIN are not"
+}
+
+run_ejabberd() { # the VM of start_ejabberd's configuration and spool (kept over a restart)
+    start ejabberd "$WORK/logs/ejabberd.stdout" ejabberdctl_e2e foreground
+    wait_until 30 tcp_open "$IP1" "$EJ_C2S_PORT" || die_setup "ejabberd does not listen on $IP1:$EJ_C2S_PORT"
+}
+
+start_ejabberd_callbridges() {
     start_ejabberd_callbridge
     # cb4 answers under its own name, as a component that knows it does.
     : >"$WORK/logs/ejcb4.log"
     start ejcb4 "$WORK/logs/ejcb4.log" "$PY" "$HELPERS/component.py" "$IP1" "$EJ_SHARED_PORT" \
         "cb4.$DOMAIN" "$WORK/secret" --hold --answer result --own-name
     wait_until 10 grep -qx ready "$WORK/logs/ejcb4.log" || die_setup "cb4.$DOMAIN did not register with ejabberd"
-    log "ejabberd serves clients on $IP1:$EJ_C2S_PORT; cb1.$DOMAIN and cb4.$DOMAIN are connected, cb2.$DOMAIN and cb3.$DOMAIN are not"
 }
 
 start_ejabberd_callbridge() {
@@ -1452,6 +1486,141 @@ ejabberd_live_registration() {
     else
         fail "ejshared: the exporter's log has one warning for cb3, naming cb4 as the sender ($lines lines)"
     fi
+
+    ejabberd_restart_and_password
+}
+
+# The XMPP server restarts, then the monitoring user's password changes, as the kept sessions
+# of the watches on ejabberd (ejabberd's and ejshared's) meet them.
+ejabberd_restart_and_password() {
+    local t='target="ejabberd"' both='target=~"ejabberd|ejshared"' s="$XMPP1:$EJ_C2S_PORT"
+    local log="$EJ_DIR/logs/ejabberd.log" accepted="Accepted c2s SCRAM-SHA-1 authentication for monitor@$DOMAIN"
+    local sessions logins down now
+    scenario "ejabberd restarts: each watch's session is lost and opened again, once" ejabberd \
+        "$log|monitor@|[Ff]ailed|Accepted|[Ss]topp"
+    wait_for_metric "ejabberd: both watches logged in before the restart" "cms_xmpp_watch_success{$both} == 1"
+    sessions="$(metric_sum "cms_xmpp_watch_sessions_total{$both}")"
+    logins="$(grep -c "$accepted" "$log")"
+    stop_ejabberd
+    down=$SECONDS
+    log "      stopped ejabberd"
+    wait_for_metric "ejabberd: the lost sessions read cms_xmpp_watch_success 0 within 5 s" \
+        "cms_xmpp_watch_success{$both} == 0" 5
+    expect_metric "ejabberd: the loss fails step session with reason stream_error (system-shutdown)" \
+        "cms_xmpp_watch_failures_total{$t,server=\"$s\",step=\"session\",reason=\"stream_error\"} >= 1"
+    expect_metric "ejabberd: no component reads registered without a session" \
+        "cms_xmpp_component_registered{$both} == 0"
+    stop_pid "$(pid_of ejcb1)"
+    stop_pid "$(pid_of ejcb4)"
+    run_ejabberd
+    start_ejabberd_callbridges
+    log "      ejabberd is back after $((SECONDS - down)) s"
+    wait_for_metric "ejabberd: both watches are logged in again" "cms_xmpp_watch_success{$both} == 1"
+    wait_for_metric "ejabberd: cb1 reads registered again" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1"
+    expect_one_login_each "ejabberd: one login per watch after the restart, no storm" 2 \
+        "cms_xmpp_watch_sessions_total{$both}" "$sessions" "$log" "$accepted" "$logins"
+
+    # ejabberd keeps a user's sessions when the password changes (as of 23.01): the session's
+    # next login is the one that fails, and kick_user makes it come now.
+    scenario "ejabberd: the monitoring user's password is changed" ejabberd "$log|monitor@|[Ff]ailed"
+    sessions="$(metric_sum "cms_xmpp_watch_sessions_total{$both}")"
+    ejabberd_password "$CHANGED_PASSWORD"
+    ejabberdctl_e2e kick_user monitor "$DOMAIN" >>"$WORK/logs/ejabberdctl.log" 2>&1 ||
+        fail "ejabberdctl kick_user monitor $DOMAIN"
+    wait_for_metric "ejabberd: the kicked session reads cms_xmpp_watch_success 0 within 5 s" \
+        "cms_xmpp_watch_success{$both} == 0" 5
+    wait_for_metric "ejabberd: the next login fails at step sasl with reason not_authorized" \
+        "cms_xmpp_watch_failing_step_info{$t,server=\"$s\",step=\"sasl\",reason=\"not_authorized\"} == 1" 10
+    expect_retries_paced "ejabberd: the failing login is retried, never in a loop" \
+        "cms_xmpp_watch_failures_total{$t,step=\"sasl\",reason=\"not_authorized\"}"
+    ejabberd_password "$WATCH_PASSWORD"
+    wait_for_metric "ejabberd: with the password back, both watches log in again" \
+        "cms_xmpp_watch_success{$both} == 1" 10
+    now="$(metric_sum "cms_xmpp_watch_sessions_total{$both}")"
+    if [ "$now" = $((sessions + 2)) ]; then
+        pass "ejabberd: one session more per watch"
+    else
+        fail "ejabberd: one session more per watch ($((now - sessions)) more)"
+    fi
+}
+
+ejabberd_password() { # ejabberd_password PASSWORD: the monitoring user's new password
+    ejabberdctl_e2e change_password monitor "$DOMAIN" "$1" >>"$WORK/logs/ejabberdctl.log" 2>&1 ||
+        fail "ejabberdctl change_password monitor $DOMAIN"
+}
+
+# The monitoring user's password changes, then the XMPP server restarts, as the kept session of
+# the watch on Prosody 2 meets them. Last of the suite's scenarios on Prosody 2: its restart
+# takes every component connection (cb1, cb3, the holder) with it; they are started again.
+prosody_password_and_restart() {
+    local t='target="watch"' s="$XMPP2:$C2S_PORT" log="$WORK/logs/prosody2.log"
+    local sessions logins down
+    scenario "Prosody: the monitoring user's password is changed" watch \
+        "$log|monitor@|Password changed|SASL|not-authorized"
+    wait_for_metric "watch: logged in before the change" "cms_xmpp_watch_success{$t} == 1"
+    sessions="$(metric_sum "cms_xmpp_watch_sessions_total{$t}")"
+    prosody_password "$CHANGED_PASSWORD"
+    # Prosody resets the sessions of a user whose password changed (stream error reset).
+    wait_for_metric "watch: the reset session reads cms_xmpp_watch_success 0 within 5 s" \
+        "cms_xmpp_watch_success{$t} == 0" 5
+    expect_metric "watch: the loss fails step session with reason stream_error" \
+        "cms_xmpp_watch_failures_total{$t,server=\"$s\",step=\"session\",reason=\"stream_error\"} >= 1"
+    wait_for_metric "watch: the next login fails at step sasl with reason not_authorized" \
+        "cms_xmpp_watch_failing_step_info{$t,server=\"$s\",step=\"sasl\",reason=\"not_authorized\"} == 1" 10
+    expect_metric "watch: no component reads registered without a session" \
+        "cms_xmpp_component_registered{$t} == 0"
+    expect_retries_paced "watch: the failing login is retried, never in a loop" \
+        "cms_xmpp_watch_failures_total{$t,step=\"sasl\",reason=\"not_authorized\"}"
+    prosody_password "$WATCH_PASSWORD"
+    wait_for_metric "watch: with the password back, the watch logs in again" "cms_xmpp_watch_success{$t} == 1" 10
+    expect_metric "watch: cb1 reads registered again" "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1"
+    expect_metric "watch: one session more" "cms_xmpp_watch_sessions_total{$t} == $((sessions + 1))"
+
+    scenario "Prosody restarts: the session is lost and opened again, once" watch \
+        "$log|monitor@|Authenticated|shutdown"
+    sessions="$(metric_sum "cms_xmpp_watch_sessions_total{$t}")"
+    logins="$(grep -c "Authenticated as monitor@$DOMAIN" "$log")"
+    stop_pid "$(pid_of prosody2)"
+    down=$SECONDS
+    log "      stopped Prosody 2"
+    wait_for_metric "watch: the lost session reads cms_xmpp_watch_success 0 within 5 s" \
+        "cms_xmpp_watch_success{$t} == 0" 5
+    # Prosody says goodbye with a stream error (system-shutdown) before it closes.
+    expect_metric "watch: the loss fails step session with reason stream_error" \
+        "cms_xmpp_watch_failures_total{$t,server=\"$s\",step=\"session\",reason=\"stream_error\"} >= 2"
+    local name
+    for name in holder cb1 cb3; do stop_pid "$(pid_of "$name")"; done
+    start_prosody 2 "$IP2" "$XMPP2" || fail "Prosody 2 is ready again"
+    start_holder
+    start_callbridges
+    log "      Prosody 2 is back after $((SECONDS - down)) s"
+    wait_for_metric "watch: logged in again after the restart" "cms_xmpp_watch_success{$t} == 1"
+    wait_for_metric "watch: cb1 reads registered again" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1"
+    expect_one_login_each "watch: one login after the restart, no storm" 1 \
+        "cms_xmpp_watch_sessions_total{$t}" "$sessions" "$log" "Authenticated as monitor@$DOMAIN" "$logins"
+}
+
+# expect_one_login_each DESCRIPTION WATCHES SELECTOR SESSIONS LOG PATTERN LOGINS: since the
+# counts SESSIONS (the sum of SELECTOR) and LOGINS (lines of LOG with PATTERN), one more session
+# and one more login per watch: the exporter's count and the server's agree.
+expect_one_login_each() {
+    local now logins
+    now=$(($(metric_sum "$3") - $4))
+    logins=$(($(grep -c -- "$6" "$5") - $7))
+    if [ "$now" = "$2" ] && [ "$logins" = "$2" ]; then
+        pass "$1 ($logins in the server's log)"
+    else
+        fail "$1 ($now sessions, $logins logins in the server's log; expected $2)"
+    fi
+}
+
+prosody_password() { # prosody_password PASSWORD: the monitoring user's new one, in the running Prosody 2
+    local out
+    out="$(prosodyctl --config "$WORK/prosody2/prosody.cfg.lua" shell user password "monitor@$DOMAIN" "$1" 2>&1)"
+    printf '%s\n' "$out" >>"$WORK/logs/prosodyctl.log"
+    grep -q "User password changed" <<<"$out" || fail "prosodyctl shell user password monitor@$DOMAIN: $out"
 }
 
 promtool_check() {
@@ -1648,7 +1817,7 @@ secrets_check() {
     curl -sf --max-time 5 "http://$EXPORTER_ADDR/probe?target=badpw&debug=true" -o "$WORK/logs/probe-debug.txt" || true
     for where in "$WORK/scrape.prom" "$WORK/logs/exporter.log" "$WORK/logs/page.html" \
         "$WORK/logs/probe-debug.txt" "$WORK/logs/probe-watch.log"; do
-        local found=(-e "$SECRET" -e "$WRONG_SECRET" -e "$WATCH_PASSWORD" -e "$WRONG_PASSWORD")
+        local found=(-e "$SECRET" -e "$WRONG_SECRET" -e "$WATCH_PASSWORD" -e "$WRONG_PASSWORD" -e "$CHANGED_PASSWORD")
         if [ ! -s "$where" ]; then
             fail "no secret in ${where#"$WORK"/} (it is empty or missing)"
         elif grep -qF "${found[@]}" "$where"; then
@@ -1706,6 +1875,7 @@ main() {
     prometheus_checks
     fleet_never_stale
     lifecycle_from_another_host
+    prosody_password_and_restart
     secrets_check
 
     local pid dead=()

@@ -1,7 +1,7 @@
 //! A target's `watch` against an in-process c2s server: the login's every failure names its
 //! step and reason, each shape of ping answer is classified, and the password stays secret.
 
-use crate::support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault};
+use crate::support::c2s::{Answer, C2sConfig, C2sServer, Encryption, Fault, SessionEnd};
 use crate::support::component::Behaviour;
 use crate::support::exporter::*;
 use crate::support::pki::{Leaf, Validity};
@@ -530,7 +530,7 @@ async fn a_new_salt_at_every_login_is_derived_anew() {
     let lab = Lab::new(base_zone()).await;
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::FreshSalt).await;
-    xmpp.hang_up_after_each_ping();
+    xmpp.end_sessions_after_each_ping(SessionEnd::HangUp);
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
     exporter

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::support::c2s::{Answer, Fault};
+use crate::support::c2s::{Answer, Fault, SessionEnd};
 use crate::support::exporter::*;
 use crate::watch::{c2s, fast_watch_target, ping_failure, registered, starttls, CB1, CB3, CB4};
 
@@ -98,7 +98,7 @@ async fn a_lost_session_is_reported_and_opened_again_and_failed_logins_wait_long
     let lab = Lab::new(base_zone()).await;
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::None).await;
-    xmpp.hang_up_after_each_ping();
+    xmpp.end_sessions_after_each_ping(SessionEnd::HangUp);
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
     // Every session ends after its first ping: the next round finds it closed.
@@ -158,6 +158,34 @@ async fn a_lost_session_is_reported_and_opened_again_and_failed_logins_wait_long
         None,
         "no session was opened"
     );
+    exporter.stop().await;
+}
+
+/// A server that ends the session with a stream error (Prosody resets a user's sessions when
+/// the password changes) has it read as lost for that reason at the next round, not as the
+/// broken pipe of a later write, and without pinging the server to find out.
+#[tokio::test]
+async fn a_session_ended_by_a_stream_error_is_lost_for_that_reason() {
+    let lab = Lab::new(base_zone()).await;
+    let leaf = lab.good_leaf();
+    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    xmpp.end_sessions_after_each_ping(SessionEnd::Reset);
+    let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
+    let exporter = lab.exporter(&[target]).await;
+    let lost = |reason| [("target", "t"), ("step", "session"), ("reason", reason)];
+    let scrape = exporter
+        .wait("two sessions reset, each counted as lost", |s| {
+            s.value(&WATCH_FAILURES_TOTAL, &lost("stream_error")) >= Some(2.0)
+        })
+        .await;
+    assert_eq!(
+        scrape.value(&WATCH_FAILURES_TOTAL, &lost("closed")),
+        None,
+        "{}",
+        scrape.relevant()
+    );
+    let stats = xmpp.stats();
+    assert!(stats.pings.iter().all(|to| to == CB1), "{stats:?}");
     exporter.stop().await;
 }
 

@@ -31,6 +31,7 @@ const SASL_NS: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const BIND_NS: &str = "urn:ietf:params:xml:ns:xmpp-bind";
 const SESSION_NS: &str = "urn:ietf:params:xml:ns:xmpp-session";
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+const STREAM_ERRORS_NS: &str = "urn:ietf:params:xml:ns:xmpp-streams";
 /// Prosody's default `scram_iteration_count` before 0.12 raised it; cheap in debug builds.
 const ITERATIONS: u32 = 4096;
 
@@ -80,6 +81,16 @@ pub enum Answer {
     FromOther,
 }
 
+/// How the server ends a session it no longer keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The connection is closed without a word (a network cut, a killed server).
+    HangUp,
+    /// A stream error `reset` ("Password changed"), then the close: Prosody's end of a user's
+    /// sessions when the password changes.
+    Reset,
+}
+
 pub struct C2sConfig {
     pub encryption: Encryption,
     pub domain: String,
@@ -126,8 +137,9 @@ struct State {
 
 struct Shared {
     stats: Stats,
-    /// Every session ends right after a ping is answered: a kept session must log in again.
-    hang_up_after_ping: bool,
+    /// How every session ends right after a ping is answered, if it does: a kept session must
+    /// log in again.
+    end_after_ping: Option<SessionEnd>,
     /// lowercase component JID -> answer
     components: HashMap<String, Answer>,
 }
@@ -152,7 +164,7 @@ impl C2sServer {
             fault: config.fault,
             shared: Mutex::new(Shared {
                 stats: Stats::default(),
-                hang_up_after_ping: false,
+                end_after_ping: None,
                 components: config
                     .components
                     .into_iter()
@@ -185,9 +197,9 @@ impl C2sServer {
             .insert(component.to_lowercase(), answer);
     }
 
-    /// From now on every session is closed right after a ping is answered.
-    pub fn hang_up_after_each_ping(&self) {
-        self.state.lock().hang_up_after_ping = true;
+    /// From now on every session is ended so right after a ping is answered.
+    pub fn end_sessions_after_each_ping(&self, how: SessionEnd) {
+        self.state.lock().end_after_ping = Some(how);
     }
 
     pub fn stats(&self) -> Stats {
@@ -310,8 +322,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State, en
                         return;
                     }
                 }
-                if stanza.child("ping").is_some() && state.lock().hang_up_after_ping {
-                    return;
+                let end = state.lock().end_after_ping;
+                match end.filter(|_| stanza.child("ping").is_some()) {
+                    Some(SessionEnd::HangUp) => return,
+                    Some(SessionEnd::Reset) => {
+                        out.reset("Password changed").await;
+                        return;
+                    }
+                    None => {}
                 }
             }
             Some(Top::Element(_)) => {}
@@ -532,11 +550,23 @@ impl<W: AsyncWrite> Output<W> {
         .await;
     }
 
+    /// Prosody's end of a user's sessions when the password changes: a stream error `reset`
+    /// with its text, and our close.
+    async fn reset(&mut self, text: &str) {
+        let error = format!(
+            "<stream:error><reset xmlns='{STREAM_ERRORS_NS}'/><text xmlns='{STREAM_ERRORS_NS}'>\
+             {}</text></stream:error>",
+            escape(text)
+        );
+        if self.send(&format!("{error}</stream:stream>")).await {
+            self.shutdown().await;
+        }
+    }
+
     /// A stream error and our close.
     async fn refuse(&mut self, condition: &str) {
-        let error = format!(
-            "<stream:error><{condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
-        );
+        let error =
+            format!("<stream:error><{condition} xmlns='{STREAM_ERRORS_NS}'/></stream:error>");
         if self.send(&format!("{error}</stream:stream>")).await {
             self.shutdown().await;
         }
