@@ -237,16 +237,20 @@ pub fn raise_file_limit() -> std::io::Result<(u64, u64)> {
 }
 
 /// File descriptors the exporter may want at once: HTTP connections, probes (each a socket and
-/// a resolver's), and room for the files it reads.
+/// a resolver's), the watches' kept sessions (a socket each, for good), and room for the files
+/// it reads.
 fn warn_if_short_of_file_descriptors(config: &Config, web: &WebOptions) {
-    let wanted = web.max_connections as u64 + 4 * config.max_concurrent_probes as u64 + 64;
+    let sessions = config.targets.iter().filter(|t| t.watch.is_some()).count() as u64;
+    let wanted =
+        web.max_connections as u64 + 4 * config.max_concurrent_probes as u64 + sessions + 64;
     if let Ok((soft, _)) = rlimit::Resource::NOFILE.get() {
         if soft < wanted {
             tracing::warn!(
                 limit = soft,
                 wanted,
-                "the open-files limit is below what --web.max-connections and \
-                 max_concurrent_probes may use: raise the limit or lower them"
+                "the open-files limit is below what --web.max-connections, \
+                 max_concurrent_probes and the watches' kept sessions may use: raise the limit \
+                 or lower them"
             );
         }
     }

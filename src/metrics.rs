@@ -73,7 +73,7 @@ metric!(exporter CONFIG_RELOAD_TIMESTAMP, "config_last_reload_success_timestamp_
     [], reload_timestamp, "When the configuration last loaded successfully (Unix time).");
 metric!(exporter DISCARDED_CYCLES, "exporter_discarded_cycles_total", COUNTER, [],
     discarded_cycles,
-    "Probe cycles discarded because the exporter ran out of file descriptors or socket buffers.");
+    "Probe cycles (and kept watches' logins) discarded because the exporter ran out of file descriptors or socket buffers.");
 metric!(
     PROBE_SUCCESS,
     "probe_success",

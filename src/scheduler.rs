@@ -47,13 +47,7 @@ pub fn record(
     report: Arc<TargetReport>,
 ) -> Option<Arc<TargetState>> {
     if report.exhausted_locally() {
-        store.cycle_discarded();
-        tracing::error!(
-            target = %target.name,
-            "the exporter ran out of file descriptors or socket buffers during this probe: \
-             the cycle is discarded and no server is blamed; raise the open-files limit or \
-             lower max_concurrent_probes"
-        );
+        discard(store, target);
         return None;
     }
     let recorded = store.record(target, report)?;
@@ -63,6 +57,18 @@ pub fn record(
         &recorded.state,
     );
     Some(recorded.state)
+}
+
+/// Counts and logs a run (or a kept watch's login) that met the exporter's own lack of file
+/// descriptors: it blames no server, so it is not recorded.
+pub fn discard(store: &Store, target: &Target) {
+    store.cycle_discarded();
+    tracing::error!(
+        target = %target.name,
+        "the exporter ran out of file descriptors or socket buffers during this probe: \
+         the cycle is discarded and no server is blamed; raise the open-files limit or \
+         lower max_concurrent_probes"
+    );
 }
 
 /// When in its first interval a target is first probed: by a hash of its name, spread over

@@ -15,9 +15,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, sleep_until, Instant};
 
+use crate::config::Target;
 use crate::probe::session::{self, Round};
 use crate::probe::{TargetProbe, WatchReport};
-use crate::scheduler::log_watch;
+use crate::scheduler::{discard, log_watch};
 use crate::store::{NewFailures, Store, WatchSession};
 
 /// How long a session may take to close politely when its watch is stopped.
@@ -126,7 +127,7 @@ async fn keep(
         match opened {
             Err(login) => {
                 state.since = None;
-                record(&store, &current, login, NewFailures::All, &state);
+                record(&store, &current.target, login, NewFailures::All, &state);
                 failures = failures.saturating_add(1);
             }
             Ok(mut kept) => {
@@ -155,11 +156,11 @@ async fn keep(
                     match round {
                         Round::Alive(report) => {
                             alive = true;
-                            record(&store, &current, report, new, &state);
+                            record(&store, &current.target, report, new, &state);
                         }
                         Round::Lost(report) => {
                             state.since = None;
-                            record(&store, &current, report, new, &state);
+                            record(&store, &current.target, report, new, &state);
                             break;
                         }
                     }
@@ -182,17 +183,23 @@ async fn keep(
     }
 }
 
+/// Records a login or a round and logs what changed; a login that met the exporter's own
+/// lack of file descriptors blames no server, so it is discarded, as a cycle would be.
 fn record(
     store: &Store,
-    probe: &TargetProbe,
+    target: &Arc<Target>,
     report: WatchReport,
     new: NewFailures,
     session: &WatchSession,
 ) {
+    if report.exhausted_locally() {
+        discard(store, target);
+        return;
+    }
     let report = Arc::new(report);
-    let recorded = store.record_watch(&probe.target, report.clone(), new, session.clone());
+    let recorded = store.record_watch(target, report.clone(), new, session.clone());
     if let Some(state) = recorded {
-        log_watch(&probe.target.name, &report, &state.changed);
+        log_watch(&target.name, &report, &state.changed);
     }
 }
 
@@ -235,6 +242,51 @@ fn unit_random() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::{Failure, Reason, Step, StepRecord, Subject};
+
+    /// A login whose connect met the exporter's own limit on open files (EMFILE), then one
+    /// refused by the server: only the second is the server's doing.
+    #[test]
+    fn a_login_that_met_the_exporters_own_limits_is_discarded_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = crate::fixtures::watching(dir.path());
+        let store = Store::default();
+        store.set_targets(&[(target.clone(), Arc::new(Subject::of(&target)))], false);
+        let login = |reason| {
+            let mut server = crate::fixtures::login("xmpp1.example.com", &[]);
+            server.steps = vec![StepRecord {
+                step: Step::Connect,
+                duration: Duration::ZERO,
+                result: Err(Failure::new(reason, "connect")),
+            }];
+            WatchReport {
+                servers: vec![server],
+                pings: Vec::new(),
+                ..(*crate::fixtures::watch_report(Vec::new(), Vec::new())).clone()
+            }
+        };
+        let session = WatchSession::default();
+        record(
+            &store,
+            &target,
+            login(Reason::LocalResources),
+            NewFailures::All,
+            &session,
+        );
+        let snapshot = store.snapshot();
+        assert_eq!(snapshot.exporter.discarded_cycles, 1);
+        assert!(snapshot.targets[0].watch.is_none());
+        record(
+            &store,
+            &target,
+            login(Reason::Refused),
+            NewFailures::All,
+            &session,
+        );
+        let snapshot = store.snapshot();
+        assert_eq!(snapshot.exporter.discarded_cycles, 1);
+        assert!(snapshot.targets[0].watch_failures.len() == 1);
+    }
 
     #[test]
     fn the_wait_grows_with_failed_logins_up_to_the_interval_with_jitter() {

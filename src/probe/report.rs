@@ -181,11 +181,12 @@ impl TargetReport {
     /// Whether a step failed for want of the exporter's own resources (see
     /// [`Reason::LocalResources`]).
     pub fn exhausted_locally(&self) -> bool {
-        // Only sockets being opened (DNS, connect) meet it; pings reuse the session's.
-        let watch = self.watch.iter().flat_map(|watch| watch.failures());
         self.failures()
-            .chain(watch)
             .any(|(_, _, failure)| failure.reason == Reason::LocalResources)
+            || self
+                .watch
+                .as_ref()
+                .is_some_and(|watch| watch.exhausted_locally())
     }
 
     /// What DNSSEC said of each answer the run relied on: the SRV answer's (`None` server),
@@ -297,6 +298,14 @@ impl WatchReport {
     /// The user logged in and the pings went out.
     pub fn success(&self) -> bool {
         self.servers.iter().any(|s| s.up(&self.expected_steps))
+    }
+
+    /// Whether the login failed for want of the exporter's own resources (see
+    /// [`Reason::LocalResources`]): only sockets being opened (DNS, connect) meet it; pings
+    /// reuse the session's.
+    pub fn exhausted_locally(&self) -> bool {
+        self.failures()
+            .any(|(_, _, failure)| failure.reason == Reason::LocalResources)
     }
 
     /// The user logged in and every component answered.
