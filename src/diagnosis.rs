@@ -23,7 +23,7 @@ use crate::probe::{
     ServerReport, SignedAnswer, Staple, Step, StepRecord, Subject, TargetReport, WatchReport,
     WatchSubject,
 };
-use crate::store::{ServerFinding, TargetState};
+use crate::store::{ServerFinding, TargetState, WatchSession};
 
 /// Styling for a terminal, or none when piped.
 #[derive(Clone, Copy)]
@@ -233,7 +233,7 @@ pub fn render_text(record: &TargetState, style: Style) -> String {
         let _ = writeln!(out, "    hint: {}", finding_hint(found.finding.kind));
     }
     if let (Some(report), Some(watch)) = (&record.watch, &target.watch) {
-        render_watch(&mut out, report, watch, style);
+        render_watch(&mut out, report, watch, &record.session, style);
     }
     out
 }
@@ -268,7 +268,13 @@ fn explain_failures<'a>(
 }
 
 /// The client path: the login, then each component's answer.
-fn render_watch(out: &mut String, report: &WatchReport, watch: &WatchSubject, style: Style) {
+fn render_watch(
+    out: &mut String,
+    report: &WatchReport,
+    watch: &WatchSubject,
+    session: &WatchSession,
+    style: Style,
+) {
     let _ = writeln!(
         out,
         "\nwatch: {} logs in ({}) and pings {} component(s)",
@@ -276,6 +282,23 @@ fn render_watch(out: &mut String, report: &WatchReport, watch: &WatchSubject, st
         watch.tls_mode.as_str(),
         watch.components.len()
     );
+    // A configured target's kept session (a run's own login has none).
+    if session.opened > 0 {
+        let _ = match session.since {
+            Some(since) => writeln!(
+                out,
+                "  session kept since {} ({} opened since the exporter started)",
+                rfc3339(unix_seconds(since) as i64),
+                session.opened
+            ),
+            None => writeln!(
+                out,
+                "  {} ({} opened since the exporter started)",
+                style.bad("no session now: logging in again"),
+                session.opened
+            ),
+        };
+    }
     if let Some(srv) = &report.srv {
         let summary = format!(
             "{}.{}: {} server(s)",

@@ -13,7 +13,7 @@ use crate::probe::{
     Failure, Reason, Server, ServerReport, Staple, Step, StepRecord, TargetReport, WatchReport,
     WatchSubject,
 };
-use crate::store::{Outcome, Snapshot, TargetState};
+use crate::store::{Outcome, Snapshot, TargetState, WatchSession};
 
 const REFRESH_SECONDS: u32 = 10;
 
@@ -191,7 +191,7 @@ fn render_target(out: &mut String, state: &TargetState) {
         }
         out.push_str("</div>");
         if let (Some(watch), Some(config)) = (&state.watch, &target.watch) {
-            render_watch(out, watch, config);
+            render_watch(out, watch, config, &state.session);
         }
         out.push_str("</div>");
     }
@@ -271,15 +271,31 @@ fn render_dnssec(out: &mut String, report: &TargetReport) {
 }
 
 /// The monitoring user's login, then one line per production component.
-fn render_watch(out: &mut String, report: &WatchReport, watch: &WatchSubject) {
+fn render_watch(
+    out: &mut String,
+    report: &WatchReport,
+    watch: &WatchSubject,
+    session: &WatchSession,
+) {
     let (class, word) = if report.success() {
         ("ok", "logged in")
     } else {
         ("fail", "login FAILING")
     };
+    // A configured target's kept session: how long it has lived, how many there were.
+    let kept = match (session.opened, session.since) {
+        (0, _) => String::new(),
+        (opened, Some(since)) => format!(
+            " <small data-session=\"kept\">session of {} · {opened} opened</small>",
+            ago(since)
+        ),
+        (opened, None) => {
+            format!(" <small data-session=\"none\">no session now · {opened} opened</small>")
+        }
+    };
     let _ = write!(
         out,
-        "<div data-flow=\"watch\"><h3>live registration: {} <span class=\"badge {class}\">{word}</span></h3>",
+        "<div data-flow=\"watch\"><h3>live registration: {} <span class=\"badge {class}\">{word}</span>{kept}</h3>",
         escape(&watch.jid.to_string())
     );
     render_flows(

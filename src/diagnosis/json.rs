@@ -30,6 +30,18 @@ pub struct Diagnosis<'a> {
     /// The client path's failures, when the target has a watch.
     #[serde(skip_serializing_if = "Option::is_none")]
     watch_failures: Option<WatchFailures<'a>>,
+    /// A configured target's kept watch session, once one was opened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watch_session: Option<SessionJson>,
+}
+
+#[derive(Serialize)]
+struct SessionJson {
+    /// Sessions opened since the exporter started.
+    opened: u64,
+    /// When the current one was opened (Unix seconds); absent while there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +155,10 @@ impl<'a> Diagnosis<'a> {
             failures,
             findings,
             watch_failures,
+            watch_session: (record.session.opened > 0).then(|| SessionJson {
+                opened: record.session.opened,
+                since: record.session.since.map(unix_seconds),
+            }),
         })
     }
 }

@@ -108,6 +108,10 @@ fn full_report(dir: &std::path::Path) -> TargetState {
         ],
     ));
     let mut state = TargetState::of(watching(dir)).after(report, false);
+    state.session = crate::store::WatchSession {
+        opened: 2,
+        since: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_000_000)),
+    };
     let mut subject = (*state.subject).clone();
     subject.client_cert_not_after = Some(1_790_000_000);
     state.subject = Arc::new(subject);

@@ -37,10 +37,12 @@ async fn with_the_defaults_a_component_that_leaves_hangs_or_comes_back_reads_so_
     let leaf = lab.good_leaf();
     let xmpp = c2s(starttls(&leaf), Fault::None).await;
     let target = fast_watch_target(&lab, &xmpp, &[CB1, CB3]).await;
+    let before_login = crate::probe::now();
     let exporter = lab.exporter(&[target]).await;
     exporter
         .wait("cb1 registered", |s| registered(s, "t", CB1) == Some(1.0))
         .await;
+    let logged_in = crate::probe::now();
 
     // Leaves, comes back, hangs (its process stopped, the connection open: nothing answers
     // the ping), answers again.
@@ -65,8 +67,24 @@ async fn with_the_defaults_a_component_that_leaves_hangs_or_comes_back_reads_so_
     let started = scrape
         .value(&WATCH_SESSION_START, &t)
         .expect("a session start");
-    assert!(started <= crate::probe::now(), "{started}");
+    // The login's time, within a clock tick: the series says when the session began, not when
+    // a round ran.
+    assert!(
+        (before_login.floor()..=logged_in.ceil()).contains(&started),
+        "{before_login} <= {started} <= {logged_in}"
+    );
     assert_eq!(scrape.value(&WATCH_SUCCESS, &t), Some(1.0));
+    // The views say so too: how long the session has lived, how many there were.
+    let page = http_get(exporter.addr, "/").await;
+    assert!(
+        page.contains("<small data-session=\"kept\">session of ") && page.contains(" · 1 opened"),
+        "{page}"
+    );
+    let debug = http_get(exporter.addr, "/probe?target=t&debug=true").await;
+    assert!(
+        debug.contains("  session kept since ") && debug.contains("(1 opened since"),
+        "{debug}"
+    );
     exporter.stop().await;
 }
 
