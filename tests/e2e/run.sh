@@ -1107,10 +1107,12 @@ c2w_link() { # the other verdicts (TLS 1.2, refusals, closes, resets) are in tes
 # its placeholders set, in a mount namespace whose /etc/hosts knows the lab's names (as an
 # on-call host's resolver knows the XMPP servers). Output in $WORK/runbook-<SECTION>.out.
 RUNBOOK_OUT=""
+RUNBOOK_SCRIPT=""
 run_runbook() {
     local section="$1" script="$WORK/runbook-$1.sh"
     shift
     RUNBOOK_OUT="$WORK/runbook-$section.out"
+    RUNBOOK_SCRIPT="$script"
     if ! "$PY" "$HELPERS/runbook.py" "$ROOT/docs/runbook.md" "$section" >"$script" 2>"$RUNBOOK_OUT"; then
         fail "runbook: $section has shell commands to run ($(cat "$RUNBOOK_OUT"))"
         return 1
@@ -1140,8 +1142,13 @@ runbook_shows() {
     pass "$desc"
 }
 
-# runbook_lacks DESCRIPTION PATTERN: PATTERN (grep -E) is not in the last run_runbook output.
+# runbook_lacks DESCRIPTION PATTERN [COMMAND]: PATTERN (grep -E) is not in the last run_runbook
+# output, and COMMAND (grep -F), when given, is among the commands that ran.
 runbook_lacks() {
+    if [ -n "${3:-}" ] && ! grep -qF -- "$3" "$RUNBOOK_SCRIPT"; then
+        fail "$1 (the runbook no longer runs $3)"
+        return 1
+    fi
     if grep -Eq -- "$2" "$RUNBOOK_OUT"; then
         fail "$1"
         grep -E -- "$2" "$RUNBOOK_OUT" | head -n 5 | sed 's/^/      | /'
@@ -1164,7 +1171,7 @@ runbook_commands() { # the DNSSEC, DANE and C2W sections' commands, against BIND
     run_runbook CmsXmppDnssecBogus "${common[@]}" TARGET=dnssec-dane DOMAIN="$SIGNED" ZONE="$SIGNED" &&
         runbook_shows "runbook: ... and on a healthy island delv with the anchors fully validates" \
             '^; fully validated' 'RRSIG[[:space:]]+SRV ' &&
-        runbook_lacks "runbook: ... and rndc sign re-signs the zone BIND signs" '^rndc: '
+        runbook_lacks "runbook: ... and rndc sign re-signs the zone BIND signs" '^rndc: ' 'rndc sign "$DOMAIN"'
     run_runbook CmsXmppDnssecSignaturesExpiring "${common[@]}" TARGET=dnssec-dane DOMAIN="$SIGNED" \
         SERVER="xmpp.$SIGNED" &&
         runbook_shows "runbook: CmsXmppDnssecSignaturesExpiring's commands name the first answer to expire, show each RRSIG and the signer's status" \
