@@ -21,6 +21,8 @@
 //! - Views read the record: [`metrics`] (`/metrics`, `/probe`), `page` (the status page),
 //!   [`diagnosis`] (the `probe` command, `/probe?debug=true`, JSON); `http` serves them, with
 //!   `web` (TLS and users in force), `auth` and `admission` (the connection cap).
+//! - `service_manager` tells systemd (`Type=notify`) when the exporter is ready (as
+//!   `/-/ready`), reloading and stopping.
 #![forbid(unsafe_code)]
 
 mod address;
@@ -38,6 +40,7 @@ mod page;
 pub mod probe;
 mod runner;
 mod scheduler;
+mod service_manager;
 pub mod store;
 pub mod supervisor;
 mod watcher;
@@ -148,22 +151,39 @@ impl Running {
         }
     }
 
-    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down.
+    /// Runs until SIGTERM or SIGINT, reloading on SIGHUP, then shuts down; tells systemd
+    /// (`Type=notify`) when it is ready (as `/-/ready`), reloading, and stopping.
     pub async fn until_signal(self) -> std::io::Result<()> {
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut hangup = signal(SignalKind::hangup())?;
+        let store = self.supervisor.store.clone();
+        let first_probes = service_manager::first_probes_done(&store);
+        tokio::pin!(first_probes);
+        let mut ready = false;
         loop {
             tokio::select! {
                 _ = terminate.recv() => break tracing::info!("SIGTERM received, shutting down"),
                 _ = interrupt.recv() => break tracing::info!("SIGINT received, shutting down"),
                 _ = hangup.recv() => {
                     tracing::info!("SIGHUP received, reloading the configuration");
+                    // Before the first READY, systemd waits for that one alone.
+                    if ready {
+                        service_manager::reloading();
+                    }
                     // A failed reload is logged and keeps the old configuration.
                     let _ = self.supervisor.reload().await;
+                    if ready {
+                        service_manager::reloaded();
+                    }
+                }
+                () = &mut first_probes, if !ready => {
+                    ready = true;
+                    service_manager::ready();
                 }
             }
         }
+        service_manager::stopping();
         self.shutdown().await;
         Ok(())
     }

@@ -19,6 +19,7 @@ mod modules;
 mod operations;
 mod peers;
 mod probe;
+mod service_manager;
 mod snippets;
 mod tls_link;
 mod watch;

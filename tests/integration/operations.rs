@@ -8,7 +8,7 @@ use cms_xmpp_exporter::probe::unix_seconds;
 use crate::support::component::{Behaviour, ComponentServer, ComponentServerConfig};
 use crate::support::exporter::*;
 use crate::support::pki::Pki;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::BINARY;
 
@@ -611,15 +611,6 @@ async fn at_info_the_log_tells_what_changed_not_every_probe() {
     );
 }
 
-fn signal(child: &Child, name: &str) {
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-s", name, &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 #[tokio::test]
 async fn sighup_reloads_and_sigterm_stops_promptly_with_json_logs() {
     let lab = Lab::new(base_zone()).await;
@@ -634,12 +625,12 @@ async fn sighup_reloads_and_sigterm_stops_promptly_with_json_logs() {
         .await;
 
     std::fs::write(&config, lab.config(&[lab.target("b", &address, "")])).unwrap();
-    signal(&binary.child, "HUP");
+    binary.signal("HUP");
     exporter
         .wait("b after SIGHUP", |s| success(s, "b") == Some(1.0))
         .await;
 
-    signal(&binary.child, "TERM");
+    binary.signal("TERM");
     let status = tokio::time::timeout(Duration::from_secs(10), binary.child.wait())
         .await
         .expect("stops within 10s of SIGTERM")

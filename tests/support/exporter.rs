@@ -380,6 +380,16 @@ impl Binary {
         }
     }
 
+    /// Sends the signal `name` (HUP, TERM…) to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {name} {pid}");
+    }
+
     /// Kills the process and returns its whole log.
     pub async fn killed_log(mut self) -> String {
         self.child.start_kill().unwrap();
