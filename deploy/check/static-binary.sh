@@ -24,19 +24,8 @@ REPO=$(pwd)
 WORK=$REPO/target/dockerfile
 mkdir -p "$WORK"
 
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
-finish() {
-    echo "$PASSED passed, $FAILED failed"
-    [ "$FAILED" -eq 0 ]
-}
+# shellcheck source=deploy/check/checks.sh
+. deploy/check/checks.sh
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "static-binary.sh needs root (chroot, unshare --net)" >&2
