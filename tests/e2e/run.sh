@@ -1468,6 +1468,17 @@ ejabberd_live_registration() {
     wait_for_metric "ejabberd: cb1 is registered again within two intervals" \
         "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1" 3
 
+    scenario "ejabberd: cb1 hangs with its connection open, then recovers" ejabberd \
+        "$WORK/logs/ejcb1.log|" "$EJ_DIR/logs/ejabberd.log|cb1\\.$DOMAIN"
+    kill -STOP "$(pid_of ejcb1)"
+    log "      stopped cb1's process (SIGSTOP): its TCP connection to ejabberd stays open"
+    wait_for_metric "ejabberd: a hung cb1 reads not registered (timeout) within 5 s" \
+        "cms_xmpp_component_failing_info{$t,component=\"cb1.$DOMAIN\",reason=\"timeout\"} == 1" 5
+    expect_metric "ejabberd: ... while the session itself lives" "cms_xmpp_watch_success{$t} == 1"
+    kill -CONT "$(pid_of ejcb1)"
+    wait_for_metric "ejabberd: cb1 answering again reads registered within 5 s" \
+        "cms_xmpp_component_registered{$t,component=\"cb1.$DOMAIN\"} == 1" 5
+
     scenario "ejabberd: a wrong password" ejbadpw "$EJ_DIR/logs/ejabberd.log|monitor@|[Ff]ailed"
     t='target="ejbadpw"'
     wait_for_metric "ejbadpw: the login fails at step sasl with reason not_authorized" \
