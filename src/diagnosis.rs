@@ -232,8 +232,8 @@ pub fn render_text(record: &TargetState, style: Style) -> String {
         }
         let _ = writeln!(out, "    hint: {}", finding_hint(found.finding.kind));
     }
-    if let (Some(report), Some(watch)) = (&record.watch, &target.watch) {
-        render_watch(&mut out, report, watch, &record.session, style);
+    if let (Some(report), Some(watch)) = (&record.watch.latest, &target.watch) {
+        render_watch(&mut out, report, watch, &record.watch.session, style);
     }
     out
 }

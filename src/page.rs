@@ -190,8 +190,8 @@ fn render_target(out: &mut String, state: &TargetState) {
             );
         }
         out.push_str("</div>");
-        if let (Some(watch), Some(config)) = (&state.watch, &target.watch) {
-            render_watch(out, watch, config, &state.session);
+        if let (Some(watch), Some(config)) = (&state.watch.latest, &target.watch) {
+            render_watch(out, watch, config, &state.watch.session);
         }
         out.push_str("</div>");
     }

@@ -21,7 +21,7 @@ use crate::probe::{
 mod changed;
 mod watch;
 pub use changed::Changed;
-pub use watch::{NewFailures, WatchSession};
+pub use watch::{NewFailures, WatchRecord, WatchSession};
 
 /// How many past outcomes the status page shows per target.
 pub const HISTORY: usize = 10;
@@ -75,17 +75,12 @@ pub struct TargetState {
     /// Who the record is about, as the views name it (they never read `target`).
     pub subject: Arc<Subject>,
     pub latest: Option<Arc<TargetReport>>,
-    /// The watch's latest login and pings, for a target with a watch: what every view shows
-    /// of the client path.
-    pub watch: Option<Arc<WatchReport>>,
-    /// A configured target's kept watch session, as its watcher last said.
-    pub session: WatchSession,
+    /// The client path, for a target with a watch: what every view shows of it.
+    pub watch: WatchRecord,
     /// Newest first.
     pub history: VecDeque<Outcome>,
     pub probes: u64,
     pub failures: BTreeMap<FailureKey, u64>,
-    /// The client path's failures, likewise (servers of its last answer that worked).
-    pub watch_failures: BTreeMap<FailureKey, u64>,
     /// What is remembered of each server of the last answer that worked: a server that
     /// leaves the SRV answer is forgotten, a failed lookup forgets nothing.
     pub seen: Vec<(Endpoint, Seen)>,
@@ -139,12 +134,10 @@ impl TargetState {
             subject,
             target,
             latest: None,
-            watch: None,
-            session: WatchSession::default(),
+            watch: WatchRecord::default(),
             history: VecDeque::with_capacity(HISTORY),
             probes: 0,
             failures: BTreeMap::new(),
-            watch_failures: BTreeMap::new(),
             seen: Vec::new(),
             histograms: BTreeMap::new(),
             findings: Vec::new(),
@@ -432,8 +425,6 @@ impl Store {
         // recorded meanwhile.
         if current.watch.is_none() {
             next.watch = slot.watch.clone();
-            next.watch_failures = slot.watch_failures.clone();
-            next.session = slot.session.clone();
         }
         let next = Arc::new(next);
         *slot = next.clone();

@@ -275,7 +275,7 @@ mod tests {
         );
         let snapshot = store.snapshot();
         assert_eq!(snapshot.exporter.discarded_cycles, 1);
-        assert!(snapshot.targets[0].watch.is_none());
+        assert!(snapshot.targets[0].watch.latest.is_none());
         record(
             &store,
             &target,
@@ -285,7 +285,7 @@ mod tests {
         );
         let snapshot = store.snapshot();
         assert_eq!(snapshot.exporter.discarded_cycles, 1);
-        assert!(snapshot.targets[0].watch_failures.len() == 1);
+        assert_eq!(snapshot.targets[0].watch.failures.len(), 1);
     }
 
     #[test]

@@ -108,6 +108,7 @@ impl<'a> Diagnosis<'a> {
         let watch_failures =
             record
                 .watch
+                .latest
                 .as_ref()
                 .zip(target.watch.as_ref())
                 .map(|(watch, config)| WatchFailures {
@@ -151,13 +152,13 @@ impl<'a> Diagnosis<'a> {
             component: &target.component,
             client_cert_not_after: target.client_cert_not_after,
             report,
-            watch: record.watch.as_deref(),
+            watch: record.watch.latest.as_deref(),
             failures,
             findings,
             watch_failures,
-            watch_session: (record.session.opened > 0).then(|| SessionJson {
-                opened: record.session.opened,
-                since: record.session.since.map(unix_seconds),
+            watch_session: (record.watch.session.opened > 0).then(|| SessionJson {
+                opened: record.watch.session.opened,
+                since: record.watch.session.since.map(unix_seconds),
             }),
         })
     }

@@ -108,7 +108,7 @@ fn full_report(dir: &std::path::Path) -> TargetState {
         ],
     ));
     let mut state = TargetState::of(watching(dir)).after(report, false);
-    state.session = crate::store::WatchSession {
+    state.watch.session = crate::store::WatchSession {
         opened: 2,
         since: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_780_000_000)),
     };

@@ -266,7 +266,7 @@ pub(super) fn watch_step_last_duration(sink: &mut dyn Sink, state: &TargetState)
 }
 
 pub(super) fn watch_failures_total(sink: &mut dyn Sink, state: &TargetState) {
-    failure_counts(sink, &state.subject.name, &state.watch_failures);
+    failure_counts(sink, &state.subject.name, &state.watch.failures);
 }
 
 pub(super) fn watch_failing_step(sink: &mut dyn Sink, state: &TargetState) {
@@ -277,13 +277,13 @@ pub(super) fn watch_failing_step(sink: &mut dyn Sink, state: &TargetState) {
 
 /// Only for a configured target whose watch keeps a session, once one was opened.
 pub(super) fn watch_sessions_total(sink: &mut dyn Sink, state: &TargetState) {
-    if state.session.opened > 0 {
-        sink.number(&[&state.subject.name], state.session.opened as f64);
+    if state.watch.session.opened > 0 {
+        sink.number(&[&state.subject.name], state.watch.session.opened as f64);
     }
 }
 
 pub(super) fn watch_session_start(sink: &mut dyn Sink, state: &TargetState) {
-    if let Some(since) = state.session.since {
+    if let Some(since) = state.watch.session.since {
         sink.number(&[&state.subject.name], unix_seconds(since));
     }
 }
@@ -398,7 +398,7 @@ pub(super) fn servers(state: &TargetState) -> impl Iterator<Item = ServerView<'_
 }
 
 pub(super) fn watch(state: &TargetState) -> Option<&WatchReport> {
-    state.watch.as_deref()
+    state.watch.latest.as_deref()
 }
 
 /// Servers with the certificate they last presented.

@@ -15,6 +15,19 @@ pub enum NewFailures {
     None,
 }
 
+/// The watch's part of a target's record, kept whole: a cycle that did not log in leaves it
+/// to the kept session, which records into it as its rounds come.
+#[derive(Clone, Debug, Default)]
+pub struct WatchRecord {
+    /// The latest login and pings (the kept session's, or a run's that logged in).
+    pub latest: Option<Arc<WatchReport>>,
+    /// The client path's failures, counted as the component flow's are (servers of its last
+    /// answer that worked).
+    pub failures: BTreeMap<FailureKey, u64>,
+    /// A configured target's kept session, as its watcher last said.
+    pub session: WatchSession,
+}
+
 /// A configured target's kept watch session (see `crate::watcher`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatchSession {
@@ -33,7 +46,7 @@ impl TargetState {
             NewFailures::Session => *step == Step::Session,
             NewFailures::None => false,
         });
-        count(&mut self.watch_failures, failures);
+        count(&mut self.watch.failures, failures);
         let answer = watch
             .servers
             .iter()
@@ -42,12 +55,13 @@ impl TargetState {
         if let Some(current) = answered(watch.srv.as_ref(), answer) {
             let known =
                 |server: &Option<Endpoint>| server.as_ref().is_none_or(|e| current.contains(e));
-            self.watch_failures
+            self.watch
+                .failures
                 .retain(|(server, _, _), _| known(server));
         }
         (self.changed.login, self.changed.components) =
-            Changed::watch_between(self.watch.as_deref(), &watch);
-        self.watch = Some(watch);
+            Changed::watch_between(self.watch.latest.as_deref(), &watch);
+        self.watch.latest = Some(watch);
     }
 
     /// A Callbridge could register and, where the target has a watch, every production
@@ -55,6 +69,7 @@ impl TargetState {
     pub fn healthy(&self) -> bool {
         let registered = self
             .watch
+            .latest
             .as_deref()
             .is_none_or(WatchReport::all_registered);
         self.latest.as_ref().is_some_and(|report| report.success()) && registered
@@ -82,7 +97,7 @@ impl Store {
         let next = Arc::make_mut(slot);
         next.changed = Changed::default();
         next.observe_watch(watch, new);
-        next.session = session;
+        next.watch.session = session;
         Some(slot.clone())
     }
 }
