@@ -127,7 +127,15 @@ async fn keep(
         match opened {
             Err(login) => {
                 state.since = None;
-                record(&store, &current.target, login, NewFailures::All, &state);
+                if !discarded(&store, &current.target, &login) {
+                    record(&store, &current.target, login, NewFailures::All, &state);
+                }
+                failures = failures.saturating_add(1);
+            }
+            // Its rounds would repeat the login's report, own limits and all: closed, and
+            // tried again like a login that failed.
+            Ok(kept) if discarded(&store, &current.target, kept.login()) => {
+                kept.close(Instant::now() + CLOSE_GRACE).await;
                 failures = failures.saturating_add(1);
             }
             Ok(mut kept) => {
@@ -135,8 +143,7 @@ async fn keep(
                 state.since = Some(kept.started);
                 let mut alive = false;
                 loop {
-                    let next =
-                        on_the_grid(Instant::now() + watch.ping_interval, watch.ping_interval);
+                    let next = on_the_grid(Instant::now(), watch.ping_interval);
                     let round = tokio::select! {
                         round = kept.round(&watch) => round,
                         _ = stop.changed() => {
@@ -183,8 +190,17 @@ async fn keep(
     }
 }
 
-/// Records a login or a round and logs what changed; a login that met the exporter's own
-/// lack of file descriptors blames no server, so it is discarded, as a cycle would be.
+/// Whether a login met the exporter's own lack of file descriptors (on any server it tried):
+/// it blames no server, so it is discarded, as a cycle would be, and counted.
+fn discarded(store: &Store, target: &Target, login: &WatchReport) -> bool {
+    let exhausted = login.exhausted_locally();
+    if exhausted {
+        discard(store, target);
+    }
+    exhausted
+}
+
+/// Records a login or a round and logs what changed.
 fn record(
     store: &Store,
     target: &Arc<Target>,
@@ -192,10 +208,6 @@ fn record(
     new: NewFailures,
     session: &WatchSession,
 ) {
-    if report.exhausted_locally() {
-        discard(store, target);
-        return;
-    }
     let report = Arc::new(report);
     let recorded = store.record_watch(target, report.clone(), new, session.clone());
     if let Some(state) = recorded {
@@ -207,13 +219,15 @@ fn record(
 /// session's first round.
 static GRID: OnceLock<Instant> = OnceLock::new();
 
-/// The tick of the sessions' common grid at or before `due` (a round's start plus the ping
-/// interval): the runtime wakes once a tick for every session that pings at that interval,
-/// rather than once per session at times of its own, and the wake-ups, not the stanzas, are
-/// most of what a round costs. Never later than `due`, so the grid delays no round; a
-/// session's second round may come early, once.
-fn on_the_grid(due: Instant, interval: Duration) -> Instant {
-    let epoch = *GRID.get_or_init(Instant::now);
+/// When the round that starts at `start` is followed: the tick of the sessions' common grid at
+/// or before `start + interval`. The runtime wakes once a tick for every session that pings at
+/// that interval, rather than once per session at times of its own, and the wake-ups, not the
+/// stanzas, are most of what a round costs. Never later than one interval, so the grid delays
+/// no round; a session's second round may come early, once (the first session's grid starts
+/// with its first round).
+fn on_the_grid(start: Instant, interval: Duration) -> Instant {
+    let epoch = *GRID.get_or_init(|| start);
+    let due = start + interval;
     let since = due.saturating_duration_since(epoch).as_nanos();
     let ticks = since / interval.as_nanos().max(1);
     let offset = u64::try_from(ticks * interval.as_nanos()).unwrap_or(u64::MAX);
@@ -265,24 +279,14 @@ mod tests {
                 ..(*crate::fixtures::watch_report(Vec::new(), Vec::new())).clone()
             }
         };
-        let session = WatchSession::default();
-        record(
-            &store,
-            &target,
-            login(Reason::LocalResources),
-            NewFailures::All,
-            &session,
-        );
+        assert!(discarded(&store, &target, &login(Reason::LocalResources)));
         let snapshot = store.snapshot();
         assert_eq!(snapshot.exporter.discarded_cycles, 1);
         assert!(snapshot.targets[0].watch.latest.is_none());
-        record(
-            &store,
-            &target,
-            login(Reason::Refused),
-            NewFailures::All,
-            &session,
-        );
+        let refused = login(Reason::Refused);
+        assert!(!discarded(&store, &target, &refused));
+        let session = WatchSession::default();
+        record(&store, &target, refused, NewFailures::All, &session);
         let snapshot = store.snapshot();
         assert_eq!(snapshot.exporter.discarded_cycles, 1);
         assert_eq!(snapshot.targets[0].watch.failures.len(), 1);
@@ -304,24 +308,26 @@ mod tests {
     #[test]
     fn every_sessions_rounds_fall_on_one_grid_never_later_than_due() {
         let interval = Duration::from_secs(2);
+        // A tick of the grid (whichever test set it up first).
         let tick = on_the_grid(Instant::now(), interval);
         for (after_ms, ticks) in [
-            (0, 0),
-            (1, 0),
-            (1_999, 0),
-            (2_000, 1),
-            (3_999, 1),
-            (123_456, 61),
+            (0, 1),
+            (1, 1),
+            (1_999, 1),
+            (2_000, 2),
+            (3_999, 2),
+            (123_456, 62),
         ] {
-            let due = tick + Duration::from_millis(after_ms);
+            let start = tick + Duration::from_millis(after_ms);
             assert_eq!(
-                on_the_grid(due, interval),
+                on_the_grid(start, interval),
                 tick + interval * ticks,
-                "{after_ms} ms"
+                "a round started {after_ms} ms after a tick"
             );
         }
         let other = Duration::from_millis(1_500);
+        let due = tick + Duration::from_secs(7) + other;
         let at = on_the_grid(tick + Duration::from_secs(7), other);
-        assert!(at <= tick + Duration::from_secs(7) && at + other > tick + Duration::from_secs(7));
+        assert!(at <= due && at + other > due);
     }
 }

@@ -111,6 +111,11 @@ impl KeptSession {
         report
     }
 
+    /// What its login found: the servers tried and the one that let the user in.
+    pub fn login(&self) -> &WatchReport {
+        &self.login
+    }
+
     /// Ends the stream politely, inside `deadline`.
     pub async fn close(self, deadline: Instant) {
         self.conn.close(deadline).await;
