@@ -206,10 +206,9 @@ cat > "$RUN/inside.sh" <<'INSIDE'
 set -uo pipefail
 ip link set lo up
 RUNROOT=$1; TMP=$2; REPO=$3; IMAGE_JSON=$4
-PASSED=0; FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+# Its own tally (a shell of its own), reported back through $TMP/counts.
+# shellcheck source=deploy/check/checks.sh
+. "$REPO/deploy/check/checks.sh"
 
 USERSPEC=$(python3 -c "import json; print(json.load(open('$IMAGE_JSON'))['user'])")
 mapfile -t IMAGE_ENV < <(python3 -c "import json; [print(f'{k}={v}') for k, v in json.load(open('$IMAGE_JSON'))['env'].items()]")
@@ -232,7 +231,7 @@ python3 "$REPO/deploy/check/xmpp_peer.py" --secret-file "$TMP/peer-secret" \
 PEER=$!
 EXPORTER=
 trap 'kill $PEER $EXPORTER 2>/dev/null' EXIT
-for _ in $(seq 50); do [ -f "$TMP/peer-ready" ] && break; sleep 0.1; done
+wait_for 5 test -f "$TMP/peer-ready" || true
 
 check "check-config accepts the config (exit 0)" in_image "${ENTRYPOINT[0]}" check-config
 in_image "${ENTRYPOINT[0]}" check-config --config /etc/cms-xmpp-exporter/broken.yaml > "$TMP/broken.out" 2>&1
@@ -241,12 +240,8 @@ check "check-config rejects a broken config (exit 2)" test "$code" -eq 2
 
 exec_in_image "${ENTRYPOINT[@]}" --web.enable-lifecycle > "$TMP/exporter.log" 2>&1 &
 EXPORTER=$!
-ready=0
-for _ in $(seq 100); do
-    if curl -fsS -o /dev/null http://127.0.0.1:9523/-/ready 2>/dev/null; then ready=1; break; fi
-    sleep 0.1
-done
-check "the exporter started and /-/ready answers 200 after the first probe cycle" test "$ready" -eq 1
+check "the exporter started and /-/ready answers 200 after the first probe cycle" \
+    wait_for 10 curl -fsS -o /dev/null http://127.0.0.1:9523/-/ready
 check "/-/healthy answers 200" curl -fsS -o /dev/null http://127.0.0.1:9523/-/healthy
 sleep 2.5
 curl -fsS http://127.0.0.1:9523/metrics > "$TMP/metrics.txt"

@@ -28,12 +28,12 @@ const NOTHING_ROUTED: [&str; 4] = [
 ];
 
 /// Pings every component at once, then reads the answers until all came or `deadline`.
-/// `round` tells this round's pings from an earlier round's that are answered late (a kept
-/// session pings again and again over one stream).
+/// `batch` tells these pings from an earlier batch's that are answered late (a kept session
+/// pings again and again over one stream).
 pub async fn ping_all<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut XmppConn<S>,
     components: &[String],
-    round: u64,
+    batch: u64,
     deadline: Instant,
 ) -> Vec<Ping> {
     let mut pending: Vec<Option<Result<Duration, Failure>>> = vec![None; components.len()];
@@ -41,12 +41,12 @@ pub async fn ping_all<S: AsyncRead + AsyncWrite + Unpin>(
     let mut stanzas = String::new();
     for (i, component) in components.iter().enumerate() {
         stanzas.push_str(&format!(
-            "<iq type='get' to='{}' id='ping-{round}-{i}'><ping xmlns='urn:xmpp:ping'/></iq>",
+            "<iq type='get' to='{}' id='ping-{batch}-{i}'><ping xmlns='urn:xmpp:ping'/></iq>",
             quick_xml::escape::escape(component.as_str())
         ));
     }
     let lost = match timeout_at(deadline, conn.send(&stanzas)).await {
-        Ok(Ok(())) => read_answers(conn, components, round, &mut pending, sent, deadline).await,
+        Ok(Ok(())) => read_answers(conn, components, batch, &mut pending, sent, deadline).await,
         Ok(Err(failure)) => failure,
         Err(_) => no_answer(),
     };
@@ -64,12 +64,12 @@ pub async fn ping_all<S: AsyncRead + AsyncWrite + Unpin>(
 async fn read_answers<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut XmppConn<S>,
     components: &[String],
-    round: u64,
+    batch: u64,
     pending: &mut [Option<Result<Duration, Failure>>],
     sent: Instant,
     deadline: Instant,
 ) -> Failure {
-    let prefix = format!("ping-{round}-");
+    let prefix = format!("ping-{batch}-");
     while pending.iter().any(Option::is_none) {
         let item = match timeout_at(deadline, conn.next()).await {
             Err(_) => return no_answer(),

@@ -16,8 +16,9 @@ pub struct KeptSession {
     conn: Session,
     /// The login: its SRV step and the servers it tried, without pings.
     login: WatchReport,
-    /// Rounds so far: each round's pings carry their own ids.
-    rounds: u64,
+    /// Batches of pings sent so far (a round sends one, or two when it asks the server too):
+    /// each batch's pings carry ids of their own.
+    batches: u64,
     pub started: SystemTime,
 }
 
@@ -41,7 +42,7 @@ pub async fn open(
         (login, Some(conn)) => Ok(KeptSession {
             conn,
             login,
-            rounds: 0,
+            batches: 0,
             started,
         }),
         (login, None) => Err(login),
@@ -90,9 +91,9 @@ impl KeptSession {
 
     /// One batch of pings with ids of its own, answers awaited `watch.ping_timeout`.
     async fn ping(&mut self, jids: &[String], watch: &Watch) -> Vec<super::Ping> {
-        self.rounds += 1;
+        self.batches += 1;
         let deadline = Instant::now() + watch.ping_timeout;
-        ping::ping_all(&mut self.conn, jids, self.rounds, deadline).await
+        ping::ping_all(&mut self.conn, jids, self.batches, deadline).await
     }
 
     /// The login's report with this round's pings, and the `session` step when it was lost.

@@ -1442,9 +1442,7 @@ ejabberd_live_registration() {
     # sessions (ejabberd and ejshared), and closed none of them.
     local log="$EJ_DIR/logs/ejabberd.log" logins sessions closes
     logins="$(grep -c "Accepted c2s SCRAM-SHA-1 authentication for monitor@$DOMAIN" "$log")"
-    recent_scrape
-    sessions="$("$PY" "$HELPERS/metrics.py" lines "$WORK/scrape.prom" \
-        'cms_xmpp_watch_sessions_total{target=~"ejabberd|ejshared"}' | awk '{ n += $NF } END { print n + 0 }')"
+    sessions="$(metric_sum 'cms_xmpp_watch_sessions_total{target=~"ejabberd|ejshared"}')"
     closes="$(grep -c "Closing c2s session for monitor@$DOMAIN" "$log" || true)"
     if [ "$logins" = "$sessions" ] && [ "$sessions" -ge 2 ] && [ "$closes" = 0 ]; then
         pass "ejabberd: the monitoring user keeps one session per watch ($logins logins, none closed)"

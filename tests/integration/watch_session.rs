@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::support::c2s::{Answer, Fault, SessionEnd};
+use crate::support::c2s::{Answer, C2sServer, Fault, SessionEnd};
 use crate::support::exporter::*;
 use crate::watch::{c2s, fast_watch_target, ping_failure, registered, starttls, CB1, CB3, CB4};
 
@@ -31,11 +31,16 @@ async fn within_promise(exporter: &Exporter, what: &str, condition: impl Fn(&Scr
     }
 }
 
+/// A lab and a healthy client port (STARTTLS) for its watches.
+async fn lab_and_client_port() -> (Lab, C2sServer) {
+    let lab = Lab::new(base_zone()).await;
+    let xmpp = c2s(starttls(&lab.good_leaf()), Fault::None).await;
+    (lab, xmpp)
+}
+
 #[tokio::test]
 async fn with_the_defaults_a_component_that_leaves_hangs_or_comes_back_reads_so_within_5_s() {
-    let lab = Lab::new(base_zone()).await;
-    let leaf = lab.good_leaf();
-    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let (lab, xmpp) = lab_and_client_port().await;
     let target = fast_watch_target(&lab, &xmpp, &[CB1, CB3]).await;
     let before_login = crate::probe::now();
     let exporter = lab.exporter(&[target]).await;
@@ -92,9 +97,7 @@ async fn with_the_defaults_a_component_that_leaves_hangs_or_comes_back_reads_so_
 /// lost session.
 #[tokio::test]
 async fn when_no_component_answers_the_server_is_asked_whether_the_session_lives() {
-    let lab = Lab::new(base_zone()).await;
-    let leaf = lab.good_leaf();
-    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let (lab, xmpp) = lab_and_client_port().await;
     let target = fast_watch_target(&lab, &xmpp, &[CB4]).await;
     let exporter = lab.exporter(&[target]).await;
     let t = [("target", "t")];
@@ -113,9 +116,7 @@ async fn when_no_component_answers_the_server_is_asked_whether_the_session_lives
 
 #[tokio::test]
 async fn a_lost_session_is_reported_and_opened_again_and_failed_logins_wait_longer_each_time() {
-    let lab = Lab::new(base_zone()).await;
-    let leaf = lab.good_leaf();
-    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let (lab, xmpp) = lab_and_client_port().await;
     xmpp.end_sessions_after_each_ping(SessionEnd::HangUp);
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
@@ -141,7 +142,7 @@ async fn a_lost_session_is_reported_and_opened_again_and_failed_logins_wait_long
 
     // A wrong password: each failed login doubles the wait (4, 8, 16 s … ±25 %, up to the
     // target's interval), so ten seconds see two or three logins.
-    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let xmpp = c2s(starttls(&lab.good_leaf()), Fault::None).await;
     let target = fast_watch_target(&lab, &xmpp, &[CB1])
         .await
         .replace(
@@ -184,9 +185,7 @@ async fn a_lost_session_is_reported_and_opened_again_and_failed_logins_wait_long
 /// broken pipe of a later write, and without pinging the server to find out.
 #[tokio::test]
 async fn a_session_ended_by_a_stream_error_is_lost_for_that_reason() {
-    let lab = Lab::new(base_zone()).await;
-    let leaf = lab.good_leaf();
-    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let (lab, xmpp) = lab_and_client_port().await;
     xmpp.end_sessions_after_each_ping(SessionEnd::Reset);
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let exporter = lab.exporter(&[target]).await;
@@ -209,9 +208,7 @@ async fn a_session_ended_by_a_stream_error_is_lost_for_that_reason() {
 
 #[tokio::test]
 async fn a_reload_keeps_an_unchanged_watchs_session_and_closes_a_removed_one() {
-    let lab = Lab::new(base_zone()).await;
-    let leaf = lab.good_leaf();
-    let xmpp = c2s(starttls(&leaf), Fault::None).await;
+    let (lab, xmpp) = lab_and_client_port().await;
     let target = fast_watch_target(&lab, &xmpp, &[CB1]).await;
     let config = lab.path("config.yaml");
     std::fs::write(&config, lab.config(std::slice::from_ref(&target))).unwrap();
