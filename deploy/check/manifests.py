@@ -7,8 +7,8 @@
   Kubernetes versions named below;
 - ServiceMonitor and PrometheusRule (no schema in kubernetes-validate) against the shape of
   the Prometheus Operator's monitoring.coreos.com/v1 CRDs, written here as JSON Schema;
-- the PrometheusRule's spec.groups are exactly alerts/cms-xmpp.rules.yml's groups (and the
-  file is what generate-prometheusrule.py writes);
+- the PrometheusRule (spec.groups: alerts/cms-xmpp.rules.yml's groups) and the dashboards'
+  ConfigMaps are what the mixin generates (mixin/build.py --check);
 - each kustomization.yaml lists exactly the manifest files of its directory, and
   `kubectl kustomize` builds it (when kubectl is installed) into objects that validate too;
 - the wiring: Service -> pods -> container port, ServiceMonitor -> Service port, job name as
@@ -236,13 +236,14 @@ def check_dockerfile():
                 check((REPO / source).exists(), f"COPY source {source} exists")
 
 
-def check_prometheusrule():
-    print("== PrometheusRule = alerts/cms-xmpp.rules.yml")
+def check_generated():
+    print("== PrometheusRule and dashboards' ConfigMaps = the mixin's output")
     done = subprocess.run(
-        [sys.executable, str(KUBE / "generate-prometheusrule.py"), "--check"],
+        [sys.executable, str(REPO / "mixin" / "build.py"), "--check"],
         capture_output=True, text=True)
     check(done.returncode == 0,
-          "monitoring/prometheusrule.yaml spec.groups are exactly alerts/cms-xmpp.rules.yml's groups",
+          "monitoring/prometheusrule.yaml (the groups of alerts/cms-xmpp.rules.yml) and "
+          "monitoring/grafana-dashboards.yaml (dashboards/*.json) are what mixin/build.py writes",
           (done.stdout + done.stderr).strip())
 
 
@@ -328,7 +329,7 @@ def check_workload(variant, objects):
               deployment["spec"]["selector"].get("matchLabels", {}).items()),
           f"{variant}: the Deployment's selector matches its pod template")
     check(re.fullmatch(r".*cms.*xmpp.*", service["metadata"]["name"]) is not None,
-          f"{variant}: the Service name (the Prometheus job) matches the alerts' job=~\".*cms.*xmpp.*\"")
+          f"{variant}: the Service name (the Prometheus job) matches the mixin's default selector job=~\".*cms.*xmpp.*\"")
 
     exporter = [c for c in containers if c["name"] == "cms-xmpp-exporter"]
     if not check(len(exporter) == 1, f"{variant}: a container named cms-xmpp-exporter"):
@@ -423,7 +424,7 @@ def check_monitoring(objects_by_variant, monitoring):
 
 def main():
     check_dockerfile()
-    check_prometheusrule()
+    check_generated()
     check_kustomizations()
     files = check_files()
     builds = kustomize_builds()

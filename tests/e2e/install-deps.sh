@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, as root, the Debian 12 packages the tests need: the end-to-end suite
-# (tests/e2e/run.sh), the integration tests' openssl, the image check's buildah, and the
-# Debian package's build and checks.
+# (tests/e2e/run.sh), the integration tests' openssl, the image check's buildah, the
+# monitoring mixin's jsonnet, and the Debian package's build and checks.
 # The packages' own services are kept from starting: a temporary /usr/sbin/policy-rc.d that
 # exits 101 is in place during the install and removed afterwards, also on failure.
 # Idempotent: when everything is installed already it returns at once without apt.
@@ -29,6 +29,7 @@ PACKAGES=(
     lintian           # judges the package (deploy/check/debian.sh)
     adduser           # the package's postinst makes its system user with it
     systemd           # systemd-analyze: the unit's security rating and verify (not run as PID 1)
+    jsonnet           # the monitoring mixin (mixin/): renders the rules and dashboards, jsonnetfmt
 )
 
 missing=()
