@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# The mixin in CI: the committed alerts, dashboards and PrometheusRule are what it generates
-# (with Debian's jsonnet), its sources are jsonnetfmt-formatted, a job name of the user's own
-# works through _config (its rules pass own-job.test.yml; every series selection of its rules
-# and dashboards carries the selector), and a selector that selects nothing is refused.
+# The mixin in CI: the committed alerts, dashboards, PrometheusRule and dashboards' ConfigMaps
+# are what it generates (with Debian's jsonnet), its sources are jsonnetfmt-formatted, a job
+# name of the user's own works through _config (its rules pass own-job.test.yml; its output
+# passes mixin/tests/output.py: every series selection carries the selector, colour steps
+# ascend), the README's and the runbook's examples do what they say, and a _config it cannot
+# render truthfully (an empty selector, critical thresholds not inside warning ones) is refused.
 # The committed files' own checks (promtool tests, tests/dashboards/check.py) run after this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The same PyYAML as deploy/check/manifests.sh: the rules' layout is its emitter's.
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore PyYAML==6.0.3
+# The PyYAML of deploy/check/requirements.txt: the rules' layout is its emitter's.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    -r deploy/check/requirements.txt
 
 python3 mixin/build.py --check
 mapfile -t sources < <(find mixin -name '*.libsonnet' -o -name '*.jsonnet' | sort)
-jsonnetfmt --test "${sources[@]}" || {
-    echo "mixin: not jsonnetfmt-formatted (run jsonnetfmt -i on them): $(jsonnetfmt --test "${sources[@]}" 2>&1)" >&2
+unformatted=()
+for source in "${sources[@]}"; do
+    jsonnetfmt --test "$source" || unformatted+=("$source")
+done
+if [ ${#unformatted[@]} -gt 0 ]; then
+    echo "mixin: not jsonnetfmt-formatted (run jsonnetfmt -i): ${unformatted[*]}" >&2
     exit 1
-}
-python3 mixin/tests/selectors.py . 'job=~".*cms.*xmpp.*"'
+fi
+python3 mixin/tests/output.py . 'job=~".*cms.*xmpp.*"'
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
@@ -24,11 +31,12 @@ python3 mixin/build.py --mixin mixin/tests/own-job.jsonnet --out "$scratch"
 promtool check rules "$scratch/alerts/cms-xmpp.rules.yml"
 cp mixin/tests/own-job.test.yml "$scratch/"
 promtool test rules "$scratch/own-job.test.yml"
-python3 mixin/tests/selectors.py "$scratch" 'job="xmpp-monitoring"'
+python3 mixin/tests/output.py "$scratch" 'job="xmpp-monitoring"'
 
 # The README's example, both ways it shows: build.py, and jsonnet alone; the same rules.
 awk '/^```jsonnet/ {f = 1; next} /^```/ {f = 0} f' mixin/README.md >"$scratch/my-mixin.jsonnet"
 python3 mixin/build.py --mixin "$scratch/my-mixin.jsonnet" --out "$scratch/readme"
+python3 mixin/tests/output.py "$scratch/readme" 'job="xmpp-monitoring"'
 (cd "$scratch" && jsonnet -J "$OLDPWD/mixin" -S -e "
   local m = (import 'my-mixin.jsonnet');
   std.manifestYamlDoc({ groups: m.prometheusRules.groups + m.prometheusAlerts.groups })
@@ -52,13 +60,19 @@ grep -qF 'up{job=\"xmpp-monitoring\"}' "$scratch/runbook.json" || {
 }
 echo "mixin: the runbook's example selects its job"
 
-echo "(import 'mixin.libsonnet') + { _config+:: { selector: ' ' } }" >"$scratch/empty.jsonnet"
-if python3 mixin/build.py --mixin "$scratch/empty.jsonnet" --out "$scratch/empty" 2>"$scratch/err"; then
-    echo "mixin: an empty _config.selector was accepted" >&2
-    exit 1
-elif ! grep -q '_config.selector must be PromQL label matchers' "$scratch/err"; then
-    echo "mixin: an empty _config.selector failed without naming the field:" >&2
-    cat "$scratch/err" >&2
-    exit 1
-fi
-echo "mixin: an empty _config.selector is refused, naming the field"
+# A _config the mixin cannot render truthfully is refused, naming the field.
+refused() { # refused OVERRIDE MESSAGE
+    echo "(import 'mixin.libsonnet') + { _config+:: $1 }" >"$scratch/bad.jsonnet"
+    if python3 mixin/build.py --mixin "$scratch/bad.jsonnet" --out "$scratch/bad" 2>"$scratch/err"; then
+        echo "mixin: _config+:: $1 was accepted" >&2
+        exit 1
+    elif ! grep -qF "$2" "$scratch/err"; then
+        echo "mixin: _config+:: $1 failed without saying: $2" >&2
+        cat "$scratch/err" >&2
+        exit 1
+    fi
+    echo "mixin: _config+:: $1 is refused: $2"
+}
+refused "{ selector: ' ' }" "_config.selector must be PromQL label matchers"
+refused "{ thresholds+:: { certExpiryCriticalDays: 21 } }" "certExpiryCriticalDays must be below certExpiryWarningDays"
+refused "{ thresholds+:: { dnssecExpiryWarningDays: 1 } }" "dnssecExpiryCriticalDays must be below dnssecExpiryWarningDays"

@@ -1,6 +1,6 @@
 // What a user of the mixin changes, in one place. Override it from your own jsonnet:
 //
-//   (import 'cms-xmpp-exporter/mixin/mixin.libsonnet') + {
+//   (import 'mixin.libsonnet') + {   // jsonnet -J <this directory>, or vendored with jb
 //     _config+:: {
 //       selector: 'job="xmpp-monitoring"',  // your scrape job, whatever its name
 //       runbookUrl: 'https://git.example.com/ops/cms-xmpp-exporter/blob/main/docs/runbook.md',
@@ -12,6 +12,12 @@
 // (`python3 mixin/build.py` writes them; CI fails when they differ).
 {
   _config+:: {
+    // An alert's critical range lies inside its warning range.
+    assert self.thresholds.certExpiryCriticalDays < self.thresholds.certExpiryWarningDays :
+           '_config.thresholds: certExpiryCriticalDays must be below certExpiryWarningDays',
+    assert self.thresholds.dnssecExpiryCriticalDays < self.thresholds.dnssecExpiryWarningDays :
+           '_config.thresholds: dnssecExpiryCriticalDays must be below dnssecExpiryWarningDays',
+
     // PromQL label matchers that select the exporter's series: `up` of its scrape job(s) for
     // CmsXmppExporterDown, and every cms_xmpp_* series in the alerts, their descriptions'
     // queries and the dashboards. It must select at least one label (it also stands alone,

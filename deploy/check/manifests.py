@@ -7,8 +7,6 @@
   Kubernetes versions named below;
 - ServiceMonitor and PrometheusRule (no schema in kubernetes-validate) against the shape of
   the Prometheus Operator's monitoring.coreos.com/v1 CRDs, written here as JSON Schema;
-- the PrometheusRule (spec.groups: alerts/cms-xmpp.rules.yml's groups) and the dashboards'
-  ConfigMaps are what the mixin generates (mixin/build.py --check);
 - each kustomization.yaml lists exactly the manifest files of its directory, and
   `kubectl kustomize` builds it (when kubectl is installed) into objects that validate too;
 - the wiring: Service -> pods -> container port, ServiceMonitor -> Service port, job name as
@@ -236,17 +234,6 @@ def check_dockerfile():
                 check((REPO / source).exists(), f"COPY source {source} exists")
 
 
-def check_generated():
-    print("== PrometheusRule and dashboards' ConfigMaps = the mixin's output")
-    done = subprocess.run(
-        [sys.executable, str(REPO / "mixin" / "build.py"), "--check"],
-        capture_output=True, text=True)
-    check(done.returncode == 0,
-          "monitoring/prometheusrule.yaml (the groups of alerts/cms-xmpp.rules.yml) and "
-          "monitoring/grafana-dashboards.yaml (dashboards/*.json) are what mixin/build.py writes",
-          (done.stdout + done.stderr).strip())
-
-
 def kustomization_dirs():
     return sorted(p.parent for p in KUBE.rglob("kustomization.yaml"))
 
@@ -424,7 +411,6 @@ def check_monitoring(objects_by_variant, monitoring):
 
 def main():
     check_dockerfile()
-    check_generated()
     check_kustomizations()
     files = check_files()
     builds = kustomize_builds()

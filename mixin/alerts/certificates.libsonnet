@@ -2,6 +2,36 @@ local render = import '../lib/render.libsonnet';
 
 {
   local alert = render.bind($._config),
+  // Descriptions that an alert's warning and critical rules (or two roles) share.
+  local certificateExpiring = alert.template(|||
+    The certificate that server {{ $labels.server }} of target {{ $labels.target }}
+    presents expires in {{ $value | humanizeDuration }}
+    ({{ with query (printf "cms_xmpp_cert_not_after_timestamp_seconds{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ . | first | value | humanizeTimestamp }}{{ end }};
+    {{ with query (printf "cms_xmpp_cert_info{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ with . | first }}subject {{ .Labels.subject }}, serial {{ .Labels.serial }}{{ end }}{{ end }}).
+    Then step cert fails with reason cert_expired and no Callbridge registers with this server.
+  |||),
+  local chainExpiring = alert.template(|||
+    Server {{ $labels.server }} of target {{ $labels.target }} sends a chain whose
+    certificate {{ $labels.position }} (an intermediate or the root; 0 is the leaf) expires in
+    {{ $value | humanizeDuration }}, before the leaf does. When it expires, Callbridges
+    cannot register through this server (step cert fails with cert_expired for an
+    intermediate), though the leaf is still valid. `/probe?target={{ $labels.target }}&debug=true`
+    on the exporter lists the chain.
+  |||),
+  local clientCertificateExpiring = alert.template(|||
+    The client certificate that target {{ $labels.target }} presents (tls.client_cert_file,
+    the Callbridge's certificate on a C2W link) expires in {{ $value | humanizeDuration }}.
+    When it has expired, the server refuses it: step tls fails with reason
+    client_cert_rejected, and the Callbridge whose certificate it is loses its link too.
+  |||),
+  local sanMissing = alert.template(|||
+    The Subject Alternative Names of the certificate that server {{ $labels.server }} of
+    target {{ $labels.target }} presents do not cover {{ $labels.name }} (role
+    {{ $labels.role }}, cms_xmpp_cert_san_covered = {{ $value }}); they are:
+    {{ with query (printf "cms_xmpp_cert_info{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ (. | first).Labels.sans }}{{ end }}.
+    A Callbridge needs both the XMPP domain and the server FQDN there: step cert fails
+    with reason cert_name_mismatch and the Callbridge reports certificate errors.
+  |||),
 
   prometheusAlerts+:: {
     groups+: [
@@ -24,13 +54,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'warning' },
             annotations: {
               summary: alert.template('The certificate of XMPP server {{ $labels.server }} (target {{ $labels.target }}) expires in less than {{ with query "cms_xmpp:threshold:cert_expiry_warning_days" }}{{ . | first | value }}{{ end }} days.'),
-              description: alert.template(|||
-                The certificate that server {{ $labels.server }} of target {{ $labels.target }}
-                presents expires in {{ $value | humanizeDuration }}
-                ({{ with query (printf "cms_xmpp_cert_not_after_timestamp_seconds{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ . | first | value | humanizeTimestamp }}{{ end }};
-                {{ with query (printf "cms_xmpp_cert_info{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ with . | first }}subject {{ .Labels.subject }}, serial {{ .Labels.serial }}{{ end }}{{ end }}).
-                Then step cert fails with reason cert_expired and no Callbridge registers with this server.
-              |||),
+              description: certificateExpiring,
               runbook_url: alert.runbook('CmsXmppCertificateExpiring'),
             },
           },
@@ -48,13 +72,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'critical' },
             annotations: {
               summary: alert.template('The certificate of XMPP server {{ $labels.server }} (target {{ $labels.target }}) expires in less than {{ with query "cms_xmpp:threshold:cert_expiry_critical_days" }}{{ . | first | value }}{{ end }} days.'),
-              description: alert.template(|||
-                The certificate that server {{ $labels.server }} of target {{ $labels.target }}
-                presents expires in {{ $value | humanizeDuration }}
-                ({{ with query (printf "cms_xmpp_cert_not_after_timestamp_seconds{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ . | first | value | humanizeTimestamp }}{{ end }};
-                {{ with query (printf "cms_xmpp_cert_info{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ with . | first }}subject {{ .Labels.subject }}, serial {{ .Labels.serial }}{{ end }}{{ end }}).
-                Then step cert fails with reason cert_expired and no Callbridge registers with this server.
-              |||),
+              description: certificateExpiring,
               runbook_url: alert.runbook('CmsXmppCertificateExpiring'),
             },
           },
@@ -92,14 +110,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'warning' },
             annotations: {
               summary: alert.template('Certificate {{ $labels.position }} of the chain that XMPP server {{ $labels.server }} (target {{ $labels.target }}) sends expires in less than {{ with query "cms_xmpp:threshold:cert_expiry_warning_days" }}{{ . | first | value }}{{ end }} days.'),
-              description: alert.template(|||
-                Server {{ $labels.server }} of target {{ $labels.target }} sends a chain whose
-                certificate {{ $labels.position }} (an intermediate or the root; 0 is the leaf) expires in
-                {{ $value | humanizeDuration }}, before the leaf does. When it expires, Callbridges
-                cannot register through this server (step cert fails with cert_expired for an
-                intermediate), though the leaf is still valid. `/probe?target={{ $labels.target }}&debug=true`
-                on the exporter lists the chain.
-              |||),
+              description: chainExpiring,
               runbook_url: alert.runbook('CmsXmppCertificateChainExpiring'),
             },
           },
@@ -115,14 +126,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'critical' },
             annotations: {
               summary: alert.template('Certificate {{ $labels.position }} of the chain that XMPP server {{ $labels.server }} (target {{ $labels.target }}) sends expires in less than {{ with query "cms_xmpp:threshold:cert_expiry_critical_days" }}{{ . | first | value }}{{ end }} days, or has expired.'),
-              description: alert.template(|||
-                Server {{ $labels.server }} of target {{ $labels.target }} sends a chain whose
-                certificate {{ $labels.position }} (an intermediate or the root; 0 is the leaf) expires in
-                {{ $value | humanizeDuration }}, before the leaf does. When it expires, Callbridges
-                cannot register through this server (step cert fails with cert_expired for an
-                intermediate), though the leaf is still valid. `/probe?target={{ $labels.target }}&debug=true`
-                on the exporter lists the chain.
-              |||),
+              description: chainExpiring,
               runbook_url: alert.runbook('CmsXmppCertificateChainExpiring'),
             },
           },
@@ -144,12 +148,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'warning' },
             annotations: {
               summary: alert.template('The client certificate of target {{ $labels.target }} expires in less than {{ with query "cms_xmpp:threshold:cert_expiry_warning_days" }}{{ . | first | value }}{{ end }} days.'),
-              description: alert.template(|||
-                The client certificate that target {{ $labels.target }} presents (tls.client_cert_file,
-                the Callbridge's certificate on a C2W link) expires in {{ $value | humanizeDuration }}.
-                When it has expired, the server refuses it: step tls fails with reason
-                client_cert_rejected, and the Callbridge whose certificate it is loses its link too.
-              |||),
+              description: clientCertificateExpiring,
               runbook_url: alert.runbook('CmsXmppClientCertificateExpiring'),
             },
           },
@@ -165,12 +164,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'critical' },
             annotations: {
               summary: alert.template('The client certificate of target {{ $labels.target }} expires in less than {{ with query "cms_xmpp:threshold:cert_expiry_critical_days" }}{{ . | first | value }}{{ end }} days, or has expired.'),
-              description: alert.template(|||
-                The client certificate that target {{ $labels.target }} presents (tls.client_cert_file,
-                the Callbridge's certificate on a C2W link) expires in {{ $value | humanizeDuration }}.
-                When it has expired, the server refuses it: step tls fails with reason
-                client_cert_rejected, and the Callbridge whose certificate it is loses its link too.
-              |||),
+              description: clientCertificateExpiring,
               runbook_url: alert.runbook('CmsXmppClientCertificateExpiring'),
             },
           },
@@ -216,14 +210,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'critical' },
             annotations: {
               summary: alert.template('The certificate of XMPP server {{ $labels.server }} (target {{ $labels.target }}) lacks the XMPP domain {{ $labels.name }} in its SANs.'),
-              description: alert.template(|||
-                The Subject Alternative Names of the certificate that server {{ $labels.server }} of
-                target {{ $labels.target }} presents do not cover {{ $labels.name }} (role
-                {{ $labels.role }}, cms_xmpp_cert_san_covered = {{ $value }}); they are:
-                {{ with query (printf "cms_xmpp_cert_info{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ (. | first).Labels.sans }}{{ end }}.
-                A Callbridge needs both the XMPP domain and the server FQDN there: step cert fails
-                with reason cert_name_mismatch and the Callbridge reports certificate errors.
-              |||),
+              description: sanMissing,
               runbook_url: alert.runbook('CmsXmppCertificateSanMissingDomain'),
             },
           },
@@ -234,14 +221,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'critical' },
             annotations: {
               summary: alert.template('The certificate of XMPP server {{ $labels.server }} (target {{ $labels.target }}) lacks the server FQDN {{ $labels.name }} in its SANs.'),
-              description: alert.template(|||
-                The Subject Alternative Names of the certificate that server {{ $labels.server }} of
-                target {{ $labels.target }} presents do not cover {{ $labels.name }} (role
-                {{ $labels.role }}, cms_xmpp_cert_san_covered = {{ $value }}); they are:
-                {{ with query (printf "cms_xmpp_cert_info{SELECTOR,target=%q,server=%q,instance=%q}" $labels.target $labels.server $labels.instance) }}{{ (. | first).Labels.sans }}{{ end }}.
-                A Callbridge needs both the XMPP domain and the server FQDN there: step cert fails
-                with reason cert_name_mismatch and the Callbridge reports certificate errors.
-              |||),
+              description: sanMissing,
               runbook_url: alert.runbook('CmsXmppCertificateSanMissingFqdn'),
             },
           },

@@ -2,6 +2,13 @@ local render = import '../lib/render.libsonnet';
 
 {
   local alert = render.bind($._config),
+  // Descriptions that an alert's warning and critical rules (or two roles) share.
+  local signaturesExpiring = alert.template(|||
+    The first signature (RRSIG) of the DNS answers target {{ $labels.target }} relies on
+    expires in {{ $value | humanizeDuration }}. Signers refresh signatures days before
+    they expire: the zone's signer has stopped re-signing it. When the signature expires,
+    the answer turns bogus and every validating resolver answers SERVFAIL.
+  |||),
 
   prometheusAlerts+:: {
     groups+: [
@@ -47,12 +54,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'warning' },
             annotations: {
               summary: alert.template('A DNSSEC signature target {{ $labels.target }} relies on expires in less than {{ with query "cms_xmpp:threshold:dnssec_expiry_warning_days" }}{{ . | first | value }}{{ end }} days.'),
-              description: alert.template(|||
-                The first signature (RRSIG) of the DNS answers target {{ $labels.target }} relies on
-                expires in {{ $value | humanizeDuration }}. Signers refresh signatures days before
-                they expire: the zone's signer has stopped re-signing it. When the signature expires,
-                the answer turns bogus and every validating resolver answers SERVFAIL.
-              |||),
+              description: signaturesExpiring,
               runbook_url: alert.runbook('CmsXmppDnssecSignaturesExpiring'),
             },
           },
@@ -68,12 +70,7 @@ local render = import '../lib/render.libsonnet';
             labels: { severity: 'critical' },
             annotations: {
               summary: alert.template('A DNSSEC signature target {{ $labels.target }} relies on expires in less than {{ with query "cms_xmpp:threshold:dnssec_expiry_critical_days" }}{{ . | first | value }}{{ end }} day.'),
-              description: alert.template(|||
-                The first signature (RRSIG) of the DNS answers target {{ $labels.target }} relies on
-                expires in {{ $value | humanizeDuration }}. Signers refresh signatures days before
-                they expire: the zone's signer has stopped re-signing it. When the signature expires,
-                the answer turns bogus and every validating resolver answers SERVFAIL.
-              |||),
+              description: signaturesExpiring,
               runbook_url: alert.runbook('CmsXmppDnssecSignaturesExpiring'),
             },
           },

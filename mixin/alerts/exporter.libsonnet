@@ -32,14 +32,15 @@ local render = import '../lib/render.libsonnet';
             annotations: {
               summary: alert.template('Prometheus holds no cms_xmpp_probe_success series, so no Callbridge to XMPP registration is being checked.'),
               // The selector as written in the rules (not a query's escaped copy): what the
-              // user compares with their scrape job's name.
+              // user compares with their scrape job's name. Placed after template(), which
+              // would read a selector containing SELECTOR as its marker.
               description: alert.template(|||
                 absent(cms_xmpp_probe_success{%(selector)s}) = {{ $value }} for more than 10
                 minutes: no target reports whether a Callbridge could register. The exporter is
                 not scraped (scrape job missing, or named so that the rules' selector
                 `%(selector)s` does not match it: set the mixin's _config.selector; service
                 discovery lost it) or its configuration has no target.
-              ||| % $._config),
+              |||) % $._config,
               runbook_url: alert.runbook('CmsXmppMetricsAbsent'),
             },
           },

@@ -87,6 +87,15 @@ local datasource = { type: 'prometheus', uid: '${datasource}' };
     range(expr, legend, refId='A'):: query(expr, legend, refId) + { range: true, instant: false },
   },
 
+  // Days left on a certificate: red in the critical alert's range, orange in the warning's,
+  // yellow within nine days of it (30 with the defaults), green beyond.
+  certExpirySteps(config):: [
+    { color: 'red', value: null },
+    { color: 'orange', value: config.thresholds.certExpiryCriticalDays },
+    { color: 'yellow', value: config.thresholds.certExpiryWarningDays },
+    { color: 'green', value: config.thresholds.certExpiryWarningDays + 9 },
+  ],
+
   row(id, title, y):: {
     type: 'row',
     title: title,

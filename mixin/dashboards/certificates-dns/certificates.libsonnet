@@ -92,12 +92,7 @@ function(config) {
                 id: 'thresholds',
                 value: {
                   mode: 'absolute',
-                  steps: [
-                    { color: 'red', value: null },
-                    { color: 'orange', value: config.thresholds.certExpiryCriticalDays },
-                    { color: 'yellow', value: config.thresholds.certExpiryWarningDays },
-                    { color: 'green', value: 30 },
-                  ],
+                  steps: lib.certExpirySteps(config),
                 },
               },
               { id: 'custom.cellOptions', value: { type: 'color-text' } },
@@ -222,7 +217,7 @@ function(config) {
       ],
     },
     lib.panel('timeseries', 5, 'Certificate days left', 0, 16, 12, 8) + {
-      description: "Days until each server's certificate expires; the lines are the alert thresholds (%d days warning, %d days critical)." % [config.thresholds.certExpiryWarningDays, config.thresholds.certExpiryCriticalDays],
+      description: "Days until each server's certificate expires; the lines are the alert thresholds (%s days warning, %s days critical)." % [config.thresholds.certExpiryWarningDays, config.thresholds.certExpiryCriticalDays],
       targets: [
         q.range('(cms_xmpp_cert_not_after_timestamp_seconds{SELECTOR, target=~"$target", server=~"$server"} - time()) / 86400', '{{server}} ({{target}})'),
       ],

@@ -7,7 +7,7 @@ function(config) {
   panels: [
     lib.row(13, 'Latency and failures', 34),
     lib.panel('timeseries', 14, 'Step latency: $step', 0, 35, 6, 7) + {
-      description: "p50 / p95 / p99 over 15 minutes of the step's last durations (cms_xmpp_step_last_duration_seconds), the slowest of the selected targets and servers. The red line is the p95 alert threshold of CmsXmppStepLatencyHigh (1 s, alerts/cms-xmpp.rules.yml). The cert step is judged in memory and has no duration.",
+      description: "p50 / p95 / p99 over 15 minutes of the step's last durations (cms_xmpp_step_last_duration_seconds), the slowest of the selected targets and servers. The dashed red line is the step's p95 alert threshold of CmsXmppStepLatencyHigh (the recording rule cms_xmpp:threshold:step_latency_p95_seconds, the mixin's _config). The cert step is judged in memory and has no duration.",
       repeat: 'step',
       repeatDirection: 'h',
       maxPerRow: 4,
@@ -15,6 +15,7 @@ function(config) {
         q.range('max(quantile_over_time(0.50, cms_xmpp_step_last_duration_seconds{SELECTOR, target=~"$target", server=~"$server|", step=~"$step"}[15m]))', 'p50'),
         q.range('max(quantile_over_time(0.95, cms_xmpp_step_last_duration_seconds{SELECTOR, target=~"$target", server=~"$server|", step=~"$step"}[15m]))', 'p95', 'B'),
         q.range('max(quantile_over_time(0.99, cms_xmpp_step_last_duration_seconds{SELECTOR, target=~"$target", server=~"$server|", step=~"$step"}[15m]))', 'p99', 'C'),
+        q.range('max(cms_xmpp:threshold:step_latency_p95_seconds{step=~"$step"})', 'p95 threshold', 'D'),
       ],
       fieldConfig: {
         defaults: {
@@ -38,14 +39,21 @@ function(config) {
             scaleDistribution: { type: 'linear' },
             stacking: { group: 'A', mode: 'none' },
             hideFrom: { legend: false, tooltip: false, viz: false },
-            thresholdsStyle: { mode: 'line' },
+            thresholdsStyle: { mode: 'off' },
           },
           unit: 's',
           mappings: [],
-          thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'red', value: 1 }] },
+          thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }] },
           color: { mode: 'palette-classic' },
         },
-        overrides: [],
+        overrides: [{
+          matcher: { id: 'byName', options: 'p95 threshold' },
+          properties: [
+            { id: 'color', value: { mode: 'fixed', fixedColor: 'red' } },
+            { id: 'custom.lineStyle', value: { fill: 'dash', dash: [10, 10] } },
+            { id: 'custom.fillOpacity', value: 0 },
+          ],
+        }],
       },
       options: {
         legend: { displayMode: 'list', placement: 'bottom', showLegend: true, calcs: [] },
@@ -124,7 +132,7 @@ function(config) {
       },
     },
     lib.panel('bargauge', 19, 'Certificate days left per server', 0, 58, 24, 6) + {
-      description: 'Days until the leaf certificate each server presents expires (warning below %d, critical below %d). Details on Certificates & DNS.' % [config.thresholds.certExpiryWarningDays, config.thresholds.certExpiryCriticalDays],
+      description: 'Days until the leaf certificate each server presents expires (warning below %s, critical below %s). Details on Certificates & DNS.' % [config.thresholds.certExpiryWarningDays, config.thresholds.certExpiryCriticalDays],
       targets: [
         q.instant('(cms_xmpp_cert_not_after_timestamp_seconds{SELECTOR, target=~"$target", server=~"$server"} - time()) / 86400', '{{server}} ({{target}})'),
       ],
@@ -134,12 +142,7 @@ function(config) {
           mappings: [],
           thresholds: {
             mode: 'absolute',
-            steps: [
-              { color: 'red', value: null },
-              { color: 'orange', value: config.thresholds.certExpiryCriticalDays },
-              { color: 'yellow', value: config.thresholds.certExpiryWarningDays },
-              { color: 'green', value: 30 },
-            ],
+            steps: lib.certExpirySteps(config),
           },
           color: { mode: 'thresholds' },
           decimals: 1,

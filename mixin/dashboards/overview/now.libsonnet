@@ -76,7 +76,7 @@ function(config) {
       },
     },
     lib.panel('stat', 6, 'Soonest certificate expiry', 16, 1, 4, 4) + {
-      description: 'Days left on the certificate that expires first among the selected servers (warning below %d days, critical below %d).' % [config.thresholds.certExpiryWarningDays, config.thresholds.certExpiryCriticalDays],
+      description: 'Days left on the certificate that expires first among the selected servers (warning below %s days, critical below %s).' % [config.thresholds.certExpiryWarningDays, config.thresholds.certExpiryCriticalDays],
       targets: [
         q.instant('min((cms_xmpp_cert_not_after_timestamp_seconds{SELECTOR, target=~"$target", server=~"$server"} - time()) / 86400)', 'days left'),
       ],
@@ -86,12 +86,7 @@ function(config) {
           mappings: [],
           thresholds: {
             mode: 'absolute',
-            steps: [
-              { color: 'red', value: null },
-              { color: 'orange', value: config.thresholds.certExpiryCriticalDays },
-              { color: 'yellow', value: config.thresholds.certExpiryWarningDays },
-              { color: 'green', value: 30 },
-            ],
+            steps: lib.certExpirySteps(config),
           },
           color: { mode: 'thresholds' },
           decimals: 1,
@@ -261,12 +256,7 @@ function(config) {
                 id: 'thresholds',
                 value: {
                   mode: 'absolute',
-                  steps: [
-                    { color: 'red', value: null },
-                    { color: 'orange', value: config.thresholds.certExpiryCriticalDays },
-                    { color: 'yellow', value: config.thresholds.certExpiryWarningDays },
-                    { color: 'green', value: 30 },
-                  ],
+                  steps: lib.certExpirySteps(config),
                 },
               },
               { id: 'custom.cellOptions', value: { type: 'color-text' } },

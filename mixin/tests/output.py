@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Every series the mixin's output selects carries the configured selector.
+"""What must hold of the mixin's output whatever its _config.
 
-    python3 mixin/tests/selectors.py DIR SELECTOR
+    python3 mixin/tests/output.py DIR SELECTOR
 
 DIR holds the mixin's output (alerts/cms-xmpp.rules.yml, dashboards/*.json), SELECTOR the
-_config.selector it was built with. Checked: every rule expression, every query in the
-alerts' summaries and descriptions (where the selector is escaped for Go's printf), every
-dashboard query and variable query. Each `up` or cms_xmpp_* series must be written
-`name{SELECTOR, ...}` or `name{SELECTOR}`: a source that forgot the SELECTOR marker would
-select another job's series. Prints each miss; exits 1 when there is one.
+_config.selector it was built with.
+
+- Every series it selects carries the selector: every rule expression, every query in the
+  alerts' summaries and descriptions (where the selector is escaped for Go's printf), every
+  dashboard query and variable query. Each `up` or cms_xmpp_* series must be written
+  `name{SELECTOR, ...}` or `name{SELECTOR}`: a source that forgot the SELECTOR marker would
+  select another job's series.
+- Every dashboard's colour thresholds ascend: Grafana takes the last step at or below a value,
+  so a step out of order (a threshold from _config overtaking a fixed one) paints a healthy
+  value in an alarming colour.
+
+Prints each problem; exits 1 when there is one.
 """
 
 import json
@@ -27,10 +34,23 @@ def misses(expr, selector):
     found = []
     for match in SERIES.finditer(expr):
         rest = expr[match.end():]
-        if not (rest.startswith("{" + selector + ",") or rest.startswith("{" + selector + ", ")
-                or rest.startswith("{" + selector + "}")):
+        if not (rest.startswith("{" + selector + ",") or rest.startswith("{" + selector + "}")):
             found.append(match.group(1))
     return found
+
+
+def threshold_steps(node, where):
+    """(where, [step values]) of every `thresholds` object under node."""
+    if isinstance(node, dict):
+        # fieldConfig.defaults.thresholds, or an override's {"id": "thresholds", "value": ...}
+        found = node.get("value") if node.get("id") == "thresholds" else node.get("thresholds")
+        if isinstance(found, dict) and isinstance(found.get("steps"), list):
+            yield where, [step.get("value") for step in found["steps"]]
+        for key, value in node.items():
+            yield from threshold_steps(value, where)
+    elif isinstance(node, list):
+        for item in node:
+            yield from threshold_steps(item, where)
 
 
 def go_escaped(selector):
@@ -62,9 +82,16 @@ def main():
             checked += 1
             for series in misses(expr, selector):
                 problems.append(f"{path.name}, {where}: selects {series} without the selector")
+        for panel in dashboard["panels"]:
+            for where, values in threshold_steps(panel, f"panel {panel['title']!r}"):
+                numbers = [v for v in values if v is not None]
+                checked += 1
+                if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
+                    problems.append(f"{path.name}, {where}: threshold steps {values} do not ascend")
     for problem in problems:
         print(f"FAIL  {problem}")
-    print(f"selectors: {checked} expressions and queries checked for {selector}, {len(problems)} misses")
+    print(f"mixin output: {checked} expressions, queries and threshold lists checked "
+          f"(selector {selector}), {len(problems)} problems")
     return 1 if problems else 0
 
 
