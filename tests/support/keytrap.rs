@@ -5,6 +5,7 @@
 //! One such zone is an island of trust (anchored by its KSK); another is delegated with a DS
 //! from a healthy island, so that the validator reaches it through the chain.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -29,6 +30,9 @@ pub struct KeyTrap {
     pub addr: SocketAddr,
     /// The trust anchors of both islands, as a trust anchors file says them.
     pub anchors: String,
+    /// The colliding keys and the signatures of random bytes (base64), as served: what a
+    /// validator must not spend on.
+    pub forged: HashSet<String>,
 }
 
 impl KeyTrap {
@@ -37,8 +41,9 @@ impl KeyTrap {
     pub async fn start(dir: &Path) -> KeyTrap {
         std::fs::create_dir_all(dir.join("keys")).unwrap();
         let random = SystemRandom::new();
-        let (trap, trap_ksk) = trapped(dir, TRAP, &random);
-        let (child, child_ksk) = trapped(dir, TRAP_CHILD, &random);
+        let mut forged = HashSet::new();
+        let (trap, trap_ksk) = trapped(dir, TRAP, &random, &mut forged);
+        let (child, child_ksk) = trapped(dir, TRAP_CHILD, &random, &mut forged);
         let parent_ksk = key(dir, PARENT, "ECDSAP256SHA256", true);
         let parent_zsk = key(dir, PARENT, "ECDSAP256SHA256", false);
         let ds = ds(dir, &child_ksk);
@@ -65,18 +70,28 @@ impl KeyTrap {
             _named: named,
             addr,
             anchors: format!("{}{}", key_text(dir, &trap_ksk), key_text(dir, &parent_ksk)),
+            forged,
         }
     }
 }
 
 /// `zone` signed by an RSASHA256 KSK and ZSK, then shaped as KeyTrap shapes it; the zone's
-/// text and its KSK's base name.
-fn trapped(dir: &Path, zone: &str, random: &SystemRandom) -> (String, String) {
+/// text and its KSK's base name. What it forged goes to `forged`.
+fn trapped(
+    dir: &Path,
+    zone: &str,
+    random: &SystemRandom,
+    forged: &mut HashSet<String>,
+) -> (String, String) {
     let ksk = key(dir, zone, "RSASHA256", true);
     let zsk = key(dir, zone, "RSASHA256", false);
     let tag: u16 = zsk.rsplit('+').next().unwrap().parse().unwrap();
     let colliding: String = (0..COLLIDING_KEYS)
-        .map(|_| format!("@ IN DNSKEY 256 3 8 {}\n", colliding_key(tag, random)))
+        .map(|_| {
+            let key = colliding_key(tag, random);
+            forged.insert(key.clone());
+            format!("@ IN DNSKEY 256 3 8 {key}\n")
+        })
         .collect();
     let signed = sign(
         dir,
@@ -86,12 +101,16 @@ fn trapped(dir: &Path, zone: &str, random: &SystemRandom) -> (String, String) {
         // No check after signing: the colliding keys sign nothing.
         &["-P"],
     );
-    (with_extra_signatures(&signed, random), ksk)
+    (with_extra_signatures(&signed, random, forged), ksk)
 }
 
 /// Each RRSIG line of `signed` (one record per line) followed by copies whose signature is
-/// random bytes of the same length.
-fn with_extra_signatures(signed: &str, random: &SystemRandom) -> String {
+/// random bytes of the same length (added to `forged`).
+fn with_extra_signatures(
+    signed: &str,
+    random: &SystemRandom,
+    forged: &mut HashSet<String>,
+) -> String {
     let mut text = String::new();
     for line in signed.lines() {
         text.push_str(line);
@@ -107,8 +126,9 @@ fn with_extra_signatures(signed: &str, random: &SystemRandom) -> String {
         for _ in 0..EXTRA_SIGNATURES {
             let mut bytes = vec![0u8; signature.len()];
             random.fill(&mut bytes).unwrap();
-            let forged = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            text.push_str(&format!("{} {forged}\n", fields[..12].join(" ")));
+            let signature = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            text.push_str(&format!("{} {signature}\n", fields[..12].join(" ")));
+            forged.insert(signature);
         }
     }
     text

@@ -10,6 +10,7 @@ pub mod dns;
 pub mod exporter;
 pub mod forwarder;
 pub mod keytrap;
+pub mod middlebox;
 pub mod openssl;
 pub mod pki;
 pub mod xml;

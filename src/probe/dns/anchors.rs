@@ -20,6 +20,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::dnssec::{bogus, unchecked};
+use super::keytrap::{keytrap_shaped, signatures_over_keys, tag};
 use crate::config::Anchor;
 use crate::probe::cert::rfc3339;
 use crate::probe::{unix_seconds, Failure, Reason};
@@ -31,11 +32,6 @@ const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// and a day is long enough for any key rollover to have been noticed by a signature.
 const MIN_TRUST: Duration = Duration::from_secs(1);
 const MAX_TRUST: Duration = Duration::from_secs(86_400);
-/// What a KeyTrap-shaped DNSKEY RRset (CVE-2023-50387) is refused by: hickory tries at most
-/// two keys per key tag and eight signatures per RRset, and so does priming; a set beyond
-/// either is refused outright, because hickory would try every key once they are anchors.
-const MAX_KEYS_PER_TAG: usize = 2;
-const MAX_SIGNATURES: usize = 8;
 
 /// The anchors of one zone.
 pub struct Island {
@@ -144,6 +140,8 @@ fn prove(island: &Island, records: &[Record], now: i64) -> Result<(Vec<DNSKEY>, 
             "{owner} publishes no DNSKEY records, so its trust anchor proves nothing"
         ));
     }
+    // Refused outright, whatever a signature says: once they are anchors, hickory would try
+    // every key of such a set (CVE-2023-50387, `keytrap`).
     if let Some(why) = keytrap_shaped(owner, records) {
         return Err(why);
     }
@@ -240,83 +238,6 @@ fn prove(island: &Island, records: &[Record], now: i64) -> Result<(Vec<DNSKEY>, 
             )
         )
     }))
-}
-
-/// The signatures over `owner`'s DNSKEY RRset among `records`.
-fn signatures_over_keys<'a>(owner: &Name, records: &'a [Record]) -> Vec<&'a RRSIG> {
-    records
-        .iter()
-        .filter(|r| r.name == *owner)
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::RRSIG(s))
-                if s.input().type_covered == RecordType::DNSKEY =>
-            {
-                Some(s)
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-/// Why `owner`'s DNSKEY RRset (in `records`, with its signatures) is shaped for KeyTrap
-/// (CVE-2023-50387): more keys with one key tag, or more signatures over it, than a validator
-/// tries; `None` when it is not.
-fn keytrap_shaped(owner: &Name, records: &[Record]) -> Option<String> {
-    let tags: Vec<u16> = records
-        .iter()
-        .filter(|r| r.name == *owner)
-        .filter_map(|r| match &r.data {
-            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(tag(key)),
-            _ => None,
-        })
-        .collect();
-    if let Some(crowded) = tags
-        .iter()
-        .find(|t| tags.iter().filter(|o| o == t).count() > MAX_KEYS_PER_TAG)
-    {
-        return Some(format!(
-            "{owner} publishes more than {MAX_KEYS_PER_TAG} keys with key tag {crowded}: refused, \
-             as validating resolvers refuse a KeyTrap-shaped key set (CVE-2023-50387)"
-        ));
-    }
-    let signatures = signatures_over_keys(owner, records).len();
-    (signatures > MAX_SIGNATURES).then(|| {
-        format!(
-            "{owner}'s DNSKEY RRset carries {signatures} signatures, more than the \
-             {MAX_SIGNATURES} a validator tries: refused, as KeyTrap-shaped answers are \
-             (CVE-2023-50387)"
-        )
-    })
-}
-
-/// After a bogus answer of `name`'s `rtype`: the zone that signed it and why, when that
-/// zone's key set is KeyTrap-shaped (what hickory spends its most CPU on: it is then refused
-/// for a while rather than validated again by every lookup). Asked with checking disabled.
-pub async fn keytrap_zone(
-    nameservers: &[SocketAddr],
-    name: &Name,
-    rtype: RecordType,
-    timeout: Duration,
-) -> Option<(Name, String)> {
-    let server = *nameservers.first()?;
-    let found = async {
-        let answer = unchecked(server, name, rtype).await.ok()?;
-        let signer = answer
-            .answers
-            .iter()
-            .chain(&answer.authorities)
-            .find_map(|r| match &r.data {
-                RData::DNSSEC(DNSSECRData::RRSIG(s)) => Some(s.input().signer_name.clone()),
-                _ => None,
-            })?;
-        let keys = unchecked(server, &signer, RecordType::DNSKEY).await.ok()?;
-        keytrap_shaped(&signer, &keys.answers).map(|why| (signer, why))
-    };
-    tokio::time::timeout(timeout, found).await.ok().flatten()
-}
-
-fn tag(key: &DNSKEY) -> u16 {
-    key.calculate_key_tag().unwrap_or_default()
 }
 
 fn list(tags: &[u16]) -> String {

@@ -33,9 +33,10 @@ enum Resolving {
 
 impl Lookups {
     /// `name`'s records of `rtype` (`name` absolute). The outer error: the lookup could not be
-    /// made (its zone's trust anchor proves no key); the inner result: the answer or the
-    /// resolver's error. An answer bogus in an island of trust is asked once more when the
-    /// island's keys, read again, changed (a key rollover the last priming did not see).
+    /// made (its zone's trust anchor proves no key, or its zone's key set is KeyTrap-shaped);
+    /// the inner result: the answer or the resolver's error. An answer bogus in an island of
+    /// trust is asked once more when the island's keys, read again, changed (a key rollover
+    /// the last priming did not see).
     pub async fn lookup(
         &self,
         name: &str,

@@ -2,9 +2,10 @@
 //! (`anchors`) as its anchors, rebuilt whenever they change; its lookups run on a thread of
 //! their own, so that the CPU validation spends (signatures, a KeyTrap-shaped answer) never
 //! holds the workers that serve `/metrics` and probe the other targets, and a lookup whose
-//! caller gives up (the probe's deadline) is stopped, not left running. A zone whose bogus
-//! answer came from a KeyTrap-shaped key set is refused for a while without validating: what
-//! hickory spends there is bounded, but is the most it spends.
+//! caller gives up (the probe's deadline) is stopped, not left running. A name is screened
+//! for a KeyTrap-shaped key set before it is validated and what validation calls secure
+//! before it is trusted (`keytrap`); a zone found so is refused for a while without
+//! validating or reading anything.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use hickory_resolver::TokioResolver;
 
 use super::anchors::{self, Island, Primed};
 use super::dnssec::bogus;
+use super::keytrap::{Screen, Verdict};
 use super::resolver::{resolver, ResolverSetupError};
 use crate::config::DnsConfig;
 use crate::probe::{Failure, Reason};
@@ -32,6 +34,8 @@ pub(super) struct Validating {
     /// Zones found KeyTrap-shaped, why, and until when every lookup in them is refused
     /// without validating.
     refused: std::sync::Mutex<Vec<(Name, String, Instant)>>,
+    /// What KeyTrap screening found of zones and names.
+    screen: Screen,
     thread: ValidationThread,
 }
 
@@ -89,6 +93,7 @@ impl Validating {
                 resolver,
                 primed: vec![None; islands.len()],
             }),
+            screen: Screen::new(islands.iter().map(|i| i.owner.clone()).collect()),
             islands,
             refused: std::sync::Mutex::default(),
             thread: ValidationThread {
@@ -99,10 +104,9 @@ impl Validating {
     }
 
     /// `name`'s records of `rtype` (`name` absolute), asked on the validation thread. The
-    /// outer error: the lookup could not be made (its zone's trust anchor proves no key); the
-    /// inner result: the answer or the resolver's error. An answer bogus in an island of
-    /// trust is asked once more when the island's keys, read again, changed (a key rollover
-    /// the last priming did not see).
+    /// outer error: the lookup could not be made (its zone's trust anchor proves no key, its
+    /// zone is KeyTrap-shaped, or the keys of what validation calls secure could not be read
+    /// to tell); the inner result: the answer or the resolver's error.
     pub(super) async fn lookup(
         self: &Arc<Self>,
         nameservers: Arc<[SocketAddr]>,
@@ -119,28 +123,34 @@ impl Validating {
             if let Some(why) = this.refused_zone(&asked) {
                 return Err(bogus(&what, &why));
             }
-            let (resolver, _) = this.resolver(&nameservers, &asked, false).await?;
-            let answer = resolver.lookup(name.as_str(), rtype).await;
-            if !matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
-                return Ok(answer);
-            }
-            let answer = match this.resolver(&nameservers, &asked, true).await? {
-                (resolver, true) => resolver.lookup(name.as_str(), rtype).await,
-                (_, false) => answer,
-            };
-            if !matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
-                return Ok(answer);
-            }
+            let server = nameservers.first().copied();
             let timeout = this.request_timeout;
-            match anchors::keytrap_zone(&nameservers, &asked, rtype, timeout).await {
-                Some((zone, why)) => {
-                    let until = Instant::now() + REFUSE_FOR;
-                    let mut refused = this.refused.lock().expect("refused zones");
-                    refused.retain(|(other, ..)| *other != zone);
-                    refused.push((zone, why.clone(), until));
-                    Err(bogus(&what, &why))
-                }
-                None => Ok(answer),
+            // Screened first: a KeyTrap-shaped zone costs two reads, where validating it
+            // costs hickory's bounded but heaviest work, which may outrun the deadline and so
+            // never reach a verdict (the reads that could not be made leave nothing behind:
+            // the next lookup screens again, and validation decides meanwhile).
+            let screened = this
+                .screen
+                .name(server, &asked, rtype, false, timeout)
+                .await;
+            if let Verdict::Trapped { zone, why } = screened {
+                return Err(this.refuse(zone, why, &what));
+            }
+            let answer = this.validated(&nameservers, &name, &asked, rtype).await?;
+            // Bogus: screened again (the zone may have changed since), so that a zone that
+            // turned KeyTrap-shaped is refused rather than validated by every lookup.
+            if matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
+                return match this.screen.name(server, &asked, rtype, true, timeout).await {
+                    Verdict::Trapped { zone, why } => Err(this.refuse(zone, why, &what)),
+                    _ => Ok(answer),
+                };
+            }
+            // Secure only when no key set that proved it is KeyTrap-shaped: hickory's bounds
+            // let such a set through when its real key and signature come first.
+            match this.screen.answer(server, &answer, &what, timeout).await {
+                Verdict::Sound => Ok(answer),
+                Verdict::Trapped { zone, why } => Err(this.refuse(zone, why, &what)),
+                Verdict::Unread(failure) => Err(failure),
             }
         });
         let _stop = AbortOnDrop(task.abort_handle());
@@ -150,6 +160,37 @@ impl Validating {
                 format!("{rtype} {owner}: the validating lookup failed: {failed}"),
             ))
         })
+    }
+
+    /// hickory's answer to `name`'s `rtype`; one that is bogus in an island of trust is asked
+    /// once more when the island's keys, read again, changed (a key rollover the last priming
+    /// did not see).
+    async fn validated(
+        &self,
+        nameservers: &[SocketAddr],
+        name: &str,
+        asked: &Name,
+        rtype: RecordType,
+    ) -> Result<Result<Lookup, NetError>, Failure> {
+        let (resolver, _) = self.resolver(nameservers, asked, false).await?;
+        let answer = resolver.lookup(name, rtype).await;
+        if !matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
+            return Ok(answer);
+        }
+        Ok(match self.resolver(nameservers, asked, true).await? {
+            (resolver, true) => resolver.lookup(name, rtype).await,
+            (_, false) => answer,
+        })
+    }
+
+    /// Refuses `zone` (KeyTrap-shaped: `why`) for a while; the failure of the lookup `what`.
+    fn refuse(&self, zone: Name, why: String, what: &str) -> Failure {
+        let until = Instant::now() + REFUSE_FOR;
+        let mut refused = self.refused.lock().expect("refused zones");
+        refused.retain(|(other, ..)| *other != zone);
+        let failure = bogus(what, &why);
+        refused.push((zone, why, until));
+        failure
     }
 
     /// Why `name`'s zone is refused, while it is.

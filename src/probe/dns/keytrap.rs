@@ -1,0 +1,301 @@
+//! KeyTrap (CVE-2023-50387): a zone whose DNSKEY RRset holds more keys with one key tag, or
+//! more signatures over it, than a validator tries is refused, whatever order the server sends
+//! keys and signatures in. hickory bounds what it spends on such a set (two keys per key tag,
+//! eight signatures per RRset) but applies its bounds in the order the records arrive: when
+//! the zone's one real key and its one real signature fall inside them, it calls the answer
+//! secure, where BIND's validator calls it bogus. So the shape of the key set decides, here:
+//! a name is screened before it is validated (a KeyTrap-shaped zone then costs two reads,
+//! never a validation that may outrun the probe's deadline), and the zones whose keys proved
+//! what validation calls secure are screened before that answer is trusted. What screening
+//! found of a zone is kept for its keys' TTL, as a validating resolver keeps the keys.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hickory_resolver::lookup::Lookup;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
+use hickory_resolver::proto::dnssec::Proof;
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+use super::dnssec::unchecked;
+use crate::probe::{Failure, Reason};
+
+/// What a KeyTrap-shaped DNSKEY RRset is refused by: hickory tries at most two keys per key
+/// tag and eight signatures per RRset; a set beyond either is refused outright.
+const MAX_KEYS_PER_TAG: usize = 2;
+const MAX_SIGNATURES: usize = 8;
+/// How long what screening found is kept: the keys' TTL, within these bounds (a TTL of 0
+/// must not make every lookup read the keys again; an hour notices a changed key set soon).
+const MIN_KEEP: Duration = Duration::from_secs(10);
+const MAX_KEEP: Duration = Duration::from_secs(3_600);
+
+/// What screening found.
+#[derive(Debug)]
+pub(super) enum Verdict {
+    /// No zone screened has a KeyTrap-shaped key set.
+    Sound,
+    /// `zone`'s key set is KeyTrap-shaped: why.
+    Trapped { zone: Name, why: String },
+    /// A zone's keys could not be read (a DNS reason).
+    Unread(Failure),
+}
+
+/// What screening found of zones and names, for a validating resolver's lifetime.
+pub(super) struct Screen {
+    /// Where a chain of trust is not followed further up: the islands of trust, whose key
+    /// sets priming proves (and refuses when KeyTrap-shaped).
+    anchored: Vec<Name>,
+    /// Zones found sound, they and the zones above them up to a trust anchor, until when.
+    sound: Mutex<Vec<(Name, Instant)>>,
+    /// Names screened before validation, until when they need not be again.
+    names: Mutex<Vec<(Name, Instant)>>,
+}
+
+impl Screen {
+    pub(super) fn new(anchored: Vec<Name>) -> Screen {
+        Screen {
+            anchored,
+            sound: Mutex::default(),
+            names: Mutex::default(),
+        }
+    }
+
+    /// The zones that sign `name`'s answer of `rtype` (read with checking disabled), before
+    /// it is validated; `Sound` without reading when it was screened lately, unless `again`.
+    pub(super) async fn name(
+        &self,
+        server: Option<SocketAddr>,
+        name: &Name,
+        rtype: RecordType,
+        again: bool,
+        timeout: Duration,
+    ) -> Verdict {
+        if !again && kept(&self.names, name) {
+            return Verdict::Sound;
+        }
+        let what = format!("{rtype} {name}");
+        let screened = async {
+            let answer = read(server, name, rtype).await?;
+            let records = || answer.answers.iter().chain(&answer.authorities);
+            let zones = signers(records());
+            let verdict = self.zones(server, &zones).await?;
+            if matches!(verdict, Verdict::Sound) {
+                let ttl = records().map(|r| r.ttl).min();
+                remember(&self.names, name, self.zones_until(&zones, keep(ttl)));
+            }
+            Ok(verdict)
+        };
+        settle(tokio::time::timeout(timeout, screened).await, &what)
+    }
+
+    /// The zones whose keys proved what `answer` calls secure (nothing to read when it calls
+    /// nothing secure), screened before the answer is trusted.
+    pub(super) async fn answer(
+        &self,
+        server: Option<SocketAddr>,
+        answer: &Result<Lookup, NetError>,
+        what: &str,
+        timeout: Duration,
+    ) -> Verdict {
+        let zones = secure_signers(answer);
+        if zones.is_empty() {
+            return Verdict::Sound;
+        }
+        settle(
+            tokio::time::timeout(timeout, self.zones(server, &zones)).await,
+            what,
+        )
+    }
+
+    /// Each of `zones`, and the zones above it up to a trust anchor (the chain that proves
+    /// it), read unless found sound lately. Every step goes up at least one label, and the
+    /// callers bound the whole by their timeout.
+    async fn zones(&self, server: Option<SocketAddr>, zones: &[Name]) -> std::io::Result<Verdict> {
+        for signer in zones {
+            let mut walked: Vec<(Name, Instant)> = Vec::new();
+            let mut zone = signer.clone();
+            let above = loop {
+                if self.anchored.contains(&zone) {
+                    break None;
+                }
+                if let Some(until) = until(&self.sound, &zone) {
+                    break Some(until);
+                }
+                let keys = read(server, &zone, RecordType::DNSKEY).await?;
+                if let Some(why) = keytrap_shaped(&zone, &keys.answers) {
+                    return Ok(Verdict::Trapped { zone, why });
+                }
+                let ttl = keys.answers.iter().map(|r| r.ttl).min();
+                walked.push((zone.clone(), Instant::now() + keep(ttl)));
+                if zone.is_root() {
+                    break None;
+                }
+                // The DS that delegates to the zone is signed by the zone above it.
+                let ds = read(server, &zone, RecordType::DS).await?;
+                let parent = signers(ds.answers.iter())
+                    .into_iter()
+                    .find(|p| p.zone_of(&zone) && *p != zone);
+                match parent {
+                    Some(parent) => zone = parent,
+                    None => break None,
+                }
+            };
+            // A zone is as sound as the chain above it: each keeps the earliest expiry upward.
+            let mut until = above;
+            for (zone, own) in walked.into_iter().rev() {
+                let kept = until.map_or(own, |u| u.min(own));
+                remember(&self.sound, &zone, kept);
+                until = Some(kept);
+            }
+        }
+        Ok(Verdict::Sound)
+    }
+
+    /// The earliest of `fallback` and when the verdicts on `zones` run out.
+    fn zones_until(&self, zones: &[Name], fallback: Duration) -> Instant {
+        zones
+            .iter()
+            .filter_map(|z| until(&self.sound, z))
+            .fold(Instant::now() + fallback, Instant::min)
+    }
+}
+
+/// `name`'s records of `rtype` as `server` holds them (checking disabled).
+async fn read(
+    server: Option<SocketAddr>,
+    name: &Name,
+    rtype: RecordType,
+) -> std::io::Result<hickory_resolver::proto::op::Message> {
+    let server = server.ok_or_else(|| std::io::Error::other("no DNS server to ask"))?;
+    unchecked(server, name, rtype).await
+}
+
+/// A screening's outcome, or why there is none (`what` names the lookup).
+fn settle(
+    screened: Result<std::io::Result<Verdict>, tokio::time::error::Elapsed>,
+    what: &str,
+) -> Verdict {
+    let why = "its zone's keys could not be read to rule out a KeyTrap-shaped key set";
+    match screened {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(error)) => Verdict::Unread(Failure::new(
+            Reason::DnsError,
+            format!("{what}: {why}: {error}"),
+        )),
+        Err(_) => Verdict::Unread(Failure::new(
+            Reason::DnsTimeout,
+            format!("{what}: {why} in time"),
+        )),
+    }
+}
+
+fn keep(ttl: Option<u32>) -> Duration {
+    Duration::from_secs(u64::from(ttl.unwrap_or(0))).clamp(MIN_KEEP, MAX_KEEP)
+}
+
+/// Until when `name`'s entry in `kept` holds, if it still does (expired entries are dropped).
+fn until(kept: &Mutex<Vec<(Name, Instant)>>, name: &Name) -> Option<Instant> {
+    let now = Instant::now();
+    let mut kept = kept.lock().expect("screened zones");
+    kept.retain(|(_, until)| now < *until);
+    kept.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, until)| *until)
+}
+
+fn kept(kept: &Mutex<Vec<(Name, Instant)>>, name: &Name) -> bool {
+    until(kept, name).is_some()
+}
+
+fn remember(kept: &Mutex<Vec<(Name, Instant)>>, name: &Name, until: Instant) {
+    let mut kept = kept.lock().expect("screened zones");
+    kept.retain(|(n, _)| n != name);
+    kept.push((name.clone(), until));
+}
+
+/// The zones that signed `records` (each signature's signer, where it may sign the record:
+/// the record's zone or one above it), each once.
+fn signers<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<Name> {
+    let mut zones: Vec<Name> = Vec::new();
+    for record in records {
+        if let RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) = &record.data {
+            let signer = &rrsig.input().signer_name;
+            if signer.zone_of(&record.name) && !zones.contains(signer) {
+                zones.push(signer.clone());
+            }
+        }
+    }
+    zones
+}
+
+/// The zones whose keys proved what `answer` calls secure: the signers of the signatures
+/// validation used (it marks those secure), in a positive answer or in a secure denial.
+pub(super) fn secure_signers(answer: &Result<Lookup, NetError>) -> Vec<Name> {
+    let records: &[Record] = match answer {
+        Ok(lookup) => lookup.answers(),
+        Err(NetError::Dns(DnsError::Nsec {
+            response,
+            proof: Proof::Secure,
+            ..
+        })) => &response.authorities,
+        _ => return Vec::new(),
+    };
+    signers(records.iter().filter(|r| r.proof == Proof::Secure))
+}
+
+/// The signatures over `owner`'s DNSKEY RRset among `records`.
+pub(super) fn signatures_over_keys<'a>(owner: &Name, records: &'a [Record]) -> Vec<&'a RRSIG> {
+    records
+        .iter()
+        .filter(|r| r.name == *owner)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::RRSIG(s))
+                if s.input().type_covered == RecordType::DNSKEY =>
+            {
+                Some(s)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Why `owner`'s DNSKEY RRset (in `records`, with its signatures) is shaped for KeyTrap:
+/// more keys with one key tag, or more signatures over it, than a validator tries; `None`
+/// when it is not. Counted, so the same whatever order the records come in.
+pub(super) fn keytrap_shaped(owner: &Name, records: &[Record]) -> Option<String> {
+    let tags: Vec<u16> = records
+        .iter()
+        .filter(|r| r.name == *owner)
+        .filter_map(|r| match &r.data {
+            RData::DNSSEC(DNSSECRData::DNSKEY(key)) => Some(tag(key)),
+            _ => None,
+        })
+        .collect();
+    if let Some(crowded) = tags
+        .iter()
+        .find(|t| tags.iter().filter(|o| o == t).count() > MAX_KEYS_PER_TAG)
+    {
+        return Some(format!(
+            "{owner} publishes more than {MAX_KEYS_PER_TAG} keys with key tag {crowded}: refused, \
+             as validating resolvers refuse a KeyTrap-shaped key set (CVE-2023-50387)"
+        ));
+    }
+    let signatures = signatures_over_keys(owner, records).len();
+    (signatures > MAX_SIGNATURES).then(|| {
+        format!(
+            "{owner}'s DNSKEY RRset carries {signatures} signatures, more than the \
+             {MAX_SIGNATURES} a validator tries: refused, as KeyTrap-shaped answers are \
+             (CVE-2023-50387)"
+        )
+    })
+}
+
+/// A key's key tag (RFC 4034 appendix B).
+pub(super) fn tag(key: &DNSKEY) -> u16 {
+    key.calculate_key_tag().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+//! A DNS middlebox on loopback (UDP and TCP on one port) in front of an upstream server,
+//! standing for what lies between a validator and a zone's data: it sends chosen records last
+//! within every answer (the order of records is the server's or a cache's choice, never the
+//! zone's), or leaves a validating resolver's queries (checking disabled clear) of one type
+//! under one zone unanswered, so that validation never finishes while anyone reading with
+//! checking disabled is answered. Stops when dropped.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use hickory_resolver::proto::dnssec::rdata::DNSSECRData;
+use hickory_resolver::proto::dnssec::PublicKey;
+use hickory_resolver::proto::op::Message;
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+use super::serve_each;
+
+/// What the middlebox does besides passing queries and answers on.
+#[derive(Clone)]
+pub enum Meddle {
+    /// DNSKEY and RRSIG records whose key or signature (base64) is listed come after the
+    /// others, in every section of every answer.
+    Last(Arc<HashSet<String>>),
+    /// Queries for `rtype` at `zone` or below with checking disabled clear go unanswered.
+    Hold { zone: Name, rtype: RecordType },
+}
+
+pub struct Middlebox {
+    pub addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Middlebox {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// How long the upstream server may take to answer one query.
+const UPSTREAM: Duration = Duration::from_secs(5);
+
+impl Middlebox {
+    pub async fn start(upstream: SocketAddr, meddle: Meddle) -> Middlebox {
+        // The same port for both: a DNS client falls back from UDP to TCP on the server's.
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+                break (Arc::new(udp), tcp);
+            }
+        };
+        let addr = udp.local_addr().unwrap();
+        let udp_meddle = meddle.clone();
+        let udp_task = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 65_535];
+            loop {
+                let Ok((read, client)) = udp.recv_from(&mut buffer).await else {
+                    continue;
+                };
+                let query = buffer[..read].to_vec();
+                let (udp, meddle) = (Arc::clone(&udp), udp_meddle.clone());
+                tokio::spawn(async move {
+                    if let Some(answer) = exchange(upstream, &query, &meddle, over_udp).await {
+                        let _ = udp.send_to(&answer, client).await;
+                    }
+                });
+            }
+        });
+        let tcp_task = tokio::spawn(serve_each(tcp, move |stream| {
+            let meddle = meddle.clone();
+            async move { relay_tcp(stream, upstream, meddle).await }
+        }));
+        Middlebox {
+            addr,
+            tasks: vec![udp_task, tcp_task],
+        }
+    }
+}
+
+/// One query passed on and its answer back (meddled with), or `None` to leave it unanswered.
+async fn exchange<F, Fut>(
+    upstream: SocketAddr,
+    query: &[u8],
+    meddle: &Meddle,
+    ask: F,
+) -> Option<Vec<u8>>
+where
+    F: FnOnce(SocketAddr, Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = Option<Vec<u8>>>,
+{
+    let parsed = Message::from_vec(query).ok()?;
+    if let (Meddle::Hold { zone, rtype }, Some(asked)) = (meddle, parsed.queries.first()) {
+        let validating = !parsed.metadata.checking_disabled;
+        if validating && asked.query_type() == *rtype && zone.zone_of(asked.name()) {
+            return None;
+        }
+    }
+    let answer = tokio::time::timeout(UPSTREAM, ask(upstream, query.to_vec()))
+        .await
+        .ok()??;
+    let Meddle::Last(listed) = meddle else {
+        return Some(answer);
+    };
+    let mut message = Message::from_vec(&answer).ok()?;
+    // A truncated answer is asked again over TCP: only the one used is reordered.
+    if message.metadata.truncation {
+        return Some(answer);
+    }
+    for section in [
+        &mut message.answers,
+        &mut message.authorities,
+        &mut message.additionals,
+    ] {
+        section.sort_by_key(|r| is_listed(r, listed));
+    }
+    message.to_vec().ok()
+}
+
+fn is_listed(record: &Record, listed: &HashSet<String>) -> bool {
+    let bytes = match &record.data {
+        RData::DNSSEC(DNSSECRData::DNSKEY(key)) => key.public_key().public_bytes(),
+        RData::DNSSEC(DNSSECRData::RRSIG(rrsig)) => rrsig.sig(),
+        _ => return false,
+    };
+    listed.contains(&base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+async fn over_udp(upstream: SocketAddr, query: Vec<u8>) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.ok()?;
+    socket.connect(upstream).await.ok()?;
+    socket.send(&query).await.ok()?;
+    let mut buffer = vec![0u8; 65_535];
+    let read = socket.recv(&mut buffer).await.ok()?;
+    buffer.truncate(read);
+    Some(buffer)
+}
+
+async fn over_tcp(upstream: SocketAddr, query: Vec<u8>) -> Option<Vec<u8>> {
+    let mut stream = TcpStream::connect(upstream).await.ok()?;
+    write_message(&mut stream, &query).await?;
+    read_message(&mut stream).await
+}
+
+/// The client's queries in turn (RFC 1035 §4.2.2: each after its two-byte length), each
+/// asked of the upstream over a connection of its own.
+async fn relay_tcp(mut client: TcpStream, upstream: SocketAddr, meddle: Meddle) {
+    while let Some(query) = read_message(&mut client).await {
+        if let Some(answer) = exchange(upstream, &query, &meddle, over_tcp).await {
+            if write_message(&mut client, &answer).await.is_none() {
+                return;
+            }
+        }
+    }
+}
+
+async fn read_message(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).await.ok()?;
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut message).await.ok()?;
+    Some(message)
+}
+
+async fn write_message(stream: &mut TcpStream, message: &[u8]) -> Option<()> {
+    let length = u16::try_from(message.len()).ok()?;
+    stream.write_all(&length.to_be_bytes()).await.ok()?;
+    stream.write_all(message).await.ok()
+}
