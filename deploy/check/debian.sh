@@ -79,6 +79,20 @@ check "the secrets directory: 700, the exporter's user only" \
 check "the alert rules and dashboards under /usr/share/$NAME" bash -c \
     "cmp -s /usr/share/$NAME/alerts/cms-xmpp.rules.yml alerts/cms-xmpp.rules.yml &&
      for d in dashboards/*.json; do cmp -s /usr/share/$NAME/\$d \$d || exit 1; done"
+# The packaged mixin, with jsonnet alone as mixin/README.md shows: a job of one's own in every
+# selection, rules that promtool accepts.
+mixin_renders_own_job() {
+    cat >"$WORK/own-job.jsonnet" <<'JSONNET'
+(import 'mixin.libsonnet') + { _config+:: { selector: 'job="xmpp-monitoring"' } }
+JSONNET
+    (cd "$WORK" && jsonnet -J "/usr/share/$NAME/mixin" -S -e "
+        local m = (import 'own-job.jsonnet');
+        std.manifestYamlDoc({ groups: m.prometheusRules.groups + m.prometheusAlerts.groups })" \
+        >"$WORK/own-job.rules.yml") &&
+        promtool check rules "$WORK/own-job.rules.yml" >/dev/null &&
+        grep -qF 'up{job=\"xmpp-monitoring\"}' "$WORK/own-job.rules.yml"
+}
+check "the mixin under /usr/share/$NAME/mixin renders rules for a job of one's own" mixin_renders_own_job
 check "the man page, from the CLI" bash -c "zgrep -q healthcheck /usr/share/man/man1/$NAME.1.gz"
 check "the unit is enabled (systemd is not running here: not started)" \
     test -L /etc/systemd/system/multi-user.target.wants/$NAME.service

@@ -36,6 +36,9 @@ cp deploy/debian/config.yaml "$STAGE/dist/etc/cms-xmpp-exporter/config.yaml"
 cp deploy/debian/cms-xmpp-exporter.default "$STAGE/dist/etc/default/cms-xmpp-exporter"
 cp alerts/cms-xmpp.rules.yml "$STAGE/dist/share/alerts/"
 cp dashboards/*.json "$STAGE/dist/share/dashboards/"
+# The mixin's jsonnet, for rules and dashboards with the operator's own job name (mixin/README.md).
+mkdir -p "$STAGE/dist/share/mixin"
+cp -r mixin/*.libsonnet mixin/README.md mixin/alerts mixin/dashboards mixin/lib "$STAGE/dist/share/mixin/"
 cp config.example.yaml "$STAGE/dist/"
 cp README.md docs/*.md "$STAGE/dist/doc/"
 # The man page from the CLI's own --help and --version.
