@@ -8,7 +8,7 @@ use rustls::pki_types::CertificateDer;
 use crate::support::bind::{target, Bind, ZoneData, Zones, SIGNED, SPLIT, UNSIGNED};
 use crate::support::component::Behaviour;
 use crate::support::exporter::*;
-use crate::support::forwarder::{Forwarder, Tlsa};
+use crate::support::middlebox::{Meddle, Middlebox, Tlsa};
 use crate::support::pki::{Leaf, Validity};
 
 fn sha256(bytes: &[u8]) -> String {
@@ -211,10 +211,10 @@ async fn a_failing_tlsa_lookup_leaves_registration_green_and_dane_unjudged() {
         (Tlsa::Refused, "Refused"),
         (Tlsa::Servfail, "SERVFAIL"),
     ] {
-        let forwarder = Forwarder::start(bind.addr, mode).await;
+        let middlebox = Middlebox::start(bind.addr, Meddle::Tlsa(mode)).await;
         let config = bind
             .validating_config(&[target(&lab, "signed", SIGNED)])
-            .replace(&bind.addr.to_string(), &forwarder.addr.to_string());
+            .replace(&bind.addr.to_string(), &middlebox.addr.to_string());
         let exporter = Exporter::start(&config).await;
         let scrape = exporter.cycles("signed", 1.0).await;
         assert_eq!(

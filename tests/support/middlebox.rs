@@ -1,9 +1,11 @@
 //! A DNS middlebox on loopback (UDP and TCP on one port) in front of an upstream server,
 //! standing for what lies between a validator and a zone's data: it sends chosen records last
 //! within every answer (the order of records is the server's or a cache's choice, never the
-//! zone's), or leaves a validating resolver's queries (checking disabled clear) of one type
+//! zone's), leaves a validating resolver's queries (checking disabled clear) of one type
 //! under one zone unanswered, so that validation never finishes while anyone reading with
-//! checking disabled is answered. Stops when dropped.
+//! checking disabled is answered, or mistreats TLSA queries — dropped, refused or answered
+//! SERVFAIL — as some DNS servers and middleboxes do with record types they do not know.
+//! Stops when dropped.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -29,6 +31,16 @@ pub enum Meddle {
     Last(Arc<HashSet<String>>),
     /// Queries for `rtype` at `zone` or below with checking disabled clear go unanswered.
     Hold { zone: Name, rtype: RecordType },
+    /// Every TLSA query meets this.
+    Tlsa(Tlsa),
+}
+
+/// What becomes of a TLSA query.
+#[derive(Clone, Copy, Debug)]
+pub enum Tlsa {
+    Dropped,
+    Refused,
+    Servfail,
 }
 
 pub struct Middlebox {
@@ -96,11 +108,22 @@ where
     Fut: std::future::Future<Output = Option<Vec<u8>>>,
 {
     let parsed = Message::from_vec(query).ok()?;
-    if let (Meddle::Hold { zone, rtype }, Some(asked)) = (meddle, parsed.queries.first()) {
-        let validating = !parsed.metadata.checking_disabled;
-        if validating && asked.query_type() == *rtype && zone.zone_of(asked.name()) {
-            return None;
+    let asked = parsed.queries.first()?;
+    match meddle {
+        Meddle::Hold { zone, rtype } => {
+            let validating = !parsed.metadata.checking_disabled;
+            if validating && asked.query_type() == *rtype && zone.zone_of(asked.name()) {
+                return None;
+            }
         }
+        Meddle::Tlsa(tlsa) if asked.query_type() == RecordType::TLSA => {
+            return match tlsa {
+                Tlsa::Dropped => None,
+                Tlsa::Refused => Some(refusal(query, 5)),
+                Tlsa::Servfail => Some(refusal(query, 2)),
+            };
+        }
+        _ => {}
     }
     let answer = tokio::time::timeout(UPSTREAM, ask(upstream, query.to_vec()))
         .await
@@ -121,6 +144,15 @@ where
         section.sort_by_key(|r| is_listed(r, listed));
     }
     message.to_vec().ok()
+}
+
+/// The query turned into an answer with `rcode` and nothing else: the header's QR bit set and
+/// its response code (RFC 1035 §4.1.1), the question kept.
+fn refusal(query: &[u8], rcode: u8) -> Vec<u8> {
+    let mut answer = query.to_vec();
+    answer[2] |= 0x80;
+    answer[3] = (answer[3] & 0xF0) | rcode;
+    answer
 }
 
 fn is_listed(record: &Record, listed: &HashSet<String>) -> bool {

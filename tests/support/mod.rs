@@ -8,7 +8,6 @@ pub mod component;
 pub mod corpus;
 pub mod dns;
 pub mod exporter;
-pub mod forwarder;
 pub mod keytrap;
 pub mod middlebox;
 pub mod openssl;
