@@ -283,7 +283,7 @@ fn render_watch(
         watch.components.len()
     );
     // A configured target's kept session (a run's own login has none).
-    if session.opened > 0 {
+    if session.kept() {
         let _ = match session.since {
             Some(since) => writeln!(
                 out,

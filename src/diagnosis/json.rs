@@ -156,7 +156,7 @@ impl<'a> Diagnosis<'a> {
             failures,
             findings,
             watch_failures,
-            watch_session: (record.watch.session.opened > 0).then(|| SessionJson {
+            watch_session: record.watch.session.kept().then(|| SessionJson {
                 opened: record.watch.session.opened,
                 since: record.watch.session.since.map(unix_seconds),
             }),

@@ -277,7 +277,7 @@ pub(super) fn watch_failing_step(sink: &mut dyn Sink, state: &TargetState) {
 
 /// Only for a configured target whose watch keeps a session, once one was opened.
 pub(super) fn watch_sessions_total(sink: &mut dyn Sink, state: &TargetState) {
-    if state.watch.session.opened > 0 {
+    if state.watch.session.kept() {
         sink.number(&[&state.subject.name], state.watch.session.opened as f64);
     }
 }

@@ -67,24 +67,19 @@ impl KeptSession {
             _ => None,
         });
         if let Some(failure) = broken {
-            let detail = format!("the session was lost: {}", failure.detail);
-            let failure = Failure::new(failure.reason, detail);
-            return Round::Lost(self.report(Vec::new(), Some((started, failure))));
+            return self.lost(started, failure.reason, &failure.detail);
         }
         let server = std::slice::from_ref(&watch.jid.domain);
         let server = self.ping(server, watch).await.pop().map(|ping| ping.result);
         match server {
-            Some(Err(failure)) if !stanza_level(&failure) => {
-                let failure = Failure::new(
-                    failure.reason,
-                    format!(
-                        "the session was lost: no component's answer, and none from the \
-                         server to its own ping ({})",
-                        failure.detail
-                    ),
-                );
-                Round::Lost(self.report(Vec::new(), Some((started, failure))))
-            }
+            Some(Err(failure)) if !stanza_level(&failure) => self.lost(
+                started,
+                failure.reason,
+                &format!(
+                    "no component's answer, and none from the server to its own ping ({})",
+                    failure.detail
+                ),
+            ),
             _ => Round::Alive(self.report(pings, None)),
         }
     }
@@ -97,6 +92,12 @@ impl KeptSession {
     }
 
     /// The login's report with this round's pings, and the `session` step when it was lost.
+    /// The round that found the session lost (since `started`) for `reason`: `detail`.
+    fn lost(&self, started: Instant, reason: Reason, detail: &str) -> Round {
+        let failure = Failure::new(reason, format!("the session was lost: {detail}"));
+        Round::Lost(self.report(Vec::new(), Some((started, failure))))
+    }
+
     fn report(&self, pings: Vec<super::Ping>, lost: Option<(Instant, Failure)>) -> WatchReport {
         let mut report = WatchReport {
             pings,

@@ -37,6 +37,14 @@ pub struct WatchSession {
     pub since: Option<SystemTime>,
 }
 
+impl WatchSession {
+    /// Whether the target keeps a session, i.e. one was ever opened (a run's own login, as
+    /// `/probe` makes, keeps none).
+    pub fn kept(&self) -> bool {
+        self.opened > 0
+    }
+}
+
 impl TargetState {
     /// Takes `watch` as the watch's latest: its `new` failures counted (those of login servers
     /// that left the SRV answer forgotten) and what changed noted for the log.

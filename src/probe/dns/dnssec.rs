@@ -203,8 +203,10 @@ async fn diagnose(
     Ok(None)
 }
 
-/// At most this many of an RRset's signatures are tried, as hickory does.
-const MAX_SIGNATURES_TRIED: usize = 8;
+/// At most this many of an RRset's signatures are tried, and this many keys of one key tag,
+/// as hickory does (its bounds against KeyTrap; `keytrap` refuses a key set beyond them).
+pub(super) const MAX_SIGNATURES_TRIED: usize = 8;
+pub(super) const MAX_KEYS_PER_TAG: usize = 2;
 
 /// What is wrong with the signatures of one RRset (`what` names it): none, none in its
 /// validity, none by a key its zone publishes, or none that verifies (the records changed
@@ -265,7 +267,7 @@ async fn signatures_wrong(
             _ => None,
         })
         .collect();
-    // At most two keys per tag, as hickory tries them.
+    // At most MAX_KEYS_PER_TAG keys per tag, as hickory tries them.
     let keys_of = |s: &RRSIG| -> Vec<&DNSKEY> {
         keys.iter()
             .copied()
@@ -273,7 +275,7 @@ async fn signatures_wrong(
                 k.calculate_key_tag().ok() == Some(s.input().key_tag)
                     && k.algorithm() == s.input().algorithm
             })
-            .take(2)
+            .take(MAX_KEYS_PER_TAG)
             .collect()
     };
     if current.iter().all(|s| keys_of(s).is_empty()) {

@@ -19,13 +19,9 @@ use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
 use hickory_resolver::proto::dnssec::Proof;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
-use super::dnssec::unchecked;
+use super::dnssec::{unchecked, MAX_KEYS_PER_TAG, MAX_SIGNATURES_TRIED};
 use crate::probe::{Failure, Reason};
 
-/// What a KeyTrap-shaped DNSKEY RRset is refused by: hickory tries at most two keys per key
-/// tag and eight signatures per RRset; a set beyond either is refused outright.
-const MAX_KEYS_PER_TAG: usize = 2;
-const MAX_SIGNATURES: usize = 8;
 /// How long what screening found is kept: the keys' TTL, within these bounds (a TTL of 0
 /// must not make every lookup read the keys again; an hour notices a changed key set soon).
 const MIN_KEEP: Duration = Duration::from_secs(10);
@@ -232,7 +228,7 @@ fn signers<'a>(records: impl Iterator<Item = &'a Record>) -> Vec<Name> {
 
 /// The zones whose keys proved what `answer` calls secure: the signers of the signatures
 /// validation used (it marks those secure), in a positive answer or in a secure denial.
-pub(super) fn secure_signers(answer: &Result<Lookup, NetError>) -> Vec<Name> {
+fn secure_signers(answer: &Result<Lookup, NetError>) -> Vec<Name> {
     let records: &[Record] = match answer {
         Ok(lookup) => lookup.answers(),
         Err(NetError::Dns(DnsError::Nsec {
@@ -283,10 +279,10 @@ pub(super) fn keytrap_shaped(owner: &Name, records: &[Record]) -> Option<String>
         ));
     }
     let signatures = signatures_over_keys(owner, records).len();
-    (signatures > MAX_SIGNATURES).then(|| {
+    (signatures > MAX_SIGNATURES_TRIED).then(|| {
         format!(
             "{owner}'s DNSKEY RRset carries {signatures} signatures, more than the \
-             {MAX_SIGNATURES} a validator tries: refused, as KeyTrap-shaped answers are \
+             {MAX_SIGNATURES_TRIED} a validator tries: refused, as KeyTrap-shaped answers are \
              (CVE-2023-50387)"
         )
     })

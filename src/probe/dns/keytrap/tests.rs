@@ -122,6 +122,23 @@ impl Drop for Server {
     }
 }
 
+/// What `screen` makes of an SRV answer at `zone` whose signatures validation marked `proof`.
+async fn screened_srv(
+    screen: &Screen,
+    at: Option<SocketAddr>,
+    zone: &str,
+    proof: Proof,
+) -> Verdict {
+    screen
+        .answer(at, &answer(srv(zone, proof)), "SRV", SHORT)
+        .await
+}
+
+/// Whether `verdict` refuses `zone` as KeyTrap-shaped.
+fn trapped_at(verdict: &Verdict, zone: &str) -> bool {
+    matches!(verdict, Verdict::Trapped { zone: found, .. } if *found == name(zone))
+}
+
 async fn server(records: Option<Vec<Record>>) -> Server {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
@@ -206,47 +223,16 @@ async fn what_validation_calls_secure_stands_only_when_its_signers_key_sets_are_
 
     // However validation got there (hickory's bounds let such a set through when its real key
     // and signature come first), an answer the trapped zone signed is refused.
-    let verdict = screen
-        .answer(
-            at,
-            &answer(srv("trap.example.", Proof::Secure)),
-            "SRV",
-            SHORT,
-        )
-        .await;
-    assert!(
-        matches!(&verdict, Verdict::Trapped { zone, .. } if *zone == name("trap.example.")),
-        "{verdict:?}"
-    );
-    let verdict = screen
-        .answer(
-            at,
-            &answer(srv("sound.example.", Proof::Secure)),
-            "SRV",
-            SHORT,
-        )
-        .await;
+    let verdict = screened_srv(&screen, at, "trap.example.", Proof::Secure).await;
+    assert!(trapped_at(&verdict, "trap.example."), "{verdict:?}");
+    let verdict = screened_srv(&screen, at, "sound.example.", Proof::Secure).await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     // Kept for the keys' TTL: read once, not for every answer.
     drop(dns);
-    let verdict = screen
-        .answer(
-            None,
-            &answer(srv("sound.example.", Proof::Secure)),
-            "SRV",
-            SHORT,
-        )
-        .await;
+    let verdict = screened_srv(&screen, None, "sound.example.", Proof::Secure).await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     // Nothing secure: nothing to read.
-    let verdict = screen
-        .answer(
-            None,
-            &answer(srv("trap.example.", Proof::Insecure)),
-            "SRV",
-            SHORT,
-        )
-        .await;
+    let verdict = screened_srv(&screen, None, "trap.example.", Proof::Insecure).await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
 }
 
@@ -272,10 +258,7 @@ async fn a_zone_is_as_sound_as_the_zone_that_signs_its_ds_up_to_a_trust_anchor()
     let verdict = Screen::new(Vec::new())
         .answer(Some(dns.addr), &secure, "SRV", SHORT)
         .await;
-    assert!(
-        matches!(&verdict, Verdict::Trapped { zone, .. } if *zone == name("parent.example.")),
-        "{verdict:?}"
-    );
+    assert!(trapped_at(&verdict, "parent.example."), "{verdict:?}");
     // An island of trust's keys are priming's to prove: the walk stops there.
     let verdict = Screen::new(vec![name("parent.example.")])
         .answer(Some(dns.addr), &secure, "SRV", SHORT)
@@ -302,10 +285,7 @@ async fn a_name_screened_in_vain_is_screened_again_and_then_refused() {
     let verdict = screen
         .name(Some(dns.addr), &owner, RecordType::SRV, false, SHORT)
         .await;
-    assert!(
-        matches!(&verdict, Verdict::Trapped { zone, .. } if *zone == name("trap.example.")),
-        "{verdict:?}"
-    );
+    assert!(trapped_at(&verdict, "trap.example."), "{verdict:?}");
 }
 
 #[tokio::test]
