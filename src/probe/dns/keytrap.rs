@@ -17,9 +17,11 @@ use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DNSKEY, RRSIG};
 use hickory_resolver::proto::dnssec::Proof;
+use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 use super::dnssec::{unchecked, MAX_KEYS_PER_TAG, MAX_SIGNATURES_TRIED};
+use crate::probe::connect::out_of_local_resources;
 use crate::probe::{Failure, Reason};
 
 /// How long what screening found is kept: the keys' TTL, within these bounds (a TTL of 0
@@ -45,8 +47,9 @@ pub(super) struct Screen {
     anchored: Vec<Name>,
     /// Zones found sound, they and the zones above them up to a trust anchor, until when.
     sound: Mutex<Vec<(Name, Instant)>>,
-    /// Names screened before validation, until when they need not be again.
-    names: Mutex<Vec<(Name, Instant)>>,
+    /// Names screened before validation, for a record type, until when they need not be
+    /// again.
+    names: Mutex<Vec<((Name, RecordType), Instant)>>,
 }
 
 impl Screen {
@@ -68,7 +71,8 @@ impl Screen {
         again: bool,
         timeout: Duration,
     ) -> Verdict {
-        if !again && kept(&self.names, name) {
+        let key = (name.clone(), rtype);
+        if !again && kept(&self.names, &key) {
             return Verdict::Sound;
         }
         let what = format!("{rtype} {name}");
@@ -76,10 +80,10 @@ impl Screen {
             let answer = read(server, name, rtype).await?;
             let records = || answer.answers.iter().chain(&answer.authorities);
             let zones = signers(records());
-            let verdict = self.zones(server, &zones).await?;
+            let verdict = self.zones(server, &zones, again).await?;
             if matches!(verdict, Verdict::Sound) {
                 let ttl = records().map(|r| r.ttl).min();
-                remember(&self.names, name, self.zones_until(&zones, keep(ttl)));
+                remember(&self.names, &key, self.zones_until(&zones, keep(ttl)));
             }
             Ok(verdict)
         };
@@ -100,15 +104,20 @@ impl Screen {
             return Verdict::Sound;
         }
         settle(
-            tokio::time::timeout(timeout, self.zones(server, &zones)).await,
+            tokio::time::timeout(timeout, self.zones(server, &zones, false)).await,
             what,
         )
     }
 
     /// Each of `zones`, and the zones above it up to a trust anchor (the chain that proves
-    /// it), read unless found sound lately. Every step goes up at least one label, and the
-    /// callers bound the whole by their timeout.
-    async fn zones(&self, server: Option<SocketAddr>, zones: &[Name]) -> std::io::Result<Verdict> {
+    /// it), read unless found sound lately (and not `again`). Every step goes up at least one
+    /// label, and the callers bound the whole by their timeout.
+    async fn zones(
+        &self,
+        server: Option<SocketAddr>,
+        zones: &[Name],
+        again: bool,
+    ) -> std::io::Result<Verdict> {
         for signer in zones {
             let mut walked: Vec<(Name, Instant)> = Vec::new();
             let mut zone = signer.clone();
@@ -116,10 +125,20 @@ impl Screen {
                 if self.anchored.contains(&zone) {
                     break None;
                 }
-                if let Some(until) = until(&self.sound, &zone) {
+                if let Some(until) = until(&self.sound, &zone).filter(|_| !again) {
                     break Some(until);
                 }
                 let keys = read(server, &zone, RecordType::DNSKEY).await?;
+                // A zone that signs publishes keys: none read is no proof of a sound set.
+                if !keys
+                    .answers
+                    .iter()
+                    .any(|r| r.record_type() == RecordType::DNSKEY)
+                {
+                    return Err(std::io::Error::other(format!(
+                        "DNSKEY {zone}: no keys in the answer"
+                    )));
+                }
                 if let Some(why) = keytrap_shaped(&zone, &keys.answers) {
                     return Ok(Verdict::Trapped { zone, why });
                 }
@@ -158,14 +177,21 @@ impl Screen {
     }
 }
 
-/// `name`'s records of `rtype` as `server` holds them (checking disabled).
+/// `name`'s records of `rtype` as `server` holds them (checking disabled); an answer other
+/// than NOERROR or NXDOMAIN is an error (a SERVFAIL holds no keys to count).
 async fn read(
     server: Option<SocketAddr>,
     name: &Name,
     rtype: RecordType,
 ) -> std::io::Result<hickory_resolver::proto::op::Message> {
     let server = server.ok_or_else(|| std::io::Error::other("no DNS server to ask"))?;
-    unchecked(server, name, rtype).await
+    let answer = unchecked(server, name, rtype).await?;
+    match answer.metadata.response_code {
+        ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer),
+        code => Err(std::io::Error::other(format!(
+            "{rtype} {name}: the server answered {code}"
+        ))),
+    }
 }
 
 /// A screening's outcome, or why there is none (`what` names the lookup).
@@ -177,7 +203,11 @@ fn settle(
     match screened {
         Ok(Ok(verdict)) => verdict,
         Ok(Err(error)) => Verdict::Unread(Failure::new(
-            Reason::DnsError,
+            if out_of_local_resources(&error) {
+                Reason::LocalResources
+            } else {
+                Reason::DnsError
+            },
             format!("{what}: {why}: {error}"),
         )),
         Err(_) => Verdict::Unread(Failure::new(
@@ -192,7 +222,7 @@ fn keep(ttl: Option<u32>) -> Duration {
 }
 
 /// Until when `name`'s entry in `kept` holds, if it still does (expired entries are dropped).
-fn until(kept: &Mutex<Vec<(Name, Instant)>>, name: &Name) -> Option<Instant> {
+fn until<K: PartialEq>(kept: &Mutex<Vec<(K, Instant)>>, name: &K) -> Option<Instant> {
     let now = Instant::now();
     let mut kept = kept.lock().expect("screened zones");
     kept.retain(|(_, until)| now < *until);
@@ -201,11 +231,11 @@ fn until(kept: &Mutex<Vec<(Name, Instant)>>, name: &Name) -> Option<Instant> {
         .map(|(_, until)| *until)
 }
 
-fn kept(kept: &Mutex<Vec<(Name, Instant)>>, name: &Name) -> bool {
+fn kept<K: PartialEq>(kept: &Mutex<Vec<(K, Instant)>>, name: &K) -> bool {
     until(kept, name).is_some()
 }
 
-fn remember(kept: &Mutex<Vec<(Name, Instant)>>, name: &Name, until: Instant) {
+fn remember<K: PartialEq + Clone>(kept: &Mutex<Vec<(K, Instant)>>, name: &K, until: Instant) {
     let mut kept = kept.lock().expect("screened zones");
     kept.retain(|(n, _)| n != name);
     kept.push((name.clone(), until));

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, SigInput, DNSKEY, DS, RRSIG};
 use hickory_resolver::proto::dnssec::{Algorithm, DigestType, Proof, PublicKeyBuf};
-use hickory_resolver::proto::op::{Message, OpCode, Query};
+use hickory_resolver::proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_resolver::proto::rr::rdata::SRV;
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
@@ -140,6 +140,11 @@ fn trapped_at(verdict: &Verdict, zone: &str) -> bool {
 }
 
 async fn server(records: Option<Vec<Record>>) -> Server {
+    server_failing(records, Vec::new()).await
+}
+
+/// A server of `records` that answers SERVFAIL to the questions in `failing`.
+async fn server_failing(records: Option<Vec<Record>>, failing: Vec<(Name, RecordType)>) -> Server {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -160,7 +165,11 @@ async fn server(records: Option<Vec<Record>>) -> Server {
                         _ => r.record_type() == asked.query_type(),
                     }
             };
-            reply.add_answers(records.iter().filter(wanted).cloned());
+            if failing.contains(&(asked.name().clone(), asked.query_type())) {
+                reply.metadata.response_code = ResponseCode::ServFail;
+            } else {
+                reply.add_answers(records.iter().filter(wanted).cloned());
+            }
             reply.add_query(asked);
             socket
                 .send_to(&reply.to_vec().unwrap(), client)
@@ -305,6 +314,81 @@ async fn a_sound_name_is_not_read_again_until_its_keys_ttl_runs_out_unless_asked
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     let verdict = screen
         .name(None, &owner, RecordType::SRV, true, SHORT)
+        .await;
+    assert!(matches!(verdict, Verdict::Unread(_)), "{verdict:?}");
+}
+
+#[tokio::test]
+async fn keys_that_cannot_be_read_prove_nothing_and_are_not_kept() {
+    let screen = Screen::new(Vec::new());
+    // The keys' read answered SERVFAIL, or answered without keys: no key set was counted.
+    let servfail = server_failing(
+        Some(sound("sound.example.")),
+        vec![(name("sound.example."), RecordType::DNSKEY)],
+    )
+    .await;
+    let verdict = screened_srv(
+        &screen,
+        Some(servfail.addr),
+        "sound.example.",
+        Proof::Secure,
+    )
+    .await;
+    assert!(
+        matches!(&verdict, Verdict::Unread(f) if f.reason == Reason::DnsError && f.detail.contains("Server Failure")),
+        "{verdict:?}"
+    );
+    let keyless = server(Some(Vec::new())).await;
+    let verdict = screened_srv(&screen, Some(keyless.addr), "sound.example.", Proof::Secure).await;
+    assert!(
+        matches!(&verdict, Verdict::Unread(f) if f.reason == Reason::DnsError && f.detail.contains("no keys")),
+        "{verdict:?}"
+    );
+    // Nothing was kept: the trapped set, once readable, is found.
+    let trap = server(Some(trapped("sound.example."))).await;
+    let verdict = screened_srv(&screen, Some(trap.addr), "sound.example.", Proof::Secure).await;
+    assert!(trapped_at(&verdict, "sound.example."), "{verdict:?}");
+}
+
+#[test]
+fn a_screening_short_of_file_descriptors_is_the_exporter_s_own_failure() {
+    let verdict = settle(
+        Ok(Err(std::io::Error::from_raw_os_error(24))),
+        "SRV x.example.",
+    );
+    assert!(
+        matches!(&verdict, Verdict::Unread(f) if f.reason == Reason::LocalResources),
+        "{verdict:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_screened_again_has_its_zones_keys_read_again() {
+    let owner = name("_xmpp-component._tcp.sound.example.");
+    let screen = Screen::new(Vec::new());
+    let mut records = sound("sound.example.");
+    records.extend(srv("sound.example.", Proof::Indeterminate));
+    let before = server(Some(records)).await;
+    let verdict = screen
+        .name(Some(before.addr), &owner, RecordType::SRV, false, SHORT)
+        .await;
+    assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
+    // The zone's key set turned KeyTrap-shaped: kept as sound until asked again.
+    let mut records = trapped("sound.example.");
+    records.extend(srv("sound.example.", Proof::Indeterminate));
+    let after = server(Some(records)).await;
+    let verdict = screen
+        .name(Some(after.addr), &owner, RecordType::SRV, false, SHORT)
+        .await;
+    assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
+    let verdict = screen
+        .name(Some(after.addr), &owner, RecordType::SRV, true, SHORT)
+        .await;
+    assert!(trapped_at(&verdict, "sound.example."), "{verdict:?}");
+    // A name is kept as screened for the type it was read for only.
+    drop((before, after));
+    let verdict = screen
+        .name(None, &owner, RecordType::TXT, false, SHORT)
         .await;
     assert!(matches!(verdict, Verdict::Unread(_)), "{verdict:?}");
 }
