@@ -10,6 +10,7 @@
 //! found of a zone is kept for its keys' TTL, as a validating resolver keeps the keys.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ pub(super) struct Screen {
     /// Names screened before validation, for a record type, until when they need not be
     /// again.
     names: Mutex<Vec<((Name, RecordType), Instant)>>,
+    /// The index of the server that answered the last read (see [`Servers`]).
+    first: AtomicUsize,
 }
 
 impl Screen {
@@ -58,6 +61,7 @@ impl Screen {
             anchored,
             sound: Mutex::default(),
             names: Mutex::default(),
+            first: AtomicUsize::new(0),
         }
     }
 
@@ -65,22 +69,23 @@ impl Screen {
     /// it is validated; `Sound` without reading when it was screened lately, unless `again`.
     pub(super) async fn name(
         &self,
-        server: Option<SocketAddr>,
+        servers: &[SocketAddr],
         name: &Name,
         rtype: RecordType,
         again: bool,
         timeout: Duration,
     ) -> Verdict {
+        let at = Servers::within(servers, timeout, &self.first);
         let key = (name.clone(), rtype);
         if !again && kept(&self.names, &key) {
             return Verdict::Sound;
         }
         let what = format!("{rtype} {name}");
         let screened = async {
-            let answer = read(server, name, rtype).await?;
+            let answer = read(at, name, rtype).await?;
             let records = || answer.answers.iter().chain(&answer.authorities);
             let zones = signers(records());
-            let verdict = self.zones(server, &zones, again).await?;
+            let verdict = self.zones(at, &zones, again).await?;
             if matches!(verdict, Verdict::Sound) {
                 let ttl = records().map(|r| r.ttl).min();
                 remember(&self.names, &key, self.zones_until(&zones, keep(ttl)));
@@ -94,7 +99,7 @@ impl Screen {
     /// nothing secure), screened before the answer is trusted.
     pub(super) async fn answer(
         &self,
-        server: Option<SocketAddr>,
+        servers: &[SocketAddr],
         answer: &Result<Lookup, NetError>,
         what: &str,
         timeout: Duration,
@@ -104,7 +109,15 @@ impl Screen {
             return Verdict::Sound;
         }
         settle(
-            tokio::time::timeout(timeout, self.zones(server, &zones, false)).await,
+            tokio::time::timeout(
+                timeout,
+                self.zones(
+                    Servers::within(servers, timeout, &self.first),
+                    &zones,
+                    false,
+                ),
+            )
+            .await,
             what,
         )
     }
@@ -114,7 +127,7 @@ impl Screen {
     /// label, and the callers bound the whole by their timeout.
     async fn zones(
         &self,
-        server: Option<SocketAddr>,
+        at: Servers<'_>,
         zones: &[Name],
         again: bool,
     ) -> std::io::Result<Verdict> {
@@ -128,7 +141,7 @@ impl Screen {
                 if let Some(until) = until(&self.sound, &zone).filter(|_| !again) {
                     break Some(until);
                 }
-                let keys = read(server, &zone, RecordType::DNSKEY).await?;
+                let keys = read(at, &zone, RecordType::DNSKEY).await?;
                 // A zone that signs publishes keys: none read is no proof of a sound set.
                 if !keys
                     .answers
@@ -148,7 +161,7 @@ impl Screen {
                     break None;
                 }
                 // The DS that delegates to the zone is signed by the zone above it.
-                let ds = read(server, &zone, RecordType::DS).await?;
+                let ds = read(at, &zone, RecordType::DS).await?;
                 let parent = signers(ds.answers.iter())
                     .into_iter()
                     .find(|p| p.zone_of(&zone) && *p != zone);
@@ -177,21 +190,58 @@ impl Screen {
     }
 }
 
-/// `name`'s records of `rtype` as `server` holds them (checking disabled); an answer other
-/// than NOERROR or NXDOMAIN is an error (a SERVFAIL holds no keys to count).
+/// The DNS servers screening reads from, in turn, and how long each may take: the screening's
+/// time shared among them, so that one that does not answer leaves time for the next. Reads
+/// start with the server that answered last (`first`), so that a silent one costs its time
+/// once, not once per read.
+#[derive(Clone, Copy)]
+struct Servers<'a> {
+    addrs: &'a [SocketAddr],
+    attempt: Duration,
+    first: &'a AtomicUsize,
+}
+
+impl<'a> Servers<'a> {
+    fn within(addrs: &'a [SocketAddr], timeout: Duration, first: &'a AtomicUsize) -> Servers<'a> {
+        let shares = u32::try_from(addrs.len().max(1)).unwrap_or(u32::MAX);
+        Servers {
+            addrs,
+            attempt: timeout / shares,
+            first,
+        }
+    }
+}
+
+/// `name`'s records of `rtype` (checking disabled), from the first server that answers
+/// NOERROR or NXDOMAIN in its time (a SERVFAIL holds no keys to count); the last server's
+/// failure when none does.
 async fn read(
-    server: Option<SocketAddr>,
+    at: Servers<'_>,
     name: &Name,
     rtype: RecordType,
 ) -> std::io::Result<hickory_resolver::proto::op::Message> {
-    let server = server.ok_or_else(|| std::io::Error::other("no DNS server to ask"))?;
-    let answer = unchecked(server, name, rtype).await?;
-    match answer.metadata.response_code {
-        ResponseCode::NoError | ResponseCode::NXDomain => Ok(answer),
-        code => Err(std::io::Error::other(format!(
-            "{rtype} {name}: the server answered {code}"
-        ))),
+    let mut failed = std::io::Error::other("no DNS server to ask");
+    let first = at.first.load(Ordering::Relaxed);
+    for index in (0..at.addrs.len()).map(|i| (first + i) % at.addrs.len()) {
+        let server = at.addrs[index];
+        failed = match tokio::time::timeout(at.attempt, unchecked(server, name, rtype)).await {
+            Ok(Ok(answer)) => match answer.metadata.response_code {
+                ResponseCode::NoError | ResponseCode::NXDomain => {
+                    at.first.store(index, Ordering::Relaxed);
+                    return Ok(answer);
+                }
+                code => std::io::Error::other(format!("{rtype} {name}: {server} answered {code}")),
+            },
+            // The exporter's own shortage: the next server would meet it too.
+            Ok(Err(error)) if out_of_local_resources(&error) => return Err(error),
+            Ok(Err(error)) => error,
+            Err(_) => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("{rtype} {name}: no answer from {server} in time"),
+            ),
+        };
     }
+    Err(failed)
 }
 
 /// A screening's outcome, or why there is none (`what` names the lookup).
@@ -205,6 +255,8 @@ fn settle(
         Ok(Err(error)) => Verdict::Unread(Failure::new(
             if out_of_local_resources(&error) {
                 Reason::LocalResources
+            } else if error.kind() == std::io::ErrorKind::TimedOut {
+                Reason::DnsTimeout
             } else {
                 Reason::DnsError
             },

@@ -123,7 +123,6 @@ impl Validating {
             if let Some(why) = this.refused_zone(&asked) {
                 return Err(bogus(&what, &why));
             }
-            let server = nameservers.first().copied();
             let timeout = this.request_timeout;
             // Screened first: a KeyTrap-shaped zone costs two reads, where validating it
             // costs hickory's bounded but heaviest work, which may outrun the deadline and so
@@ -131,7 +130,7 @@ impl Validating {
             // the next lookup screens again, and validation decides meanwhile).
             let screened = this
                 .screen
-                .name(server, &asked, rtype, false, timeout)
+                .name(&nameservers, &asked, rtype, false, timeout)
                 .await;
             if let Verdict::Trapped { zone, why } = screened {
                 return Err(this.refuse(zone, why, &what));
@@ -140,14 +139,22 @@ impl Validating {
             // Bogus: screened again (the zone may have changed since), so that a zone that
             // turned KeyTrap-shaped is refused rather than validated by every lookup.
             if matches!(answer, Err(NetError::Dns(DnsError::DnssecBogus))) {
-                return match this.screen.name(server, &asked, rtype, true, timeout).await {
+                return match this
+                    .screen
+                    .name(&nameservers, &asked, rtype, true, timeout)
+                    .await
+                {
                     Verdict::Trapped { zone, why } => Err(this.refuse(zone, why, &what)),
                     _ => Ok(answer),
                 };
             }
             // Secure only when no key set that proved it is KeyTrap-shaped: hickory's bounds
             // let such a set through when its real key and signature come first.
-            match this.screen.answer(server, &answer, &what, timeout).await {
+            match this
+                .screen
+                .answer(&nameservers, &answer, &what, timeout)
+                .await
+            {
                 Verdict::Sound => Ok(answer),
                 Verdict::Trapped { zone, why } => Err(this.refuse(zone, why, &what)),
                 Verdict::Unread(failure) => Err(failure),

@@ -123,12 +123,7 @@ impl Drop for Server {
 }
 
 /// What `screen` makes of an SRV answer at `zone` whose signatures validation marked `proof`.
-async fn screened_srv(
-    screen: &Screen,
-    at: Option<SocketAddr>,
-    zone: &str,
-    proof: Proof,
-) -> Verdict {
+async fn screened_srv(screen: &Screen, at: &[SocketAddr], zone: &str, proof: Proof) -> Verdict {
     screen
         .answer(at, &answer(srv(zone, proof)), "SRV", SHORT)
         .await
@@ -228,7 +223,7 @@ async fn what_validation_calls_secure_stands_only_when_its_signers_key_sets_are_
     records.extend(sound("sound.example."));
     let dns = server(Some(records)).await;
     let screen = Screen::new(Vec::new());
-    let at = Some(dns.addr);
+    let at = &[dns.addr][..];
 
     // However validation got there (hickory's bounds let such a set through when its real key
     // and signature come first), an answer the trapped zone signed is refused.
@@ -238,10 +233,10 @@ async fn what_validation_calls_secure_stands_only_when_its_signers_key_sets_are_
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     // Kept for the keys' TTL: read once, not for every answer.
     drop(dns);
-    let verdict = screened_srv(&screen, None, "sound.example.", Proof::Secure).await;
+    let verdict = screened_srv(&screen, &[], "sound.example.", Proof::Secure).await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     // Nothing secure: nothing to read.
-    let verdict = screened_srv(&screen, None, "trap.example.", Proof::Insecure).await;
+    let verdict = screened_srv(&screen, &[], "trap.example.", Proof::Insecure).await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
 }
 
@@ -265,12 +260,12 @@ async fn a_zone_is_as_sound_as_the_zone_that_signs_its_ds_up_to_a_trust_anchor()
     let secure = answer(srv("child.parent.example.", Proof::Secure));
 
     let verdict = Screen::new(Vec::new())
-        .answer(Some(dns.addr), &secure, "SRV", SHORT)
+        .answer(&[dns.addr], &secure, "SRV", SHORT)
         .await;
     assert!(trapped_at(&verdict, "parent.example."), "{verdict:?}");
     // An island of trust's keys are priming's to prove: the walk stops there.
     let verdict = Screen::new(vec![name("parent.example.")])
-        .answer(Some(dns.addr), &secure, "SRV", SHORT)
+        .answer(&[dns.addr], &secure, "SRV", SHORT)
         .await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
 }
@@ -282,7 +277,7 @@ async fn a_name_screened_in_vain_is_screened_again_and_then_refused() {
     // No answer in time (as a validation cut by the deadline): unread, and nothing kept.
     let silent = server(None).await;
     let verdict = screen
-        .name(Some(silent.addr), &owner, RecordType::SRV, false, SHORT)
+        .name(&[silent.addr], &owner, RecordType::SRV, false, SHORT)
         .await;
     assert!(
         matches!(&verdict, Verdict::Unread(f) if f.reason == Reason::DnsTimeout),
@@ -292,7 +287,7 @@ async fn a_name_screened_in_vain_is_screened_again_and_then_refused() {
     records.extend(srv("trap.example.", Proof::Indeterminate));
     let dns = server(Some(records)).await;
     let verdict = screen
-        .name(Some(dns.addr), &owner, RecordType::SRV, false, SHORT)
+        .name(&[dns.addr], &owner, RecordType::SRV, false, SHORT)
         .await;
     assert!(trapped_at(&verdict, "trap.example."), "{verdict:?}");
 }
@@ -304,17 +299,15 @@ async fn a_sound_name_is_not_read_again_until_its_keys_ttl_runs_out_unless_asked
     let mut records = sound("sound.example.");
     records.extend(srv("sound.example.", Proof::Indeterminate));
     let dns = server(Some(records)).await;
-    let at = Some(dns.addr);
+    let at = &[dns.addr][..];
     let verdict = screen.name(at, &owner, RecordType::SRV, false, SHORT).await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     drop(dns);
     let verdict = screen
-        .name(None, &owner, RecordType::SRV, false, SHORT)
+        .name(&[], &owner, RecordType::SRV, false, SHORT)
         .await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
-    let verdict = screen
-        .name(None, &owner, RecordType::SRV, true, SHORT)
-        .await;
+    let verdict = screen.name(&[], &owner, RecordType::SRV, true, SHORT).await;
     assert!(matches!(verdict, Verdict::Unread(_)), "{verdict:?}");
 }
 
@@ -327,26 +320,20 @@ async fn keys_that_cannot_be_read_prove_nothing_and_are_not_kept() {
         vec![(name("sound.example."), RecordType::DNSKEY)],
     )
     .await;
-    let verdict = screened_srv(
-        &screen,
-        Some(servfail.addr),
-        "sound.example.",
-        Proof::Secure,
-    )
-    .await;
+    let verdict = screened_srv(&screen, &[servfail.addr], "sound.example.", Proof::Secure).await;
     assert!(
         matches!(&verdict, Verdict::Unread(f) if f.reason == Reason::DnsError && f.detail.contains("Server Failure")),
         "{verdict:?}"
     );
     let keyless = server(Some(Vec::new())).await;
-    let verdict = screened_srv(&screen, Some(keyless.addr), "sound.example.", Proof::Secure).await;
+    let verdict = screened_srv(&screen, &[keyless.addr], "sound.example.", Proof::Secure).await;
     assert!(
         matches!(&verdict, Verdict::Unread(f) if f.reason == Reason::DnsError && f.detail.contains("no keys")),
         "{verdict:?}"
     );
     // Nothing was kept: the trapped set, once readable, is found.
     let trap = server(Some(trapped("sound.example."))).await;
-    let verdict = screened_srv(&screen, Some(trap.addr), "sound.example.", Proof::Secure).await;
+    let verdict = screened_srv(&screen, &[trap.addr], "sound.example.", Proof::Secure).await;
     assert!(trapped_at(&verdict, "sound.example."), "{verdict:?}");
 }
 
@@ -370,7 +357,7 @@ async fn a_name_screened_again_has_its_zones_keys_read_again() {
     records.extend(srv("sound.example.", Proof::Indeterminate));
     let before = server(Some(records)).await;
     let verdict = screen
-        .name(Some(before.addr), &owner, RecordType::SRV, false, SHORT)
+        .name(&[before.addr], &owner, RecordType::SRV, false, SHORT)
         .await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     // The zone's key set turned KeyTrap-shaped: kept as sound until asked again.
@@ -378,17 +365,51 @@ async fn a_name_screened_again_has_its_zones_keys_read_again() {
     records.extend(srv("sound.example.", Proof::Indeterminate));
     let after = server(Some(records)).await;
     let verdict = screen
-        .name(Some(after.addr), &owner, RecordType::SRV, false, SHORT)
+        .name(&[after.addr], &owner, RecordType::SRV, false, SHORT)
         .await;
     assert!(matches!(verdict, Verdict::Sound), "{verdict:?}");
     let verdict = screen
-        .name(Some(after.addr), &owner, RecordType::SRV, true, SHORT)
+        .name(&[after.addr], &owner, RecordType::SRV, true, SHORT)
         .await;
     assert!(trapped_at(&verdict, "sound.example."), "{verdict:?}");
     // A name is kept as screened for the type it was read for only.
     drop((before, after));
     let verdict = screen
-        .name(None, &owner, RecordType::TXT, false, SHORT)
+        .name(&[], &owner, RecordType::TXT, false, SHORT)
         .await;
     assert!(matches!(verdict, Verdict::Unread(_)), "{verdict:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_leaves_the_next_one_to_read() {
+    let owner = name("_xmpp-component._tcp.trap.example.");
+    let silent = server(None).await;
+    let mut records = trapped("trap.example.");
+    records.extend(srv("trap.example.", Proof::Indeterminate));
+    let dns = server(Some(records)).await;
+    let verdict = Screen::new(Vec::new())
+        .name(
+            &[silent.addr, dns.addr],
+            &owner,
+            RecordType::SRV,
+            false,
+            SHORT,
+        )
+        .await;
+    assert!(trapped_at(&verdict, "trap.example."), "{verdict:?}");
+    // Neither answers: a DNS timeout.
+    let other = server(None).await;
+    let verdict = Screen::new(Vec::new())
+        .name(
+            &[silent.addr, other.addr],
+            &owner,
+            RecordType::SRV,
+            false,
+            SHORT,
+        )
+        .await;
+    assert!(
+        matches!(&verdict, Verdict::Unread(f) if f.reason == Reason::DnsTimeout),
+        "{verdict:?}"
+    );
 }
