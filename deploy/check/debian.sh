@@ -90,7 +90,8 @@ JSONNET
         std.manifestYamlDoc({ groups: m.prometheusRules.groups + m.prometheusAlerts.groups })" \
         >"$WORK/own-job.rules.yml") &&
         promtool check rules "$WORK/own-job.rules.yml" >/dev/null &&
-        grep -qF 'up{job=\"xmpp-monitoring\"}' "$WORK/own-job.rules.yml"
+        grep -qF 'up{job=\"xmpp-monitoring\"}' "$WORK/own-job.rules.yml" &&
+        ! grep -qF '.*cms.*xmpp.*' "$WORK/own-job.rules.yml"
 }
 check "the mixin under /usr/share/$NAME/mixin renders rules for a job of one's own" mixin_renders_own_job
 check "the man page, from the CLI" bash -c "zgrep -q healthcheck /usr/share/man/man1/$NAME.1.gz"
@@ -175,7 +176,9 @@ check "after SIGHUP (the unit's ExecReload) the changed configuration is in forc
 check "systemd would hear RELOADING=1, then READY=1" wait_for 5 bash -c \
     "grep -q '^RELOADING=1 MONOTONIC_USEC=' '$WORK/notify.log' && [ \$(grep -c '^READY=1' '$WORK/notify.log') = 2 ]"
 kill -TERM "$EXPORTER"
-check "SIGTERM stops it (exit 0)" wait "$EXPORTER"
+check "SIGTERM stops it within 10 s" wait_for 10 bash -c "! kill -0 $EXPORTER 2>/dev/null"
+check "... with exit 0" wait "$EXPORTER"
+check "systemd would hear STOPPING=1" grep -q '^STOPPING=1' "$WORK/notify.log"
 
 echo "== purged"
 check "dpkg --purge removes it" dpkg --purge "$NAME"

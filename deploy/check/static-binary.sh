@@ -243,8 +243,6 @@ EXPORTER=$!
 check "the exporter started and /-/ready answers 200 after the first probe cycle" \
     wait_for 10 curl -fsS -o /dev/null http://127.0.0.1:9523/-/ready
 check "/-/healthy answers 200" curl -fsS -o /dev/null http://127.0.0.1:9523/-/healthy
-sleep 2.5
-curl -fsS http://127.0.0.1:9523/metrics > "$TMP/metrics.txt"
 metric() { # metric 'name{labels}' -> value or empty
     python3 - "$TMP/metrics.txt" "$1" <<'PY'
 import sys
@@ -254,6 +252,14 @@ for line in open(sys.argv[1]):
         print(line.split()[-1]); break
 PY
 }
+# A fresh scrape in $TMP/metrics.txt; succeeds once every registering target registers.
+registering_targets_register() {
+    curl -fsS http://127.0.0.1:9523/metrics > "$TMP/metrics.txt" || return 1
+    for target in plain-a plain-b tls-system-roots; do
+        [ "$(metric "cms_xmpp_probe_success{target=\"$target\"}")" = 1 ] || return 1
+    done
+}
+wait_for 10 registering_targets_register || true # the checks below say what is missing
 check "/metrics serves cms_xmpp_build_info" grep -q '^cms_xmpp_build_info{' "$TMP/metrics.txt"
 for target in plain-a plain-b tls-system-roots; do
     probes=$(metric "cms_xmpp_probes_total{target=\"$target\"}")

@@ -72,7 +72,9 @@ def main():
                     checked += 1
                     for series in misses(query, go_escaped(selector)):
                         problems.append(f"rule {name}: a query in its {key} selects {series} without the selector")
-    for path in sorted((root / "dashboards").glob("*.json")):
+    dashboards = sorted((root / "dashboards").glob("*.json"))
+    thresholds = 0
+    for path in dashboards:
         dashboard = json.loads(path.read_text(encoding="utf-8"))
         queries = [(f"variable {v['name']}", v["query"]["query"])
                    for v in dashboard["templating"]["list"] if v["type"] == "query"]
@@ -86,8 +88,11 @@ def main():
             for where, values in threshold_steps(panel, f"panel {panel['title']!r}"):
                 numbers = [v for v in values if v is not None]
                 checked += 1
+                thresholds += 1
                 if numbers != sorted(numbers) or len(set(numbers)) != len(numbers):
                     problems.append(f"{path.name}, {where}: threshold steps {values} do not ascend")
+    if not dashboards or not thresholds:
+        problems.append(f"{root}: no dashboards or no threshold lists to check: the check read nothing")
     for problem in problems:
         print(f"FAIL  {problem}")
     print(f"mixin output: {checked} expressions, queries and threshold lists checked "

@@ -234,6 +234,10 @@ async fn a_failing_tlsa_lookup_leaves_registration_green_and_dane_unjudged() {
             debug.contains("(DANE not judged)") && debug.contains(why),
             "{mode:?}: {debug}"
         );
+        assert!(
+            middlebox.meddled() > 0,
+            "{mode:?}: no TLSA query met the middlebox"
+        );
         exporter.stop().await;
     }
 }

@@ -95,7 +95,8 @@ async fn a_keytrap_shaped_zone_is_bogus_and_its_neighbours_are_not() {
 /// The healthy island and the KeyTrap-shaped zone behind its DS, validated through a
 /// middlebox in front of `named` that meddles as `meddle` says: the zone behind the DS fails
 /// `srv` as bogus, refused as KeyTrap-shaped, on every run; the healthy island is secure.
-async fn bogus_behind_a_middlebox(meddle: impl FnOnce(&KeyTrap) -> Meddle) {
+/// Returns how often the middlebox meddled.
+async fn bogus_behind_a_middlebox(meddle: impl FnOnce(&KeyTrap) -> Meddle) -> usize {
     let lab = Lab::new(base_zone()).await;
     let keytrap = KeyTrap::start(&lab.path("keytrap")).await;
     std::fs::write(lab.path("anchors"), &keytrap.anchors).unwrap();
@@ -124,22 +125,27 @@ async fn bogus_behind_a_middlebox(meddle: impl FnOnce(&KeyTrap) -> Meddle) {
         "{debug}"
     );
     exporter.stop().await;
+    middlebox.meddled()
 }
 
 #[tokio::test]
 async fn a_keytrap_shaped_zone_is_bogus_when_its_real_key_and_signatures_come_first() {
     // The forged keys and signatures last: hickory's bounds (two keys per key tag, eight
     // signatures per RRset) then hold the real ones, and validation alone says secure.
-    bogus_behind_a_middlebox(|keytrap| Meddle::Last(Arc::new(keytrap.forged.clone()))).await;
+    let reordered =
+        bogus_behind_a_middlebox(|keytrap| Meddle::Last(Arc::new(keytrap.forged.clone()))).await;
+    assert!(reordered > 0, "no answer carried the forged records");
 }
 
 #[tokio::test]
 async fn a_keytrap_shaped_zone_is_bogus_when_validation_cannot_finish_in_time() {
-    // The validator's requests for the zone's keys go unanswered, as when validating them
-    // outruns the deadline: the verdict may not wait on validation finishing.
-    bogus_behind_a_middlebox(|_| Meddle::Hold {
+    // The validator's requests for the zone's keys would go unanswered, as when validating
+    // them outruns the deadline: the verdict may not wait on validation finishing. Screened
+    // first, the zone is refused before the validator asks for its keys at all.
+    let held = bogus_behind_a_middlebox(|_| Meddle::Hold {
         zone: Name::from_ascii(TRAP_CHILD).unwrap(),
         rtype: RecordType::DNSKEY,
     })
     .await;
+    assert_eq!(held, 0, "the validator asked for the refused zone's keys");
 }

@@ -327,6 +327,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(stream: S, state: &State, en
                     Some(SessionEnd::HangUp) => return,
                     Some(SessionEnd::Reset) => {
                         out.reset("Password changed").await;
+                        // What the client still sends is counted, not answered: a client
+                        // that pings into the closed stream shows in the stats.
+                        while let Some(Top::Element(stanza)) = input.element().await {
+                            if stanza.child("ping").is_some() {
+                                let to = stanza.attr("to").unwrap_or(&state.domain).to_lowercase();
+                                state.lock().stats.pings.push(to);
+                            }
+                        }
                         return;
                     }
                     None => {}

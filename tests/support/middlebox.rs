@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +46,15 @@ pub enum Tlsa {
 
 pub struct Middlebox {
     pub addr: SocketAddr,
+    meddled: Arc<AtomicUsize>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// What to do, and a count of the queries it was done to (a test shows it meddled at all).
+#[derive(Clone)]
+struct Meddling {
+    meddle: Meddle,
+    count: Arc<AtomicUsize>,
 }
 
 impl Drop for Middlebox {
@@ -69,6 +78,11 @@ impl Middlebox {
             }
         };
         let addr = udp.local_addr().unwrap();
+        let meddled = Arc::new(AtomicUsize::new(0));
+        let meddle = Meddling {
+            meddle,
+            count: Arc::clone(&meddled),
+        };
         let udp_meddle = meddle.clone();
         let udp_task = tokio::spawn(async move {
             let mut buffer = vec![0u8; 65_535];
@@ -91,8 +105,14 @@ impl Middlebox {
         }));
         Middlebox {
             addr,
+            meddled,
             tasks: vec![udp_task, tcp_task],
         }
+    }
+
+    /// How many queries or answers it has meddled with so far.
+    pub fn meddled(&self) -> usize {
+        self.meddled.load(Ordering::Relaxed)
     }
 }
 
@@ -100,7 +120,7 @@ impl Middlebox {
 async fn exchange<F, Fut>(
     upstream: SocketAddr,
     query: &[u8],
-    meddle: &Meddle,
+    meddling: &Meddling,
     ask: F,
 ) -> Option<Vec<u8>>
 where
@@ -109,14 +129,17 @@ where
 {
     let parsed = Message::from_vec(query).ok()?;
     let asked = parsed.queries.first()?;
-    match meddle {
+    let meddled = || meddling.count.fetch_add(1, Ordering::Relaxed);
+    match &meddling.meddle {
         Meddle::Hold { zone, rtype } => {
             let validating = !parsed.metadata.checking_disabled;
             if validating && asked.query_type() == *rtype && zone.zone_of(asked.name()) {
+                meddled();
                 return None;
             }
         }
         Meddle::Tlsa(tlsa) if asked.query_type() == RecordType::TLSA => {
+            meddled();
             return match tlsa {
                 Tlsa::Dropped => None,
                 Tlsa::Refused => Some(refusal(query, 5)),
@@ -128,7 +151,7 @@ where
     let answer = tokio::time::timeout(UPSTREAM, ask(upstream, query.to_vec()))
         .await
         .ok()??;
-    let Meddle::Last(listed) = meddle else {
+    let Meddle::Last(listed) = &meddling.meddle else {
         return Some(answer);
     };
     let mut message = Message::from_vec(&answer).ok()?;
@@ -136,12 +159,17 @@ where
     if message.metadata.truncation {
         return Some(answer);
     }
+    let mut moved = false;
     for section in [
         &mut message.answers,
         &mut message.authorities,
         &mut message.additionals,
     ] {
+        moved |= section.iter().any(|r| is_listed(r, listed));
         section.sort_by_key(|r| is_listed(r, listed));
+    }
+    if moved {
+        meddled();
     }
     message.to_vec().ok()
 }
@@ -182,7 +210,7 @@ async fn over_tcp(upstream: SocketAddr, query: Vec<u8>) -> Option<Vec<u8>> {
 
 /// The client's queries in turn (RFC 1035 §4.2.2: each after its two-byte length), each
 /// asked of the upstream over a connection of its own.
-async fn relay_tcp(mut client: TcpStream, upstream: SocketAddr, meddle: Meddle) {
+async fn relay_tcp(mut client: TcpStream, upstream: SocketAddr, meddle: Meddling) {
     while let Some(query) = read_message(&mut client).await {
         if let Some(answer) = exchange(upstream, &query, &meddle, over_tcp).await {
             if write_message(&mut client, &answer).await.is_none() {
