@@ -413,3 +413,16 @@ async fn a_server_that_does_not_answer_leaves_the_next_one_to_read() {
         "{verdict:?}"
     );
 }
+
+#[test]
+fn a_key_set_at_the_validator_s_bounds_is_not_keytrap_shaped() {
+    // Two keys sharing a tag (a collision during a rollover) and eight signatures over the set
+    // are what a validator still tries: refusing them would call a healthy zone bogus.
+    let zone = name("sound.example.");
+    let mut records = sound("sound.example.");
+    records.push(key_with_tag("sound.example.", 256, 4242, 5));
+    records.extend(
+        (0..7).map(|_| signature("sound.example.", RecordType::DNSKEY, "sound.example.", 1000)),
+    );
+    assert_eq!(keytrap_shaped(&zone, &records), None);
+}
